@@ -1,0 +1,146 @@
+package products
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"reflect"
+
+	"github.com/uptrace/bun"
+)
+
+// Get returns the row with the id, or a NOT_FOUND error.
+func Get[T any](ctx context.Context, db bun.IDB, e *Entity, id int64) (*T, error) {
+	row := new(T)
+	err := db.NewSelect().Model(row).Where("? = ?", bun.Ident("id"), id).Scan(ctx)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, Errorf(NotFound, "%s %d does not exist", e.Name, id)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("get %s %d: %w", e.Name, id, err)
+	}
+	return row, nil
+}
+
+// GetMany returns the rows with the ids, in one statement, keyed by id.
+// Missing ids are absent from the map.
+func GetMany[T any](ctx context.Context, db bun.IDB, e *Entity, ids []int64) (map[int64]*T, error) {
+	out := make(map[int64]*T, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	var rows []*T
+	if err := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get %s by ids: %w", e.Name, err)
+	}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	for _, r := range rows {
+		id, err := columnValue(table, r, "id")
+		if err != nil {
+			return nil, err
+		}
+		out[id.(int64)] = r
+	}
+	return out, nil
+}
+
+// ListFor returns one page per parent key (the rows whose column fk equals
+// the key), filtered, ordered and paged like List, for all keys in ONE
+// statement: rows are numbered per key with a window function and cut at the
+// page size. The total per key comes from the same statement, except when a
+// cursor is given (then a second, grouped count runs).
+func ListFor[T any, PT interface {
+	*T
+	Windowed
+}](ctx context.Context, db bun.IDB, e *Entity, fk string, keys []int64, a ListArgs) (map[int64]*Page[T], error) {
+	out := make(map[int64]*Page[T], len(keys))
+	if len(keys) == 0 {
+		return out, nil
+	}
+	c := compilerFor(db)
+	p, err := c.plan(e, a)
+	if err != nil {
+		return nil, err
+	}
+	fkCol := quoteIdent(c.dialect, fk)
+	withCursor := !p.cursor.empty()
+	inner := db.NewSelect().
+		TableExpr(quoteIdent(c.dialect, e.Table)).
+		ColumnExpr("*").
+		ColumnExpr("ROW_NUMBER() OVER (PARTITION BY "+fkCol+" ORDER BY "+c.orderSQL(p)+") AS mg_rank").
+		Where(fkCol+" IN (?)", bun.In(keys))
+	if a.WantTotal && !withCursor {
+		inner = inner.ColumnExpr("COUNT(*) OVER (PARTITION BY " + fkCol + ") AS mg_total")
+	}
+	if !p.where.empty() {
+		inner = inner.Where(p.where.sql.String(), p.where.args...)
+	}
+	if withCursor {
+		inner = inner.Where(p.cursor.sql.String(), p.cursor.args...)
+	}
+	var rows []*T
+	err = db.NewSelect().Model(&rows).
+		ModelTableExpr("(?) AS ?TableAlias", inner).
+		ColumnExpr("?TableAlias.*").
+		Where("?TableAlias.mg_rank <= ?", p.limit+1).
+		OrderExpr("?TableAlias." + fkCol + ", ?TableAlias.mg_rank").
+		Scan(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list %s by %s: %w", e.Name, fk, err)
+	}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	groups := make(map[int64][]*T, len(keys))
+	totals := make(map[int64]int, len(keys))
+	for _, r := range rows {
+		k, err := columnValue(table, r, fk)
+		if err != nil {
+			return nil, err
+		}
+		key := k.(int64)
+		groups[key] = append(groups[key], r)
+		totals[key] = PT(r).WindowValues().WindowTotal
+	}
+	if a.WantTotal && withCursor {
+		totals, err = countFor(ctx, db, c, p, fkCol, keys)
+		if err != nil {
+			return nil, err
+		}
+	}
+	for _, key := range keys {
+		if _, done := out[key]; done {
+			continue
+		}
+		pg, err := makePage(db, p, groups[key])
+		if err != nil {
+			return nil, err
+		}
+		pg.Total = totals[key]
+		out[key] = pg
+	}
+	return out, nil
+}
+
+func countFor(ctx context.Context, db bun.IDB, c compiler, p *plan, fkCol string, keys []int64) (map[int64]int, error) {
+	var counts []struct {
+		Key int64 `bun:"k"`
+		N   int   `bun:"n"`
+	}
+	q := db.NewSelect().
+		TableExpr(quoteIdent(c.dialect, p.e.Table)).
+		ColumnExpr(fkCol+" AS k").
+		ColumnExpr("COUNT(*) AS n").
+		Where(fkCol+" IN (?)", bun.In(keys)).
+		GroupExpr(fkCol)
+	if !p.where.empty() {
+		q = q.Where(p.where.sql.String(), p.where.args...)
+	}
+	if err := q.Scan(ctx, &counts); err != nil {
+		return nil, fmt.Errorf("count %s: %w", p.e.Name, err)
+	}
+	out := make(map[int64]int, len(counts))
+	for _, c := range counts {
+		out[c.Key] = c.N
+	}
+	return out, nil
+}

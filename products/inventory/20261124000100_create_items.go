@@ -1,0 +1,27 @@
+package inventory
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/migrate"
+)
+
+// Migrations create and evolve the inventory store. bun names each
+// migration after the file that registers it.
+var Migrations = migrate.NewMigrations()
+
+func init() {
+	Migrations.MustRegister(func(ctx context.Context, db *bun.DB) error {
+		if _, err := db.NewCreateTable().Model((*Item)(nil)).IfNotExists().Exec(ctx); err != nil {
+			return err
+		}
+		for _, col := range []string{"category", "price", "name"} {
+			if _, err := db.NewCreateIndex().Model((*Item)(nil)).IfNotExists().
+				Index("items_"+col+"_idx").Column(col, "id").Exec(ctx); err != nil {
+				return err
+			}
+		}
+		return nil
+	}, nil)
+}

@@ -1,0 +1,152 @@
+package inventory
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/meshgate/meshgate/products"
+)
+
+// Store is the inventory product's store.
+type Store struct{ *products.Store }
+
+// Input is a new item (GraphQL CreateItemInput).
+type Input struct {
+	SKU      string  `json:"sku"`
+	Name     string  `json:"name"`
+	Category string  `json:"category"`
+	Price    float64 `json:"price"`
+	Stock    int     `json:"stock"`
+}
+
+// Create validates and inserts an item.
+func (s Store) Create(ctx context.Context, in Input) (*Item, error) {
+	it := &Item{}
+	if err := apply(it, map[string]any{"sku": in.SKU, "name": in.Name, "category": in.Category, "price": in.Price, "stock": in.Stock}, "input"); err != nil {
+		return nil, err
+	}
+	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		if err := skuFree(ctx, tx, it.SKU, 0); err != nil {
+			return err
+		}
+		it.CreatedAt, it.UpdatedAt = tx.Now(), tx.Now()
+		if _, err := tx.NewInsert().Model(it).Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("insert item: %w", err)
+		}
+		return tx.Created(Entity, it.ID, it)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory: create: %w", err)
+	}
+	return it, nil
+}
+
+// Update applies the given fields to the item with the id.
+func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Item, error) {
+	var after *Item
+	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		before, err := products.Get[Item](ctx, tx, Entity, id)
+		if err != nil {
+			return err
+		}
+		it := *before
+		if err := apply(&it, changes, "input"); err != nil {
+			return err
+		}
+		if it.SKU != before.SKU {
+			if err := skuFree(ctx, tx, it.SKU, id); err != nil {
+				return err
+			}
+		}
+		it.UpdatedAt = tx.Now()
+		if _, err := tx.NewUpdate().Model(&it).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update item: %w", err)
+		}
+		after = &it
+		return tx.Updated(Entity, id, before, &it)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory: update %d: %w", id, err)
+	}
+	return after, nil
+}
+
+// Delete deletes the item with the id and returns it as it was.
+func (s Store) Delete(ctx context.Context, id int64) (*Item, error) {
+	var before *Item
+	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		var err error
+		if before, err = products.Get[Item](ctx, tx, Entity, id); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("delete item: %w", err)
+		}
+		return tx.Deleted(Entity, id, before)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inventory: delete %d: %w", id, err)
+	}
+	return before, nil
+}
+
+// Prices returns the current unit price of each existing item among ids.
+func (s Store) Prices(ctx context.Context, ids []int64) (map[int64]float64, error) {
+	items, err := products.GetMany[Item](ctx, s.DB, Entity, ids)
+	if err != nil {
+		return nil, fmt.Errorf("inventory: prices: %w", err)
+	}
+	out := make(map[int64]float64, len(items))
+	for id, it := range items {
+		out[id] = it.Price
+	}
+	return out, nil
+}
+
+func skuFree(ctx context.Context, tx *products.Tx, sku string, self int64) error {
+	n, err := tx.NewSelect().Model((*Item)(nil)).Where("sku = ? AND id <> ?", sku, self).Count(ctx)
+	if err != nil {
+		return fmt.Errorf("check sku: %w", err)
+	}
+	if n > 0 {
+		return products.Invalid("input.sku", "%q is already used by another item", sku)
+	}
+	return nil
+}
+
+func apply(it *Item, in map[string]any, path string) error {
+	for _, k := range []string{"sku", "name", "category", "price", "stock"} {
+		raw, ok := in[k]
+		if !ok {
+			continue
+		}
+		v := products.Deref(raw)
+		field := path + "." + k
+		if v == nil {
+			return products.Invalid(field, "must not be null")
+		}
+		var err error
+		switch k {
+		case "sku":
+			it.SKU, err = products.Text(field, v.(string), 1, 64)
+		case "name":
+			it.Name, err = products.Text(field, v.(string), 1, 200)
+		case "category":
+			it.Category, err = products.Text(field, v.(string), 1, 100)
+		case "price":
+			p := v.(float64)
+			if err = products.Range(field, p, 0, 1e9); err == nil {
+				it.Price = products.Money(p)
+			}
+		case "stock":
+			n := v.(int)
+			if err = products.Range(field, float64(n), 0, 1e9); err == nil {
+				it.Stock = n
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}

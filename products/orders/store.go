@@ -1,0 +1,138 @@
+package orders
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/meshgate/meshgate/products"
+)
+
+// Customers tells whether a customer exists; the customers product answers.
+type Customers interface {
+	Exists(ctx context.Context, id int64) (bool, error)
+}
+
+// Inventory prices items; the inventory product answers.
+type Inventory interface {
+	Prices(ctx context.Context, ids []int64) (map[int64]float64, error)
+}
+
+// Store is the orders product's store. Customers and Inventory are the
+// other products' APIs it checks orders against; it never reads their tables.
+type Store struct {
+	*products.Store
+	Customers Customers
+	Inventory Inventory
+}
+
+// LineInput is one line of a new order (GraphQL OrderLineInput).
+type LineInput struct {
+	ItemID   int64 `json:"itemId"`
+	Quantity int   `json:"quantity"`
+}
+
+// MaxLines bounds the lines of one order.
+const MaxLines = 500
+
+// Place validates and places an order: the customer and the items must
+// exist; prices come from inventory; the total is the sum of the line
+// amounts. Order and lines are written in one transaction.
+func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, currency string) (*Order, error) {
+	if len(lines) == 0 {
+		return nil, products.Invalid("lines", "an order needs at least one line")
+	}
+	if len(lines) > MaxLines {
+		return nil, products.Invalid("lines", "an order has at most %d lines", MaxLines)
+	}
+	cur, err := products.Currency("currency", currency)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, 0, len(lines))
+	seen := map[int64]bool{}
+	for i, l := range lines {
+		if l.Quantity < 1 || l.Quantity > 10000 {
+			return nil, products.Invalid(fmt.Sprintf("lines[%d].quantity", i), "must be between 1 and 10000")
+		}
+		if seen[l.ItemID] {
+			return nil, products.Invalid(fmt.Sprintf("lines[%d].itemId", i), "item %d is on two lines; put the quantities on one", l.ItemID)
+		}
+		seen[l.ItemID] = true
+		ids = append(ids, l.ItemID)
+	}
+	ok, err := s.Customers.Exists(ctx, customerID)
+	if err != nil {
+		return nil, fmt.Errorf("orders: check customer: %w", err)
+	}
+	if !ok {
+		return nil, &products.Error{Code: products.NotFound, Field: "customerId", Message: fmt.Sprintf("customer %d does not exist", customerID)}
+	}
+	prices, err := s.Inventory.Prices(ctx, ids)
+	if err != nil {
+		return nil, fmt.Errorf("orders: price items: %w", err)
+	}
+	o := &Order{CustomerID: customerID, Status: StatusPlaced, Currency: cur}
+	rows := make([]*Line, len(lines))
+	for i, l := range lines {
+		p, ok := prices[l.ItemID]
+		if !ok {
+			return nil, &products.Error{Code: products.NotFound, Field: fmt.Sprintf("lines[%d].itemId", i), Message: fmt.Sprintf("item %d does not exist", l.ItemID)}
+		}
+		rows[i] = &Line{ItemID: l.ItemID, Quantity: l.Quantity, UnitPrice: p, Amount: products.Money(p * float64(l.Quantity))}
+		o.Total += rows[i].Amount
+	}
+	o.Total = products.Money(o.Total)
+	_, err = s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		o.PlacedAt, o.UpdatedAt = tx.Now(), tx.Now()
+		if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("insert order: %w", err)
+		}
+		if err := tx.Created(Entity, o.ID, o); err != nil {
+			return err
+		}
+		for _, l := range rows {
+			l.OrderID = o.ID
+		}
+		if _, err := tx.NewInsert().Model(&rows).Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("insert order lines: %w", err)
+		}
+		for _, l := range rows {
+			if err := tx.Created(LineEntity, l.ID, l); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orders: place: %w", err)
+	}
+	return o, nil
+}
+
+// Cancel cancels an order that is neither shipped nor cancelled.
+func (s Store) Cancel(ctx context.Context, id int64) (*Order, error) {
+	var after *Order
+	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		before, err := products.Get[Order](ctx, tx, Entity, id)
+		if err != nil {
+			return err
+		}
+		switch before.Status {
+		case StatusCancelled:
+			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is already cancelled", id)}
+		case StatusShipped:
+			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is shipped and can no longer be cancelled", id)}
+		}
+		o := *before
+		o.Status, o.UpdatedAt = StatusCancelled, tx.Now()
+		if _, err := tx.NewUpdate().Model(&o).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("cancel order: %w", err)
+		}
+		after = &o
+		return tx.Updated(Entity, id, before, &o)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("orders: cancel %d: %w", id, err)
+	}
+	return after, nil
+}

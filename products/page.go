@@ -1,0 +1,365 @@
+package products
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/schema"
+)
+
+// DefaultPageSize is the page size when neither first nor last is given;
+// MaxPageSize bounds both.
+const (
+	DefaultPageSize = 100
+	MaxPageSize     = 10000
+)
+
+// ListArgs are the Relay connection arguments plus filter and ordering, as
+// they arrive from GraphQL.
+type ListArgs struct {
+	First, Last   *int
+	After, Before *string
+	Where         map[string]any
+	OrderBy       []map[string]any
+	// WantTotal asks for the number of matching rows over all pages.
+	WantTotal bool
+}
+
+// PageInfo is Relay's page information.
+type PageInfo struct {
+	HasNextPage     bool    `json:"hasNextPage"`
+	HasPreviousPage bool    `json:"hasPreviousPage"`
+	StartCursor     *string `json:"startCursor"`
+	EndCursor       *string `json:"endCursor"`
+}
+
+// Page is one page of a connection.
+type Page[T any] struct {
+	Nodes    []*T
+	Cursors  []string
+	PageInfo PageInfo
+	Total    int
+}
+
+// Window holds the values that batched (windowed) queries return beside each
+// row. Models embed it; it is never written.
+type Window struct {
+	WindowRank  int `bun:"mg_rank,scanonly" json:"-"`
+	WindowTotal int `bun:"mg_total,scanonly" json:"-"`
+}
+
+// WindowValues returns the window values of a row.
+func (w *Window) WindowValues() *Window { return w }
+
+// Windowed is a model that embeds Window.
+type Windowed interface{ WindowValues() *Window }
+
+type sortKey struct {
+	f    *Field
+	desc bool
+}
+
+// plan is a compiled ListArgs for one entity.
+type plan struct {
+	e       *Entity
+	keys    []sortKey
+	where   sqlExpr
+	cursor  sqlExpr
+	limit   int
+	reverse bool // paging backwards with last/before
+	args    ListArgs
+}
+
+func (c compiler) plan(e *Entity, a ListArgs) (*plan, error) {
+	p := &plan{e: e, args: a}
+	if a.First != nil && a.Last != nil {
+		return nil, Invalid("first", "give first or last, not both")
+	}
+	switch {
+	case a.First != nil:
+		p.limit = *a.First
+		if p.limit < 0 {
+			return nil, Invalid("first", "must not be negative")
+		}
+		if p.limit > MaxPageSize {
+			return nil, &Error{Code: LimitExceeded, Field: "first", Message: fmt.Sprintf("at most %d per page", MaxPageSize)}
+		}
+	case a.Last != nil:
+		p.limit = *a.Last
+		p.reverse = true
+		if p.limit < 0 {
+			return nil, Invalid("last", "must not be negative")
+		}
+		if p.limit > MaxPageSize {
+			return nil, &Error{Code: LimitExceeded, Field: "last", Message: fmt.Sprintf("at most %d per page", MaxPageSize)}
+		}
+	case a.Before != nil:
+		p.limit = DefaultPageSize
+		p.reverse = true
+	default:
+		p.limit = DefaultPageSize
+	}
+	seen := map[string]bool{}
+	for i, ob := range a.OrderBy {
+		path := fmt.Sprintf("orderBy[%d]", i)
+		name, _ := ob["field"].(string)
+		f := e.bySort(name)
+		if f == nil {
+			return nil, Invalid(path+".field", "%s cannot be sorted by %q", e.Name, name)
+		}
+		if seen[f.Name] {
+			return nil, Invalid(path+".field", "%s is given twice", name)
+		}
+		seen[f.Name] = true
+		dir, _ := ob["direction"].(string)
+		switch dir {
+		case "", "ASC":
+		case "DESC":
+		default:
+			return nil, Invalid(path+".direction", "must be ASC or DESC")
+		}
+		p.keys = append(p.keys, sortKey{f: f, desc: dir == "DESC"})
+		if f.Name == "id" {
+			break
+		}
+	}
+	if !seen["id"] {
+		p.keys = append(p.keys, sortKey{f: e.Field("id")})
+	}
+	if a.Where != nil {
+		if err := c.where(&p.where, e, a.Where, "where"); err != nil {
+			return nil, err
+		}
+	}
+	if a.After != nil {
+		if err := c.keyset(p, &p.cursor, *a.After, "after", false); err != nil {
+			return nil, err
+		}
+	}
+	if a.Before != nil {
+		if !p.cursor.empty() {
+			p.cursor.add(" AND ")
+		}
+		if err := c.keyset(p, &p.cursor, *a.Before, "before", true); err != nil {
+			return nil, err
+		}
+	}
+	return p, nil
+}
+
+// signature identifies an ordering so that a cursor is only accepted by a
+// query sorted the same way.
+func (p *plan) signature() string {
+	var b strings.Builder
+	b.WriteString(p.e.Name)
+	for _, k := range p.keys {
+		b.WriteByte(',')
+		b.WriteString(k.f.Name)
+		if k.desc {
+			b.WriteString(" desc")
+		}
+	}
+	return b.String()
+}
+
+type cursorData struct {
+	S string `json:"s"`
+	V []any  `json:"v"`
+}
+
+func (p *plan) encodeCursor(table *schema.Table, row any) (string, error) {
+	vals := make([]any, len(p.keys))
+	for i, k := range p.keys {
+		v, err := columnValue(table, row, k.f.Column)
+		if err != nil {
+			return "", err
+		}
+		if t, ok := v.(time.Time); ok {
+			v = t.UTC().Format(time.RFC3339Nano)
+		}
+		vals[i] = v
+	}
+	b, err := json.Marshal(cursorData{S: p.signature(), V: vals})
+	if err != nil {
+		return "", err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// keyset adds the condition "rows strictly after (or before) the cursor in
+// the plan's order", expanded for mixed directions:
+// (k1 > v1) OR (k1 = v1 AND k2 > v2) OR …
+func (c compiler) keyset(p *plan, x *sqlExpr, cursor, arg string, before bool) error {
+	raw, err := base64.RawURLEncoding.DecodeString(cursor)
+	if err != nil {
+		return Invalid(arg, "not a cursor of this API")
+	}
+	var cd cursorData
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	dec.UseNumber()
+	if err := dec.Decode(&cd); err != nil {
+		return Invalid(arg, "not a cursor of this API")
+	}
+	if cd.S != p.signature() || len(cd.V) != len(p.keys) {
+		return Invalid(arg, "the cursor belongs to another list or ordering; use cursors from the same query")
+	}
+	vals := make([]any, len(p.keys))
+	for i, k := range p.keys {
+		v, err := cursorValue(k.f.Type, cd.V[i])
+		if err != nil {
+			return Invalid(arg, "not a cursor of this API")
+		}
+		vals[i] = v
+	}
+	x.add("(")
+	for i := range p.keys {
+		if i > 0 {
+			x.add(" OR ")
+		}
+		x.add("(")
+		for j := 0; j < i; j++ {
+			x.add(quoteIdent(c.dialect, p.keys[j].f.Column)+" = ? AND ", vals[j])
+		}
+		op := ">"
+		if p.keys[i].desc != before {
+			op = "<"
+		}
+		x.add(quoteIdent(c.dialect, p.keys[i].f.Column)+" "+op+" ?", vals[i])
+		x.add(")")
+	}
+	x.add(")")
+	return nil
+}
+
+func cursorValue(t FieldType, v any) (any, error) {
+	switch t {
+	case TypeID, TypeInt:
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("not a number")
+		}
+		return n.Int64()
+	case TypeFloat:
+		n, ok := v.(json.Number)
+		if !ok {
+			return nil, fmt.Errorf("not a number")
+		}
+		return n.Float64()
+	case TypeTime:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("not a time")
+		}
+		tm, err := time.Parse(time.RFC3339Nano, s)
+		return tm.UTC(), err
+	default:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("not a string")
+		}
+		return s, nil
+	}
+}
+
+// orderSQL renders the plan's ORDER BY, reversed when paging backwards.
+func (c compiler) orderSQL(p *plan) string {
+	parts := make([]string, len(p.keys))
+	for i, k := range p.keys {
+		desc := k.desc != p.reverse
+		dir := "ASC"
+		if desc {
+			dir = "DESC"
+		}
+		parts[i] = quoteIdent(c.dialect, k.f.Column) + " " + dir
+	}
+	return strings.Join(parts, ", ")
+}
+
+// List returns one page of an entity's rows: filter, order and keyset
+// pagination all run in SQL. With WantTotal it issues a second statement
+// counting the filtered rows.
+func List[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs) (*Page[T], error) {
+	c := compilerFor(db)
+	p, err := c.plan(e, a)
+	if err != nil {
+		return nil, err
+	}
+	var rows []*T
+	q := db.NewSelect().Model(&rows)
+	if !p.where.empty() {
+		q = q.Where(p.where.sql.String(), p.where.args...)
+	}
+	if !p.cursor.empty() {
+		q = q.Where(p.cursor.sql.String(), p.cursor.args...)
+	}
+	q = q.OrderExpr(c.orderSQL(p)).Limit(int64(p.limit) + 1)
+	if err := q.Scan(ctx); err != nil {
+		return nil, fmt.Errorf("list %s: %w", e.Name, err)
+	}
+	page, err := makePage(db, p, rows)
+	if err != nil {
+		return nil, err
+	}
+	if a.WantTotal {
+		q := db.NewSelect().TableExpr(quoteIdent(c.dialect, e.Table))
+		if !p.where.empty() {
+			q = q.Where(p.where.sql.String(), p.where.args...)
+		}
+		n, err := q.Count(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("count %s: %w", e.Name, err)
+		}
+		page.Total = int(n)
+	}
+	return page, nil
+}
+
+// makePage trims the look-ahead row, restores the order of a backward page
+// and computes cursors and page info.
+func makePage[T any](db bun.IDB, p *plan, rows []*T) (*Page[T], error) {
+	more := len(rows) > p.limit
+	if more {
+		rows = rows[:p.limit]
+	}
+	if p.reverse {
+		for i, j := 0, len(rows)-1; i < j; i, j = i+1, j-1 {
+			rows[i], rows[j] = rows[j], rows[i]
+		}
+	}
+	pg := &Page[T]{Nodes: rows, Cursors: make([]string, len(rows))}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	for i, r := range rows {
+		c, err := p.encodeCursor(table, r)
+		if err != nil {
+			return nil, fmt.Errorf("cursor for %s: %w", p.e.Name, err)
+		}
+		pg.Cursors[i] = c
+	}
+	if p.reverse {
+		pg.PageInfo.HasPreviousPage = more
+		pg.PageInfo.HasNextPage = p.args.Before != nil
+	} else {
+		pg.PageInfo.HasNextPage = more
+		pg.PageInfo.HasPreviousPage = p.args.After != nil
+	}
+	if n := len(pg.Cursors); n > 0 {
+		pg.PageInfo.StartCursor = &pg.Cursors[0]
+		pg.PageInfo.EndCursor = &pg.Cursors[n-1]
+	}
+	return pg, nil
+}
+
+// columnValue reads a column's value out of a model through bun's metadata.
+func columnValue(table *schema.Table, row any, column string) (any, error) {
+	f, ok := table.FieldMap[column]
+	if !ok {
+		return nil, fmt.Errorf("%s has no column %s", table.TypeName, column)
+	}
+	return f.Value(reflect.ValueOf(row).Elem()).Interface(), nil
+}

@@ -1,0 +1,142 @@
+package products
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// Tx is a write transaction of one product store. Writers change rows with
+// the embedded bun.Tx and report each change with Created, Updated or
+// Deleted; Write turns the reports into audit entries in the same
+// transaction.
+type Tx struct {
+	bun.Tx
+	store   *Store
+	changes []AuditEntry
+	now     time.Time
+}
+
+// Now is the transaction's timestamp (UTC, microseconds), used for the
+// rows' timestamps and the audit entries alike.
+func (t *Tx) Now() time.Time { return t.now }
+
+// Created records that a row was inserted.
+func (t *Tx) Created(e *Entity, key int64, after any) error {
+	return t.record(e, key, OpCreate, nil, after)
+}
+
+// Updated records that a row changed from before to after.
+func (t *Tx) Updated(e *Entity, key int64, before, after any) error {
+	return t.record(e, key, OpUpdate, before, after)
+}
+
+// Deleted records that a row was deleted.
+func (t *Tx) Deleted(e *Entity, key int64, before any) error {
+	return t.record(e, key, OpDelete, before, nil)
+}
+
+func (t *Tx) record(e *Entity, key int64, op Op, before, after any) error {
+	img := func(v any) (*string, error) {
+		if v == nil {
+			return nil, nil
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, fmt.Errorf("audit image of %s: %w", e.Name, err)
+		}
+		s := string(b)
+		return &s, nil
+	}
+	b, err := img(before)
+	if err != nil {
+		return err
+	}
+	a, err := img(after)
+	if err != nil {
+		return err
+	}
+	t.changes = append(t.changes, AuditEntry{
+		Product: t.store.Product.Name, Entity: e.Name, Key: strconv.FormatInt(key, 10), Op: op,
+		Before: b, After: a,
+	})
+	return nil
+}
+
+// Write runs fn in one transaction of the store and, in the same
+// transaction, appends one audit entry per change fn recorded, positioned in
+// commit order (see AuditEntry). If fn or anything after it fails, nothing
+// is written. Hooks registered with OnCommit run after the commit.
+func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) ([]AuditEntry, error) {
+	if s.sqlite {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	var entries []AuditEntry
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
+		tx := &Tx{Tx: btx, store: s, now: time.Now().UTC().Truncate(time.Microsecond)}
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		if len(tx.changes) == 0 {
+			return nil
+		}
+		last, err := s.advance(ctx, btx, int64(len(tx.changes)))
+		if err != nil {
+			return err
+		}
+		first := last - int64(len(tx.changes)) + 1
+		actor, reqID := ActorFrom(ctx), RequestIDFrom(ctx)
+		for i := range tx.changes {
+			c := &tx.changes[i]
+			c.Sequence = first + int64(i)
+			c.Actor, c.RequestID, c.At = actor, reqID, tx.now
+		}
+		if _, err := btx.NewInsert().Model(&tx.changes).Exec(ctx); err != nil {
+			return fmt.Errorf("append audit entries: %w", err)
+		}
+		entries = tx.changes
+		return nil
+	})
+	if err != nil {
+		return nil, mapStoreError(err)
+	}
+	if len(entries) > 0 {
+		s.hooksMu.Lock()
+		hooks := s.onCommit
+		s.hooksMu.Unlock()
+		for _, h := range hooks {
+			h()
+		}
+	}
+	return entries, nil
+}
+
+// advance reserves n positions of the product's audit log and returns the
+// last. The counter row stays locked until the transaction ends.
+func (s *Store) advance(ctx context.Context, tx bun.Tx, n int64) (int64, error) {
+	var last int64
+	err := tx.NewRaw("UPDATE mg_audit_seq SET value = value + ? WHERE product = ? RETURNING value", n, s.Product.Name).Scan(ctx, &last)
+	if err != nil {
+		return 0, fmt.Errorf("advance audit counter: %w", err)
+	}
+	return last, nil
+}
+
+// mapStoreError turns constraint violations into CONFLICT; everything else
+// passes unchanged.
+func mapStoreError(err error) error {
+	if ErrorCode(err) != "" {
+		return err
+	}
+	msg := err.Error()
+	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE=23505") || strings.Contains(msg, "duplicate key value") {
+		return &Error{Code: Conflict, Message: "a row with the same unique value exists"}
+	}
+	return err
+}

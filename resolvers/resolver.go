@@ -1,0 +1,21 @@
+// Package resolvers maps GraphQL fields onto the data products. Resolvers
+// are thin: they turn arguments into product-store calls and leave error
+// presentation to the web layer. Cross-product fields go through per-operation
+// batch loaders (loaders.go) so that a nested query issues one statement per
+// product and level.
+package resolvers
+
+import (
+	"time"
+
+	"github.com/meshgate/meshgate/products/demo"
+)
+
+// Resolver is the root of all resolvers: the dependencies they share.
+type Resolver struct {
+	Data    *demo.Mesh
+	Version string
+	// BatchWait is how long a batch loader waits for more keys before it
+	// queries; sibling fields resolved concurrently join the same batch.
+	BatchWait time.Duration
+}

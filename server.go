@@ -1,0 +1,292 @@
+// Command meshgate is a GraphQL gateway over the data products of an
+// enterprise data mesh. See README.md.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/web"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr)
+	stop()
+	var ue usageError
+	switch {
+	case err == nil:
+	case errors.Is(err, flag.ErrHelp):
+	case errors.As(err, &ue):
+		fmt.Fprintln(os.Stderr, "meshgate:", err)
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "meshgate:", err)
+		os.Exit(1)
+	}
+}
+
+// usageError is a mistake in the configuration: exit status 2.
+type usageError struct{ error }
+
+// config is everything the gateway is told at start.
+type config struct {
+	Addr            string
+	DataDir         string
+	SeedScale       float64
+	Stores          storeFlag
+	Postgres        string
+	LogLevel        string
+	LogFormat       string
+	BatchWait       time.Duration
+	ComplexityLimit int
+	MaxBodyBytes    int64
+	QueryTimeout    time.Duration
+	ShutdownTimeout time.Duration
+}
+
+// storeFlag collects repeated --store product=DSN.
+type storeFlag map[string]string
+
+func (s storeFlag) String() string {
+	keys := make([]string, 0, len(s))
+	for k := range s {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		parts[i] = k + "=" + s[k]
+	}
+	return strings.Join(parts, ",")
+}
+
+func (s storeFlag) Set(v string) error {
+	for _, part := range strings.Split(v, ",") {
+		name, dsn, ok := strings.Cut(strings.TrimSpace(part), "=")
+		if !ok || name == "" || dsn == "" {
+			return fmt.Errorf("want product=DSN, e.g. orders=postgres://postgres@127.0.0.1:5432/test, got %q", part)
+		}
+		known := false
+		for _, d := range demo.Products {
+			known = known || d.Name == name
+		}
+		if !known {
+			return fmt.Errorf("unknown product %q (products: %s)", name, productNames())
+		}
+		s[name] = dsn
+	}
+	return nil
+}
+
+func productNames() string {
+	names := make([]string, len(demo.Products))
+	for i, d := range demo.Products {
+		names[i] = d.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// parseConfig reads, in rising precedence: defaults, the config file
+// (--config or MESHGATE_CONFIG), MESHGATE_* environment variables, flags.
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	c := &config{Stores: storeFlag{}}
+	fs := flag.NewFlagSet("meshgate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	configFile := fs.String("config", "", "YAML file with settings named like the flags (env MESHGATE_CONFIG)")
+	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
+	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded SQLite stores (one file per product)")
+	fs.Float64Var(&c.SeedScale, "seed-scale", 1, "size of the demo data seeded into empty stores (1 = 2,000 customers, 20,000 orders; 0 = none)")
+	fs.Var(c.Stores, "store", "a product's store as product=DSN (sqlite:<file> or postgres://…); repeatable")
+	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL DSN for every product without --store, each in a schema named after it")
+	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long batch loaders gather keys before they query")
+	fs.IntVar(&c.ComplexityLimit, "complexity-limit", 5000, "maximum complexity of a GraphQL operation")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL operation (0 = none)")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n\nServes the data products of the mesh behind one GraphQL endpoint.\n"+
+			"Every flag can also be set as MESHGATE_<FLAG> (e.g. MESHGATE_DATA_DIR) or in the --config file.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil, err
+		}
+		return nil, usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return nil, usageError{fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))}
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *configFile == "" {
+		*configFile = getenv("MESHGATE_CONFIG")
+	}
+	if *configFile != "" {
+		b, err := os.ReadFile(*configFile)
+		if err != nil {
+			return nil, usageError{fmt.Errorf("config file: %w", err)}
+		}
+		var file map[string]any
+		if err := yaml.Unmarshal(b, &file); err != nil {
+			return nil, usageError{fmt.Errorf("config file %s: %w", *configFile, err)}
+		}
+		for k, v := range file {
+			if set[k] || getenv(envName(k)) != "" {
+				continue
+			}
+			f := fs.Lookup(k)
+			if f == nil || k == "config" {
+				return nil, usageError{fmt.Errorf("config file %s: unknown setting %q; settings are named like the flags", *configFile, k)}
+			}
+			values := []any{v}
+			if list, ok := v.([]any); ok {
+				values = list
+			}
+			for _, item := range values {
+				if err := f.Value.Set(fmt.Sprint(item)); err != nil {
+					return nil, usageError{fmt.Errorf("config file %s: %s: %w", *configFile, k, err)}
+				}
+			}
+		}
+	}
+	var envErr error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "config" {
+			return
+		}
+		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+			if err := f.Value.Set(v); err != nil {
+				envErr = usageError{fmt.Errorf("%s: %w", envName(f.Name), err)}
+			}
+		}
+	})
+	if envErr != nil {
+		return nil, envErr
+	}
+	if c.SeedScale < 0 || c.SeedScale > 100 {
+		return nil, usageError{fmt.Errorf("--seed-scale must be between 0 and 100, got %g", c.SeedScale)}
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		return nil, usageError{fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)}
+	}
+	return c, nil
+}
+
+func envName(flagName string) string {
+	return "MESHGATE_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// dsn returns the store of a product: --store, else --postgres, else a
+// SQLite file in the data directory.
+func (c *config) dsn(product string) string {
+	if d, ok := c.Stores[product]; ok {
+		return d
+	}
+	if c.Postgres != "" {
+		return c.Postgres
+	}
+	return "sqlite:" + filepath.Join(c.DataDir, product+".db")
+}
+
+// run starts the gateway and blocks until ctx ends, then shuts down
+// gracefully. Every goroutine it starts belongs to its errgroup.
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	var log *slog.Logger
+	if cfg.LogFormat == "json" {
+		log = slog.New(slog.NewJSONHandler(stderr, opts))
+	} else {
+		log = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+
+	mesh, err := demo.Open(ctx, cfg.dsn)
+	if err != nil {
+		return usageError{fmt.Errorf("%w\n(fix the store settings: --data-dir, --store product=DSN or --postgres)", err)}
+	}
+	defer mesh.Close()
+	for _, s := range mesh.Stores {
+		log.Info("store open", "product", s.Product.Name, "dialect", s.Dialect().String())
+	}
+
+	start := time.Now()
+	lastReport := map[string]time.Time{}
+	seeded, err := mesh.Seed(ctx, cfg.SeedScale, func(product, entity string, done, total int) {
+		if done == total || time.Since(lastReport[entity]) > time.Second {
+			lastReport[entity] = time.Now()
+			log.Info("seeding", "product", product, "entity", entity, "rows", done, "of", total)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("seed demo data: %w", err)
+	}
+	if seeded {
+		log.Info("demo data seeded", "scale", cfg.SeedScale, "took", time.Since(start).Round(time.Millisecond))
+	}
+
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
+	}
+	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait}
+	srv := &http.Server{
+		Handler: web.NewServer(web.Config{
+			Resolver: res, Logger: log, Ready: mesh.Ping,
+			MaxBodyBytes: cfg.MaxBodyBytes, ComplexityLimit: cfg.ComplexityLimit, QueryTimeout: cfg.QueryTimeout,
+		}),
+		ReadHeaderTimeout: 10 * time.Second,
+	}
+	base := "http://" + ln.Addr().String()
+	fmt.Fprintf(stdout, "meshgate %s serving %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n",
+		version, productNames(), base, base, base, base)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		log.Info("shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		return srv.Shutdown(sctx)
+	})
+	return g.Wait()
+}

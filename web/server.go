@@ -1,0 +1,81 @@
+// Package web is the HTTP edge of meshgate: routes, middleware and the
+// GraphQL handler assembly.
+package web
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/meshgate/meshgate/resolvers"
+)
+
+// Config is what the HTTP edge needs.
+type Config struct {
+	Resolver *resolvers.Resolver
+	Logger   *slog.Logger
+	// Ready reports whether the gateway can serve (stores reachable).
+	Ready func(ctx context.Context) error
+	// Limits.
+	MaxBodyBytes    int64
+	ComplexityLimit int
+	QueryTimeout    time.Duration
+}
+
+// NewServer returns the gateway's HTTP handler. All routes are here.
+func NewServer(cfg Config) http.Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes <= 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m := newMetrics(reg)
+
+	mux := http.NewServeMux()
+	mux.Handle("/graphql", graphqlHandler(cfg, m))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if cfg.Ready != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+			defer cancel()
+			if err := cfg.Ready(ctx); err != nil {
+				w.WriteHeader(http.StatusServiceUnavailable)
+				w.Write([]byte("not ready: " + err.Error() + "\n"))
+				return
+			}
+		}
+		w.Write([]byte("ready\n"))
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", index)
+	return requestID(accessLog(cfg.Logger, m, mux))
+}
+
+func index(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Write([]byte(`<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>meshgate</title></head>
+<body>
+<h1>meshgate</h1>
+<p>A GraphQL gateway over the data products of the mesh.</p>
+<ul>
+<li><a href="/graphql">/graphql</a> — the GraphQL endpoint (POST, or GET with ?query=)</li>
+<li><a href="/healthz">/healthz</a> — liveness</li>
+<li><a href="/readyz">/readyz</a> — readiness (every product store answers)</li>
+<li><a href="/metrics">/metrics</a> — Prometheus metrics</li>
+</ul>
+</body></html>
+`))
+}
