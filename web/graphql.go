@@ -1,7 +1,9 @@
 package web
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -55,7 +57,7 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 			slog.String("request_id", products.RequestIDFrom(ctx)))
 		return errPanic
 	})
-	return http.MaxBytesHandler(legacyJSONStatus(srv), cfg.MaxBodyBytes)
+	return http.MaxBytesHandler(specStatus(srv), cfg.MaxBodyBytes)
 }
 
 var errPanic = errors.New("panic")
@@ -100,24 +102,49 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	}
 }
 
-// legacyJSONStatus answers 200 instead of gqlgen's 422 to clients that
-// accept only application/json: the GraphQL-over-HTTP spec says such
-// responses SHOULD use 200 whatever the errors.
-func legacyJSONStatus(next http.Handler) http.Handler {
+// specStatus adapts gqlgen's error responses to the GraphQL-over-HTTP spec:
+// clients that accept only application/json get 200 instead of 422 (such
+// responses SHOULD use 200 whatever the errors), and a request error answered
+// as application/graphql-response+json carries no "data" entry.
+func specStatus(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		next.ServeHTTP(&jsonStatusWriter{ResponseWriter: w}, r)
+		sw := &specWriter{ResponseWriter: w}
+		next.ServeHTTP(sw, r)
+		if sw.buf != nil {
+			var body map[string]json.RawMessage
+			if err := json.Unmarshal(sw.buf.Bytes(), &body); err == nil && string(body["data"]) == "null" {
+				delete(body, "data")
+				if b, err := json.Marshal(body); err == nil {
+					w.Write(b)
+					return
+				}
+			}
+			w.Write(sw.buf.Bytes())
+		}
 	})
 }
 
-type jsonStatusWriter struct {
+type specWriter struct {
 	http.ResponseWriter
+	buf *bytes.Buffer
 }
 
-func (w *jsonStatusWriter) WriteHeader(code int) {
-	if code == http.StatusUnprocessableEntity && strings.HasPrefix(w.Header().Get("Content-Type"), "application/json") {
+func (w *specWriter) WriteHeader(code int) {
+	ct := w.Header().Get("Content-Type")
+	switch {
+	case code == http.StatusUnprocessableEntity && strings.HasPrefix(ct, "application/json"):
 		code = http.StatusOK
+	case code >= 400 && strings.HasPrefix(ct, "application/graphql-response+json"):
+		w.buf = &bytes.Buffer{}
 	}
 	w.ResponseWriter.WriteHeader(code)
 }
 
-func (w *jsonStatusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+func (w *specWriter) Write(b []byte) (int, error) {
+	if w.buf != nil {
+		return w.buf.Write(b)
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+func (w *specWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
