@@ -24,6 +24,7 @@ import (
 
 	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/streaming"
 	"github.com/meshgate/meshgate/web"
 )
 
@@ -64,6 +65,19 @@ type config struct {
 	MaxBodyBytes    int64
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
+
+	KafkaBrokers      string
+	EmbeddedKafkaAddr string
+	TopicPrefix       string
+	TopicPartitions   int
+	TopicReplication  int
+	KafkaTLS          bool
+	KafkaTLSCA        string
+	KafkaTLSCert      string
+	KafkaTLSKey       string
+	KafkaSASL         string
+	KafkaUser         string
+	KafkaPassword     string
 }
 
 // storeFlag collects repeated --store product=DSN.
@@ -127,6 +141,18 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL operation (0 = none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
+	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
+	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker (without --kafka-brokers)")
+	fs.StringVar(&c.TopicPrefix, "topic-prefix", "meshgate", "first part of every change topic: <prefix>.<product>.<table>")
+	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of change topics created by meshgate")
+	fs.IntVar(&c.TopicReplication, "topic-replication", 1, "replication factor of change topics created by meshgate")
+	fs.BoolVar(&c.KafkaTLS, "kafka-tls", false, "connect to Kafka over TLS (system roots unless --kafka-tls-ca)")
+	fs.StringVar(&c.KafkaTLSCA, "kafka-tls-ca", "", "PEM file of the CA that signs the brokers' certificates")
+	fs.StringVar(&c.KafkaTLSCert, "kafka-tls-cert", "", "PEM client certificate for mutual TLS")
+	fs.StringVar(&c.KafkaTLSKey, "kafka-tls-key", "", "PEM key of the client certificate")
+	fs.StringVar(&c.KafkaSASL, "kafka-sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
+	fs.StringVar(&c.KafkaUser, "kafka-sasl-user", "", "SASL user name")
+	fs.StringVar(&c.KafkaPassword, "kafka-sasl-password", "", "SASL password (prefer MESHGATE_KAFKA_SASL_PASSWORD)")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n\nServes the data products of the mesh behind one GraphQL endpoint.\n"+
 			"Every flag can also be set as MESHGATE_<FLAG> (e.g. MESHGATE_DATA_DIR) or in the --config file.\n\nFlags:\n")
@@ -190,6 +216,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	if c.SeedScale < 0 || c.SeedScale > 100 {
 		return nil, usageError{fmt.Errorf("--seed-scale must be between 0 and 100, got %g", c.SeedScale)}
+	}
+	if c.TopicPartitions < 1 || c.TopicReplication < 1 {
+		return nil, usageError{fmt.Errorf("--topic-partitions and --topic-replication must be at least 1")}
 	}
 	switch c.LogFormat {
 	case "text", "json":
@@ -258,6 +287,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("demo data seeded", "scale", cfg.SeedScale, "took", time.Since(start).Round(time.Millisecond))
 	}
 
+	kafka := streaming.KafkaConfig{
+		Partitions: int32(cfg.TopicPartitions), ReplicationFactor: int16(cfg.TopicReplication),
+		TLS: cfg.KafkaTLS, TLSCAFile: cfg.KafkaTLSCA, TLSCertFile: cfg.KafkaTLSCert, TLSKeyFile: cfg.KafkaTLSKey,
+		SASLMechanism: cfg.KafkaSASL, SASLUser: cfg.KafkaUser, SASLPassword: cfg.KafkaPassword,
+	}
+	if cfg.KafkaBrokers != "" {
+		for _, b := range strings.Split(cfg.KafkaBrokers, ",") {
+			if b = strings.TrimSpace(b); b != "" {
+				kafka.Brokers = append(kafka.Brokers, b)
+			}
+		}
+	} else {
+		broker, err := streaming.StartEmbedded(cfg.EmbeddedKafkaAddr, int32(cfg.TopicPartitions))
+		if err != nil {
+			return usageError{err}
+		}
+		defer broker.Close()
+		kafka.Brokers = broker.Addrs()
+		// The embedded broker starts empty: publish the audit logs again so
+		// that the topics hold the whole history.
+		for _, s := range mesh.Stores {
+			if err := s.Republish(ctx); err != nil {
+				return err
+			}
+		}
+		log.Info("embedded kafka started", "addr", strings.Join(kafka.Brokers, ","))
+	}
+	publisher, err := streaming.NewPublisher(kafka)
+	if err != nil {
+		return usageError{err}
+	}
+	defer publisher.Close()
+	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
+
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
@@ -271,10 +334,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		ReadHeaderTimeout: 10 * time.Second,
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "meshgate %s serving %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n",
-		version, productNames(), base, base, base, base)
+	fmt.Fprintf(stdout, "meshgate %s serving %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n  kafka    %s (topics %s.<product>.<table>)\n",
+		version, productNames(), base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
 	g, gctx := errgroup.WithContext(ctx)
+	for _, s := range mesh.Stores {
+		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
+		g.Go(func() error { return relay.Run(gctx) })
+	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve: %w", err)

@@ -32,7 +32,7 @@ type AuditEntry struct {
 	Sequence    int64      `bun:"sequence,pk" json:"sequence"`
 	Product     string     `bun:"product,notnull" json:"product"`
 	Entity      string     `bun:"entity,notnull" json:"entity"`
-	Key         string     `bun:"key,notnull" json:"key"`
+	Key         int64      `bun:"key,notnull" json:"key"`
 	Op          Op         `bun:"op,notnull" json:"op"`
 	Before      *string    `bun:"before" json:"before"`
 	After       *string    `bun:"after" json:"after"`

@@ -4,7 +4,6 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
-	"hash/fnv"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -29,6 +28,7 @@ type Store struct {
 	// writeMu serialises writers on SQLite, which allows one writer at a
 	// time anyway; waiting here is fairer and cheaper than busy retries.
 	writeMu  sync.Mutex
+	outboxMu sync.Mutex
 	sqlite   bool
 	hooksMu  sync.Mutex
 	onCommit []func()
@@ -150,9 +150,7 @@ func (s *Store) migrate(ctx context.Context, product *migrate.Migrations) error 
 		return fmt.Errorf("%s store: %w", s.Product.Name, err)
 	}
 	defer conn.Close()
-	h := fnv.New64a()
-	h.Write([]byte("meshgate migrate " + s.Product.Name))
-	key := int64(h.Sum64() >> 1)
+	key := s.lockKey("migrate")
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", key); err != nil {
 		return fmt.Errorf("%s store: lock for migration: %w", s.Product.Name, err)
 	}

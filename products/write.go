@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,7 +61,7 @@ func (t *Tx) record(e *Entity, key int64, op Op, before, after any) error {
 		return err
 	}
 	t.changes = append(t.changes, AuditEntry{
-		Product: t.store.Product.Name, Entity: e.Name, Key: strconv.FormatInt(key, 10), Op: op,
+		Product: t.store.Product.Name, Entity: e.Name, Key: key, Op: op,
 		Before: b, After: a,
 	})
 	return nil

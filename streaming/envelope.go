@@ -1,0 +1,109 @@
+// Package streaming moves the data products' changes through Kafka: the
+// change-event envelope, the outbox relay that publishes audit entries, the
+// embedded broker, and (later) the consumers that fan events out.
+package streaming
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/IBM/sarama"
+
+	"github.com/meshgate/meshgate/products"
+)
+
+// Connector names meshgate in the envelope's source block.
+const Connector = "meshgate"
+
+// Envelope is a change event in Debezium's JSON envelope, plus the actor and
+// request id of the change.
+type Envelope struct {
+	Before    json.RawMessage `json:"before"`
+	After     json.RawMessage `json:"after"`
+	Source    Source          `json:"source"`
+	Op        string          `json:"op"`
+	TsMs      int64           `json:"ts_ms"`
+	Actor     string          `json:"actor"`
+	RequestID string          `json:"requestId"`
+}
+
+// Source is the envelope's source block: where the change happened.
+type Source struct {
+	Connector string `json:"connector"`
+	Version   string `json:"version"`
+	Name      string `json:"name"`
+	DB        string `json:"db"`
+	Table     string `json:"table"`
+	Entity    string `json:"entity"`
+	Sequence  int64  `json:"sequence"`
+	TsMs      int64  `json:"ts_ms"`
+}
+
+// Key is the message key: the entity key as JSON, as Debezium writes it.
+type Key struct {
+	ID int64 `json:"id"`
+}
+
+var debeziumOps = map[products.Op]string{products.OpCreate: "c", products.OpUpdate: "u", products.OpDelete: "d"}
+
+var cloudEventVerbs = map[products.Op]string{products.OpCreate: "created", products.OpUpdate: "updated", products.OpDelete: "deleted"}
+
+// Codec turns audit entries into Kafka messages.
+type Codec struct {
+	// Prefix is the first part of every topic and the envelope's source.name.
+	Prefix string
+	// Version is meshgate's version, written to source.version.
+	Version string
+}
+
+// Topic returns the topic of an entity: <prefix>.<product>.<table>, like
+// Debezium's <server>.<schema>.<table>.
+func (c Codec) Topic(product string, e *products.Entity) string {
+	return c.Prefix + "." + product + "." + e.Table
+}
+
+// Message encodes one audit entry of product d as a Kafka message: key
+// {"id": key}, value the envelope, CloudEvents attributes as headers.
+func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.ProducerMessage, error) {
+	e := d.Entity(a.Entity)
+	if e == nil {
+		return nil, fmt.Errorf("%s: audit entry %d names unknown entity %q", d.Name, a.Sequence, a.Entity)
+	}
+	at := a.At.UTC()
+	env := Envelope{
+		Source: Source{
+			Connector: Connector, Version: c.Version, Name: c.Prefix,
+			DB: d.Name, Table: e.Table, Entity: e.Name, Sequence: a.Sequence, TsMs: at.UnixMilli(),
+		},
+		Op: debeziumOps[a.Op], TsMs: at.UnixMilli(), Actor: a.Actor, RequestID: a.RequestID,
+	}
+	if a.Before != nil {
+		env.Before = json.RawMessage(*a.Before)
+	}
+	if a.After != nil {
+		env.After = json.RawMessage(*a.After)
+	}
+	value, err := json.Marshal(env)
+	if err != nil {
+		return nil, fmt.Errorf("encode envelope: %w", err)
+	}
+	key, _ := json.Marshal(Key{ID: a.Key})
+	topic := c.Topic(d.Name, e)
+	return &sarama.ProducerMessage{
+		Topic:     topic,
+		Key:       sarama.ByteEncoder(key),
+		Value:     sarama.ByteEncoder(value),
+		Timestamp: at,
+		Headers: []sarama.RecordHeader{
+			{Key: []byte("ce_id"), Value: []byte(d.Name + "-" + strconv.FormatInt(a.Sequence, 10))},
+			{Key: []byte("ce_source"), Value: []byte("/" + c.Prefix + "/" + d.Name)},
+			{Key: []byte("ce_type"), Value: []byte(c.Prefix + "." + d.Name + "." + e.Name + "." + cloudEventVerbs[a.Op])},
+			{Key: []byte("ce_specversion"), Value: []byte("1.0")},
+			{Key: []byte("ce_time"), Value: []byte(at.Format(time.RFC3339Nano))},
+			{Key: []byte("ce_subject"), Value: []byte(strconv.FormatInt(a.Key, 10))},
+			{Key: []byte("content-type"), Value: []byte("application/json")},
+		},
+	}, nil
+}
