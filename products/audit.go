@@ -1,6 +1,8 @@
 package products
 
 import (
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -11,10 +13,43 @@ type Op string
 
 // Operations.
 const (
-	OpCreate Op = "create"
-	OpUpdate Op = "update"
-	OpDelete Op = "delete"
+	OpCreate Op = "CREATE"
+	OpUpdate Op = "UPDATE"
+	OpDelete Op = "DELETE"
 )
+
+// MarshalGQL writes the operation as a GraphQL enum value.
+func (o Op) MarshalGQL(w io.Writer) { io.WriteString(w, strconv.Quote(string(o))) }
+
+// UnmarshalGQL reads a GraphQL enum value.
+func (o *Op) UnmarshalGQL(v any) error {
+	s, ok := v.(string)
+	switch Op(s) {
+	case OpCreate, OpUpdate, OpDelete:
+	default:
+		ok = false
+	}
+	if !ok {
+		return Invalid("op", "must be CREATE, UPDATE or DELETE")
+	}
+	*o = Op(s)
+	return nil
+}
+
+// AuditEntity describes the audit log for queries. Its "id" is the sequence.
+var AuditEntity = &Entity{
+	Name: "AuditEntry", Table: "mg_audit_log",
+	Description: "One change of one row of a data product.",
+	Fields: []*Field{
+		{Name: "id", Column: "sequence", Type: TypeInt, Sort: "SEQUENCE", Description: "Position in the product's log."},
+		{Name: "entity", Column: "entity", Type: TypeString, Description: "Entity (GraphQL type) changed."},
+		{Name: "key", Column: "key", Type: TypeID, Description: "Key of the changed row."},
+		{Name: "op", Column: "op", Type: TypeEnum, Description: "CREATE, UPDATE or DELETE."},
+		{Name: "actor", Column: "actor", Type: TypeString, Description: "Who made the change."},
+		{Name: "requestId", Column: "request_id", Type: TypeString, Description: "Request that made the change."},
+		{Name: "at", Column: "at", Type: TypeTime, Description: "When the change was committed."},
+	},
+}
 
 // AuditEntry is one change of one row, written in the same transaction as
 // the change. The audit log is also the outbox: the relay publishes entries
@@ -40,6 +75,8 @@ type AuditEntry struct {
 	RequestID   string     `bun:"request_id,notnull" json:"requestId"`
 	At          time.Time  `bun:"at,notnull" json:"at"`
 	PublishedAt *time.Time `bun:"published_at" json:"-"`
+
+	Window
 }
 
 type auditSeq struct {

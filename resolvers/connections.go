@@ -2,6 +2,8 @@ package resolvers
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/99designs/gqlgen/graphql"
 
@@ -97,3 +99,33 @@ func getOrNil[T any](v *T, err error) (*T, error) {
 
 // maxLines is the page size that returns every line of an order.
 var maxLines = orders.MaxLines
+
+func auditConnection(p *products.Page[products.AuditEntry]) *model.AuditEntryConnection {
+	return connection(p,
+		func(c string, n *products.AuditEntry) *model.AuditEntryEdge { return &model.AuditEntryEdge{Cursor: c, Node: n} },
+		func(e []*model.AuditEntryEdge, n []*products.AuditEntry, i *products.PageInfo, t int) *model.AuditEntryConnection {
+			return &model.AuditEntryConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
+		})
+}
+
+// history returns the audit entries of one row, batched per entity.
+func history(ctx context.Context, entity string, key int64, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	a := listArgs(ctx, first, after, last, before, map[string]any{"entity": map[string]any{"eq": entity}}, nil)
+	p, err := loadersFrom(ctx).history[entity].load(ctx, key, a)
+	if err != nil {
+		return nil, err
+	}
+	return auditConnection(p), nil
+}
+
+// image decodes an audit entry's before or after image.
+func image(s *string) (map[string]any, error) {
+	if s == nil {
+		return nil, nil
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(*s), &m); err != nil {
+		return nil, fmt.Errorf("decode audit image: %w", err)
+	}
+	return m, nil
+}

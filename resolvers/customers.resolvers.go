@@ -30,6 +30,10 @@ func (r *customerResolver) Interactions(ctx context.Context, obj *customers.Cust
 	return interactionConnection(p), nil
 }
 
+func (r *customerResolver) History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	return history(ctx, customers.Entity.Name, obj.ID, first, after, last, before)
+}
+
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error) {
 	return r.Data.Customers.Create(ctx, input)
 }

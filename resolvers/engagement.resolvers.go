@@ -19,6 +19,10 @@ func (r *interactionResolver) Customer(ctx context.Context, obj *engagement.Inte
 	return loadersFrom(ctx).customer.Load(ctx, obj.CustomerID)
 }
 
+func (r *interactionResolver) History(ctx context.Context, obj *engagement.Interaction, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	return history(ctx, engagement.Entity.Name, obj.ID, first, after, last, before)
+}
+
 func (r *mutationResolver) CreateInteraction(ctx context.Context, input engagement.Input) (*engagement.Interaction, error) {
 	return r.Data.Engagement.Create(ctx, input)
 }

@@ -8,10 +8,15 @@ package resolvers
 import (
 	"context"
 
+	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/inventory"
 )
+
+func (r *itemResolver) History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	return history(ctx, inventory.Entity.Name, obj.ID, first, after, last, before)
+}
 
 func (r *mutationResolver) CreateItem(ctx context.Context, input inventory.Input) (*inventory.Item, error) {
 	return r.Data.Inventory.Create(ctx, input)
@@ -40,3 +45,7 @@ func (r *queryResolver) Items(ctx context.Context, first *int, after *string, la
 func (r *queryResolver) ItemsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
 	return products.Aggregate(ctx, r.Data.Inventory.DB, inventory.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
 }
+
+func (r *Resolver) Item() graph.ItemResolver { return &itemResolver{r} }
+
+type itemResolver struct{ *Resolver }

@@ -26,6 +26,8 @@ type loaders struct {
 	orderLines           *childLoader[orders.Line]
 	customerOrders       *childLoader[orders.Order]
 	customerInteractions *childLoader[engagement.Interaction]
+	// history holds one audit-log loader per entity (GraphQL type name).
+	history map[string]*childLoader[products.AuditEntry]
 }
 
 type loadersKey struct{}
@@ -45,6 +47,12 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 		orderLines:           newChildLoader[orders.Line](m.Orders.DB, orders.LineEntity, "order_id", wait),
 		customerOrders:       newChildLoader[orders.Order](m.Orders.DB, orders.Entity, "customer_id", wait),
 		customerInteractions: newChildLoader[engagement.Interaction](m.Engagement.DB, engagement.Entity, "customer_id", wait),
+		history:              map[string]*childLoader[products.AuditEntry]{},
+	}
+	for _, s := range m.Stores {
+		for _, e := range s.Product.Entities {
+			l.history[e.Name] = newChildLoader[products.AuditEntry](s.DB, products.AuditEntity, "key", wait)
+		}
 	}
 	return next(context.WithValue(ctx, loadersKey{}, l))
 }

@@ -7,10 +7,20 @@ package resolvers
 
 import (
 	"context"
+	"time"
 
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/graph/model"
+	"github.com/meshgate/meshgate/products"
 )
+
+func (r *auditEntryResolver) Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
+	return image(obj.Before)
+}
+
+func (r *auditEntryResolver) After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
+	return image(obj.After)
+}
 
 func (r *queryResolver) Mesh(ctx context.Context) (*model.MeshInfo, error) {
 	names := make([]string, len(r.Data.Stores))
@@ -20,6 +30,51 @@ func (r *queryResolver) Mesh(ctx context.Context) (*model.MeshInfo, error) {
 	return &model.MeshInfo{Version: r.Version, Products: names}, nil
 }
 
+func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	var store *products.Store
+	for _, s := range r.Data.Stores {
+		if s.Product.Name == product {
+			store = s
+		}
+	}
+	if store == nil {
+		return nil, products.Invalid("product", "unknown data product %q", product)
+	}
+	where := map[string]any{}
+	if entity != nil {
+		where["entity"] = map[string]any{"eq": *entity}
+	}
+	if key != nil {
+		where["key"] = map[string]any{"eq": *key}
+	}
+	if actor != nil {
+		where["actor"] = map[string]any{"eq": *actor}
+	}
+	if op != nil {
+		where["op"] = map[string]any{"eq": string(*op)}
+	}
+	at := map[string]any{}
+	if since != nil {
+		at["gte"] = *since
+	}
+	if until != nil {
+		at["lt"] = *until
+	}
+	if len(at) > 0 {
+		where["at"] = at
+	}
+	p, err := products.List[products.AuditEntry](ctx, store.DB, products.AuditEntity, listArgs(ctx, first, after, last, before, where, nil))
+	if err != nil {
+		return nil, err
+	}
+	return auditConnection(p), nil
+}
+
+func (r *Resolver) AuditEntry() graph.AuditEntryResolver { return &auditEntryResolver{r} }
+
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
-type queryResolver struct{ *Resolver }
+type (
+	auditEntryResolver struct{ *Resolver }
+	queryResolver      struct{ *Resolver }
+)

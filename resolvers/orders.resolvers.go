@@ -44,6 +44,10 @@ func (r *orderResolver) Lines(ctx context.Context, obj *orders.Order) ([]*orders
 	return p.Nodes, nil
 }
 
+func (r *orderResolver) History(ctx context.Context, obj *orders.Order, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	return history(ctx, orders.Entity.Name, obj.ID, first, after, last, before)
+}
+
 func (r *orderLineResolver) Order(ctx context.Context, obj *orders.Line) (*orders.Order, error) {
 	o, err := loadersFrom(ctx).order.Load(ctx, obj.OrderID)
 	if err == nil && o == nil {
@@ -54,6 +58,10 @@ func (r *orderLineResolver) Order(ctx context.Context, obj *orders.Line) (*order
 
 func (r *orderLineResolver) Item(ctx context.Context, obj *orders.Line) (*inventory.Item, error) {
 	return loadersFrom(ctx).item.Load(ctx, obj.ItemID)
+}
+
+func (r *orderLineResolver) History(ctx context.Context, obj *orders.Line, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+	return history(ctx, orders.LineEntity.Name, obj.ID, first, after, last, before)
 }
 
 func (r *queryResolver) Order(ctx context.Context, id int64) (*orders.Order, error) {

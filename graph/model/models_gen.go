@@ -10,6 +10,26 @@ import (
 	"github.com/meshgate/meshgate/products/orders"
 )
 
+// A page of audit entries, oldest first.
+type AuditEntryConnection struct {
+	// The entries of this page with their cursors.
+	Edges []*AuditEntryEdge `json:"edges"`
+	// The entries of this page.
+	Nodes []*products.AuditEntry `json:"nodes"`
+	// Paging information.
+	PageInfo *products.PageInfo `json:"pageInfo"`
+	// Number of entries matching the filter, over all pages.
+	TotalCount int `json:"totalCount"`
+}
+
+// An audit entry with its cursor.
+type AuditEntryEdge struct {
+	// Opaque cursor for after/before.
+	Cursor string `json:"cursor"`
+	// The entry.
+	Node *products.AuditEntry `json:"node"`
+}
+
 // A page of customers.
 type CustomerConnection struct {
 	// The customers of this page with their cursors.

@@ -4,11 +4,12 @@ package scalars
 
 import (
 	"encoding/json"
-	"fmt"
 	"io"
 	"strconv"
 
 	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/meshgate/meshgate/products"
 )
 
 // MarshalID64 writes a numeric key as a GraphQL ID, which the spec
@@ -26,7 +27,7 @@ func UnmarshalID64(v any) (int64, error) {
 	case string:
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil {
-			return 0, fmt.Errorf("%q is not an id of this API (ids are decimal integers)", v)
+			return 0, products.Invalid("", "%q is not an id of this API (ids are decimal integers)", v)
 		}
 		return n, nil
 	case int:
@@ -36,9 +37,9 @@ func UnmarshalID64(v any) (int64, error) {
 	case json.Number:
 		n, err := v.Int64()
 		if err != nil {
-			return 0, fmt.Errorf("%s is not an id of this API (ids are decimal integers)", v)
+			return 0, products.Invalid("", "%s is not an id of this API (ids are decimal integers)", v)
 		}
 		return n, nil
 	}
-	return 0, fmt.Errorf("%T is not an id of this API (ids are decimal integers)", v)
+	return 0, products.Invalid("", "%T is not an id of this API (ids are decimal integers)", v)
 }
