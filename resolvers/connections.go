@@ -102,7 +102,9 @@ var maxLines = orders.MaxLines
 
 func auditConnection(p *products.Page[products.AuditEntry]) *model.AuditEntryConnection {
 	return connection(p,
-		func(c string, n *products.AuditEntry) *model.AuditEntryEdge { return &model.AuditEntryEdge{Cursor: c, Node: n} },
+		func(c string, n *products.AuditEntry) *model.AuditEntryEdge {
+			return &model.AuditEntryEdge{Cursor: c, Node: n}
+		},
 		func(e []*model.AuditEntryEdge, n []*products.AuditEntry, i *products.PageInfo, t int) *model.AuditEntryConnection {
 			return &model.AuditEntryConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
 		})
