@@ -66,6 +66,9 @@ type config struct {
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
 
+	AllowedOrigins    string
+	WSPingInterval    time.Duration
+	SubscriberBuffer  int
 	KafkaBrokers      string
 	EmbeddedKafkaAddr string
 	TopicPrefix       string
@@ -141,6 +144,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL operation (0 = none)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
+	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
+	fs.IntVar(&c.SubscriberBuffer, "subscriber-buffer", 1024, "events queued per subscription before a slow subscriber is dropped with SLOW_CONSUMER")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
 	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker (without --kafka-brokers)")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "meshgate", "first part of every change topic: <prefix>.<product>.<table>")
@@ -293,11 +299,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SASLMechanism: cfg.KafkaSASL, SASLUser: cfg.KafkaUser, SASLPassword: cfg.KafkaPassword,
 	}
 	if cfg.KafkaBrokers != "" {
-		for _, b := range strings.Split(cfg.KafkaBrokers, ",") {
-			if b = strings.TrimSpace(b); b != "" {
-				kafka.Brokers = append(kafka.Brokers, b)
-			}
-		}
+		kafka.Brokers = splitList(cfg.KafkaBrokers)
 	} else {
 		broker, err := streaming.StartEmbedded(cfg.EmbeddedKafkaAddr, int32(cfg.TopicPartitions))
 		if err != nil {
@@ -325,11 +327,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
 	}
-	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait}
+	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer}
+	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub}
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
 			Resolver: res, Logger: log, Ready: mesh.Ping,
 			MaxBodyBytes: cfg.MaxBodyBytes, ComplexityLimit: cfg.ComplexityLimit, QueryTimeout: cfg.QueryTimeout,
+			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -338,6 +342,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		version, productNames(), base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return hub.Run(gctx) })
 	for _, s := range mesh.Stores {
 		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
 		g.Go(func() error { return relay.Run(gctx) })
@@ -356,4 +361,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// splitList splits a comma-separated setting, dropping blanks.
+func splitList(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			out = append(out, part)
+		}
+	}
+	return out
 }

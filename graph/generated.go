@@ -42,6 +42,7 @@ type ResolverRoot interface {
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
 	Query() QueryResolver
+	Subscription() SubscriptionResolver
 }
 
 type DirectiveRoot struct {
@@ -53,6 +54,7 @@ type ComplexityRoot struct {
 		After     func(childComplexity int) int
 		At        func(childComplexity int) int
 		Before    func(childComplexity int) int
+		Cursor    func(childComplexity int) int
 		Entity    func(childComplexity int) int
 		Key       func(childComplexity int) int
 		Op        func(childComplexity int) int
@@ -73,6 +75,20 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	Change struct {
+		Actor     func(childComplexity int) int
+		After     func(childComplexity int) int
+		At        func(childComplexity int) int
+		Before    func(childComplexity int) int
+		Cursor    func(childComplexity int) int
+		Entity    func(childComplexity int) int
+		Key       func(childComplexity int) int
+		Op        func(childComplexity int) int
+		Product   func(childComplexity int) int
+		RequestID func(childComplexity int) int
+		Sequence  func(childComplexity int) int
+	}
+
 	Customer struct {
 		Country      func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
@@ -90,6 +106,16 @@ type ComplexityRoot struct {
 	CustomerAggregate struct {
 		Count func(childComplexity int) int
 		Group func(childComplexity int) int
+	}
+
+	CustomerChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	CustomerConnection struct {
@@ -128,6 +154,16 @@ type ComplexityRoot struct {
 		Max   func(childComplexity int) int
 		Min   func(childComplexity int) int
 		Sum   func(childComplexity int) int
+	}
+
+	InteractionChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	InteractionConnection struct {
@@ -172,6 +208,16 @@ type ComplexityRoot struct {
 		Max   func(childComplexity int) int
 		Min   func(childComplexity int) int
 		Sum   func(childComplexity int) int
+	}
+
+	ItemChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	ItemConnection struct {
@@ -236,6 +282,16 @@ type ComplexityRoot struct {
 		Sum   func(childComplexity int) int
 	}
 
+	OrderChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
+	}
+
 	OrderConnection struct {
 		Edges      func(childComplexity int) int
 		Nodes      func(childComplexity int) int
@@ -274,6 +330,16 @@ type ComplexityRoot struct {
 		Max   func(childComplexity int) int
 		Min   func(childComplexity int) int
 		Sum   func(childComplexity int) int
+	}
+
+	OrderLineChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	OrderLineConnection struct {
@@ -329,6 +395,16 @@ type ComplexityRoot struct {
 		Orders                func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		OrdersAggregate       func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 	}
+
+	Subscription struct {
+		AuditEntries       func(childComplexity int, product *string, entity *string, actor *string, since *string) int
+		Changes            func(childComplexity int, products []string, entities []string, ops []products.Op, since *string) int
+		CustomerChanged    func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		InteractionChanged func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		ItemChanged        func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		OrderChanged       func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		OrderLineChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+	}
 }
 
 // endregion ***************************** api!.gotpl *****************************
@@ -338,6 +414,8 @@ type ComplexityRoot struct {
 type AuditEntryResolver interface {
 	Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error)
 	After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error)
+
+	Cursor(ctx context.Context, obj *products.AuditEntry) (string, error)
 }
 type CustomerResolver interface {
 	Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error)
@@ -393,6 +471,15 @@ type QueryResolver interface {
 	OrderLines(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderLineConnection, error)
 	OrderLinesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
 }
+type SubscriptionResolver interface {
+	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error)
+	OrderChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderChange, error)
+	OrderLineChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderLineChange, error)
+	ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.ItemChange, error)
+	InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.InteractionChange, error)
+	Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error)
+	AuditEntries(ctx context.Context, product *string, entity *string, actor *string, since *string) (<-chan *products.AuditEntry, error)
+}
 
 // endregion ************************** generated!.gotpl **************************
 
@@ -436,6 +523,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEntry.Before(childComplexity), true
+	case "AuditEntry.cursor":
+		if e.ComplexityRoot.AuditEntry.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.AuditEntry.Cursor(childComplexity), true
 	case "AuditEntry.entity":
 		if e.ComplexityRoot.AuditEntry.Entity == nil {
 			break
@@ -510,6 +603,73 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.AuditEntryEdge.Node(childComplexity), true
+
+	case "Change.actor":
+		if e.ComplexityRoot.Change.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Actor(childComplexity), true
+	case "Change.after":
+		if e.ComplexityRoot.Change.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.After(childComplexity), true
+	case "Change.at":
+		if e.ComplexityRoot.Change.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.At(childComplexity), true
+	case "Change.before":
+		if e.ComplexityRoot.Change.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Before(childComplexity), true
+	case "Change.cursor":
+		if e.ComplexityRoot.Change.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Cursor(childComplexity), true
+	case "Change.entity":
+		if e.ComplexityRoot.Change.Entity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Entity(childComplexity), true
+	case "Change.key":
+		if e.ComplexityRoot.Change.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Key(childComplexity), true
+	case "Change.op":
+		if e.ComplexityRoot.Change.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Op(childComplexity), true
+	case "Change.product":
+		if e.ComplexityRoot.Change.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Product(childComplexity), true
+	case "Change.requestId":
+		if e.ComplexityRoot.Change.RequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.RequestID(childComplexity), true
+	case "Change.sequence":
+		if e.ComplexityRoot.Change.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Change.Sequence(childComplexity), true
 
 	case "Customer.country":
 		if e.ComplexityRoot.Customer.Country == nil {
@@ -605,6 +765,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerAggregate.Group(childComplexity), true
+
+	case "CustomerChange.actor":
+		if e.ComplexityRoot.CustomerChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.Actor(childComplexity), true
+	case "CustomerChange.after":
+		if e.ComplexityRoot.CustomerChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.After(childComplexity), true
+	case "CustomerChange.at":
+		if e.ComplexityRoot.CustomerChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.At(childComplexity), true
+	case "CustomerChange.before":
+		if e.ComplexityRoot.CustomerChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.Before(childComplexity), true
+	case "CustomerChange.cursor":
+		if e.ComplexityRoot.CustomerChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.Cursor(childComplexity), true
+	case "CustomerChange.op":
+		if e.ComplexityRoot.CustomerChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.Op(childComplexity), true
+	case "CustomerChange.sequence":
+		if e.ComplexityRoot.CustomerChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerChange.Sequence(childComplexity), true
 
 	case "CustomerConnection.edges":
 		if e.ComplexityRoot.CustomerConnection.Edges == nil {
@@ -753,6 +956,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.InteractionAggregate.Sum(childComplexity), true
+
+	case "InteractionChange.actor":
+		if e.ComplexityRoot.InteractionChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.Actor(childComplexity), true
+	case "InteractionChange.after":
+		if e.ComplexityRoot.InteractionChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.After(childComplexity), true
+	case "InteractionChange.at":
+		if e.ComplexityRoot.InteractionChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.At(childComplexity), true
+	case "InteractionChange.before":
+		if e.ComplexityRoot.InteractionChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.Before(childComplexity), true
+	case "InteractionChange.cursor":
+		if e.ComplexityRoot.InteractionChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.Cursor(childComplexity), true
+	case "InteractionChange.op":
+		if e.ComplexityRoot.InteractionChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.Op(childComplexity), true
+	case "InteractionChange.sequence":
+		if e.ComplexityRoot.InteractionChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.InteractionChange.Sequence(childComplexity), true
 
 	case "InteractionConnection.edges":
 		if e.ComplexityRoot.InteractionConnection.Edges == nil {
@@ -920,6 +1166,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ItemAggregate.Sum(childComplexity), true
+
+	case "ItemChange.actor":
+		if e.ComplexityRoot.ItemChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.Actor(childComplexity), true
+	case "ItemChange.after":
+		if e.ComplexityRoot.ItemChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.After(childComplexity), true
+	case "ItemChange.at":
+		if e.ComplexityRoot.ItemChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.At(childComplexity), true
+	case "ItemChange.before":
+		if e.ComplexityRoot.ItemChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.Before(childComplexity), true
+	case "ItemChange.cursor":
+		if e.ComplexityRoot.ItemChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.Cursor(childComplexity), true
+	case "ItemChange.op":
+		if e.ComplexityRoot.ItemChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.Op(childComplexity), true
+	case "ItemChange.sequence":
+		if e.ComplexityRoot.ItemChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemChange.Sequence(childComplexity), true
 
 	case "ItemConnection.edges":
 		if e.ComplexityRoot.ItemConnection.Edges == nil {
@@ -1217,6 +1506,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.OrderAggregate.Sum(childComplexity), true
 
+	case "OrderChange.actor":
+		if e.ComplexityRoot.OrderChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.Actor(childComplexity), true
+	case "OrderChange.after":
+		if e.ComplexityRoot.OrderChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.After(childComplexity), true
+	case "OrderChange.at":
+		if e.ComplexityRoot.OrderChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.At(childComplexity), true
+	case "OrderChange.before":
+		if e.ComplexityRoot.OrderChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.Before(childComplexity), true
+	case "OrderChange.cursor":
+		if e.ComplexityRoot.OrderChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.Cursor(childComplexity), true
+	case "OrderChange.op":
+		if e.ComplexityRoot.OrderChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.Op(childComplexity), true
+	case "OrderChange.sequence":
+		if e.ComplexityRoot.OrderChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderChange.Sequence(childComplexity), true
+
 	case "OrderConnection.edges":
 		if e.ComplexityRoot.OrderConnection.Edges == nil {
 			break
@@ -1376,6 +1708,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.OrderLineAggregate.Sum(childComplexity), true
+
+	case "OrderLineChange.actor":
+		if e.ComplexityRoot.OrderLineChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.Actor(childComplexity), true
+	case "OrderLineChange.after":
+		if e.ComplexityRoot.OrderLineChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.After(childComplexity), true
+	case "OrderLineChange.at":
+		if e.ComplexityRoot.OrderLineChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.At(childComplexity), true
+	case "OrderLineChange.before":
+		if e.ComplexityRoot.OrderLineChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.Before(childComplexity), true
+	case "OrderLineChange.cursor":
+		if e.ComplexityRoot.OrderLineChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.Cursor(childComplexity), true
+	case "OrderLineChange.op":
+		if e.ComplexityRoot.OrderLineChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.Op(childComplexity), true
+	case "OrderLineChange.sequence":
+		if e.ComplexityRoot.OrderLineChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.OrderLineChange.Sequence(childComplexity), true
 
 	case "OrderLineConnection.edges":
 		if e.ComplexityRoot.OrderLineConnection.Edges == nil {
@@ -1663,6 +2038,84 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.Query.OrdersAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
 
+	case "Subscription.auditEntries":
+		if e.ComplexityRoot.Subscription.AuditEntries == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_auditEntries_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.AuditEntries(childComplexity, args["product"].(*string), args["entity"].(*string), args["actor"].(*string), args["since"].(*string)), true
+	case "Subscription.changes":
+		if e.ComplexityRoot.Subscription.Changes == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_changes_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.Changes(childComplexity, args["products"].([]string), args["entities"].([]string), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.customerChanged":
+		if e.ComplexityRoot.Subscription.CustomerChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_customerChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CustomerChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.interactionChanged":
+		if e.ComplexityRoot.Subscription.InteractionChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_interactionChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.InteractionChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.itemChanged":
+		if e.ComplexityRoot.Subscription.ItemChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_itemChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ItemChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.orderChanged":
+		if e.ComplexityRoot.Subscription.OrderChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_orderChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.OrderChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.orderLineChanged":
+		if e.ComplexityRoot.Subscription.OrderLineChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_orderLineChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.OrderLineChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+
 	}
 	return 0, false
 }
@@ -1751,6 +2204,23 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			ctx = graphql.WithLazyInputUnmarshalerIndex(ctx, inputUnmarshalers)
 			data := ec._Mutation(ctx, opCtx.Operation.SelectionSet)
 			var buf bytes.Buffer
+			data.MarshalGQL(&buf)
+
+			return &graphql.Response{
+				Data: buf.Bytes(),
+			}
+		}
+	case ast.Subscription:
+		next := ec._Subscription(ctx, opCtx.Operation.SelectionSet)
+
+		var buf bytes.Buffer
+		return func(ctx context.Context) *graphql.Response {
+			buf.Reset()
+			data := next(ctx)
+
+			if data == nil {
+				return nil
+			}
 			data.MarshalGQL(&buf)
 
 			return &graphql.Response{
@@ -2467,6 +2937,7 @@ that owns the data.
 schema {
   query: Query
   mutation: Mutation
+  subscription: Subscription
 }
 
 "Read access to every data product."
@@ -2539,6 +3010,8 @@ type AuditEntry {
   requestId: String!
   "When the change was committed."
   at: Time!
+  "Resume point for the auditEntries subscription (since: cursor)."
+  cursor: String!
 }
 
 "A page of audit entries, oldest first."
@@ -3077,6 +3550,150 @@ extend type Mutation {
   cancelOrder(id: ID!): Order!
 }
 `, BuiltIn: false},
+	{Name: "../schema/subscriptions.graphqls", Input: `# Live streams of the mesh's changes. Every event carries an opaque cursor;
+# subscribing again with since: <cursor> delivers everything after it
+# (replayed from the audit logs, then live) with no gap and no duplicate.
+
+"""
+Live change streams. Events come from the products' Kafka topics, so a change
+made through any gateway instance reaches subscribers on every instance. A
+subscriber that does not keep up has its subscription ended with an error
+whose extensions.code is SLOW_CONSUMER and whose extensions.cursor resumes
+where it stopped.
+"""
+type Subscription {
+  "Changes of customers; where is evaluated on the row after the change (before, for deletes)."
+  customerChanged(where: CustomerWhere, ops: [AuditOp!], since: String): CustomerChange!
+  "Changes of orders; where is evaluated on the row after the change (before, for deletes)."
+  orderChanged(where: OrderWhere, ops: [AuditOp!], since: String): OrderChange!
+  "Changes of order lines; where is evaluated on the row after the change (before, for deletes)."
+  orderLineChanged(where: OrderLineWhere, ops: [AuditOp!], since: String): OrderLineChange!
+  "Changes of items; where is evaluated on the row after the change (before, for deletes)."
+  itemChanged(where: ItemWhere, ops: [AuditOp!], since: String): ItemChange!
+  "Changes of interactions; where is evaluated on the row after the change (before, for deletes)."
+  interactionChanged(where: InteractionWhere, ops: [AuditOp!], since: String): InteractionChange!
+  "Every change of the chosen products and entities (all if omitted), with JSON images."
+  changes(products: [String!], entities: [String!], ops: [AuditOp!], since: String): Change!
+  "The audit entries of one product (all if omitted) as they are committed and published."
+  auditEntries(product: String, entity: String, actor: String, since: String): AuditEntry!
+}
+
+"A change of a customer."
+type CustomerChange {
+  "What happened."
+  op: AuditOp!
+  "The customer before the change; null for CREATE."
+  before: Customer
+  "The customer after the change; null for DELETE."
+  after: Customer
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the customers product's log."
+  sequence: Long!
+}
+
+"A change of an order."
+type OrderChange {
+  "What happened."
+  op: AuditOp!
+  "The order before the change; null for CREATE."
+  before: Order
+  "The order after the change; null for DELETE."
+  after: Order
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the orders product's log."
+  sequence: Long!
+}
+
+"A change of an order line."
+type OrderLineChange {
+  "What happened."
+  op: AuditOp!
+  "The line before the change; null for CREATE."
+  before: OrderLine
+  "The line after the change; null for DELETE."
+  after: OrderLine
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the orders product's log."
+  sequence: Long!
+}
+
+"A change of an item."
+type ItemChange {
+  "What happened."
+  op: AuditOp!
+  "The item before the change; null for CREATE."
+  before: Item
+  "The item after the change; null for DELETE."
+  after: Item
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the inventory product's log."
+  sequence: Long!
+}
+
+"A change of an interaction."
+type InteractionChange {
+  "What happened."
+  op: AuditOp!
+  "The interaction before the change; null for CREATE."
+  before: Interaction
+  "The interaction after the change; null for DELETE."
+  after: Interaction
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the engagement product's log."
+  sequence: Long!
+}
+
+"A change of any entity, with JSON images."
+type Change {
+  "The data product that owns the row."
+  product: String!
+  "The entity (GraphQL type) of the row."
+  entity: String!
+  "The row's key."
+  key: ID!
+  "What happened."
+  op: AuditOp!
+  "The row before the change; null for CREATE."
+  before: JSON
+  "The row after the change; null for DELETE."
+  after: JSON
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "The request that made the change."
+  requestId: String!
+  "When it was committed."
+  at: Time!
+  "Position in the product's log."
+  sequence: Long!
+}
+`, BuiltIn: false},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -3106,6 +3723,8 @@ func (ec *executionContext) childFields_AuditEntry(ctx context.Context, field gr
 		return ec.fieldContext_AuditEntry_requestId(ctx, field)
 	case "at":
 		return ec.fieldContext_AuditEntry_at(ctx, field)
+	case "cursor":
+		return ec.fieldContext_AuditEntry_cursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEntry", field.Name)
 }
@@ -3132,6 +3751,34 @@ func (ec *executionContext) childFields_AuditEntryEdge(ctx context.Context, fiel
 		return ec.fieldContext_AuditEntryEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type AuditEntryEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_Change(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_Change_product(ctx, field)
+	case "entity":
+		return ec.fieldContext_Change_entity(ctx, field)
+	case "key":
+		return ec.fieldContext_Change_key(ctx, field)
+	case "op":
+		return ec.fieldContext_Change_op(ctx, field)
+	case "before":
+		return ec.fieldContext_Change_before(ctx, field)
+	case "after":
+		return ec.fieldContext_Change_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_Change_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_Change_actor(ctx, field)
+	case "requestId":
+		return ec.fieldContext_Change_requestId(ctx, field)
+	case "at":
+		return ec.fieldContext_Change_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_Change_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Change", field.Name)
 }
 
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3170,6 +3817,26 @@ func (ec *executionContext) childFields_CustomerAggregate(ctx context.Context, f
 		return ec.fieldContext_CustomerAggregate_count(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CustomerAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_CustomerChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_CustomerChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_CustomerChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_CustomerChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_CustomerChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_CustomerChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_CustomerChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerChange", field.Name)
 }
 
 func (ec *executionContext) childFields_CustomerConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3246,6 +3913,26 @@ func (ec *executionContext) childFields_InteractionAggregate(ctx context.Context
 		return ec.fieldContext_InteractionAggregate_max(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type InteractionAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_InteractionChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_InteractionChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_InteractionChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_InteractionChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_InteractionChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_InteractionChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_InteractionChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_InteractionChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type InteractionChange", field.Name)
 }
 
 func (ec *executionContext) childFields_InteractionConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3334,6 +4021,26 @@ func (ec *executionContext) childFields_ItemAggregate(ctx context.Context, field
 		return ec.fieldContext_ItemAggregate_max(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ItemAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_ItemChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_ItemChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_ItemChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_ItemChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_ItemChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_ItemChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_ItemChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemChange", field.Name)
 }
 
 func (ec *executionContext) childFields_ItemConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -3432,6 +4139,26 @@ func (ec *executionContext) childFields_OrderAggregate(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type OrderAggregate", field.Name)
 }
 
+func (ec *executionContext) childFields_OrderChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_OrderChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_OrderChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_OrderChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_OrderChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_OrderChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_OrderChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_OrderChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderChange", field.Name)
+}
+
 func (ec *executionContext) childFields_OrderConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "edges":
@@ -3510,6 +4237,26 @@ func (ec *executionContext) childFields_OrderLineAggregate(ctx context.Context, 
 		return ec.fieldContext_OrderLineAggregate_max(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderLineAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_OrderLineChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_OrderLineChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_OrderLineChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_OrderLineChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_OrderLineChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_OrderLineChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_OrderLineChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_OrderLineChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type OrderLineChange", field.Name)
 }
 
 func (ec *executionContext) childFields_OrderLineConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4786,6 +5533,232 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_auditEntries_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "entity",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["entity"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "actor",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["actor"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_changes_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "products",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["products"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "entities",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOString2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["entities"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_customerChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOCustomerWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_interactionChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOInteractionWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_itemChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOItemWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_orderChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOOrderWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_orderLineChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOOrderLineWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field___Directive_args_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5090,6 +6063,29 @@ func (ec *executionContext) fieldContext_AuditEntry_at(_ context.Context, field 
 	return graphql.NewScalarFieldContext("AuditEntry", field, false, false, "Time")
 }
 
+func (ec *executionContext) _AuditEntry_cursor(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_AuditEntry_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.AuditEntry().Cursor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_AuditEntry_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("AuditEntry", field, true, true, "String")
+}
+
 func (ec *executionContext) _AuditEntryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -5262,6 +6258,259 @@ func (ec *executionContext) fieldContext_AuditEntryEdge_node(_ context.Context, 
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Change_product(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+}
+
+func (ec *executionContext) _Change_entity(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_entity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_entity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+}
+
+func (ec *executionContext) _Change_key(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Change_op(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _Change_before(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalOJSON2map(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Change_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Change_after(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalOJSON2map(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Change_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "JSON")
+}
+
+func (ec *executionContext) _Change_cursor(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+}
+
+func (ec *executionContext) _Change_actor(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+}
+
+func (ec *executionContext) _Change_requestId(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_requestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_requestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+}
+
+func (ec *executionContext) _Change_at(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Change_sequence(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Change_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Change_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Change", field, false, false, "Long")
 }
 
 func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
@@ -5633,6 +6882,185 @@ func (ec *executionContext) _CustomerAggregate_count(ctx context.Context, field 
 }
 func (ec *executionContext) fieldContext_CustomerAggregate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CustomerAggregate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CustomerChange_op(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _CustomerChange_before(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *customers.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerChange_after(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *customers.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerChange_at(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CustomerChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "Long")
 }
 
 func (ec *executionContext) _CustomerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CustomerConnection) (ret graphql.Marshaler) {
@@ -6291,6 +7719,185 @@ func (ec *executionContext) fieldContext_InteractionAggregate_max(_ context.Cont
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _InteractionChange_op(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _InteractionChange_before(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *engagement.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InteractionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InteractionChange_after(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *engagement.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "InteractionChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _InteractionChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _InteractionChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _InteractionChange_at(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _InteractionChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_InteractionChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_InteractionChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "Long")
 }
 
 func (ec *executionContext) _InteractionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.InteractionConnection) (ret graphql.Marshaler) {
@@ -7036,6 +8643,185 @@ func (ec *executionContext) fieldContext_ItemAggregate_max(_ context.Context, fi
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ItemChange_op(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _ItemChange_before(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Item) graphql.Marshaler {
+			return ec.marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Item(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemChange_after(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Item) graphql.Marshaler {
+			return ec.marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Item(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ItemChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ItemChange_at(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ItemChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "Long")
 }
 
 func (ec *executionContext) _ItemConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ItemConnection) (ret graphql.Marshaler) {
@@ -8290,6 +10076,185 @@ func (ec *executionContext) fieldContext_OrderAggregate_max(_ context.Context, f
 	return fc, nil
 }
 
+func (ec *executionContext) _OrderChange_op(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _OrderChange_before(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *orders.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderChange_after(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *orders.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderChange_at(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OrderChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "Long")
+}
+
 func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9019,6 +10984,185 @@ func (ec *executionContext) fieldContext_OrderLineAggregate_max(_ context.Contex
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _OrderLineChange_op(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _OrderLineChange_before(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *orders.Line) graphql.Marshaler {
+			return ec.marshalOOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderLineChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderLineChange_after(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *orders.Line) graphql.Marshaler {
+			return ec.marshalOOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderLineChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _OrderLineChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderLineChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _OrderLineChange_at(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _OrderLineChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLineChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLineChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "Long")
 }
 
 func (ec *executionContext) _OrderLineConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineConnection) (ret graphql.Marshaler) {
@@ -10287,6 +12431,314 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
 		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_customerChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CustomerChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CustomerChange) graphql.Marshaler {
+			return ec.marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_customerChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderChange) graphql.Marshaler {
+			return ec.marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderLineChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderLineChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderLineChange) graphql.Marshaler {
+			return ec.marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLineChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderLineChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_itemChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ItemChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ItemChange) graphql.Marshaler {
+			return ec.marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_itemChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_interactionChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InteractionChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.InteractionChange) graphql.Marshaler {
+			return ec.marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InteractionChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_interactionChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_changes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().Changes(ctx, fc.Args["products"].([]string), fc.Args["entities"].([]string), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Change) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_changes(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Change(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_changes_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_auditEntries(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_auditEntries(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().AuditEntries(ctx, fc.Args["product"].(*string), fc.Args["entity"].(*string), fc.Args["actor"].(*string), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.AuditEntry) graphql.Marshaler {
+			return ec.marshalNAuditEntry2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAuditEntry(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_auditEntries(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntry(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_auditEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
 	}
 	return fc, nil
 }
@@ -14034,6 +16486,12 @@ func (ec *executionContext) _AuditEntry(ctx context.Context, sel ast.SelectionSe
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "cursor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._AuditEntry_cursor(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -14117,6 +16575,89 @@ func (ec *executionContext) _AuditEntryEdge(ctx context.Context, sel ast.Selecti
 			}
 		case "node":
 			out.Values[i] = ec._AuditEntryEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var changeImplementors = []string{"Change"}
+
+func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *model.Change) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, changeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Change")
+		case "product":
+			out.Values[i] = ec._Change_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entity":
+			out.Values[i] = ec._Change_entity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "key":
+			out.Values[i] = ec._Change_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "op":
+			out.Values[i] = ec._Change_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._Change_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._Change_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._Change_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._Change_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "requestId":
+			out.Values[i] = ec._Change_requestId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._Change_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._Change_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14241,6 +16782,69 @@ func (ec *executionContext) _CustomerAggregate(ctx context.Context, sel ast.Sele
 			}
 		case "count":
 			out.Values[i] = ec._CustomerAggregate_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerChangeImplementors = []string{"CustomerChange"}
+
+func (ec *executionContext) _CustomerChange(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerChange")
+		case "op":
+			out.Values[i] = ec._CustomerChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._CustomerChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._CustomerChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._CustomerChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._CustomerChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._CustomerChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._CustomerChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14498,6 +17102,69 @@ func (ec *executionContext) _InteractionAggregate(ctx context.Context, sel ast.S
 			}
 		case "max":
 			out.Values[i] = ec._InteractionAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var interactionChangeImplementors = []string{"InteractionChange"}
+
+func (ec *executionContext) _InteractionChange(ctx context.Context, sel ast.SelectionSet, obj *model.InteractionChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, interactionChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("InteractionChange")
+		case "op":
+			out.Values[i] = ec._InteractionChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._InteractionChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._InteractionChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._InteractionChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._InteractionChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._InteractionChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._InteractionChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -14797,6 +17464,69 @@ func (ec *executionContext) _ItemAggregate(ctx context.Context, sel ast.Selectio
 			}
 		case "max":
 			out.Values[i] = ec._ItemAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemChangeImplementors = []string{"ItemChange"}
+
+func (ec *executionContext) _ItemChange(ctx context.Context, sel ast.SelectionSet, obj *model.ItemChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemChange")
+		case "op":
+			out.Values[i] = ec._ItemChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._ItemChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._ItemChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._ItemChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._ItemChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ItemChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._ItemChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -15264,6 +17994,69 @@ func (ec *executionContext) _OrderAggregate(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var orderChangeImplementors = []string{"OrderChange"}
+
+func (ec *executionContext) _OrderChange(ctx context.Context, sel ast.SelectionSet, obj *model.OrderChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderChange")
+		case "op":
+			out.Values[i] = ec._OrderChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._OrderChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._OrderChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._OrderChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._OrderChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._OrderChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._OrderChange_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var orderConnectionImplementors = []string{"OrderConnection"}
 
 func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *model.OrderConnection) graphql.Marshaler {
@@ -15512,6 +18305,69 @@ func (ec *executionContext) _OrderLineAggregate(ctx context.Context, sel ast.Sel
 			}
 		case "max":
 			out.Values[i] = ec._OrderLineAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var orderLineChangeImplementors = []string{"OrderLineChange"}
+
+func (ec *executionContext) _OrderLineChange(ctx context.Context, sel ast.SelectionSet, obj *model.OrderLineChange) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("OrderLineChange")
+		case "op":
+			out.Values[i] = ec._OrderLineChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._OrderLineChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._OrderLineChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._OrderLineChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._OrderLineChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._OrderLineChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._OrderLineChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -15930,6 +18786,38 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 	}
 
 	return out
+}
+
+var subscriptionImplementors = []string{"Subscription"}
+
+func (ec *executionContext) _Subscription(ctx context.Context, sel ast.SelectionSet) func(ctx context.Context) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, subscriptionImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Subscription",
+	})
+	if len(fields) != 1 {
+		graphql.AddErrorf(ctx, "must subscribe to exactly one stream")
+		return nil
+	}
+
+	switch fields[0].Name {
+	case "customerChanged":
+		return ec._Subscription_customerChanged(ctx, fields[0])
+	case "orderChanged":
+		return ec._Subscription_orderChanged(ctx, fields[0])
+	case "orderLineChanged":
+		return ec._Subscription_orderLineChanged(ctx, fields[0])
+	case "itemChanged":
+		return ec._Subscription_itemChanged(ctx, fields[0])
+	case "interactionChanged":
+		return ec._Subscription_interactionChanged(ctx, fields[0])
+	case "changes":
+		return ec._Subscription_changes(ctx, fields[0])
+	case "auditEntries":
+		return ec._Subscription_auditEntries(ctx, fields[0])
+	default:
+		panic("unknown field " + strconv.Quote(fields[0].Name))
+	}
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -16374,6 +19262,14 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐChange(ctx context.Context, sel ast.SelectionSet, v *model.Change) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Change!")
+		return graphql.Null
+	}
+	return ec._Change(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNChannel2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -16449,6 +19345,14 @@ func (ec *executionContext) marshalNCustomerAggregate2ᚖgithubᚗcomᚋmeshgate
 		return graphql.Null
 	}
 	return ec._CustomerAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerChange(ctx context.Context, sel ast.SelectionSet, v *model.CustomerChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerChange!")
+		return graphql.Null
+	}
+	return ec._CustomerChange(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerConnection(ctx context.Context, sel ast.SelectionSet, v *model.CustomerConnection) graphql.Marshaler {
@@ -16625,6 +19529,14 @@ func (ec *executionContext) marshalNInteractionAggregate2ᚖgithubᚗcomᚋmeshg
 	return ec._InteractionAggregate(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionChange(ctx context.Context, sel ast.SelectionSet, v *model.InteractionChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "InteractionChange!")
+		return graphql.Null
+	}
+	return ec._InteractionChange(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionConnection(ctx context.Context, sel ast.SelectionSet, v *model.InteractionConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionConnection!")
@@ -16763,6 +19675,14 @@ func (ec *executionContext) marshalNItemAggregate2ᚖgithubᚗcomᚋmeshgateᚋm
 		return graphql.Null
 	}
 	return ec._ItemAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemChange(ctx context.Context, sel ast.SelectionSet, v *model.ItemChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemChange!")
+		return graphql.Null
+	}
+	return ec._ItemChange(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemConnection(ctx context.Context, sel ast.SelectionSet, v *model.ItemConnection) graphql.Marshaler {
@@ -16913,6 +19833,14 @@ func (ec *executionContext) marshalNOrderAggregate2ᚖgithubᚗcomᚋmeshgateᚋ
 	return ec._OrderAggregate(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderChange!")
+		return graphql.Null
+	}
+	return ec._OrderChange(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderConnection!")
@@ -17005,6 +19933,14 @@ func (ec *executionContext) marshalNOrderLineAggregate2ᚖgithubᚗcomᚋmeshgat
 		return graphql.Null
 	}
 	return ec._OrderLineAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineChange) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "OrderLineChange!")
+		return graphql.Null
+	}
+	return ec._OrderLineChange(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineConnection) graphql.Marshaler {
@@ -17388,6 +20324,42 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		graphql.AddInvalidNullFromMarshaler(ctx, "__TypeKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx context.Context, v any) ([]products.Op, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]products.Op, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx context.Context, sel ast.SelectionSet, v []products.Op) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOAuditOp2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx context.Context, v any) (*products.Op, error) {

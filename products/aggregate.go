@@ -135,7 +135,7 @@ func (c compiler) having(x *sqlExpr, e *Entity, h map[string]any) error {
 	}
 	for _, k := range sortedKeys(h) {
 		v := h[k]
-		if v == nil {
+		if absent(v) {
 			continue
 		}
 		m, ok := v.(map[string]any)
@@ -158,7 +158,7 @@ func (c compiler) having(x *sqlExpr, e *Entity, h map[string]any) error {
 		}
 		for _, name := range sortedKeys(m) {
 			fm, ok := m[name].(map[string]any)
-			if m[name] == nil {
+			if absent(m[name]) {
 				continue
 			}
 			f := e.Field(name)

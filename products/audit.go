@@ -75,6 +75,9 @@ type AuditEntry struct {
 	RequestID   string     `bun:"request_id,notnull" json:"requestId"`
 	At          time.Time  `bun:"at,notnull" json:"at"`
 	PublishedAt *time.Time `bun:"published_at" json:"-"`
+	// StreamCursor, set on entries delivered by a subscription, resumes
+	// the stream after this entry.
+	StreamCursor string `bun:"-" json:"-"`
 
 	Window
 }

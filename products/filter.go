@@ -2,6 +2,7 @@ package products
 
 import (
 	"fmt"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
@@ -48,7 +49,7 @@ func (c compiler) where(x *sqlExpr, e *Entity, w map[string]any, path string) er
 	}
 	for _, k := range keys {
 		v := w[k]
-		if v == nil {
+		if absent(v) {
 			continue
 		}
 		p := path + "." + k
@@ -127,7 +128,7 @@ func (c compiler) filter(x *sqlExpr, expr string, t FieldType, fm map[string]any
 	x.add("(")
 	for _, op := range ops {
 		v := Deref(fm[op])
-		if v == nil {
+		if absent(v) {
 			continue
 		}
 		p := path + "." + op
@@ -310,6 +311,21 @@ func coerceList(t FieldType, v any, path string) ([]any, error) {
 		out = append(out, c)
 	}
 	return out, nil
+}
+
+// absent tells whether an input value was left out or given as null.
+// Generated input maps carry a null list, object or scalar as a typed nil
+// (e.g. []int64(nil)), which must not count as "in no values".
+func absent(v any) bool {
+	if v == nil {
+		return true
+	}
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Slice, reflect.Interface:
+		return rv.IsNil()
+	}
+	return false
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -112,11 +112,8 @@ func (s *Store) Backlog(ctx context.Context) (pending, latest int64, err error) 
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s: backlog: %w", s.Product.Name, err)
 	}
-	err = s.DB.NewSelect().Model((*auditSeq)(nil)).Column("value").Where("product = ?", s.Product.Name).Scan(ctx, &latest)
-	if err != nil {
-		return 0, 0, fmt.Errorf("%s: latest sequence: %w", s.Product.Name, err)
-	}
-	return pending, latest, nil
+	latest, err = s.Latest(ctx)
+	return pending, latest, err
 }
 
 // lockKey derives a PostgreSQL advisory lock key for a purpose of this product.

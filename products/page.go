@@ -17,7 +17,7 @@ import (
 // MaxPageSize bounds both.
 const (
 	DefaultPageSize = 100
-	MaxPageSize     = 10000
+	MaxPageSize     = 1000
 )
 
 // ListArgs are the Relay connection arguments plus filter and ordering, as
@@ -108,7 +108,8 @@ func (c compiler) plan(e *Entity, a ListArgs) (*plan, error) {
 	seen := map[string]bool{}
 	for i, ob := range a.OrderBy {
 		path := fmt.Sprintf("orderBy[%d]", i)
-		name, _ := ob["field"].(string)
+		// Optional input fields arrive as pointers (direction is *string).
+		name, _ := Deref(ob["field"]).(string)
 		f := e.bySort(name)
 		if f == nil {
 			return nil, Invalid(path+".field", "%s cannot be sorted by %q", e.Name, name)
@@ -117,7 +118,7 @@ func (c compiler) plan(e *Entity, a ListArgs) (*plan, error) {
 			return nil, Invalid(path+".field", "%s is given twice", name)
 		}
 		seen[f.Name] = true
-		dir, _ := ob["direction"].(string)
+		dir, _ := Deref(ob["direction"]).(string)
 		switch dir {
 		case "", "ASC":
 		case "DESC":

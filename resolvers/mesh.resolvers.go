@@ -12,6 +12,7 @@ import (
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/streaming"
 )
 
 func (r *auditEntryResolver) Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
@@ -20,6 +21,13 @@ func (r *auditEntryResolver) Before(ctx context.Context, obj *products.AuditEntr
 
 func (r *auditEntryResolver) After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
 	return image(obj.After)
+}
+
+func (r *auditEntryResolver) Cursor(ctx context.Context, obj *products.AuditEntry) (string, error) {
+	if obj.StreamCursor != "" {
+		return obj.StreamCursor, nil
+	}
+	return streaming.Cursor{obj.Product: obj.Sequence}.String(), nil
 }
 
 func (r *queryResolver) Mesh(ctx context.Context) (*model.MeshInfo, error) {

@@ -9,12 +9,15 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/streaming"
 )
 
 // Resolver is the root of all resolvers: the dependencies they share.
 type Resolver struct {
 	Data    *demo.Mesh
 	Version string
+	// Hub streams live changes to subscriptions.
+	Hub *streaming.Hub
 	// BatchWait is how long a batch loader waits for more keys before it
 	// queries; sibling fields resolved concurrently join the same batch.
 	BatchWait time.Duration

@@ -25,6 +25,7 @@ type Envelope struct {
 	Source    Source          `json:"source"`
 	Op        string          `json:"op"`
 	TsMs      int64           `json:"ts_ms"`
+	TsUs      int64           `json:"ts_us"`
 	Actor     string          `json:"actor"`
 	RequestID string          `json:"requestId"`
 }
@@ -39,6 +40,7 @@ type Source struct {
 	Entity    string `json:"entity"`
 	Sequence  int64  `json:"sequence"`
 	TsMs      int64  `json:"ts_ms"`
+	TsUs      int64  `json:"ts_us"`
 }
 
 // Key is the message key: the entity key as JSON, as Debezium writes it.
@@ -75,9 +77,9 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 	env := Envelope{
 		Source: Source{
 			Connector: Connector, Version: c.Version, Name: c.Prefix,
-			DB: d.Name, Table: e.Table, Entity: e.Name, Sequence: a.Sequence, TsMs: at.UnixMilli(),
+			DB: d.Name, Table: e.Table, Entity: e.Name, Sequence: a.Sequence, TsMs: at.UnixMilli(), TsUs: at.UnixMicro(),
 		},
-		Op: debeziumOps[a.Op], TsMs: at.UnixMilli(), Actor: a.Actor, RequestID: a.RequestID,
+		Op: debeziumOps[a.Op], TsMs: at.UnixMilli(), TsUs: at.UnixMicro(), Actor: a.Actor, RequestID: a.RequestID,
 	}
 	if a.Before != nil {
 		env.Before = json.RawMessage(*a.Before)
@@ -106,4 +108,37 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 			{Key: []byte("content-type"), Value: []byte("application/json")},
 		},
 	}, nil
+}
+
+// Entry decodes a change event back into the audit entry it was made from.
+func (Codec) Entry(key, value []byte) (*products.AuditEntry, error) {
+	var env Envelope
+	if err := json.Unmarshal(value, &env); err != nil {
+		return nil, fmt.Errorf("decode envelope: %w", err)
+	}
+	var k Key
+	if err := json.Unmarshal(key, &k); err != nil {
+		return nil, fmt.Errorf("decode key: %w", err)
+	}
+	a := &products.AuditEntry{
+		Sequence: env.Source.Sequence, Product: env.Source.DB, Entity: env.Source.Entity, Key: k.ID,
+		Actor: env.Actor, RequestID: env.RequestID, At: time.UnixMicro(env.TsUs).UTC(),
+	}
+	for op, code := range debeziumOps {
+		if code == env.Op {
+			a.Op = op
+		}
+	}
+	if a.Op == "" || a.Product == "" || a.Sequence <= 0 {
+		return nil, fmt.Errorf("not a meshgate change event (op %q, db %q, sequence %d)", env.Op, a.Product, a.Sequence)
+	}
+	if len(env.Before) > 0 && string(env.Before) != "null" {
+		s := string(env.Before)
+		a.Before = &s
+	}
+	if len(env.After) > 0 && string(env.After) != "null" {
+		s := string(env.After)
+		a.After = &s
+	}
+	return a, nil
 }

@@ -195,17 +195,25 @@ func (p *Publisher) connect() error {
 }
 
 func (p *Publisher) createTopic(topic string) error {
-	admin, err := sarama.NewClusterAdminFromClient(p.client)
+	if err := createTopic(p.client, topic, p.cfg.Partitions, p.cfg.ReplicationFactor); err != nil {
+		return err
+	}
+	p.topics[topic] = true
+	return nil
+}
+
+// createTopic creates a topic unless it exists.
+func createTopic(client sarama.Client, topic string, partitions int32, replication int16) error {
+	admin, err := sarama.NewClusterAdminFromClient(client)
 	if err != nil {
 		return fmt.Errorf("kafka: admin: %w", err)
 	}
 	// Not closed: closing an admin made from a client closes the client.
-	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: p.cfg.Partitions, ReplicationFactor: p.cfg.ReplicationFactor}, false)
+	err = admin.CreateTopic(topic, &sarama.TopicDetail{NumPartitions: max(partitions, 1), ReplicationFactor: max(replication, 1)}, false)
 	var te *sarama.TopicError
 	if err != nil && !(errors.As(err, &te) && te.Err == sarama.ErrTopicAlreadyExists) && !errors.Is(err, sarama.ErrTopicAlreadyExists) {
 		return fmt.Errorf("kafka: create topic %s: %w", topic, err)
 	}
-	p.topics[topic] = true
 	return nil
 }
 

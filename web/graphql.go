@@ -1,15 +1,18 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/handler"
@@ -21,6 +24,8 @@ import (
 
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/streaming"
 )
 
 // graphqlHandler assembles the GraphQL server: explicit transports, a parsed
@@ -31,6 +36,13 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.GET{})
 	srv.AddTransport(transport.POST{})
+	srv.AddTransport(transport.SSE{})
+	srv.AddTransport(transport.Websocket{
+		Implementation:        gorillaWebsocket{allowedOrigins: cfg.AllowedOrigins, pingInterval: cfg.PingInterval},
+		InitFunc:              initFunc,
+		InitTimeout:           10 * time.Second,
+		KeepAlivePingInterval: 10 * time.Second,
+	})
 	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
@@ -40,8 +52,24 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 	}
 	srv.Use(extension.FixedComplexityLimit(limit))
 	srv.AroundOperations(cfg.Resolver.WithLoaders)
+	srv.AroundOperations(resolvers.WithStreamState)
+	present := presentError(cfg.Logger)
+	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
+		resp := next(ctx)
+		if resp == nil {
+			return nil
+		}
+		if err := resolvers.StreamFailure(ctx); err != nil {
+			resp.Data = []byte("null")
+			resp.Errors = gqlerror.List{streamError(ctx, present, err)}
+		}
+		return resp
+	})
 	if cfg.QueryTimeout > 0 {
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Subscription {
+				return next(ctx)
+			}
 			ctx, cancel := context.WithTimeout(ctx, cfg.QueryTimeout)
 			h := next(ctx)
 			return func(ctx context.Context) *graphql.Response {
@@ -61,6 +89,23 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 }
 
 var errPanic = errors.New("panic")
+
+// streamError presents the error that ended a subscription stream: a slow
+// consumer gets SLOW_CONSUMER with the cursor to resume from.
+func streamError(ctx context.Context, present graphql.ErrorPresenterFunc, err error) *gqlerror.Error {
+	var slow *streaming.SlowConsumerError
+	if errors.As(err, &slow) {
+		return &gqlerror.Error{Message: slow.Error(), Extensions: map[string]any{
+			"code": "SLOW_CONSUMER", "cursor": slow.Cursor.String(),
+		}}
+	}
+	return present(ctx, err)
+}
+
+// initFunc accepts the connection_init payload; authentication will read it.
+func initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+	return ctx, nil, nil
+}
 
 // presentError is the one place where errors become GraphQL errors:
 // expected failures (a products.Error anywhere in the chain) keep their
@@ -88,6 +133,12 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		if gerr.Extensions["code"] != nil {
 			return gerr
 		}
+		if isArgumentError(ctx, err) {
+			// A value gqlgen could not coerce into an argument's type
+			// (e.g. the ID "abc"): the client's input is at fault.
+			gerr.Extensions = map[string]any{"code": string(products.BadUserInput)}
+			return gerr
+		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			gerr.Message = "the query took longer than the server allows; narrow it or ask for fewer rows"
 			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded)}
@@ -100,6 +151,24 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		gerr.Extensions = map[string]any{"code": "INTERNAL_SERVER_ERROR", "requestId": id}
 		return gerr
 	}
+}
+
+// isArgumentError tells whether err arose while gqlgen coerced the
+// arguments of the field being resolved: such errors carry the field's path
+// followed by the name of one of its arguments, while resolver errors carry
+// the field's own path.
+func isArgumentError(ctx context.Context, err error) bool {
+	var ge *gqlerror.Error
+	fc := graphql.GetFieldContext(ctx)
+	if !errors.As(err, &ge) || fc == nil || fc.Field.Field == nil {
+		return false
+	}
+	p := fc.Path()
+	if len(ge.Path) <= len(p) {
+		return false
+	}
+	name, ok := ge.Path[len(p)].(ast.PathName)
+	return ok && fc.Field.Arguments.ForName(string(name)) != nil
 }
 
 // specStatus adapts gqlgen's error responses to the GraphQL-over-HTTP spec:
@@ -148,3 +217,15 @@ func (w *specWriter) Write(b []byte) (int, error) {
 }
 
 func (w *specWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Hijack lets websocket upgrades through the wrapper.
+func (w *specWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Flush lets streamed responses (server-sent events) through the wrapper.
+func (w *specWriter) Flush() {
+	if w.buf == nil {
+		http.NewResponseController(w.ResponseWriter).Flush()
+	}
+}

@@ -1,9 +1,11 @@
 package web
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
 	"log/slog"
+	"net"
 	"net/http"
 	"regexp"
 	"strconv"
@@ -99,4 +101,17 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 			slog.Int("status", sw.status), slog.Duration("duration", d),
 			slog.String("request_id", products.RequestIDFrom(r.Context())))
 	})
+}
+
+// Hijack lets websocket upgrades through the wrapper.
+func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if w.status == 0 {
+		w.status = http.StatusSwitchingProtocols
+	}
+	return http.NewResponseController(w.ResponseWriter).Hijack()
+}
+
+// Flush lets streamed responses (server-sent events) through the wrapper.
+func (w *statusWriter) Flush() {
+	http.NewResponseController(w.ResponseWriter).Flush()
 }

@@ -25,6 +25,11 @@ type Config struct {
 	MaxBodyBytes    int64
 	ComplexityLimit int
 	QueryTimeout    time.Duration
+	// AllowedOrigins may open websockets besides the gateway's own origin.
+	AllowedOrigins []string
+	// PingInterval, if set, pings websocket peers and drops those silent
+	// for twice the interval.
+	PingInterval time.Duration
 }
 
 // NewServer returns the gateway's HTTP handler. All routes are here.

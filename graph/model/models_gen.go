@@ -3,6 +3,8 @@
 package model
 
 import (
+	"time"
+
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/engagement"
@@ -30,6 +32,50 @@ type AuditEntryEdge struct {
 	Node *products.AuditEntry `json:"node"`
 }
 
+// A change of any entity, with JSON images.
+type Change struct {
+	// The data product that owns the row.
+	Product string `json:"product"`
+	// The entity (GraphQL type) of the row.
+	Entity string `json:"entity"`
+	// The row's key.
+	Key int64 `json:"key"`
+	// What happened.
+	Op products.Op `json:"op"`
+	// The row before the change; null for CREATE.
+	Before map[string]any `json:"before,omitempty"`
+	// The row after the change; null for DELETE.
+	After map[string]any `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// The request that made the change.
+	RequestID string `json:"requestId"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the product's log.
+	Sequence int64 `json:"sequence"`
+}
+
+// A change of a customer.
+type CustomerChange struct {
+	// What happened.
+	Op products.Op `json:"op"`
+	// The customer before the change; null for CREATE.
+	Before *customers.Customer `json:"before,omitempty"`
+	// The customer after the change; null for DELETE.
+	After *customers.Customer `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the customers product's log.
+	Sequence int64 `json:"sequence"`
+}
+
 // A page of customers.
 type CustomerConnection struct {
 	// The customers of this page with their cursors.
@@ -50,6 +96,24 @@ type CustomerEdge struct {
 	Node *customers.Customer `json:"node"`
 }
 
+// A change of an interaction.
+type InteractionChange struct {
+	// What happened.
+	Op products.Op `json:"op"`
+	// The interaction before the change; null for CREATE.
+	Before *engagement.Interaction `json:"before,omitempty"`
+	// The interaction after the change; null for DELETE.
+	After *engagement.Interaction `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the engagement product's log.
+	Sequence int64 `json:"sequence"`
+}
+
 // A page of interactions.
 type InteractionConnection struct {
 	// The interactions of this page with their cursors.
@@ -68,6 +132,24 @@ type InteractionEdge struct {
 	Cursor string `json:"cursor"`
 	// The interaction.
 	Node *engagement.Interaction `json:"node"`
+}
+
+// A change of an item.
+type ItemChange struct {
+	// What happened.
+	Op products.Op `json:"op"`
+	// The item before the change; null for CREATE.
+	Before *inventory.Item `json:"before,omitempty"`
+	// The item after the change; null for DELETE.
+	After *inventory.Item `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the inventory product's log.
+	Sequence int64 `json:"sequence"`
 }
 
 // A page of items.
@@ -102,6 +184,24 @@ type MeshInfo struct {
 type Mutation struct {
 }
 
+// A change of an order.
+type OrderChange struct {
+	// What happened.
+	Op products.Op `json:"op"`
+	// The order before the change; null for CREATE.
+	Before *orders.Order `json:"before,omitempty"`
+	// The order after the change; null for DELETE.
+	After *orders.Order `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the orders product's log.
+	Sequence int64 `json:"sequence"`
+}
+
 // A page of orders.
 type OrderConnection struct {
 	// The orders of this page with their cursors.
@@ -120,6 +220,24 @@ type OrderEdge struct {
 	Cursor string `json:"cursor"`
 	// The order.
 	Node *orders.Order `json:"node"`
+}
+
+// A change of an order line.
+type OrderLineChange struct {
+	// What happened.
+	Op products.Op `json:"op"`
+	// The line before the change; null for CREATE.
+	Before *orders.Line `json:"before,omitempty"`
+	// The line after the change; null for DELETE.
+	After *orders.Line `json:"after,omitempty"`
+	// Resume point: subscribe with since: cursor to get what follows this event.
+	Cursor string `json:"cursor"`
+	// Who made the change.
+	Actor string `json:"actor"`
+	// When it was committed.
+	At time.Time `json:"at"`
+	// Position in the orders product's log.
+	Sequence int64 `json:"sequence"`
 }
 
 // A page of order lines.
@@ -144,4 +262,12 @@ type OrderLineEdge struct {
 
 // Read access to every data product.
 type Query struct {
+}
+
+// Live change streams. Events come from the products' Kafka topics, so a change
+// made through any gateway instance reaches subscribers on every instance. A
+// subscriber that does not keep up has its subscription ended with an error
+// whose extensions.code is SLOW_CONSUMER and whose extensions.cursor resumes
+// where it stopped.
+type Subscription struct {
 }

@@ -1,0 +1,164 @@
+package resolvers
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/99designs/gqlgen/graphql"
+
+	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/streaming"
+)
+
+// streamState carries the error that ended a subscription's stream from the
+// stream's goroutine to the response that reports it (see StreamFailure).
+type streamState struct {
+	mu       sync.Mutex
+	err      error
+	reported bool
+}
+
+type streamStateKey struct{}
+
+// WithStreamState prepares an operation for reporting stream errors.
+// Install it with the server's AroundOperations.
+func WithStreamState(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
+	return next(context.WithValue(ctx, streamStateKey{}, &streamState{}))
+}
+
+// StreamFailure returns, once, the error that ended the operation's stream
+// (a *streaming.SlowConsumerError, or an internal error), or nil.
+func StreamFailure(ctx context.Context) error {
+	st, _ := ctx.Value(streamStateKey{}).(*streamState)
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.err == nil || st.reported {
+		return nil
+	}
+	st.reported = true
+	return st.err
+}
+
+// subscribe runs a hub stream for a subscription field and converts each
+// event with conv. When the stream fails (slow consumer, store error) the
+// failure is recorded for StreamFailure and one zero value is sent, so the
+// transport produces a last response that reports it; then the channel
+// closes and the subscription completes.
+func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, since *string, conv func(streaming.Event) (T, error)) (<-chan T, error) {
+	var cur streaming.Cursor
+	if since != nil {
+		var err error
+		if cur, err = streaming.ParseCursor(*since); err != nil {
+			return nil, err
+		}
+	}
+	if _, err := r.Hub.Check(ctx, f, cur); err != nil {
+		return nil, err
+	}
+	out := make(chan T)
+	go func() {
+		defer close(out)
+		err := r.Hub.Stream(ctx, f, cur, func(ev streaming.Event) error {
+			v, err := conv(ev)
+			if err != nil {
+				return err
+			}
+			select {
+			case out <- v:
+				return nil
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		})
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		st, _ := ctx.Value(streamStateKey{}).(*streamState)
+		if st == nil {
+			return
+		}
+		st.mu.Lock()
+		st.err = err
+		st.mu.Unlock()
+		var zero T
+		select {
+		case out <- zero:
+		case <-ctx.Done():
+		}
+	}()
+	return out, nil
+}
+
+// entityFilter selects one entity's changes, optionally by op and by a where
+// filter evaluated on the after image (the before image for deletes).
+func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]any, ops []products.Op) (*streaming.Filter, error) {
+	f := &streaming.Filter{
+		Products: map[string]bool{d.Name: true},
+		Entities: map[string]bool{e.Name: true},
+		Ops:      opSet(ops),
+	}
+	if len(where) > 0 {
+		// Reject a bad filter now, not at the first event.
+		if _, err := products.Match(e, where, map[string]any{}); err != nil {
+			return nil, err
+		}
+		f.Match = func(a *products.AuditEntry) (bool, error) {
+			img := a.After
+			if img == nil {
+				img = a.Before
+			}
+			m, err := image(img)
+			if err != nil {
+				return false, err
+			}
+			return products.Match(e, where, m)
+		}
+	}
+	return f, nil
+}
+
+func opSet(ops []products.Op) map[products.Op]bool {
+	if len(ops) == 0 {
+		return nil
+	}
+	m := make(map[products.Op]bool, len(ops))
+	for _, o := range ops {
+		m[o] = true
+	}
+	return m
+}
+
+func set(names []string) map[string]bool {
+	if len(names) == 0 {
+		return nil
+	}
+	m := make(map[string]bool, len(names))
+	for _, n := range names {
+		m[n] = true
+	}
+	return m
+}
+
+// rows decodes an entry's before and after images into the entity's model.
+func rows[T any](a *products.AuditEntry) (before, after *T, err error) {
+	dec := func(s *string) (*T, error) {
+		if s == nil {
+			return nil, nil
+		}
+		v := new(T)
+		if err := json.Unmarshal([]byte(*s), v); err != nil {
+			return nil, fmt.Errorf("decode %s image: %w", a.Entity, err)
+		}
+		return v, nil
+	}
+	if before, err = dec(a.Before); err != nil {
+		return nil, nil, err
+	}
+	after, err = dec(a.After)
+	return before, after, err
+}
