@@ -69,6 +69,7 @@ type config struct {
 	AllowedOrigins    string
 	WSPingInterval    time.Duration
 	SubscriberBuffer  int
+	WSWriteBuffer     int
 	KafkaBrokers      string
 	EmbeddedKafkaAddr string
 	TopicPrefix       string
@@ -147,6 +148,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
 	fs.IntVar(&c.SubscriberBuffer, "subscriber-buffer", 1024, "events queued per subscription before a slow subscriber is dropped with SLOW_CONSUMER")
+	fs.IntVar(&c.WSWriteBuffer, "ws-write-buffer", 64<<10, "kernel send buffer per websocket in bytes (0 = system default)")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
 	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker (without --kafka-brokers)")
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "meshgate", "first part of every change topic: <prefix>.<product>.<table>")
@@ -333,7 +335,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Handler: web.NewServer(web.Config{
 			Resolver: res, Logger: log, Ready: mesh.Ping,
 			MaxBodyBytes: cfg.MaxBodyBytes, ComplexityLimit: cfg.ComplexityLimit, QueryTimeout: cfg.QueryTimeout,
-			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval,
+			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}

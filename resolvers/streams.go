@@ -46,9 +46,10 @@ func StreamFailure(ctx context.Context) error {
 
 // subscribe runs a hub stream for a subscription field and converts each
 // event with conv. When the stream fails (slow consumer, store error) the
-// failure is recorded for StreamFailure and one zero value is sent, so the
-// transport produces a last response that reports it; then the channel
-// closes and the subscription completes.
+// failure is recorded for StreamFailure and one zero value is sent: its
+// null makes gqlgen report an error, which the error presenter replaces
+// with the failure (StreamFailure). Then the channel closes and the
+// subscription completes.
 func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, since *string, conv func(streaming.Event) (T, error)) (<-chan T, error) {
 	var cur streaming.Cursor
 	if since != nil {

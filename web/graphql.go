@@ -38,7 +38,7 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 	srv.AddTransport(transport.POST{})
 	srv.AddTransport(transport.SSE{})
 	srv.AddTransport(transport.Websocket{
-		Implementation:        gorillaWebsocket{allowedOrigins: cfg.AllowedOrigins, pingInterval: cfg.PingInterval},
+		Implementation:        gorillaWebsocket{allowedOrigins: cfg.AllowedOrigins, pingInterval: cfg.PingInterval, writeBuffer: cfg.WSWriteBuffer},
 		InitFunc:              initFunc,
 		InitTimeout:           10 * time.Second,
 		KeepAlivePingInterval: 10 * time.Second,
@@ -53,18 +53,6 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 	srv.Use(extension.FixedComplexityLimit(limit))
 	srv.AroundOperations(cfg.Resolver.WithLoaders)
 	srv.AroundOperations(resolvers.WithStreamState)
-	present := presentError(cfg.Logger)
-	srv.AroundResponses(func(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
-		resp := next(ctx)
-		if resp == nil {
-			return nil
-		}
-		if err := resolvers.StreamFailure(ctx); err != nil {
-			resp.Data = []byte("null")
-			resp.Errors = gqlerror.List{streamError(ctx, present, err)}
-		}
-		return resp
-	})
 	if cfg.QueryTimeout > 0 {
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Subscription {
@@ -114,6 +102,11 @@ func initFunc(ctx context.Context, payload transport.InitPayload) (context.Conte
 // request id and shown as "internal error (request <id>)".
 func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
+		// A subscription whose stream failed sends one empty event; the error
+		// its null produces is reported as the failure itself.
+		if failure := resolvers.StreamFailure(ctx); failure != nil {
+			return streamError(ctx, presentError(log), failure)
+		}
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var pe *products.Error
 		if errors.As(err, &pe) {

@@ -30,6 +30,9 @@ type Config struct {
 	// PingInterval, if set, pings websocket peers and drops those silent
 	// for twice the interval.
 	PingInterval time.Duration
+	// WSWriteBuffer is each websocket's TCP send buffer in bytes (0: the
+	// system default).
+	WSWriteBuffer int
 }
 
 // NewServer returns the gateway's HTTP handler. All routes are here.

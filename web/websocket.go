@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -24,6 +25,10 @@ type gorillaWebsocket struct {
 	// library answers; a peer silent for two intervals is dropped, so dead
 	// connections are noticed on both subprotocols.
 	pingInterval time.Duration
+	// writeBuffer, if set, is the kernel send buffer of each websocket's
+	// TCP connection: it bounds the memory a stalled client pins, and makes
+	// a stalled client show up as a slow consumer sooner.
+	writeBuffer int
 }
 
 var _ transport.WebsocketImplementation = gorillaWebsocket{}
@@ -39,6 +44,9 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	c, err := up.Upgrade(w, r, opts.ResponseHeader)
 	if err != nil {
 		return nil, err
+	}
+	if tc, ok := c.NetConn().(*net.TCPConn); ok && g.writeBuffer > 0 {
+		tc.SetWriteBuffer(g.writeBuffer)
 	}
 	gc := &gorillaConn{c: c, done: make(chan struct{})}
 	if g.pingInterval > 0 {

@@ -1,0 +1,387 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// wsClient speaks graphql-transport-ws or the legacy graphql-ws.
+type wsClient struct {
+	t     testing.TB
+	c     *websocket.Conn
+	proto string
+	msgs  chan wsMessage
+}
+
+type wsMessage struct {
+	ID      string          `json:"id"`
+	Type    string          `json:"type"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// dialWS connects and completes connection_init. With read false nothing
+// reads the socket (a stalled client); rcvBuf, if set, shrinks the client's
+// receive buffer so that a stalled client pushes back sooner.
+func dialWS(t testing.TB, g *gateway, proto string, read bool, rcvBuf int) *wsClient {
+	t.Helper()
+	d := websocket.Dialer{Subprotocols: []string{proto}, HandshakeTimeout: 5 * time.Second}
+	if rcvBuf > 0 {
+		d.NetDial = func(network, addr string) (net.Conn, error) {
+			nd := net.Dialer{Control: func(_, _ string, rc syscall.RawConn) error {
+				var serr error
+				rc.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvBuf) })
+				return serr
+			}}
+			return nd.Dial(network, addr)
+		}
+	}
+	c, _, err := d.Dial("ws"+strings.TrimPrefix(g.base, "http")+"/graphql", nil)
+	if err != nil {
+		t.Fatalf("dial websocket: %v", err)
+	}
+	if c.Subprotocol() != proto {
+		t.Fatalf("negotiated %q, want %q", c.Subprotocol(), proto)
+	}
+	w := &wsClient{t: t, c: c, proto: proto, msgs: make(chan wsMessage, 4096)}
+	t.Cleanup(func() { c.Close() })
+	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{}}); err != nil {
+		t.Fatal(err)
+	}
+	var ack wsMessage
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if err := c.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
+		t.Fatalf("connection_ack: %v %+v", err, ack)
+	}
+	c.SetReadDeadline(time.Time{})
+	if read {
+		go func() {
+			defer close(w.msgs)
+			for {
+				var m wsMessage
+				if err := c.ReadJSON(&m); err != nil {
+					return
+				}
+				switch m.Type {
+				case "ka", "pong":
+				case "ping":
+					c.WriteJSON(map[string]any{"type": "pong"})
+				default:
+					w.msgs <- m
+				}
+			}
+		}()
+	}
+	return w
+}
+
+func (w *wsClient) subscribe(id, query string, vars map[string]any) {
+	w.t.Helper()
+	typ := "subscribe"
+	if w.proto == "graphql-ws" {
+		typ = "start"
+	}
+	if err := w.c.WriteJSON(map[string]any{"id": id, "type": typ, "payload": map[string]any{"query": query, "variables": vars}}); err != nil {
+		w.t.Fatal(err)
+	}
+}
+
+// next returns the next message (next/data/error/complete) within timeout.
+func (w *wsClient) next(timeout time.Duration) (wsMessage, bool) {
+	select {
+	case m, ok := <-w.msgs:
+		return m, ok
+	case <-time.After(timeout):
+		return wsMessage{}, false
+	}
+}
+
+// event is the payload of a next/data message.
+type event struct {
+	Data   map[string]map[string]any `json:"data"`
+	Errors []gqlError                `json:"errors"`
+}
+
+func (w *wsClient) event(field string, timeout time.Duration) (map[string]any, []gqlError) {
+	w.t.Helper()
+	for {
+		m, ok := w.next(timeout)
+		if !ok {
+			w.t.Fatalf("no event for %s within %v", field, timeout)
+		}
+		switch m.Type {
+		case "next", "data":
+			var e event
+			if err := json.Unmarshal(m.Payload, &e); err != nil {
+				w.t.Fatal(err)
+			}
+			return e.Data[field], e.Errors
+		case "error":
+			w.t.Fatalf("subscription error: %s", m.Payload)
+		case "complete":
+			w.t.Fatalf("subscription completed early")
+		}
+	}
+}
+
+// firstEvent makes changes with mutate until the subscription, which is
+// registered asynchronously after the subscribe message, reports one; it
+// returns that event. Changes made before the registration are not
+// delivered (there was no since), which is why a single change may not do.
+func (w *wsClient) firstEvent(field string, mutate func(i int)) map[string]any {
+	w.t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for i := 0; time.Now().Before(deadline); i++ {
+		mutate(i)
+		m, ok := w.next(200 * time.Millisecond)
+		if !ok {
+			continue
+		}
+		if m.Type != "next" && m.Type != "data" {
+			w.t.Fatalf("unexpected %s: %s", m.Type, m.Payload)
+		}
+		var e event
+		if err := json.Unmarshal(m.Payload, &e); err != nil || len(e.Errors) > 0 {
+			w.t.Fatalf("event: %v %v", err, e.Errors)
+		}
+		return e.Data[field]
+	}
+	w.t.Fatalf("the subscription never went live")
+	return nil
+}
+
+func TestSubscriptionsBothProtocolsWithFilter(t *testing.T) {
+	backends(t, func(t *testing.T, args []string) {
+		g := startGateway(t, args...)
+		for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+			t.Run(proto, func(t *testing.T) {
+				ws := dialWS(t, g, proto, true, 0)
+				ws.subscribe("1", `subscription { customerChanged(where: {country: {eq: "SE"}}, ops: [UPDATE]) { op cursor sequence actor before { name } after { id name country } } }`, nil)
+				// Customer 1 goes to DE (filtered out), customer 2 to SE.
+				var name string
+				ev := ws.firstEvent("customerChanged", func(i int) {
+					name = fmt.Sprintf("Sven %s %d", proto, i)
+					g.gql(t, `mutation($n: String!) { a: updateCustomer(id: 1, input: {country: "DE"}) { id } b: updateCustomer(id: 2, input: {country: "SE", name: $n}) { id } }`, map[string]any{"n": name}).must(t)
+				})
+				after := ev["after"].(map[string]any)
+				if ev["op"] != "UPDATE" || after["country"] != "SE" || after["name"] != name || after["id"] != "2" {
+					t.Fatalf("unexpected event %v", ev)
+				}
+				if c, _ := ev["cursor"].(string); !strings.HasPrefix(c, "mg1.") {
+					t.Fatalf("cursor %v", ev["cursor"])
+				}
+			})
+		}
+	})
+}
+
+func TestSubscriptionResumeAfterDrop(t *testing.T) {
+	backends(t, func(t *testing.T, args []string) {
+		g := startGateway(t, args...)
+		const q = `subscription($since: String) { changes(products: ["customers"], since: $since) { sequence cursor key op } }`
+		ws := dialWS(t, g, "graphql-transport-ws", true, 0)
+		ws.subscribe("1", q, nil)
+		first := ws.firstEvent("changes", func(int) {
+			g.gql(t, `mutation { updateCustomer(id: 3, input: {name: "First"}) { id } }`, nil).must(t)
+		})
+		cursor := first["cursor"].(string)
+		seq := int(first["sequence"].(float64))
+		ws.c.Close() // drop mid-stream
+
+		const missed = 1000
+		for i := 0; i < missed; i += 50 {
+			var b strings.Builder
+			b.WriteString("mutation {")
+			for j := i; j < i+50; j++ {
+				fmt.Fprintf(&b, " m%d: updateCustomer(id: %d, input: {name: \"N%d\"}) { id }", j, 1+j%20, j)
+			}
+			b.WriteString(" }")
+			g.gql(t, b.String(), nil).must(t)
+		}
+		ws2 := dialWS(t, g, "graphql-transport-ws", true, 0)
+		ws2.subscribe("2", q, map[string]any{"since": cursor})
+		for i := 1; i <= missed; i++ {
+			ev, errs := ws2.event("changes", 10*time.Second)
+			if len(errs) > 0 {
+				t.Fatal(errs)
+			}
+			if got := int(ev["sequence"].(float64)); got != seq+i {
+				t.Fatalf("event %d: sequence %d, want %d (gap or duplicate)", i, got, seq+i)
+			}
+		}
+		// Live again after the replay, still without a gap.
+		g.gql(t, `mutation { updateCustomer(id: 3, input: {name: "After"}) { id } }`, nil).must(t)
+		ev, _ := ws2.event("changes", 10*time.Second)
+		if got := int(ev["sequence"].(float64)); got != seq+missed+1 {
+			t.Fatalf("first live event after replay: sequence %d, want %d", got, seq+missed+1)
+		}
+		// A bad cursor is bad input.
+		ws2.subscribe("3", q, map[string]any{"since": "garbage"})
+		for {
+			m, ok := ws2.next(5 * time.Second)
+			if !ok {
+				t.Fatal("no error for a bad cursor")
+			}
+			if m.ID == "3" && (m.Type == "error" || m.Type == "next") {
+				if !strings.Contains(string(m.Payload), "BAD_USER_INPUT") {
+					t.Fatalf("bad cursor: %s", m.Payload)
+				}
+				break
+			}
+		}
+	})
+}
+
+func TestSlowConsumerIsDroppedWithCursor(t *testing.T) {
+	// A queue of 128 absorbs the bursts a reading client sees (the relay
+	// publishes in batches); a stalled client fills it.
+	g := startGateway(t, "--subscriber-buffer", "128", "--ws-write-buffer", "4096")
+	const q = `subscription($since: String) { changes(products: ["customers"], since: $since) { sequence cursor before after } }`
+	slow := dialWS(t, g, "graphql-transport-ws", false, 4096)
+	slow.subscribe("1", q, nil)
+	fast := dialWS(t, g, "graphql-transport-ws", true, 0)
+	fast.subscribe("1", q, nil)
+	// Wait until both are live: the fast one (subscribed second) sees a change.
+	first := fast.firstEvent("changes", func(int) {
+		g.gql(t, `mutation { updateCustomer(id: 1, input: {name: "Warm Up"}) { id } }`, nil).must(t)
+	})
+	start := int(first["sequence"].(float64))
+
+	long := strings.Repeat("x", 150)
+	const n = 600
+	for i := 0; i < n; i += 50 {
+		var b strings.Builder
+		b.WriteString("mutation {")
+		for j := i; j < i+50; j++ {
+			fmt.Fprintf(&b, " m%d: updateCustomer(id: %d, input: {name: \"%s %d\"}) { id }", j, 1+j%20, long, j)
+		}
+		b.WriteString(" }")
+		g.gql(t, b.String(), nil).must(t)
+	}
+	// The fast client gets everything, in order, while the slow one stalls.
+	for i := 1; i <= n; i++ {
+		ev, errs := fast.event("changes", 10*time.Second)
+		if len(errs) > 0 {
+			t.Fatalf("fast client got errors: %v", errs)
+		}
+		if got := int(ev["sequence"].(float64)); got != start+i {
+			t.Fatalf("fast client: sequence %d, want %d", got, start+i)
+		}
+	}
+	// Now read the slow client: some events, then SLOW_CONSUMER with a cursor,
+	// then completion.
+	go func() {
+		for {
+			var m wsMessage
+			if err := slow.c.ReadJSON(&m); err != nil {
+				close(slow.msgs)
+				return
+			}
+			if m.Type != "ka" && m.Type != "ping" && m.Type != "pong" {
+				slow.msgs <- m
+			}
+		}
+	}()
+	var cursor string
+	for cursor == "" {
+		m, ok := slow.next(10 * time.Second)
+		if !ok {
+			t.Fatal("slow client was never told it is too slow")
+		}
+		if m.Type != "next" {
+			continue
+		}
+		var e event
+		json.Unmarshal(m.Payload, &e)
+		for _, err := range e.Errors {
+			if err.Extensions["code"] == "SLOW_CONSUMER" {
+				cursor, _ = err.Extensions["cursor"].(string)
+			}
+		}
+	}
+	if m, _ := slow.next(5 * time.Second); m.Type != "complete" {
+		t.Fatalf("after SLOW_CONSUMER: %+v, want complete", m)
+	}
+	// Resuming from that cursor brings the rest.
+	again := dialWS(t, g, "graphql-transport-ws", true, 0)
+	again.subscribe("2", q, map[string]any{"since": cursor})
+	ev, _ := again.event("changes", 10*time.Second)
+	if ev["sequence"] == nil {
+		t.Fatal("no event after resume")
+	}
+}
+
+func TestSubscriptionAcrossInstances(t *testing.T) {
+	stores := postgresStores(t)
+	a := startGateway(t, stores...)
+	b := startGateway(t, append(stores, "--kafka-brokers", a.kafka)...)
+	ws := dialWS(t, b, "graphql-transport-ws", true, 0)
+	ws.subscribe("1", `subscription { itemChanged { op after { id name } } }`, nil)
+	ev := ws.firstEvent("itemChanged", func(i int) {
+		a.gql(t, `mutation($n: String!) { updateItem(id: 1, input: {name: $n}) { id } }`, map[string]any{"n": fmt.Sprintf("Made on A %d", i)}).must(t)
+	})
+	if name := ev["after"].(map[string]any)["name"].(string); !strings.HasPrefix(name, "Made on A") {
+		t.Fatalf("unexpected event %v", ev)
+	}
+}
+
+func TestNoLeaksOverConnectCycles(t *testing.T) {
+	if testing.Short() {
+		t.Skip("long")
+	}
+	g := startGateway(t)
+	cycle := func(i int) {
+		d := websocket.Dialer{Subprotocols: []string{"graphql-transport-ws"}}
+		c, _, err := d.Dial("ws"+strings.TrimPrefix(g.base, "http")+"/graphql", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.WriteJSON(map[string]any{"type": "connection_init"})
+		var ack wsMessage
+		if err := c.ReadJSON(&ack); err != nil {
+			t.Fatal(err)
+		}
+		c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": `subscription { changes { sequence } }`}})
+		if i%2 == 0 {
+			c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseNormalClosure, ""), time.Now().Add(time.Second))
+		}
+		// Half the cycles just drop the TCP connection: no close frame.
+		c.NetConn().Close()
+	}
+	settle := func() (int, uint64) {
+		var goroutines int
+		eventually(t, 30*time.Second, "goroutines to settle", func() bool {
+			runtime.GC()
+			n := runtime.NumGoroutine()
+			ok := n == goroutines
+			goroutines = n
+			return ok
+		})
+		var ms runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		return goroutines, ms.HeapAlloc
+	}
+	for i := 0; i < 200; i++ {
+		cycle(i)
+	}
+	g0, h0 := settle()
+	for i := 0; i < 2000; i++ {
+		cycle(i)
+	}
+	g1, h1 := settle()
+	t.Logf("after 200 cycles: %d goroutines, %d KiB heap; after 2,200: %d goroutines, %d KiB heap", g0, h0>>10, g1, h1>>10)
+	if g1 > g0+10 {
+		t.Errorf("goroutines grew from %d to %d over 2,000 connect/disconnect cycles", g0, g1)
+	}
+	if h1 > h0+4<<20 {
+		t.Errorf("heap grew from %d KiB to %d KiB over 2,000 cycles", h0>>10, h1>>10)
+	}
+}
