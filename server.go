@@ -20,9 +20,12 @@ import (
 	"time"
 
 	"github.com/goccy/go-yaml"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/sales"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
 	"github.com/meshgate/meshgate/web"
@@ -69,6 +72,7 @@ type config struct {
 	AllowedOrigins    string
 	WSPingInterval    time.Duration
 	SubscriberBuffer  int
+	LiveRate          float64
 	WSWriteBuffer     int
 	KafkaBrokers      string
 	EmbeddedKafkaAddr string
@@ -148,6 +152,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
 	fs.IntVar(&c.SubscriberBuffer, "subscriber-buffer", 1024, "events queued per subscription before a slow subscriber is dropped with SLOW_CONSUMER")
+	fs.Float64Var(&c.LiveRate, "live-rate", 4, "most pushes per second of live aggregate subscriptions (salesStats, customerValue)")
 	fs.IntVar(&c.WSWriteBuffer, "ws-write-buffer", 64<<10, "kernel send buffer per websocket in bytes (0 = system default)")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
 	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker (without --kafka-brokers)")
@@ -254,7 +259,20 @@ func (c *config) dsn(product string) string {
 
 // run starts the gateway and blocks until ctx ends, then shuts down
 // gracefully. Every goroutine it starts belongs to its errgroup.
+//
+// "meshgate replay <product> [flags]" instead rebuilds a derived product
+// from the beginning of its inputs and exits.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var replay string
+	if len(args) > 0 && args[0] == "replay" {
+		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
+			return usageError{fmt.Errorf("usage: meshgate replay <product> [flags]; derived products: %s", strings.Join(replayable(), ", "))}
+		}
+		replay, args = args[1], args[2:]
+		if resetters[replay] == nil {
+			return usageError{fmt.Errorf("%q is not a derived product; derived products: %s", replay, strings.Join(replayable(), ", "))}
+		}
+	}
 	cfg, err := parseConfig(args, getenv, stderr)
 	if err != nil {
 		return err
@@ -282,6 +300,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	start := time.Now()
 	lastReport := map[string]time.Time{}
+	if replay != "" {
+		cfg.SeedScale = 0
+	}
 	seeded, err := mesh.Seed(ctx, cfg.SeedScale, func(product, entity string, done, total int) {
 		if done == total || time.Since(lastReport[entity]) > time.Second {
 			lastReport[entity] = time.Now()
@@ -303,7 +324,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.KafkaBrokers != "" {
 		kafka.Brokers = splitList(cfg.KafkaBrokers)
 	} else {
-		broker, err := streaming.StartEmbedded(cfg.EmbeddedKafkaAddr, int32(cfg.TopicPartitions))
+		addr := cfg.EmbeddedKafkaAddr
+		if replay != "" {
+			addr = "127.0.0.1:0" // a private broker: a running gateway may hold the usual port
+		}
+		broker, err := streaming.StartEmbedded(addr, int32(cfg.TopicPartitions))
 		if err != nil {
 			return usageError{err}
 		}
@@ -324,18 +349,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer publisher.Close()
 	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
+	consumers := streaming.Consumers(mesh, streaming.Reactions(mesh), codec, kafka, log)
+	if replay != "" {
+		return runReplay(ctx, replay, mesh, consumers, publisher, codec, log, stdout)
+	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
 	}
 	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer}
-	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub}
+	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec}
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
 			Resolver: res, Logger: log, Ready: mesh.Ping,
 			MaxBodyBytes: cfg.MaxBodyBytes, ComplexityLimit: cfg.ComplexityLimit, QueryTimeout: cfg.QueryTimeout,
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
+			Collectors: lagMetrics(mesh, consumers),
 		}),
 		ReadHeaderTimeout: 10 * time.Second,
 	}
@@ -345,6 +375,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return hub.Run(gctx) })
+	for _, c := range consumers {
+		g.Go(func() error { return c.Run(gctx) })
+	}
 	for _, s := range mesh.Stores {
 		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
 		g.Go(func() error { return relay.Run(gctx) })
@@ -371,6 +404,102 @@ func splitList(s string) []string {
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part != "" {
 			out = append(out, part)
+		}
+	}
+	return out
+}
+
+// resetters delete what a derived product derived, for a replay.
+var resetters = map[string]func(context.Context, *products.Tx) error{
+	sales.Product.Name: sales.Reset,
+}
+
+func replayable() []string {
+	var out []string
+	for name := range resetters {
+		out = append(out, name)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// runReplay rebuilds product from the beginning of its inputs, with the
+// relays running so that the inputs' topics hold their history (on the
+// embedded broker they start empty), and reports progress on stdout.
+func runReplay(ctx context.Context, product string, mesh *demo.Mesh, consumers []*streaming.Consumer,
+	publisher *streaming.Publisher, codec streaming.Codec, log *slog.Logger, stdout io.Writer) error {
+	var consumer *streaming.Consumer
+	for _, c := range consumers {
+		if c.Reaction.Store.Product.Name == product {
+			consumer = c
+		}
+	}
+	if consumer == nil {
+		return usageError{fmt.Errorf("%s reacts to no other product", product)}
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(rctx)
+	for _, s := range mesh.Stores {
+		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
+		g.Go(func() error { return relay.Run(gctx) })
+	}
+	sources := map[string]*products.Store{}
+	for _, s := range mesh.Stores {
+		sources[s.Product.Name] = s
+	}
+	start := time.Now()
+	err := streaming.Replay(gctx, consumer, resetters[product], sources, func(done, total int64) {
+		pct := 100.0
+		if total > 0 {
+			pct = 100 * float64(done) / float64(total)
+		}
+		fmt.Fprintf(stdout, "replay %s: %d of %d changes applied (%.0f%%)\n", product, done, total, pct)
+	})
+	cancel()
+	if gerr := g.Wait(); err == nil {
+		err = gerr
+	}
+	if err != nil {
+		return fmt.Errorf("replay %s: %w", product, err)
+	}
+	fmt.Fprintf(stdout, "replay %s: done in %s\n", product, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// lagMetrics exposes, per reacting product and source, how many changes are
+// not applied yet (meshgate_consumer_lag) and the source sequence applied
+// (meshgate_consumer_applied_sequence), computed at scrape time.
+func lagMetrics(mesh *demo.Mesh, consumers []*streaming.Consumer) []prometheus.Collector {
+	var out []prometheus.Collector
+	for _, c := range consumers {
+		seen := map[string]bool{}
+		for _, in := range c.Reaction.Inputs {
+			if seen[in.Product] {
+				continue
+			}
+			seen[in.Product] = true
+			labels := prometheus.Labels{"product": c.Reaction.Store.Product.Name, "source": in.Product}
+			value := func(pick func(streaming.Lag) float64) func() float64 {
+				return func() float64 {
+					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+					defer cancel()
+					lags, err := c.Lag(ctx, mesh.Store)
+					if err != nil {
+						return -1
+					}
+					for _, l := range lags {
+						if l.Source == labels["source"] {
+							return pick(l)
+						}
+					}
+					return -1
+				}
+			}
+			out = append(out,
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshgate_consumer_lag", Help: "Changes of the source not yet applied by the reacting product.", ConstLabels: labels},
+					value(func(l streaming.Lag) float64 { return float64(l.Pending) })),
+				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshgate_consumer_applied_sequence", Help: "Highest source sequence applied by the reacting product.", ConstLabels: labels},
+					value(func(l streaming.Lag) float64 { return float64(l.AppliedSequence) })))
 		}
 	}
 	return out

@@ -5,6 +5,7 @@ package graph
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"strconv"
@@ -13,12 +14,14 @@ import (
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/99designs/gqlgen/graphql/introspection"
+	"github.com/99designs/gqlgen/plugin/federation/fedruntime"
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 	"github.com/meshgate/meshgate/resolvers/scalars"
 	gqlparser "github.com/vektah/gqlparser/v2"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -35,7 +38,10 @@ type Config = graphql.Config[ResolverRoot, DirectiveRoot, ComplexityRoot]
 
 type ResolverRoot interface {
 	AuditEntry() AuditEntryResolver
+	CatalogEntity() CatalogEntityResolver
+	CatalogProduct() CatalogProductResolver
 	Customer() CustomerResolver
+	Entity() EntityResolver
 	Interaction() InteractionResolver
 	Item() ItemResolver
 	Mutation() MutationResolver
@@ -75,6 +81,51 @@ type ComplexityRoot struct {
 		Node   func(childComplexity int) int
 	}
 
+	CatalogDownloads struct {
+		Odcs func(childComplexity int) int
+		Odps func(childComplexity int) int
+		Sdl  func(childComplexity int) int
+	}
+
+	CatalogEntity struct {
+		Description func(childComplexity int) int
+		Fields      func(childComplexity int) int
+		Name        func(childComplexity int) int
+		PrimaryKey  func(childComplexity int) int
+		Product     func(childComplexity int) int
+		RowCount    func(childComplexity int) int
+		Table       func(childComplexity int) int
+		Topic       func(childComplexity int) int
+	}
+
+	CatalogField struct {
+		Classification func(childComplexity int) int
+		Column         func(childComplexity int) int
+		Description    func(childComplexity int) int
+		Name           func(childComplexity int) int
+		Nullable       func(childComplexity int) int
+		Pii            func(childComplexity int) int
+		PrimaryKey     func(childComplexity int) int
+		References     func(childComplexity int) int
+		SQLType        func(childComplexity int) int
+		Type           func(childComplexity int) int
+	}
+
+	CatalogProduct struct {
+		Consumers   func(childComplexity int) int
+		Contact     func(childComplexity int) int
+		Description func(childComplexity int) int
+		Domain      func(childComplexity int) int
+		Downloads   func(childComplexity int) int
+		Entities    func(childComplexity int) int
+		Freshness   func(childComplexity int) int
+		Inputs      func(childComplexity int) int
+		Kind        func(childComplexity int) int
+		Name        func(childComplexity int) int
+		Owner       func(childComplexity int) int
+		Sdl         func(childComplexity int) int
+	}
+
 	Change struct {
 		Actor     func(childComplexity int) int
 		After     func(childComplexity int) int
@@ -89,6 +140,15 @@ type ComplexityRoot struct {
 		Sequence  func(childComplexity int) int
 	}
 
+	ConsumerLag struct {
+		AppliedAt       func(childComplexity int) int
+		AppliedSequence func(childComplexity int) int
+		Lag             func(childComplexity int) int
+		LatestSequence  func(childComplexity int) int
+		Product         func(childComplexity int) int
+		Source          func(childComplexity int) int
+	}
+
 	Customer struct {
 		Country      func(childComplexity int) int
 		CreatedAt    func(childComplexity int) int
@@ -101,6 +161,7 @@ type ComplexityRoot struct {
 		Phone        func(childComplexity int) int
 		Segment      func(childComplexity int) int
 		UpdatedAt    func(childComplexity int) int
+		Value        func(childComplexity int) int
 	}
 
 	CustomerAggregate struct {
@@ -133,6 +194,86 @@ type ComplexityRoot struct {
 	CustomerGroup struct {
 		Country func(childComplexity int) int
 		Segment func(childComplexity int) int
+	}
+
+	CustomerValue struct {
+		Country      func(childComplexity int) int
+		FirstOrderAt func(childComplexity int) int
+		ID           func(childComplexity int) int
+		LastOrderAt  func(childComplexity int) int
+		Orders       func(childComplexity int) int
+		Revenue      func(childComplexity int) int
+		Segment      func(childComplexity int) int
+	}
+
+	CustomerValueAggregate struct {
+		Avg   func(childComplexity int) int
+		Count func(childComplexity int) int
+		Group func(childComplexity int) int
+		Max   func(childComplexity int) int
+		Min   func(childComplexity int) int
+		Sum   func(childComplexity int) int
+	}
+
+	CustomerValueConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	CustomerValueEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	CustomerValueGroup struct {
+		Country func(childComplexity int) int
+		Segment func(childComplexity int) int
+	}
+
+	CustomerValueNumbers struct {
+		Orders  func(childComplexity int) int
+		Revenue func(childComplexity int) int
+	}
+
+	DailyRevenue struct {
+		Date    func(childComplexity int) int
+		ID      func(childComplexity int) int
+		Orders  func(childComplexity int) int
+		Revenue func(childComplexity int) int
+	}
+
+	DailyRevenueConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	DailyRevenueEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	Entity struct {
+		FindManyCustomerByIDs    func(childComplexity int, reps []*model.CustomerByIDsInput) int
+		FindManyInteractionByIDs func(childComplexity int, reps []*model.InteractionByIDsInput) int
+		FindManyItemByIDs        func(childComplexity int, reps []*model.ItemByIDsInput) int
+		FindManyOrderByIDs       func(childComplexity int, reps []*model.OrderByIDsInput) int
+		FindManyOrderLineByIDs   func(childComplexity int, reps []*model.OrderLineByIDsInput) int
+	}
+
+	FieldReference struct {
+		Entity  func(childComplexity int) int
+		Field   func(childComplexity int) int
+		Product func(childComplexity int) int
+	}
+
+	Freshness struct {
+		LastChangedAt func(childComplexity int) int
+		Sequence      func(childComplexity int) int
+		Unpublished   func(childComplexity int) int
 	}
 
 	Interaction struct {
@@ -197,6 +338,7 @@ type ComplexityRoot struct {
 		Name      func(childComplexity int) int
 		Price     func(childComplexity int) int
 		SKU       func(childComplexity int) int
+		Sales     func(childComplexity int) int
 		Stock     func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
 	}
@@ -239,6 +381,33 @@ type ComplexityRoot struct {
 	ItemNumbers struct {
 		Price func(childComplexity int) int
 		Stock func(childComplexity int) int
+	}
+
+	ItemSales struct {
+		ID      func(childComplexity int) int
+		Orders  func(childComplexity int) int
+		Revenue func(childComplexity int) int
+		Units   func(childComplexity int) int
+	}
+
+	ItemSalesConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ItemSalesEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	LineageLink struct {
+		Consumer    func(childComplexity int) int
+		Description func(childComplexity int) int
+		Entity      func(childComplexity int) int
+		Producer    func(childComplexity int) int
+		Topic       func(childComplexity int) int
 	}
 
 	MeshInfo struct {
@@ -377,33 +546,56 @@ type ComplexityRoot struct {
 	}
 
 	Query struct {
-		AuditLog              func(childComplexity int, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) int
-		Customer              func(childComplexity int, id int64) int
-		Customers             func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
-		CustomersAggregate    func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
-		Interaction           func(childComplexity int, id int64) int
-		Interactions          func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
-		InteractionsAggregate func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
-		Item                  func(childComplexity int, id int64) int
-		Items                 func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
-		ItemsAggregate        func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
-		Mesh                  func(childComplexity int) int
-		Order                 func(childComplexity int, id int64) int
-		OrderLine             func(childComplexity int, id int64) int
-		OrderLines            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
-		OrderLinesAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
-		Orders                func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
-		OrdersAggregate       func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		AuditLog                func(childComplexity int, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) int
+		Catalog                 func(childComplexity int, product *string, domain *string, classification *model.Classification, pii *bool) int
+		ConsumerLag             func(childComplexity int) int
+		Customer                func(childComplexity int, id int64) int
+		CustomerValues          func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		CustomerValuesAggregate func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		Customers               func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		CustomersAggregate      func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		DailyRevenue            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		Interaction             func(childComplexity int, id int64) int
+		Interactions            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		InteractionsAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		Item                    func(childComplexity int, id int64) int
+		ItemSales               func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		Items                   func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		ItemsAggregate          func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		Mesh                    func(childComplexity int) int
+		Order                   func(childComplexity int, id int64) int
+		OrderLine               func(childComplexity int, id int64) int
+		OrderLines              func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		OrderLinesAggregate     func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		Orders                  func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		OrdersAggregate         func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		SalesStats              func(childComplexity int) int
+		__resolve__service      func(childComplexity int) int
+		__resolve_entities      func(childComplexity int, representations []map[string]any) int
+	}
+
+	SalesStats struct {
+		At                func(childComplexity int) int
+		AverageOrderValue func(childComplexity int) int
+		Customers         func(childComplexity int) int
+		Orders            func(childComplexity int) int
+		Revenue           func(childComplexity int) int
 	}
 
 	Subscription struct {
 		AuditEntries       func(childComplexity int, product *string, entity *string, actor *string, since *string) int
 		Changes            func(childComplexity int, products []string, entities []string, ops []products.Op, since *string) int
 		CustomerChanged    func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		CustomerValue      func(childComplexity int, customerID int64) int
 		InteractionChanged func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		ItemChanged        func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		OrderChanged       func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		OrderLineChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		SalesStats         func(childComplexity int) int
+	}
+
+	_Service struct {
+		SDL func(childComplexity int) int
 	}
 }
 
@@ -417,10 +609,25 @@ type AuditEntryResolver interface {
 
 	Cursor(ctx context.Context, obj *products.AuditEntry) (string, error)
 }
+type CatalogEntityResolver interface {
+	RowCount(ctx context.Context, obj *model.CatalogEntity) (int64, error)
+}
+type CatalogProductResolver interface {
+	Freshness(ctx context.Context, obj *model.CatalogProduct) (*model.Freshness, error)
+	Sdl(ctx context.Context, obj *model.CatalogProduct) (string, error)
+}
 type CustomerResolver interface {
 	Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error)
 	Interactions(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.InteractionConnection, error)
 	History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	Value(ctx context.Context, obj *customers.Customer) (*sales.CustomerValue, error)
+}
+type EntityResolver interface {
+	FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error)
+	FindManyInteractionByIDs(ctx context.Context, reps []*model.InteractionByIDsInput) ([]*engagement.Interaction, error)
+	FindManyItemByIDs(ctx context.Context, reps []*model.ItemByIDsInput) ([]*inventory.Item, error)
+	FindManyOrderByIDs(ctx context.Context, reps []*model.OrderByIDsInput) ([]*orders.Order, error)
+	FindManyOrderLineByIDs(ctx context.Context, reps []*model.OrderLineByIDsInput) ([]*orders.Line, error)
 }
 type InteractionResolver interface {
 	Customer(ctx context.Context, obj *engagement.Interaction) (*customers.Customer, error)
@@ -428,6 +635,7 @@ type InteractionResolver interface {
 }
 type ItemResolver interface {
 	History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	Sales(ctx context.Context, obj *inventory.Item) (*sales.ItemSales, error)
 }
 type MutationResolver interface {
 	CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error)
@@ -455,6 +663,7 @@ type OrderLineResolver interface {
 type QueryResolver interface {
 	Mesh(ctx context.Context) (*model.MeshInfo, error)
 	AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	Catalog(ctx context.Context, product *string, domain *string, classification *model.Classification, pii *bool) ([]*model.CatalogProduct, error)
 	Customer(ctx context.Context, id int64) (*customers.Customer, error)
 	Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerConnection, error)
 	CustomersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
@@ -470,6 +679,12 @@ type QueryResolver interface {
 	OrderLine(ctx context.Context, id int64) (*orders.Line, error)
 	OrderLines(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderLineConnection, error)
 	OrderLinesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
+	DailyRevenue(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.DailyRevenueConnection, error)
+	CustomerValues(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerValueConnection, error)
+	CustomerValuesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
+	ItemSales(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemSalesConnection, error)
+	SalesStats(ctx context.Context) (*sales.Stats, error)
+	ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, error)
 }
 type SubscriptionResolver interface {
 	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error)
@@ -479,6 +694,8 @@ type SubscriptionResolver interface {
 	InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.InteractionChange, error)
 	Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error)
 	AuditEntries(ctx context.Context, product *string, entity *string, actor *string, since *string) (<-chan *products.AuditEntry, error)
+	SalesStats(ctx context.Context) (<-chan *sales.Stats, error)
+	CustomerValue(ctx context.Context, customerID int64) (<-chan *sales.CustomerValue, error)
 }
 
 // endregion ************************** generated!.gotpl **************************
@@ -604,6 +821,208 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.AuditEntryEdge.Node(childComplexity), true
 
+	case "CatalogDownloads.odcs":
+		if e.ComplexityRoot.CatalogDownloads.Odcs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogDownloads.Odcs(childComplexity), true
+	case "CatalogDownloads.odps":
+		if e.ComplexityRoot.CatalogDownloads.Odps == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogDownloads.Odps(childComplexity), true
+	case "CatalogDownloads.sdl":
+		if e.ComplexityRoot.CatalogDownloads.Sdl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogDownloads.Sdl(childComplexity), true
+
+	case "CatalogEntity.description":
+		if e.ComplexityRoot.CatalogEntity.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Description(childComplexity), true
+	case "CatalogEntity.fields":
+		if e.ComplexityRoot.CatalogEntity.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Fields(childComplexity), true
+	case "CatalogEntity.name":
+		if e.ComplexityRoot.CatalogEntity.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Name(childComplexity), true
+	case "CatalogEntity.primaryKey":
+		if e.ComplexityRoot.CatalogEntity.PrimaryKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.PrimaryKey(childComplexity), true
+	case "CatalogEntity.product":
+		if e.ComplexityRoot.CatalogEntity.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Product(childComplexity), true
+	case "CatalogEntity.rowCount":
+		if e.ComplexityRoot.CatalogEntity.RowCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.RowCount(childComplexity), true
+	case "CatalogEntity.table":
+		if e.ComplexityRoot.CatalogEntity.Table == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Table(childComplexity), true
+	case "CatalogEntity.topic":
+		if e.ComplexityRoot.CatalogEntity.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogEntity.Topic(childComplexity), true
+
+	case "CatalogField.classification":
+		if e.ComplexityRoot.CatalogField.Classification == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Classification(childComplexity), true
+	case "CatalogField.column":
+		if e.ComplexityRoot.CatalogField.Column == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Column(childComplexity), true
+	case "CatalogField.description":
+		if e.ComplexityRoot.CatalogField.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Description(childComplexity), true
+	case "CatalogField.name":
+		if e.ComplexityRoot.CatalogField.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Name(childComplexity), true
+	case "CatalogField.nullable":
+		if e.ComplexityRoot.CatalogField.Nullable == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Nullable(childComplexity), true
+	case "CatalogField.pii":
+		if e.ComplexityRoot.CatalogField.Pii == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Pii(childComplexity), true
+	case "CatalogField.primaryKey":
+		if e.ComplexityRoot.CatalogField.PrimaryKey == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.PrimaryKey(childComplexity), true
+	case "CatalogField.references":
+		if e.ComplexityRoot.CatalogField.References == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.References(childComplexity), true
+	case "CatalogField.sqlType":
+		if e.ComplexityRoot.CatalogField.SQLType == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.SQLType(childComplexity), true
+	case "CatalogField.type":
+		if e.ComplexityRoot.CatalogField.Type == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogField.Type(childComplexity), true
+
+	case "CatalogProduct.consumers":
+		if e.ComplexityRoot.CatalogProduct.Consumers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Consumers(childComplexity), true
+	case "CatalogProduct.contact":
+		if e.ComplexityRoot.CatalogProduct.Contact == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Contact(childComplexity), true
+	case "CatalogProduct.description":
+		if e.ComplexityRoot.CatalogProduct.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Description(childComplexity), true
+	case "CatalogProduct.domain":
+		if e.ComplexityRoot.CatalogProduct.Domain == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Domain(childComplexity), true
+	case "CatalogProduct.downloads":
+		if e.ComplexityRoot.CatalogProduct.Downloads == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Downloads(childComplexity), true
+	case "CatalogProduct.entities":
+		if e.ComplexityRoot.CatalogProduct.Entities == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Entities(childComplexity), true
+	case "CatalogProduct.freshness":
+		if e.ComplexityRoot.CatalogProduct.Freshness == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Freshness(childComplexity), true
+	case "CatalogProduct.inputs":
+		if e.ComplexityRoot.CatalogProduct.Inputs == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Inputs(childComplexity), true
+	case "CatalogProduct.kind":
+		if e.ComplexityRoot.CatalogProduct.Kind == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Kind(childComplexity), true
+	case "CatalogProduct.name":
+		if e.ComplexityRoot.CatalogProduct.Name == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Name(childComplexity), true
+	case "CatalogProduct.owner":
+		if e.ComplexityRoot.CatalogProduct.Owner == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Owner(childComplexity), true
+	case "CatalogProduct.sdl":
+		if e.ComplexityRoot.CatalogProduct.Sdl == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CatalogProduct.Sdl(childComplexity), true
+
 	case "Change.actor":
 		if e.ComplexityRoot.Change.Actor == nil {
 			break
@@ -670,6 +1089,43 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Change.Sequence(childComplexity), true
+
+	case "ConsumerLag.appliedAt":
+		if e.ComplexityRoot.ConsumerLag.AppliedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.AppliedAt(childComplexity), true
+	case "ConsumerLag.appliedSequence":
+		if e.ComplexityRoot.ConsumerLag.AppliedSequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.AppliedSequence(childComplexity), true
+	case "ConsumerLag.lag":
+		if e.ComplexityRoot.ConsumerLag.Lag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.Lag(childComplexity), true
+	case "ConsumerLag.latestSequence":
+		if e.ComplexityRoot.ConsumerLag.LatestSequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.LatestSequence(childComplexity), true
+	case "ConsumerLag.product":
+		if e.ComplexityRoot.ConsumerLag.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.Product(childComplexity), true
+	case "ConsumerLag.source":
+		if e.ComplexityRoot.ConsumerLag.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ConsumerLag.Source(childComplexity), true
 
 	case "Customer.country":
 		if e.ComplexityRoot.Customer.Country == nil {
@@ -752,6 +1208,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Customer.UpdatedAt(childComplexity), true
+	case "Customer.value":
+		if e.ComplexityRoot.Customer.Value == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Customer.Value(childComplexity), true
 
 	case "CustomerAggregate.count":
 		if e.ComplexityRoot.CustomerAggregate.Count == nil {
@@ -859,6 +1321,307 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerGroup.Segment(childComplexity), true
+
+	case "CustomerValue.country":
+		if e.ComplexityRoot.CustomerValue.Country == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.Country(childComplexity), true
+	case "CustomerValue.firstOrderAt":
+		if e.ComplexityRoot.CustomerValue.FirstOrderAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.FirstOrderAt(childComplexity), true
+	case "CustomerValue.id":
+		if e.ComplexityRoot.CustomerValue.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.ID(childComplexity), true
+	case "CustomerValue.lastOrderAt":
+		if e.ComplexityRoot.CustomerValue.LastOrderAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.LastOrderAt(childComplexity), true
+	case "CustomerValue.orders":
+		if e.ComplexityRoot.CustomerValue.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.Orders(childComplexity), true
+	case "CustomerValue.revenue":
+		if e.ComplexityRoot.CustomerValue.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.Revenue(childComplexity), true
+	case "CustomerValue.segment":
+		if e.ComplexityRoot.CustomerValue.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValue.Segment(childComplexity), true
+
+	case "CustomerValueAggregate.avg":
+		if e.ComplexityRoot.CustomerValueAggregate.Avg == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Avg(childComplexity), true
+	case "CustomerValueAggregate.count":
+		if e.ComplexityRoot.CustomerValueAggregate.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Count(childComplexity), true
+	case "CustomerValueAggregate.group":
+		if e.ComplexityRoot.CustomerValueAggregate.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Group(childComplexity), true
+	case "CustomerValueAggregate.max":
+		if e.ComplexityRoot.CustomerValueAggregate.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Max(childComplexity), true
+	case "CustomerValueAggregate.min":
+		if e.ComplexityRoot.CustomerValueAggregate.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Min(childComplexity), true
+	case "CustomerValueAggregate.sum":
+		if e.ComplexityRoot.CustomerValueAggregate.Sum == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueAggregate.Sum(childComplexity), true
+
+	case "CustomerValueConnection.edges":
+		if e.ComplexityRoot.CustomerValueConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueConnection.Edges(childComplexity), true
+	case "CustomerValueConnection.nodes":
+		if e.ComplexityRoot.CustomerValueConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueConnection.Nodes(childComplexity), true
+	case "CustomerValueConnection.pageInfo":
+		if e.ComplexityRoot.CustomerValueConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueConnection.PageInfo(childComplexity), true
+	case "CustomerValueConnection.totalCount":
+		if e.ComplexityRoot.CustomerValueConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueConnection.TotalCount(childComplexity), true
+
+	case "CustomerValueEdge.cursor":
+		if e.ComplexityRoot.CustomerValueEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueEdge.Cursor(childComplexity), true
+	case "CustomerValueEdge.node":
+		if e.ComplexityRoot.CustomerValueEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueEdge.Node(childComplexity), true
+
+	case "CustomerValueGroup.country":
+		if e.ComplexityRoot.CustomerValueGroup.Country == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueGroup.Country(childComplexity), true
+	case "CustomerValueGroup.segment":
+		if e.ComplexityRoot.CustomerValueGroup.Segment == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueGroup.Segment(childComplexity), true
+
+	case "CustomerValueNumbers.orders":
+		if e.ComplexityRoot.CustomerValueNumbers.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueNumbers.Orders(childComplexity), true
+	case "CustomerValueNumbers.revenue":
+		if e.ComplexityRoot.CustomerValueNumbers.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueNumbers.Revenue(childComplexity), true
+
+	case "DailyRevenue.date":
+		if e.ComplexityRoot.DailyRevenue.Date == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenue.Date(childComplexity), true
+	case "DailyRevenue.id":
+		if e.ComplexityRoot.DailyRevenue.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenue.ID(childComplexity), true
+	case "DailyRevenue.orders":
+		if e.ComplexityRoot.DailyRevenue.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenue.Orders(childComplexity), true
+	case "DailyRevenue.revenue":
+		if e.ComplexityRoot.DailyRevenue.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenue.Revenue(childComplexity), true
+
+	case "DailyRevenueConnection.edges":
+		if e.ComplexityRoot.DailyRevenueConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueConnection.Edges(childComplexity), true
+	case "DailyRevenueConnection.nodes":
+		if e.ComplexityRoot.DailyRevenueConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueConnection.Nodes(childComplexity), true
+	case "DailyRevenueConnection.pageInfo":
+		if e.ComplexityRoot.DailyRevenueConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueConnection.PageInfo(childComplexity), true
+	case "DailyRevenueConnection.totalCount":
+		if e.ComplexityRoot.DailyRevenueConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueConnection.TotalCount(childComplexity), true
+
+	case "DailyRevenueEdge.cursor":
+		if e.ComplexityRoot.DailyRevenueEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueEdge.Cursor(childComplexity), true
+	case "DailyRevenueEdge.node":
+		if e.ComplexityRoot.DailyRevenueEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueEdge.Node(childComplexity), true
+
+	case "Entity.findManyCustomerByIDs":
+		if e.ComplexityRoot.Entity.FindManyCustomerByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyCustomerByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyCustomerByIDs(childComplexity, args["reps"].([]*model.CustomerByIDsInput)), true
+	case "Entity.findManyInteractionByIDs":
+		if e.ComplexityRoot.Entity.FindManyInteractionByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyInteractionByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyInteractionByIDs(childComplexity, args["reps"].([]*model.InteractionByIDsInput)), true
+	case "Entity.findManyItemByIDs":
+		if e.ComplexityRoot.Entity.FindManyItemByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyItemByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyItemByIDs(childComplexity, args["reps"].([]*model.ItemByIDsInput)), true
+	case "Entity.findManyOrderByIDs":
+		if e.ComplexityRoot.Entity.FindManyOrderByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyOrderByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyOrderByIDs(childComplexity, args["reps"].([]*model.OrderByIDsInput)), true
+	case "Entity.findManyOrderLineByIDs":
+		if e.ComplexityRoot.Entity.FindManyOrderLineByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyOrderLineByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyOrderLineByIDs(childComplexity, args["reps"].([]*model.OrderLineByIDsInput)), true
+
+	case "FieldReference.entity":
+		if e.ComplexityRoot.FieldReference.Entity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldReference.Entity(childComplexity), true
+	case "FieldReference.field":
+		if e.ComplexityRoot.FieldReference.Field == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldReference.Field(childComplexity), true
+	case "FieldReference.product":
+		if e.ComplexityRoot.FieldReference.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.FieldReference.Product(childComplexity), true
+
+	case "Freshness.lastChangedAt":
+		if e.ComplexityRoot.Freshness.LastChangedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freshness.LastChangedAt(childComplexity), true
+	case "Freshness.sequence":
+		if e.ComplexityRoot.Freshness.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freshness.Sequence(childComplexity), true
+	case "Freshness.unpublished":
+		if e.ComplexityRoot.Freshness.Unpublished == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Freshness.Unpublished(childComplexity), true
 
 	case "Interaction.channel":
 		if e.ComplexityRoot.Interaction.Channel == nil {
@@ -1117,6 +1880,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Item.SKU(childComplexity), true
+	case "Item.sales":
+		if e.ComplexityRoot.Item.Sales == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Item.Sales(childComplexity), true
 	case "Item.stock":
 		if e.ComplexityRoot.Item.Stock == nil {
 			break
@@ -1267,6 +2036,100 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ItemNumbers.Stock(childComplexity), true
+
+	case "ItemSales.id":
+		if e.ComplexityRoot.ItemSales.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSales.ID(childComplexity), true
+	case "ItemSales.orders":
+		if e.ComplexityRoot.ItemSales.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSales.Orders(childComplexity), true
+	case "ItemSales.revenue":
+		if e.ComplexityRoot.ItemSales.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSales.Revenue(childComplexity), true
+	case "ItemSales.units":
+		if e.ComplexityRoot.ItemSales.Units == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSales.Units(childComplexity), true
+
+	case "ItemSalesConnection.edges":
+		if e.ComplexityRoot.ItemSalesConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesConnection.Edges(childComplexity), true
+	case "ItemSalesConnection.nodes":
+		if e.ComplexityRoot.ItemSalesConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesConnection.Nodes(childComplexity), true
+	case "ItemSalesConnection.pageInfo":
+		if e.ComplexityRoot.ItemSalesConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesConnection.PageInfo(childComplexity), true
+	case "ItemSalesConnection.totalCount":
+		if e.ComplexityRoot.ItemSalesConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesConnection.TotalCount(childComplexity), true
+
+	case "ItemSalesEdge.cursor":
+		if e.ComplexityRoot.ItemSalesEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesEdge.Cursor(childComplexity), true
+	case "ItemSalesEdge.node":
+		if e.ComplexityRoot.ItemSalesEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesEdge.Node(childComplexity), true
+
+	case "LineageLink.consumer":
+		if e.ComplexityRoot.LineageLink.Consumer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LineageLink.Consumer(childComplexity), true
+	case "LineageLink.description":
+		if e.ComplexityRoot.LineageLink.Description == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LineageLink.Description(childComplexity), true
+	case "LineageLink.entity":
+		if e.ComplexityRoot.LineageLink.Entity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LineageLink.Entity(childComplexity), true
+	case "LineageLink.producer":
+		if e.ComplexityRoot.LineageLink.Producer == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LineageLink.Producer(childComplexity), true
+	case "LineageLink.topic":
+		if e.ComplexityRoot.LineageLink.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.LineageLink.Topic(childComplexity), true
 
 	case "MeshInfo.products":
 		if e.ComplexityRoot.MeshInfo.Products == nil {
@@ -1865,6 +2728,23 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.AuditLog(childComplexity, args["product"].(string), args["entity"].(*string), args["key"].(*int64), args["actor"].(*string), args["op"].(*products.Op), args["since"].(*time.Time), args["until"].(*time.Time), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
+	case "Query.catalog":
+		if e.ComplexityRoot.Query.Catalog == nil {
+			break
+		}
+
+		args, err := ec.field_Query_catalog_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Catalog(childComplexity, args["product"].(*string), args["domain"].(*string), args["classification"].(*model.Classification), args["pii"].(*bool)), true
+	case "Query.consumerLag":
+		if e.ComplexityRoot.Query.ConsumerLag == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.ConsumerLag(childComplexity), true
 	case "Query.customer":
 		if e.ComplexityRoot.Query.Customer == nil {
 			break
@@ -1876,6 +2756,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customer(childComplexity, args["id"].(int64)), true
+	case "Query.customerValues":
+		if e.ComplexityRoot.Query.CustomerValues == nil {
+			break
+		}
+
+		args, err := ec.field_Query_customerValues_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CustomerValues(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
+	case "Query.customerValuesAggregate":
+		if e.ComplexityRoot.Query.CustomerValuesAggregate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_customerValuesAggregate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CustomerValuesAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
 	case "Query.customers":
 		if e.ComplexityRoot.Query.Customers == nil {
 			break
@@ -1898,6 +2800,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.CustomersAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
+	case "Query.dailyRevenue":
+		if e.ComplexityRoot.Query.DailyRevenue == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dailyRevenue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DailyRevenue(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
 	case "Query.interaction":
 		if e.ComplexityRoot.Query.Interaction == nil {
 			break
@@ -1943,6 +2856,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Item(childComplexity, args["id"].(int64)), true
+	case "Query.itemSales":
+		if e.ComplexityRoot.Query.ItemSales == nil {
+			break
+		}
+
+		args, err := ec.field_Query_itemSales_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ItemSales(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
 	case "Query.items":
 		if e.ComplexityRoot.Query.Items == nil {
 			break
@@ -2037,6 +2961,60 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.OrdersAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
+	case "Query.salesStats":
+		if e.ComplexityRoot.Query.SalesStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.SalesStats(childComplexity), true
+	case "Query._service":
+		if e.ComplexityRoot.Query.__resolve__service == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Query.__resolve__service(childComplexity), true
+	case "Query._entities":
+		if e.ComplexityRoot.Query.__resolve_entities == nil {
+			break
+		}
+
+		args, err := ec.field_Query__entities_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.__resolve_entities(childComplexity, args["representations"].([]map[string]any)), true
+
+	case "SalesStats.at":
+		if e.ComplexityRoot.SalesStats.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesStats.At(childComplexity), true
+	case "SalesStats.averageOrderValue":
+		if e.ComplexityRoot.SalesStats.AverageOrderValue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesStats.AverageOrderValue(childComplexity), true
+	case "SalesStats.customers":
+		if e.ComplexityRoot.SalesStats.Customers == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesStats.Customers(childComplexity), true
+	case "SalesStats.orders":
+		if e.ComplexityRoot.SalesStats.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesStats.Orders(childComplexity), true
+	case "SalesStats.revenue":
+		if e.ComplexityRoot.SalesStats.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.SalesStats.Revenue(childComplexity), true
 
 	case "Subscription.auditEntries":
 		if e.ComplexityRoot.Subscription.AuditEntries == nil {
@@ -2071,6 +3049,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.CustomerChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.customerValue":
+		if e.ComplexityRoot.Subscription.CustomerValue == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_customerValue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CustomerValue(childComplexity, args["customerId"].(int64)), true
 	case "Subscription.interactionChanged":
 		if e.ComplexityRoot.Subscription.InteractionChanged == nil {
 			break
@@ -2115,6 +3104,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.OrderLineChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.salesStats":
+		if e.ComplexityRoot.Subscription.SalesStats == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Subscription.SalesStats(childComplexity), true
+
+	case "_Service.sdl":
+		if e.ComplexityRoot._Service.SDL == nil {
+			break
+		}
+
+		return e.ComplexityRoot._Service.SDL(childComplexity), true
 
 	}
 	return 0, false
@@ -2129,23 +3131,36 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CreateCustomerInput", ec.unmarshalInputCreateCustomerInput),
 			graphql.NewInputUnmarshaler("CreateInteractionInput", ec.unmarshalInputCreateInteractionInput),
 			graphql.NewInputUnmarshaler("CreateItemInput", ec.unmarshalInputCreateItemInput),
+			graphql.NewInputUnmarshaler("CustomerByIDsInput", ec.unmarshalInputCustomerByIDsInput),
 			graphql.NewInputUnmarshaler("CustomerHaving", ec.unmarshalInputCustomerHaving),
 			graphql.NewInputUnmarshaler("CustomerOrderBy", ec.unmarshalInputCustomerOrderBy),
 			graphql.NewInputUnmarshaler("CustomerSegmentFilter", ec.unmarshalInputCustomerSegmentFilter),
+			graphql.NewInputUnmarshaler("CustomerValueHaving", ec.unmarshalInputCustomerValueHaving),
+			graphql.NewInputUnmarshaler("CustomerValueNumbersFilter", ec.unmarshalInputCustomerValueNumbersFilter),
+			graphql.NewInputUnmarshaler("CustomerValueOrderBy", ec.unmarshalInputCustomerValueOrderBy),
+			graphql.NewInputUnmarshaler("CustomerValueWhere", ec.unmarshalInputCustomerValueWhere),
 			graphql.NewInputUnmarshaler("CustomerWhere", ec.unmarshalInputCustomerWhere),
+			graphql.NewInputUnmarshaler("DailyRevenueOrderBy", ec.unmarshalInputDailyRevenueOrderBy),
+			graphql.NewInputUnmarshaler("DailyRevenueWhere", ec.unmarshalInputDailyRevenueWhere),
 			graphql.NewInputUnmarshaler("FloatFilter", ec.unmarshalInputFloatFilter),
 			graphql.NewInputUnmarshaler("IDFilter", ec.unmarshalInputIDFilter),
 			graphql.NewInputUnmarshaler("IntFilter", ec.unmarshalInputIntFilter),
+			graphql.NewInputUnmarshaler("InteractionByIDsInput", ec.unmarshalInputInteractionByIDsInput),
 			graphql.NewInputUnmarshaler("InteractionHaving", ec.unmarshalInputInteractionHaving),
 			graphql.NewInputUnmarshaler("InteractionKindFilter", ec.unmarshalInputInteractionKindFilter),
 			graphql.NewInputUnmarshaler("InteractionNumbersFilter", ec.unmarshalInputInteractionNumbersFilter),
 			graphql.NewInputUnmarshaler("InteractionOrderBy", ec.unmarshalInputInteractionOrderBy),
 			graphql.NewInputUnmarshaler("InteractionWhere", ec.unmarshalInputInteractionWhere),
+			graphql.NewInputUnmarshaler("ItemByIDsInput", ec.unmarshalInputItemByIDsInput),
 			graphql.NewInputUnmarshaler("ItemHaving", ec.unmarshalInputItemHaving),
 			graphql.NewInputUnmarshaler("ItemNumbersFilter", ec.unmarshalInputItemNumbersFilter),
 			graphql.NewInputUnmarshaler("ItemOrderBy", ec.unmarshalInputItemOrderBy),
+			graphql.NewInputUnmarshaler("ItemSalesOrderBy", ec.unmarshalInputItemSalesOrderBy),
+			graphql.NewInputUnmarshaler("ItemSalesWhere", ec.unmarshalInputItemSalesWhere),
 			graphql.NewInputUnmarshaler("ItemWhere", ec.unmarshalInputItemWhere),
+			graphql.NewInputUnmarshaler("OrderByIDsInput", ec.unmarshalInputOrderByIDsInput),
 			graphql.NewInputUnmarshaler("OrderHaving", ec.unmarshalInputOrderHaving),
+			graphql.NewInputUnmarshaler("OrderLineByIDsInput", ec.unmarshalInputOrderLineByIDsInput),
 			graphql.NewInputUnmarshaler("OrderLineHaving", ec.unmarshalInputOrderLineHaving),
 			graphql.NewInputUnmarshaler("OrderLineInput", ec.unmarshalInputOrderLineInput),
 			graphql.NewInputUnmarshaler("OrderLineNumbersFilter", ec.unmarshalInputOrderLineNumbersFilter),
@@ -2253,32 +3268,217 @@ func newExecutionContext(
 }
 
 var sources = []*ast.Source{
+	{Name: "../schema/catalog.graphqls", Input: `# The catalog of the mesh: what every data product holds, who owns it, how
+# sensitive its fields are, where its changes are published, who consumes
+# them and how fresh it is. Standard introspection cannot show applied
+# directives, so the catalog states the same metadata as data.
+
+extend type Query {
+  """
+  The data products of the mesh with their metadata, entities, fields,
+  topics, lineage and freshness, in the order the gateway serves them. The
+  filters combine with AND; classification and pii narrow the fields listed
+  and drop entities and products left without fields.
+  """
+  catalog(
+    "Only the product with this name."
+    product: String
+    "Only products of this business domain."
+    domain: String
+    "Only fields classified at this level or a more sensitive one."
+    classification: Classification
+    "True: only fields holding personal data; false: only fields that do not."
+    pii: Boolean
+  ): [CatalogProduct!]!
+}
+
+"A data product as catalogued."
+type CatalogProduct {
+  "Name of the product, lower case; also its store's and topics' name."
+  name: String!
+  "Business domain the product belongs to."
+  domain: String!
+  "Team accountable for the product and its data."
+  owner: String!
+  "Where to ask about the product (an e-mail address)."
+  contact: String!
+  "What the product is for."
+  kind: DataProductKind!
+  "What the product holds."
+  description: String!
+  "The product's entities (one table and one Kafka topic each)."
+  entities: [CatalogEntity!]!
+  "The change topics of other products this product consumes (its inputs), from its consumer declarations."
+  inputs: [LineageLink!]!
+  "The products that consume this product's change topics."
+  consumers: [LineageLink!]!
+  "How recent the product's data is, from its audit log."
+  freshness: Freshness!
+  "The product's part of the schema (its types, their root fields and change types) with all directives."
+  sdl: String!
+  "Where to download the product's metadata."
+  downloads: CatalogDownloads!
+}
+
+"An entity of a data product: a GraphQL type stored as one table, published on one topic."
+type CatalogEntity {
+  "The GraphQL type, e.g. Customer."
+  name: String!
+  "The owning data product."
+  product: String!
+  "What a row is."
+  description: String!
+  "The SQL table in the product's store."
+  table: String!
+  "The Kafka topic carrying the entity's change events (Debezium JSON envelope, keyed by id)."
+  topic: String!
+  "The fields forming the key; entities are keyed by id."
+  primaryKey: [String!]!
+  "Number of rows now."
+  rowCount: Long!
+  "The entity's stored fields (after the catalog's filters)."
+  fields: [CatalogField!]!
+}
+
+"A stored field of an entity."
+type CatalogField {
+  "The GraphQL field name, also the key in change-event images."
+  name: String!
+  "The GraphQL type as written in the schema, e.g. String!."
+  type: String!
+  "The SQL column."
+  column: String!
+  "The SQL type of the column in the product's store (depends on its database)."
+  sqlType: String!
+  "True when the field may be null."
+  nullable: Boolean!
+  "True for the entity's key."
+  primaryKey: Boolean!
+  "How sensitive the field's data is."
+  classification: Classification!
+  "True when the field holds personal data."
+  pii: Boolean!
+  "What the field holds."
+  description: String!
+  "The entity whose key the field holds, if any."
+  references: FieldReference
+}
+
+"The key of an entity, referenced from a field of another entity (maybe of another product)."
+type FieldReference {
+  "The data product owning the referenced entity."
+  product: String!
+  "The referenced entity."
+  entity: String!
+  "The referenced field (the entity's key)."
+  field: String!
+}
+
+"One product consuming the change events of another product's entity."
+type LineageLink {
+  "The consuming product."
+  consumer: String!
+  "The product whose changes are consumed."
+  producer: String!
+  "The consumed entity of the producer."
+  entity: String!
+  "The consumed Kafka topic."
+  topic: String!
+  "What the consumer does with the events."
+  description: String!
+}
+
+"How recent a product's data is."
+type Freshness {
+  "When the last change was committed; null while the product's audit log is empty."
+  lastChangedAt: Time
+  "Position of the last change in the product's audit log (0: none yet); subscriptions and consumers resume from such positions."
+  sequence: Long!
+  "Changes committed but not yet published to Kafka."
+  unpublished: Long!
+}
+
+"Download paths of a product's metadata, relative to the gateway's address."
+type CatalogDownloads {
+  "The product's SDL."
+  sdl: String!
+  "The product as a Bitol Open Data Product Standard (ODPS) v1.0.0 document."
+  odps: String!
+  "The product's data contract as a Bitol Open Data Contract Standard (ODCS) v3.1.0 document."
+  odcs: String!
+}
+`, BuiltIn: false},
 	{Name: "../schema/customers.graphqls", Input: `# Data product "customers" (operational): who buys from us.
 
+extend schema
+  @dataProduct(
+    name: "customers"
+    domain: "sales"
+    owner: "customer-data-team"
+    kind: OPERATIONAL
+    description: "Customers of the company: identity, contact details, country and market segment."
+    contact: "customer-data@example.com"
+  )
+
 "A customer of the company. Owned by the customers data product."
-type Customer {
+type Customer @key(fields: "id") @entityResolver(multi: true) @entity(product: "customers", table: "customers") {
   "Stable identifier, assigned by the customers product."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "Full name."
-  name: String!
+  name: String! @pii @classification(level: CONFIDENTIAL)
   "E-mail address; personal data."
-  email: String!
+  email: String! @pii @classification(level: CONFIDENTIAL)
   "Phone number in E.164 form; personal data."
-  phone: String
+  phone: String @pii @classification(level: CONFIDENTIAL)
   "Country of residence, ISO 3166-1 alpha-2."
-  country: String!
+  country: String! @classification(level: INTERNAL)
   "Market segment."
-  segment: CustomerSegment!
+  segment: CustomerSegment! @classification(level: INTERNAL)
   "When the customer was created."
-  createdAt: Time!
+  createdAt: Time! @classification(level: INTERNAL)
   "When the customer was last changed."
-  updatedAt: Time!
+  updatedAt: Time! @classification(level: INTERNAL)
   "Orders placed by this customer (resolved by the orders product)."
-  orders(first: Int, after: String, last: Int, before: String, where: OrderWhere, orderBy: [OrderOrderBy!]): OrderConnection!
+  orders(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only orders matching this filter."
+    where: OrderWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [OrderOrderBy!]
+  ): OrderConnection!
   "Interactions with this customer (resolved by the engagement product)."
-  interactions(first: Int, after: String, last: Int, before: String, where: InteractionWhere, orderBy: [InteractionOrderBy!]): InteractionConnection!
+  interactions(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only interactions matching this filter."
+    where: InteractionWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [InteractionOrderBy!]
+  ): InteractionConnection!
   "Audit entries of this customer, oldest first."
-  history(first: Int, after: String, last: Int, before: String): AuditEntryConnection!
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Market segment of a customer."
@@ -2437,45 +3637,98 @@ input UpdateCustomerInput {
 
 extend type Query {
   "One customer by id, or null."
-  customer(id: ID!): Customer
+  customer(
+    "Id of the customer."
+    id: ID!
+  ): Customer
   "Customers, filtered, sorted and paged."
-  customers(first: Int, after: String, last: Int, before: String, where: CustomerWhere, orderBy: [CustomerOrderBy!]): CustomerConnection!
+  customers(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only customers matching this filter."
+    where: CustomerWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [CustomerOrderBy!]
+  ): CustomerConnection!
   "Counts of customers, optionally grouped."
-  customersAggregate(where: CustomerWhere, groupBy: [CustomerGroupField!], having: CustomerHaving): [CustomerAggregate!]!
+  customersAggregate(
+    "Only customers matching this filter."
+    where: CustomerWhere
+    "Fields to group by; without it, one row aggregates all matching customers."
+    groupBy: [CustomerGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: CustomerHaving
+  ): [CustomerAggregate!]!
 }
 
 "Writes to the data products. Every mutation runs in one transaction of the owning product."
 type Mutation {
   "Create a customer."
-  createCustomer(input: CreateCustomerInput!): Customer!
+  createCustomer(
+    "The customer to create."
+    input: CreateCustomerInput!
+  ): Customer!
   "Change a customer."
-  updateCustomer(id: ID!, input: UpdateCustomerInput!): Customer!
+  updateCustomer(
+    "Id of the customer to change."
+    id: ID!
+    "The fields to change; omitted fields keep their value."
+    input: UpdateCustomerInput!
+  ): Customer!
   "Delete a customer; returns it as it was."
-  deleteCustomer(id: ID!): Customer!
+  deleteCustomer(
+    "Id of the customer to delete."
+    id: ID!
+  ): Customer!
 }
 `, BuiltIn: false},
 	{Name: "../schema/engagement.graphqls", Input: `# Data product "engagement" (engagement): how customers interact with us.
 
+extend schema
+  @dataProduct(
+    name: "engagement"
+    domain: "marketing"
+    owner: "customer-experience-team"
+    kind: ENGAGEMENT
+    description: "Interactions with customers across channels, with their kind and sentiment."
+    contact: "cx@example.com"
+  )
+
 "A contact between a customer and the company. Owned by the engagement data product."
-type Interaction {
+type Interaction @key(fields: "id") @entityResolver(multi: true) @entity(product: "engagement", table: "interactions") {
   "Stable identifier, assigned by the engagement product."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "The customer (a key into the customers product)."
-  customerId: ID!
+  customerId: ID! @classification(level: INTERNAL)
   "Where the interaction happened."
-  channel: Channel!
+  channel: Channel! @classification(level: INTERNAL)
   "What the interaction was about."
-  kind: InteractionKind!
+  kind: InteractionKind! @classification(level: INTERNAL)
   "Sentiment from -1 (negative) to 1 (positive)."
-  sentiment: Float!
+  sentiment: Float! @classification(level: INTERNAL)
   "Free-text note; may hold personal data."
-  note: String
+  note: String @pii @classification(level: RESTRICTED)
   "When the interaction happened."
-  occurredAt: Time!
+  occurredAt: Time! @classification(level: INTERNAL)
   "The customer (resolved by the customers product); null if deleted since."
   customer: Customer
   "Audit entries of this interaction, oldest first."
-  history(first: Int, after: String, last: Int, before: String): AuditEntryConnection!
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Where an interaction happened."
@@ -2702,44 +3955,97 @@ input UpdateInteractionInput {
 
 extend type Query {
   "One interaction by id, or null."
-  interaction(id: ID!): Interaction
+  interaction(
+    "Id of the interaction."
+    id: ID!
+  ): Interaction
   "Interactions, filtered, sorted and paged."
-  interactions(first: Int, after: String, last: Int, before: String, where: InteractionWhere, orderBy: [InteractionOrderBy!]): InteractionConnection!
+  interactions(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only interactions matching this filter."
+    where: InteractionWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [InteractionOrderBy!]
+  ): InteractionConnection!
   "Aggregates over interactions, optionally grouped."
-  interactionsAggregate(where: InteractionWhere, groupBy: [InteractionGroupField!], having: InteractionHaving): [InteractionAggregate!]!
+  interactionsAggregate(
+    "Only interactions matching this filter."
+    where: InteractionWhere
+    "Fields to group by; without it, one row aggregates all matching interactions."
+    groupBy: [InteractionGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: InteractionHaving
+  ): [InteractionAggregate!]!
 }
 
 extend type Mutation {
   "Record an interaction."
-  createInteraction(input: CreateInteractionInput!): Interaction!
+  createInteraction(
+    "The interaction to create."
+    input: CreateInteractionInput!
+  ): Interaction!
   "Change an interaction."
-  updateInteraction(id: ID!, input: UpdateInteractionInput!): Interaction!
+  updateInteraction(
+    "Id of the interaction to change."
+    id: ID!
+    "The fields to change; omitted fields keep their value."
+    input: UpdateInteractionInput!
+  ): Interaction!
   "Delete an interaction; returns it as it was."
-  deleteInteraction(id: ID!): Interaction!
+  deleteInteraction(
+    "Id of the interaction to delete."
+    id: ID!
+  ): Interaction!
 }
 `, BuiltIn: false},
 	{Name: "../schema/inventory.graphqls", Input: `# Data product "inventory" (operational): what we sell and how much is in stock.
 
+extend schema
+  @dataProduct(
+    name: "inventory"
+    domain: "supply-chain"
+    owner: "warehouse-team"
+    kind: OPERATIONAL
+    description: "Items for sale with their prices and the stock on hand."
+    contact: "warehouse@example.com"
+  )
+
 "A stock-keeping item. Owned by the inventory data product."
-type Item {
+type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inventory", table: "items") {
   "Stable identifier, assigned by the inventory product."
-  id: ID!
+  id: ID! @classification(level: PUBLIC)
   "Stock-keeping unit, unique."
-  sku: String!
+  sku: String! @classification(level: PUBLIC)
   "Display name."
-  name: String!
+  name: String! @classification(level: PUBLIC)
   "Product category."
-  category: String!
+  category: String! @classification(level: PUBLIC)
   "Current unit price."
-  price: Float!
+  price: Float! @classification(level: PUBLIC)
   "Units on hand and not reserved."
-  stock: Int!
+  stock: Int! @classification(level: INTERNAL)
   "When the item was created."
-  createdAt: Time!
+  createdAt: Time! @classification(level: INTERNAL)
   "When the item was last changed."
-  updatedAt: Time!
+  updatedAt: Time! @classification(level: INTERNAL)
   "Audit entries of this item, oldest first."
-  history(first: Int, after: String, last: Int, before: String): AuditEntryConnection!
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Filter on items. Fields combine with AND."
@@ -2904,24 +4210,132 @@ input UpdateItemInput {
 
 extend type Query {
   "One item by id, or null."
-  item(id: ID!): Item
+  item(
+    "Id of the item."
+    id: ID!
+  ): Item
   "Items, filtered, sorted and paged."
-  items(first: Int, after: String, last: Int, before: String, where: ItemWhere, orderBy: [ItemOrderBy!]): ItemConnection!
+  items(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only items matching this filter."
+    where: ItemWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [ItemOrderBy!]
+  ): ItemConnection!
   "Aggregates over items, optionally grouped."
-  itemsAggregate(where: ItemWhere, groupBy: [ItemGroupField!], having: ItemHaving): [ItemAggregate!]!
+  itemsAggregate(
+    "Only items matching this filter."
+    where: ItemWhere
+    "Fields to group by; without it, one row aggregates all matching items."
+    groupBy: [ItemGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: ItemHaving
+  ): [ItemAggregate!]!
 }
 
 extend type Mutation {
   "Create an item."
-  createItem(input: CreateItemInput!): Item!
+  createItem(
+    "The item to create."
+    input: CreateItemInput!
+  ): Item!
   "Change an item."
-  updateItem(id: ID!, input: UpdateItemInput!): Item!
+  updateItem(
+    "Id of the item to change."
+    id: ID!
+    "The fields to change; omitted fields keep their value."
+    input: UpdateItemInput!
+  ): Item!
   "Delete an item; returns it as it was."
-  deleteItem(id: ID!): Item!
+  deleteItem(
+    "Id of the item to delete."
+    id: ID!
+  ): Item!
 }
 `, BuiltIn: false},
 	{Name: "../schema/mesh.graphqls", Input: `# Shared vocabulary of the mesh: scalars, paging, filters and ordering used by
-# every data product's subschema.
+# every data product's subschema, and the directives that carry catalog
+# metadata (product, entity, classification) in the SDL.
+
+# The composed schema is an Apollo Federation v2 subgraph (gqlgen's
+# federation plugin adds _service and _entities).
+extend schema
+  @link(url: "https://specs.apollo.dev/federation/v2.7", import: ["@key"])
+
+"""
+Declares a data product of the mesh with its metadata. Each product's
+subschema applies it to the schema (extend schema @dataProduct(…)); the
+catalog query and the downloads under /catalog/ report the same facts.
+"""
+directive @dataProduct(
+  "Name of the product, lower case."
+  name: String!
+  "Business domain the product belongs to."
+  domain: String!
+  "Team accountable for the product and its data."
+  owner: String!
+  "What the product is for."
+  kind: DataProductKind!
+  "What the product holds."
+  description: String!
+  "Where to ask about the product (an e-mail address)."
+  contact: String!
+) repeatable on SCHEMA
+
+"Marks a type as an entity of a data product, stored as one table of the product's store."
+directive @entity(
+  "The owning data product."
+  product: String!
+  "The SQL table of the entity in the product's store."
+  table: String!
+) on OBJECT
+
+"Marks a field that holds personal data (PII) under data-protection law."
+directive @pii on FIELD_DEFINITION
+
+"States how sensitive a field's data is."
+directive @classification(
+  "The sensitivity level."
+  level: Classification!
+) on FIELD_DEFINITION
+
+"""
+Resolves representations of the entity in batches (gqlgen federation):
+_entities loads all representations of one type with one statement.
+"""
+directive @entityResolver(
+  "True: one resolver call gets every representation of the type."
+  multi: Boolean
+) on OBJECT
+
+"How sensitive data is, least sensitive first."
+enum Classification {
+  "May be shown to anyone, also outside the company."
+  PUBLIC
+  "For use inside the company."
+  INTERNAL
+  "For the people who need it for their work; personal data is at least CONFIDENTIAL."
+  CONFIDENTIAL
+  "Highly sensitive: access is granted person by person."
+  RESTRICTED
+}
+
+"What a data product is for."
+enum DataProductKind {
+  "Runs the business: the system of record of its data."
+  OPERATIONAL
+  "Derived from other products for analysis and reporting."
+  ANALYTICAL
+  "Records how customers interact with the company."
+  ENGAGEMENT
+}
 
 "An instant in time, RFC 3339 with a UTC offset."
 scalar Time @specifiedBy(url: "https://datatracker.ietf.org/doc/html/rfc3339")
@@ -2971,8 +4385,8 @@ type Query {
   ): AuditEntryConnection!
 }
 
-"A 64-bit integer."
-scalar Long
+"A 64-bit signed integer, serialised as a JSON number."
+scalar Long @specifiedBy(url: "https://ibm.github.io/graphql-specs/custom-scalars/long.html")
 
 "Kind of change recorded by an audit entry."
 enum AuditOp {
@@ -3178,28 +4592,47 @@ input TimeFilter {
 `, BuiltIn: false},
 	{Name: "../schema/orders.graphqls", Input: `# Data product "orders" (operational): what customers buy.
 
+extend schema
+  @dataProduct(
+    name: "orders"
+    domain: "sales"
+    owner: "order-management-team"
+    kind: OPERATIONAL
+    description: "Orders placed by customers and their lines, with status and totals."
+    contact: "orders@example.com"
+  )
+
 "An order placed by a customer. Owned by the orders data product."
-type Order {
+type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "orders", table: "orders") {
   "Stable identifier, assigned by the orders product."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "The customer who placed the order (a key into the customers product)."
-  customerId: ID!
+  customerId: ID! @classification(level: INTERNAL)
   "Lifecycle state."
-  status: OrderStatus!
+  status: OrderStatus! @classification(level: INTERNAL)
   "Sum of the line amounts."
-  total: Float!
+  total: Float! @classification(level: INTERNAL)
   "ISO 4217 currency of all amounts of the order."
-  currency: String!
+  currency: String! @classification(level: INTERNAL)
   "When the order was placed."
-  placedAt: Time!
+  placedAt: Time! @classification(level: INTERNAL)
   "When the order was last changed."
-  updatedAt: Time!
+  updatedAt: Time! @classification(level: INTERNAL)
   "The customer who placed the order (resolved by the customers product); null if deleted since."
   customer: Customer
   "The order's lines, by id."
   lines: [OrderLine!]!
   "Audit entries of this order, oldest first."
-  history(first: Int, after: String, last: Int, before: String): AuditEntryConnection!
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Lifecycle state of an order."
@@ -3367,25 +4800,34 @@ type OrderAggregate {
 }
 
 "A line of an order: a quantity of one item at a price."
-type OrderLine {
+type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: "orders", table: "order_lines") {
   "Stable identifier."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "The order this line belongs to."
-  orderId: ID!
+  orderId: ID! @classification(level: INTERNAL)
   "The item ordered (a key into the inventory product)."
-  itemId: ID!
+  itemId: ID! @classification(level: INTERNAL)
   "Units ordered, at least 1."
-  quantity: Int!
+  quantity: Int! @classification(level: INTERNAL)
   "Price of one unit when the order was placed, from inventory."
-  unitPrice: Float!
+  unitPrice: Float! @classification(level: INTERNAL)
   "quantity × unitPrice."
-  amount: Float!
+  amount: Float! @classification(level: INTERNAL)
   "The order this line belongs to."
   order: Order!
   "The item ordered (resolved by the inventory product); null if deleted since."
   item: Item
   "Audit entries of this order line, oldest first."
-  history(first: Int, after: String, last: Int, before: String): AuditEntryConnection!
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Filter on order lines. Fields combine with AND."
@@ -3530,24 +4972,431 @@ input OrderLineInput {
 
 extend type Query {
   "One order by id, or null."
-  order(id: ID!): Order
+  order(
+    "Id of the order."
+    id: ID!
+  ): Order
   "Orders, filtered, sorted and paged."
-  orders(first: Int, after: String, last: Int, before: String, where: OrderWhere, orderBy: [OrderOrderBy!]): OrderConnection!
+  orders(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only orders matching this filter."
+    where: OrderWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [OrderOrderBy!]
+  ): OrderConnection!
   "Aggregates over orders, optionally grouped."
-  ordersAggregate(where: OrderWhere, groupBy: [OrderGroupField!], having: OrderHaving): [OrderAggregate!]!
+  ordersAggregate(
+    "Only orders matching this filter."
+    where: OrderWhere
+    "Fields to group by; without it, one row aggregates all matching orders."
+    groupBy: [OrderGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: OrderHaving
+  ): [OrderAggregate!]!
   "One order line by id, or null."
-  orderLine(id: ID!): OrderLine
+  orderLine(
+    "Id of the order line."
+    id: ID!
+  ): OrderLine
   "Order lines, filtered, sorted and paged."
-  orderLines(first: Int, after: String, last: Int, before: String, where: OrderLineWhere, orderBy: [OrderLineOrderBy!]): OrderLineConnection!
+  orderLines(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only order lines matching this filter."
+    where: OrderLineWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [OrderLineOrderBy!]
+  ): OrderLineConnection!
   "Aggregates over order lines, optionally grouped."
-  orderLinesAggregate(where: OrderLineWhere, groupBy: [OrderLineGroupField!], having: OrderLineHaving): [OrderLineAggregate!]!
+  orderLinesAggregate(
+    "Only order lines matching this filter."
+    where: OrderLineWhere
+    "Fields to group by; without it, one row aggregates all matching order lines."
+    groupBy: [OrderLineGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: OrderLineHaving
+  ): [OrderLineAggregate!]!
 }
 
 extend type Mutation {
   "Place an order: checks the customer and items, prices the lines from inventory and computes the total."
-  placeOrder(customerId: ID!, lines: [OrderLineInput!]!, currency: String = "EUR"): Order!
+  placeOrder(
+    "The customer placing the order; must exist in the customers product."
+    customerId: ID!
+    "The lines of the order, at least one."
+    lines: [OrderLineInput!]!
+    "ISO 4217 currency of the order."
+    currency: String = "EUR"
+  ): Order!
   "Cancel an order that is not shipped or cancelled yet."
-  cancelOrder(id: ID!): Order!
+  cancelOrder(
+    "Id of the order to cancel."
+    id: ID!
+  ): Order!
+}
+`, BuiltIn: false},
+	{Name: "../schema/sales.graphqls", Input: `# Data product "sales" (analytical): derived from the change events of
+# orders and customers, never from their tables.
+
+"Revenue and order count of one UTC day, over orders that are not cancelled."
+type DailyRevenue {
+  "The day as YYYYMMDD."
+  id: ID!
+  "The day, YYYY-MM-DD."
+  date: String!
+  "Orders placed that day and not cancelled."
+  orders: Int!
+  "Their total."
+  revenue: Float!
+}
+
+"A customer's lifetime value, over orders that are not cancelled."
+type CustomerValue {
+  "The customer's id."
+  id: ID!
+  "The customer's country (ISO 3166-1 alpha-2) as last seen."
+  country: String!
+  "The customer's segment as last seen."
+  segment: String!
+  "Orders."
+  orders: Int!
+  "Their total."
+  revenue: Float!
+  "The first order, if any."
+  firstOrderAt: Time
+  "The last order, if any."
+  lastOrderAt: Time
+}
+
+"What an item sold, over orders that are not cancelled."
+type ItemSales {
+  "The item's id."
+  id: ID!
+  "Orders with the item."
+  orders: Int!
+  "Units sold."
+  units: Int!
+  "Revenue."
+  revenue: Float!
+}
+
+"Filter on daily revenue. Fields combine with AND."
+input DailyRevenueWhere {
+  "All of these hold."
+  and: [DailyRevenueWhere!]
+  "At least one of these holds."
+  or: [DailyRevenueWhere!]
+  "This does not hold."
+  not: DailyRevenueWhere
+  "Condition on id (YYYYMMDD)."
+  id: IDFilter
+  "Condition on date."
+  date: StringFilter
+  "Condition on orders."
+  orders: IntFilter
+  "Condition on revenue."
+  revenue: FloatFilter
+}
+
+"Fields daily revenue can be sorted by."
+enum DailyRevenueSortField {
+  "By day."
+  ID
+  "By date."
+  DATE
+  "By orders."
+  ORDERS
+  "By revenue."
+  REVENUE
+}
+
+"One sort key for daily revenue; ties are broken by id."
+input DailyRevenueOrderBy {
+  "Field to sort by."
+  field: DailyRevenueSortField!
+  "Direction, ascending by default."
+  direction: OrderDirection = ASC
+}
+
+"A page of daily revenue."
+type DailyRevenueConnection {
+  "The days of this page with their cursors."
+  edges: [DailyRevenueEdge!]!
+  "The days of this page."
+  nodes: [DailyRevenue!]!
+  "Paging information."
+  pageInfo: PageInfo!
+  "Number of days matching the filter."
+  totalCount: Int!
+}
+
+"A day with its cursor."
+type DailyRevenueEdge {
+  "Opaque cursor for after/before."
+  cursor: String!
+  "The day."
+  node: DailyRevenue!
+}
+
+"Filter on customer value. Fields combine with AND."
+input CustomerValueWhere {
+  "All of these hold."
+  and: [CustomerValueWhere!]
+  "At least one of these holds."
+  or: [CustomerValueWhere!]
+  "This does not hold."
+  not: CustomerValueWhere
+  "Condition on the customer's id."
+  id: IDFilter
+  "Condition on country."
+  country: StringFilter
+  "Condition on segment."
+  segment: StringFilter
+  "Condition on orders."
+  orders: IntFilter
+  "Condition on revenue."
+  revenue: FloatFilter
+  "Condition on the first order."
+  firstOrderAt: TimeFilter
+  "Condition on the last order."
+  lastOrderAt: TimeFilter
+}
+
+"Fields customer value can be sorted by."
+enum CustomerValueSortField {
+  "By customer."
+  ID
+  "By country."
+  COUNTRY
+  "By segment."
+  SEGMENT
+  "By orders."
+  ORDERS
+  "By revenue."
+  REVENUE
+}
+
+"One sort key for customer value; ties are broken by id."
+input CustomerValueOrderBy {
+  "Field to sort by."
+  field: CustomerValueSortField!
+  "Direction, ascending by default."
+  direction: OrderDirection = ASC
+}
+
+"A page of customer values."
+type CustomerValueConnection {
+  "The values of this page with their cursors."
+  edges: [CustomerValueEdge!]!
+  "The values of this page."
+  nodes: [CustomerValue!]!
+  "Paging information."
+  pageInfo: PageInfo!
+  "Number of customers matching the filter."
+  totalCount: Int!
+}
+
+"A customer value with its cursor."
+type CustomerValueEdge {
+  "Opaque cursor for after/before."
+  cursor: String!
+  "The value."
+  node: CustomerValue!
+}
+
+"Fields customer value can be grouped by."
+enum CustomerValueGroupField {
+  "By country."
+  COUNTRY
+  "By segment."
+  SEGMENT
+}
+
+"Values of the grouped fields of a customer-value group; fields not grouped by are null."
+type CustomerValueGroup {
+  "Country of the group."
+  country: String
+  "Segment of the group."
+  segment: String
+}
+
+"Numeric fields of customer value, aggregated."
+type CustomerValueNumbers {
+  "Aggregate of orders."
+  orders: Float
+  "Aggregate of revenue."
+  revenue: Float
+}
+
+"Conditions on aggregated numeric fields of customer value."
+input CustomerValueNumbersFilter {
+  "Condition on the aggregate of orders."
+  orders: FloatFilter
+  "Condition on the aggregate of revenue."
+  revenue: FloatFilter
+}
+
+"Conditions on customer-value groups (SQL HAVING)."
+input CustomerValueHaving {
+  "Condition on the number of customers in the group."
+  count: IntFilter
+  "Conditions on sums."
+  sum: CustomerValueNumbersFilter
+  "Conditions on averages."
+  avg: CustomerValueNumbersFilter
+  "Conditions on minimums."
+  min: CustomerValueNumbersFilter
+  "Conditions on maximums."
+  max: CustomerValueNumbersFilter
+}
+
+"An aggregate over customer value, e.g. revenue by country and segment."
+type CustomerValueAggregate {
+  "The group's key; null without groupBy."
+  group: CustomerValueGroup
+  "Number of customers."
+  count: Int!
+  "Sums."
+  sum: CustomerValueNumbers!
+  "Averages."
+  avg: CustomerValueNumbers!
+  "Minimums."
+  min: CustomerValueNumbers!
+  "Maximums."
+  max: CustomerValueNumbers!
+}
+
+"Filter on item sales. Fields combine with AND."
+input ItemSalesWhere {
+  "All of these hold."
+  and: [ItemSalesWhere!]
+  "At least one of these holds."
+  or: [ItemSalesWhere!]
+  "This does not hold."
+  not: ItemSalesWhere
+  "Condition on the item's id."
+  id: IDFilter
+  "Condition on orders."
+  orders: IntFilter
+  "Condition on units."
+  units: IntFilter
+  "Condition on revenue."
+  revenue: FloatFilter
+}
+
+"Fields item sales can be sorted by."
+enum ItemSalesSortField {
+  "By item."
+  ID
+  "By orders."
+  ORDERS
+  "By units."
+  UNITS
+  "By revenue."
+  REVENUE
+}
+
+"One sort key for item sales; ties are broken by id."
+input ItemSalesOrderBy {
+  "Field to sort by."
+  field: ItemSalesSortField!
+  "Direction, ascending by default."
+  direction: OrderDirection = ASC
+}
+
+"A page of item sales."
+type ItemSalesConnection {
+  "The items of this page with their cursors."
+  edges: [ItemSalesEdge!]!
+  "The items of this page."
+  nodes: [ItemSales!]!
+  "Paging information."
+  pageInfo: PageInfo!
+  "Number of items matching the filter."
+  totalCount: Int!
+}
+
+"Item sales with a cursor."
+type ItemSalesEdge {
+  "Opaque cursor for after/before."
+  cursor: String!
+  "The item's sales."
+  node: ItemSales!
+}
+
+"Headline figures of the sales product, for dashboards."
+type SalesStats {
+  "Orders not cancelled."
+  orders: Int!
+  "Their total."
+  revenue: Float!
+  "Customers with at least one such order."
+  customers: Int!
+  "Revenue per order."
+  averageOrderValue: Float!
+  "When these figures were computed."
+  at: Time!
+}
+
+"How far a product that reacts to another has applied its changes."
+type ConsumerLag {
+  "The reacting (consuming) product."
+  product: String!
+  "The product whose changes it applies."
+  source: String!
+  "Sequence of the last applied change of the source."
+  appliedSequence: Long!
+  "When that change was committed at the source."
+  appliedAt: Time
+  "The source's latest sequence."
+  latestSequence: Long!
+  "Changes of the source not yet applied (all entities of the source count)."
+  lag: Long!
+}
+
+extend type Customer {
+  "The customer's lifetime value (resolved by the sales product); null before the first event reached sales."
+  value: CustomerValue
+}
+
+extend type Item {
+  "What the item sold (resolved by the sales product); null if it never sold."
+  sales: ItemSales
+}
+
+extend type Query {
+  "Revenue per UTC day, filtered, sorted and paged."
+  dailyRevenue(first: Int, after: String, last: Int, before: String, where: DailyRevenueWhere, orderBy: [DailyRevenueOrderBy!]): DailyRevenueConnection!
+  "Customer lifetime values, filtered, sorted and paged."
+  customerValues(first: Int, after: String, last: Int, before: String, where: CustomerValueWhere, orderBy: [CustomerValueOrderBy!]): CustomerValueConnection!
+  "Aggregates over customer value, e.g. revenue by country and segment."
+  customerValuesAggregate(where: CustomerValueWhere, groupBy: [CustomerValueGroupField!], having: CustomerValueHaving): [CustomerValueAggregate!]!
+  "Sales per item, filtered, sorted and paged."
+  itemSales(first: Int, after: String, last: Int, before: String, where: ItemSalesWhere, orderBy: [ItemSalesOrderBy!]): ItemSalesConnection!
+  "Headline sales figures."
+  salesStats: SalesStats!
+  "How far each reacting product has applied the changes of its sources."
+  consumerLag: [ConsumerLag!]!
+}
+
+extend type Subscription {
+  "Headline sales figures, pushed when they change, at most --live-rate times per second."
+  salesStats: SalesStats!
+  "A customer's lifetime value, pushed when it changes, at most --live-rate times per second."
+  customerValue(customerId: ID!): CustomerValue
 }
 `, BuiltIn: false},
 	{Name: "../schema/subscriptions.graphqls", Input: `# Live streams of the mesh's changes. Every event carries an opaque cursor;
@@ -3694,6 +5543,100 @@ type Change {
   sequence: Long!
 }
 `, BuiltIn: false},
+	{Name: "../federation/directives.graphql", Input: `
+	directive @authenticated on FIELD_DEFINITION | OBJECT | INTERFACE | SCALAR | ENUM
+	directive @composeDirective(name: String!) repeatable on SCHEMA
+	directive @extends on OBJECT | INTERFACE
+	directive @external on OBJECT | FIELD_DEFINITION
+	directive @key(fields: FieldSet!, resolvable: Boolean = true) repeatable on OBJECT | INTERFACE
+	directive @inaccessible on
+	  | ARGUMENT_DEFINITION
+	  | ENUM
+	  | ENUM_VALUE
+	  | FIELD_DEFINITION
+	  | INPUT_FIELD_DEFINITION
+	  | INPUT_OBJECT
+	  | INTERFACE
+	  | OBJECT
+	  | SCALAR
+	  | UNION
+	directive @interfaceObject on OBJECT
+	directive @link(import: [String!], url: String!) repeatable on SCHEMA
+	directive @override(from: String!, label: String) on FIELD_DEFINITION
+	directive @policy(policies: [[federation__Policy!]!]!) on
+	  | FIELD_DEFINITION
+	  | OBJECT
+	  | INTERFACE
+	  | SCALAR
+	  | ENUM
+	directive @provides(fields: FieldSet!) on FIELD_DEFINITION
+	directive @requires(fields: FieldSet!) on FIELD_DEFINITION
+	directive @requiresScopes(scopes: [[federation__Scope!]!]!) on
+	  | FIELD_DEFINITION
+	  | OBJECT
+	  | INTERFACE
+	  | SCALAR
+	  | ENUM
+	directive @shareable repeatable on FIELD_DEFINITION | OBJECT
+	directive @computedRequires on FIELD_DEFINITION
+	directive @tag(name: String!) repeatable on
+	  | ARGUMENT_DEFINITION
+	  | ENUM
+	  | ENUM_VALUE
+	  | FIELD_DEFINITION
+	  | INPUT_FIELD_DEFINITION
+	  | INPUT_OBJECT
+	  | INTERFACE
+	  | OBJECT
+	  | SCALAR
+	  | UNION
+	scalar _Any
+	scalar FieldSet
+	scalar federation__Policy
+	scalar federation__Scope
+`, BuiltIn: true},
+	{Name: "../federation/entity.graphql", Input: `
+# a union of all types that use the @key directive
+union _Entity = Customer | Interaction | Item | Order | OrderLine
+
+input CustomerByIDsInput {
+	ID: ID!
+}
+
+input InteractionByIDsInput {
+	ID: ID!
+}
+
+input ItemByIDsInput {
+	ID: ID!
+}
+
+input OrderByIDsInput {
+	ID: ID!
+}
+
+input OrderLineByIDsInput {
+	ID: ID!
+}
+
+# fake type to build resolver interfaces for users to implement
+type Entity {
+	findManyCustomerByIDs(reps: [CustomerByIDsInput]!): [Customer]
+	findManyInteractionByIDs(reps: [InteractionByIDsInput]!): [Interaction]
+	findManyItemByIDs(reps: [ItemByIDsInput]!): [Item]
+	findManyOrderByIDs(reps: [OrderByIDsInput]!): [Order]
+	findManyOrderLineByIDs(reps: [OrderLineByIDsInput]!): [OrderLine]
+}
+
+type _Service {
+  sdl: String
+}
+
+extend type Query {
+  _entities(representations: [_Any!]!): [_Entity]!
+  _service: _Service!
+}
+`, BuiltIn: true},
 }
 var parsedSchema = gqlparser.MustLoadSchema(sources...)
 
@@ -3753,6 +5696,96 @@ func (ec *executionContext) childFields_AuditEntryEdge(ctx context.Context, fiel
 	return nil, fmt.Errorf("no field named %q was found under type AuditEntryEdge", field.Name)
 }
 
+func (ec *executionContext) childFields_CatalogDownloads(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sdl":
+		return ec.fieldContext_CatalogDownloads_sdl(ctx, field)
+	case "odps":
+		return ec.fieldContext_CatalogDownloads_odps(ctx, field)
+	case "odcs":
+		return ec.fieldContext_CatalogDownloads_odcs(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogDownloads", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogEntity(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CatalogEntity_name(ctx, field)
+	case "product":
+		return ec.fieldContext_CatalogEntity_product(ctx, field)
+	case "description":
+		return ec.fieldContext_CatalogEntity_description(ctx, field)
+	case "table":
+		return ec.fieldContext_CatalogEntity_table(ctx, field)
+	case "topic":
+		return ec.fieldContext_CatalogEntity_topic(ctx, field)
+	case "primaryKey":
+		return ec.fieldContext_CatalogEntity_primaryKey(ctx, field)
+	case "rowCount":
+		return ec.fieldContext_CatalogEntity_rowCount(ctx, field)
+	case "fields":
+		return ec.fieldContext_CatalogEntity_fields(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogEntity", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogField(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CatalogField_name(ctx, field)
+	case "type":
+		return ec.fieldContext_CatalogField_type(ctx, field)
+	case "column":
+		return ec.fieldContext_CatalogField_column(ctx, field)
+	case "sqlType":
+		return ec.fieldContext_CatalogField_sqlType(ctx, field)
+	case "nullable":
+		return ec.fieldContext_CatalogField_nullable(ctx, field)
+	case "primaryKey":
+		return ec.fieldContext_CatalogField_primaryKey(ctx, field)
+	case "classification":
+		return ec.fieldContext_CatalogField_classification(ctx, field)
+	case "pii":
+		return ec.fieldContext_CatalogField_pii(ctx, field)
+	case "description":
+		return ec.fieldContext_CatalogField_description(ctx, field)
+	case "references":
+		return ec.fieldContext_CatalogField_references(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogField", field.Name)
+}
+
+func (ec *executionContext) childFields_CatalogProduct(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "name":
+		return ec.fieldContext_CatalogProduct_name(ctx, field)
+	case "domain":
+		return ec.fieldContext_CatalogProduct_domain(ctx, field)
+	case "owner":
+		return ec.fieldContext_CatalogProduct_owner(ctx, field)
+	case "contact":
+		return ec.fieldContext_CatalogProduct_contact(ctx, field)
+	case "kind":
+		return ec.fieldContext_CatalogProduct_kind(ctx, field)
+	case "description":
+		return ec.fieldContext_CatalogProduct_description(ctx, field)
+	case "entities":
+		return ec.fieldContext_CatalogProduct_entities(ctx, field)
+	case "inputs":
+		return ec.fieldContext_CatalogProduct_inputs(ctx, field)
+	case "consumers":
+		return ec.fieldContext_CatalogProduct_consumers(ctx, field)
+	case "freshness":
+		return ec.fieldContext_CatalogProduct_freshness(ctx, field)
+	case "sdl":
+		return ec.fieldContext_CatalogProduct_sdl(ctx, field)
+	case "downloads":
+		return ec.fieldContext_CatalogProduct_downloads(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CatalogProduct", field.Name)
+}
+
 func (ec *executionContext) childFields_Change(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "product":
@@ -3781,6 +5814,24 @@ func (ec *executionContext) childFields_Change(ctx context.Context, field graphq
 	return nil, fmt.Errorf("no field named %q was found under type Change", field.Name)
 }
 
+func (ec *executionContext) childFields_ConsumerLag(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_ConsumerLag_product(ctx, field)
+	case "source":
+		return ec.fieldContext_ConsumerLag_source(ctx, field)
+	case "appliedSequence":
+		return ec.fieldContext_ConsumerLag_appliedSequence(ctx, field)
+	case "appliedAt":
+		return ec.fieldContext_ConsumerLag_appliedAt(ctx, field)
+	case "latestSequence":
+		return ec.fieldContext_ConsumerLag_latestSequence(ctx, field)
+	case "lag":
+		return ec.fieldContext_ConsumerLag_lag(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ConsumerLag", field.Name)
+}
+
 func (ec *executionContext) childFields_Customer(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "id":
@@ -3805,6 +5856,8 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_interactions(ctx, field)
 	case "history":
 		return ec.fieldContext_Customer_history(ctx, field)
+	case "value":
+		return ec.fieldContext_Customer_value(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Customer", field.Name)
 }
@@ -3871,6 +5924,150 @@ func (ec *executionContext) childFields_CustomerGroup(ctx context.Context, field
 		return ec.fieldContext_CustomerGroup_segment(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CustomerGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_CustomerValue_id(ctx, field)
+	case "country":
+		return ec.fieldContext_CustomerValue_country(ctx, field)
+	case "segment":
+		return ec.fieldContext_CustomerValue_segment(ctx, field)
+	case "orders":
+		return ec.fieldContext_CustomerValue_orders(ctx, field)
+	case "revenue":
+		return ec.fieldContext_CustomerValue_revenue(ctx, field)
+	case "firstOrderAt":
+		return ec.fieldContext_CustomerValue_firstOrderAt(ctx, field)
+	case "lastOrderAt":
+		return ec.fieldContext_CustomerValue_lastOrderAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValue", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueAggregate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "group":
+		return ec.fieldContext_CustomerValueAggregate_group(ctx, field)
+	case "count":
+		return ec.fieldContext_CustomerValueAggregate_count(ctx, field)
+	case "sum":
+		return ec.fieldContext_CustomerValueAggregate_sum(ctx, field)
+	case "avg":
+		return ec.fieldContext_CustomerValueAggregate_avg(ctx, field)
+	case "min":
+		return ec.fieldContext_CustomerValueAggregate_min(ctx, field)
+	case "max":
+		return ec.fieldContext_CustomerValueAggregate_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_CustomerValueConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_CustomerValueConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_CustomerValueConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_CustomerValueConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_CustomerValueEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_CustomerValueEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "country":
+		return ec.fieldContext_CustomerValueGroup_country(ctx, field)
+	case "segment":
+		return ec.fieldContext_CustomerValueGroup_segment(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueGroup", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueNumbers(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orders":
+		return ec.fieldContext_CustomerValueNumbers_orders(ctx, field)
+	case "revenue":
+		return ec.fieldContext_CustomerValueNumbers_revenue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueNumbers", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenue(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DailyRevenue_id(ctx, field)
+	case "date":
+		return ec.fieldContext_DailyRevenue_date(ctx, field)
+	case "orders":
+		return ec.fieldContext_DailyRevenue_orders(ctx, field)
+	case "revenue":
+		return ec.fieldContext_DailyRevenue_revenue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenue", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_DailyRevenueConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_DailyRevenueConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_DailyRevenueConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_DailyRevenueConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenueEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_DailyRevenueEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_DailyRevenueEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_FieldReference(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "product":
+		return ec.fieldContext_FieldReference_product(ctx, field)
+	case "entity":
+		return ec.fieldContext_FieldReference_entity(ctx, field)
+	case "field":
+		return ec.fieldContext_FieldReference_field(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type FieldReference", field.Name)
+}
+
+func (ec *executionContext) childFields_Freshness(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "lastChangedAt":
+		return ec.fieldContext_Freshness_lastChangedAt(ctx, field)
+	case "sequence":
+		return ec.fieldContext_Freshness_sequence(ctx, field)
+	case "unpublished":
+		return ec.fieldContext_Freshness_unpublished(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Freshness", field.Name)
 }
 
 func (ec *executionContext) childFields_Interaction(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4001,6 +6198,8 @@ func (ec *executionContext) childFields_Item(ctx context.Context, field graphql.
 		return ec.fieldContext_Item_updatedAt(ctx, field)
 	case "history":
 		return ec.fieldContext_Item_history(ctx, field)
+	case "sales":
+		return ec.fieldContext_Item_sales(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Item", field.Name)
 }
@@ -4083,6 +6282,60 @@ func (ec *executionContext) childFields_ItemNumbers(ctx context.Context, field g
 		return ec.fieldContext_ItemNumbers_stock(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ItemNumbers", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSales(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_ItemSales_id(ctx, field)
+	case "orders":
+		return ec.fieldContext_ItemSales_orders(ctx, field)
+	case "units":
+		return ec.fieldContext_ItemSales_units(ctx, field)
+	case "revenue":
+		return ec.fieldContext_ItemSales_revenue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSales", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSalesConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ItemSalesConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ItemSalesConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ItemSalesConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ItemSalesConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSalesConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSalesEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ItemSalesEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ItemSalesEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSalesEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_LineageLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "consumer":
+		return ec.fieldContext_LineageLink_consumer(ctx, field)
+	case "producer":
+		return ec.fieldContext_LineageLink_producer(ctx, field)
+	case "entity":
+		return ec.fieldContext_LineageLink_entity(ctx, field)
+	case "topic":
+		return ec.fieldContext_LineageLink_topic(ctx, field)
+	case "description":
+		return ec.fieldContext_LineageLink_description(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type LineageLink", field.Name)
 }
 
 func (ec *executionContext) childFields_MeshInfo(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4325,6 +6578,30 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_SalesStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orders":
+		return ec.fieldContext_SalesStats_orders(ctx, field)
+	case "revenue":
+		return ec.fieldContext_SalesStats_revenue(ctx, field)
+	case "customers":
+		return ec.fieldContext_SalesStats_customers(ctx, field)
+	case "averageOrderValue":
+		return ec.fieldContext_SalesStats_averageOrderValue(ctx, field)
+	case "at":
+		return ec.fieldContext_SalesStats_at(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type SalesStats", field.Name)
+}
+
+func (ec *executionContext) childFields__Service(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sdl":
+		return ec.fieldContext__Service_sdl(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type _Service", field.Name)
 }
 
 func (ec *executionContext) childFields___Directive(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -4586,6 +6863,76 @@ func (ec *executionContext) field_Customer_orders_args(ctx context.Context, rawA
 		return nil, err
 	}
 	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyCustomerByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.CustomerByIDsInput, error) {
+			return ec.unmarshalNCustomerByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyInteractionByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.InteractionByIDsInput, error) {
+			return ec.unmarshalNInteractionByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyItemByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.ItemByIDsInput, error) {
+			return ec.unmarshalNItemByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyOrderByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.OrderByIDsInput, error) {
+			return ec.unmarshalNOrderByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyOrderLineByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.OrderLineByIDsInput, error) {
+			return ec.unmarshalNOrderLineByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
 	return args, nil
 }
 
@@ -4949,6 +7296,20 @@ func (ec *executionContext) field_Query___type_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query__entities_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "representations",
+		func(ctx context.Context, v any) ([]map[string]any, error) {
+			return ec.unmarshalN_Any2ᚕmapᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["representations"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_auditLog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5040,6 +7401,128 @@ func (ec *executionContext) field_Query_auditLog_args(ctx context.Context, rawAr
 		return nil, err
 	}
 	args["before"] = arg10
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_catalog_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "domain",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["domain"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "classification",
+		func(ctx context.Context, v any) (*model.Classification, error) {
+			return ec.unmarshalOClassification2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["classification"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "pii",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["pii"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_customerValuesAggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOCustomerValueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOCustomerValueGroupField2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "having",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOCustomerValueHaving2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["having"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_customerValues_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOCustomerValueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) ([]map[string]any, error) {
+			return ec.unmarshalOCustomerValueOrderBy2ᚕmapᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
 	return args, nil
 }
 
@@ -5141,6 +7624,60 @@ func (ec *executionContext) field_Query_customers_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_dailyRevenue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalODailyRevenueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) ([]map[string]any, error) {
+			return ec.unmarshalODailyRevenueOrderBy2ᚕmapᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_interaction_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -5231,6 +7768,60 @@ func (ec *executionContext) field_Query_interactions_args(ctx context.Context, r
 	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
 		func(ctx context.Context, v any) ([]map[string]any, error) {
 			return ec.unmarshalOInteractionOrderBy2ᚕmapᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_itemSales_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOItemSalesWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) ([]map[string]any, error) {
+			return ec.unmarshalOItemSalesOrderBy2ᚕmapᚄ(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -5636,6 +8227,20 @@ func (ec *executionContext) field_Subscription_customerChanged_args(ctx context.
 		return nil, err
 	}
 	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_customerValue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "customerId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["customerId"] = arg0
 	return args, nil
 }
 
@@ -6260,6 +8865,828 @@ func (ec *executionContext) fieldContext_AuditEntryEdge_node(_ context.Context, 
 	return fc, nil
 }
 
+func (ec *executionContext) _CatalogDownloads_sdl(ctx context.Context, field graphql.CollectedField, obj *model.CatalogDownloads) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogDownloads_sdl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sdl, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogDownloads_sdl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogDownloads", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogDownloads_odps(ctx context.Context, field graphql.CollectedField, obj *model.CatalogDownloads) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogDownloads_odps(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Odps, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogDownloads_odps(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogDownloads", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogDownloads_odcs(ctx context.Context, field graphql.CollectedField, obj *model.CatalogDownloads) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogDownloads_odcs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Odcs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogDownloads_odcs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogDownloads", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_name(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_product(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_description(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_table(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_table(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Table, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_table(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_topic(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_primaryKey(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_primaryKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrimaryKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_primaryKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogEntity_rowCount(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_rowCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CatalogEntity().RowCount(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_rowCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogEntity", field, true, true, "Long")
+}
+
+func (ec *executionContext) _CatalogEntity_fields(ctx context.Context, field graphql.CollectedField, obj *model.CatalogEntity) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogEntity_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CatalogField) graphql.Marshaler {
+			return ec.marshalNCatalogField2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogFieldᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogEntity_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogEntity",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogField(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogField_name(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogField_type(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_type(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Type, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_type(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogField_column(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_column(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Column, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_column(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogField_sqlType(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_sqlType(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SQLType, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_sqlType(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogField_nullable(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_nullable(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nullable, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_nullable(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CatalogField_primaryKey(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_primaryKey(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PrimaryKey, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_primaryKey(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CatalogField_classification(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_classification(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Classification, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.Classification) graphql.Marshaler {
+			return ec.marshalNClassification2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_classification(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "Classification")
+}
+
+func (ec *executionContext) _CatalogField_pii(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_pii(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Pii, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_pii(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _CatalogField_description(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogField", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogField_references(ctx context.Context, field graphql.CollectedField, obj *model.CatalogField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogField_references(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.References, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.FieldReference) graphql.Marshaler {
+			return ec.marshalOFieldReference2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFieldReference(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogField_references(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogField",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_FieldReference(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogProduct_name(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_name(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Name, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_name(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_domain(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_domain(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Domain, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_domain(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_owner(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_owner(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Owner, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_owner(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_contact(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_contact(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Contact, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_contact(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_kind(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_kind(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Kind, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v model.DataProductKind) graphql.Marshaler {
+			return ec.marshalNDataProductKind2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDataProductKind(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_kind(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "DataProductKind")
+}
+
+func (ec *executionContext) _CatalogProduct_description(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, false, false, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_entities(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_entities(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entities, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CatalogEntity) graphql.Marshaler {
+			return ec.marshalNCatalogEntity2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogEntityᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_entities(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogProduct",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogEntity(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogProduct_inputs(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_inputs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Inputs, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LineageLink) graphql.Marshaler {
+			return ec.marshalNLineageLink2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLinkᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_inputs(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogProduct",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LineageLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogProduct_consumers(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_consumers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Consumers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.LineageLink) graphql.Marshaler {
+			return ec.marshalNLineageLink2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLinkᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_consumers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogProduct",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_LineageLink(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogProduct_freshness(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_freshness(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CatalogProduct().Freshness(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.Freshness) graphql.Marshaler {
+			return ec.marshalNFreshness2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFreshness(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_freshness(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogProduct",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Freshness(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CatalogProduct_sdl(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_sdl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.CatalogProduct().Sdl(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_sdl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CatalogProduct", field, true, true, "String")
+}
+
+func (ec *executionContext) _CatalogProduct_downloads(ctx context.Context, field graphql.CollectedField, obj *model.CatalogProduct) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CatalogProduct_downloads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Downloads, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CatalogDownloads) graphql.Marshaler {
+			return ec.marshalNCatalogDownloads2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogDownloads(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CatalogProduct_downloads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CatalogProduct",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogDownloads(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Change_product(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -6511,6 +9938,144 @@ func (ec *executionContext) _Change_sequence(ctx context.Context, field graphql.
 }
 func (ec *executionContext) fieldContext_Change_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Long")
+}
+
+func (ec *executionContext) _ConsumerLag_product(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConsumerLag_source(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "String")
+}
+
+func (ec *executionContext) _ConsumerLag_appliedSequence(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_appliedSequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AppliedSequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_appliedSequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "Long")
+}
+
+func (ec *executionContext) _ConsumerLag_appliedAt(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_appliedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AppliedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_appliedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ConsumerLag_latestSequence(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_latestSequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LatestSequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_latestSequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "Long")
+}
+
+func (ec *executionContext) _ConsumerLag_lag(ctx context.Context, field graphql.CollectedField, obj *model.ConsumerLag) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ConsumerLag_lag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lag, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ConsumerLag_lag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ConsumerLag", field, false, false, "Long")
 }
 
 func (ec *executionContext) _Customer_id(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
@@ -6825,6 +10390,38 @@ func (ec *executionContext) fieldContext_Customer_history(ctx context.Context, f
 	if fc.Args, err = ec.field_Customer_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Customer_value(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_value(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Customer().Value(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_value(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
 	}
 	return fc, nil
 }
@@ -7299,6 +10896,1276 @@ func (ec *executionContext) _CustomerGroup_segment(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_CustomerGroup_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("CustomerGroup", field, false, false, "CustomerSegment")
+}
+
+func (ec *executionContext) _CustomerValue_id(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "ID")
+}
+
+func (ec *executionContext) _CustomerValue_country(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_country(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Country, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_country(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValue_segment(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_segment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Segment, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValue_orders(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CustomerValue_revenue(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CustomerValue_firstOrderAt(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_firstOrderAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstOrderAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_firstOrderAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CustomerValue_lastOrderAt(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_lastOrderAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastOrderAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_lastOrderAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CustomerValueAggregate_group(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalOCustomerValueGroup2map(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueGroup(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueAggregate_count(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueAggregate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CustomerValueAggregate_sum(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_sum(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sum, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNCustomerValueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_sum(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueAggregate_avg(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_avg(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Avg, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNCustomerValueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_avg(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueAggregate_min(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_min(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Min, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNCustomerValueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_min(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueAggregate_max(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueAggregate_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNCustomerValueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueAggregate_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CustomerValueEdge) graphql.Marshaler {
+			return ec.marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalNCustomerValue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _CustomerValueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValueEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalNCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueGroup_country(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueGroup_country(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["country"].(type) {
+			case *string:
+				return v, nil
+			case string:
+				return &v, nil
+			case nil:
+				return (*string)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "country")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueGroup_country(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueGroup", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValueGroup_segment(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueGroup_segment(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["segment"].(type) {
+			case *string:
+				return v, nil
+			case string:
+				return &v, nil
+			case nil:
+				return (*string)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "segment")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueGroup_segment(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueGroup", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValueNumbers_orders(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueNumbers_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["orders"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _CustomerValueNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueNumbers_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["revenue"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DailyRevenue_id(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenue_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenue_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DailyRevenue_date(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenue_date(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Date, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenue_date(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "String")
+}
+
+func (ec *executionContext) _DailyRevenue_orders(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenue_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenue_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DailyRevenue_revenue(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenue_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DailyRevenueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.DailyRevenueEdge) graphql.Marshaler {
+			return ec.marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.DailyRevenue) graphql.Marshaler {
+			return ec.marshalNDailyRevenue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenueᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DailyRevenueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _DailyRevenueEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.DailyRevenue) graphql.Marshaler {
+			return ec.marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyCustomerByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyCustomerByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyCustomerByIDs(ctx, fc.Args["reps"].([]*model.CustomerByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*customers.Customer) graphql.Marshaler {
+			return ec.marshalOCustomer2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyCustomerByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Customer(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyCustomerByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyInteractionByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyInteractionByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyInteractionByIDs(ctx, fc.Args["reps"].([]*model.InteractionByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*engagement.Interaction) graphql.Marshaler {
+			return ec.marshalOInteraction2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyInteractionByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Interaction(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyInteractionByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyItemByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyItemByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyItemByIDs(ctx, fc.Args["reps"].([]*model.ItemByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Item) graphql.Marshaler {
+			return ec.marshalOItem2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyItemByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Item(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyItemByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyOrderByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyOrderByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyOrderByIDs(ctx, fc.Args["reps"].([]*model.OrderByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*orders.Order) graphql.Marshaler {
+			return ec.marshalOOrder2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyOrderByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Order(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyOrderByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyOrderLineByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyOrderLineByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyOrderLineByIDs(ctx, fc.Args["reps"].([]*model.OrderLineByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*orders.Line) graphql.Marshaler {
+			return ec.marshalOOrderLine2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyOrderLineByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLine(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyOrderLineByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _FieldReference_product(ctx context.Context, field graphql.CollectedField, obj *model.FieldReference) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldReference_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldReference_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldReference", field, false, false, "String")
+}
+
+func (ec *executionContext) _FieldReference_entity(ctx context.Context, field graphql.CollectedField, obj *model.FieldReference) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldReference_entity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldReference_entity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldReference", field, false, false, "String")
+}
+
+func (ec *executionContext) _FieldReference_field(ctx context.Context, field graphql.CollectedField, obj *model.FieldReference) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_FieldReference_field(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Field, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_FieldReference_field(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("FieldReference", field, false, false, "String")
+}
+
+func (ec *executionContext) _Freshness_lastChangedAt(ctx context.Context, field graphql.CollectedField, obj *model.Freshness) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freshness_lastChangedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastChangedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Freshness_lastChangedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freshness", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Freshness_sequence(ctx context.Context, field graphql.CollectedField, obj *model.Freshness) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freshness_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freshness_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freshness", field, false, false, "Long")
+}
+
+func (ec *executionContext) _Freshness_unpublished(ctx context.Context, field graphql.CollectedField, obj *model.Freshness) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Freshness_unpublished(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Unpublished, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Freshness_unpublished(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Freshness", field, false, false, "Long")
 }
 
 func (ec *executionContext) _Interaction_id(ctx context.Context, field graphql.CollectedField, obj *engagement.Interaction) (ret graphql.Marshaler) {
@@ -8462,6 +13329,38 @@ func (ec *executionContext) fieldContext_Item_history(ctx context.Context, field
 	return fc, nil
 }
 
+func (ec *executionContext) _Item_sales(ctx context.Context, field graphql.CollectedField, obj *inventory.Item) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Item_sales(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Item().Sales(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+			return ec.marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Item_sales(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Item",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _ItemAggregate_group(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -9092,6 +13991,387 @@ func (ec *executionContext) _ItemNumbers_stock(ctx context.Context, field graphq
 }
 func (ec *executionContext) fieldContext_ItemNumbers_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ItemSales_id(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSales_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSales_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ItemSales_orders(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSales_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSales_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ItemSales_units(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSales_units(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Units, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSales_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ItemSales_revenue(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSales_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSales_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ItemSalesConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ItemSalesEdge) graphql.Marshaler {
+			return ec.marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.ItemSales) graphql.Marshaler {
+			return ec.marshalNItemSales2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSalesᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ItemSalesEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ItemSalesEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesEdge) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+			return ec.marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _LineageLink_consumer(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LineageLink_consumer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Consumer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LineageLink_consumer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LineageLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _LineageLink_producer(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LineageLink_producer(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Producer, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LineageLink_producer(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LineageLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _LineageLink_entity(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LineageLink_entity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LineageLink_entity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LineageLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _LineageLink_topic(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LineageLink_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LineageLink_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LineageLink", field, false, false, "String")
+}
+
+func (ec *executionContext) _LineageLink_description(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_LineageLink_description(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Description, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_LineageLink_description(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("LineageLink", field, false, false, "String")
 }
 
 func (ec *executionContext) _MeshInfo_version(ctx context.Context, field graphql.CollectedField, obj *model.MeshInfo) (ret graphql.Marshaler) {
@@ -11699,6 +16979,50 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_catalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_catalog(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Catalog(ctx, fc.Args["product"].(*string), fc.Args["domain"].(*string), fc.Args["classification"].(*model.Classification), fc.Args["pii"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.CatalogProduct) graphql.Marshaler {
+			return ec.marshalNCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_catalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CatalogProduct(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_catalog_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_customer(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12359,6 +17683,322 @@ func (ec *executionContext) fieldContext_Query_orderLinesAggregate(ctx context.C
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_dailyRevenue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dailyRevenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DailyRevenue(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.DailyRevenueConnection) graphql.Marshaler {
+			return ec.marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dailyRevenue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dailyRevenue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customerValues(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customerValues(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CustomerValues(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.CustomerValueConnection) graphql.Marshaler {
+			return ec.marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customerValues(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customerValues_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customerValuesAggregate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customerValuesAggregate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CustomerValuesAggregate(ctx, fc.Args["where"].(map[string]any), fc.Args["groupBy"].([]string), fc.Args["having"].(map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+			return ec.marshalNCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customerValuesAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueAggregate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customerValuesAggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_itemSales(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_itemSales(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ItemSales(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *model.ItemSalesConnection) graphql.Marshaler {
+			return ec.marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_itemSales(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_itemSales_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_salesStats(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_salesStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().SalesStats(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
+			return ec.marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_salesStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_consumerLag(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_consumerLag(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Query().ConsumerLag(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*model.ConsumerLag) graphql.Marshaler {
+			return ec.marshalNConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_consumerLag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ConsumerLag(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query__entities(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query__entities(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.__resolve_entities(ctx, fc.Args["representations"].([]map[string]any)), nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []fedruntime.Entity) graphql.Marshaler {
+			return ec.marshalN_Entity2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐEntity(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query__entities(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return nil, errors.New("field of type _Entity does not have child fields")
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query__entities_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query__service(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query__service(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.__resolve__service(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v fedruntime.Service) graphql.Marshaler {
+			return ec.marshalN_Service2githubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐService(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query__service(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields__Service(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query___type(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12433,6 +18073,121 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _SalesStats_orders(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesStats_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Orders, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesStats_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesStats_revenue(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesStats_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Revenue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesStats_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _SalesStats_customers(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesStats_customers(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Customers, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesStats_customers(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Int")
+}
+
+func (ec *executionContext) _SalesStats_averageOrderValue(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesStats_averageOrderValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.AverageOrderValue, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
+			return ec.marshalNFloat2float64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesStats_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+}
+
+func (ec *executionContext) _SalesStats_at(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_SalesStats_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_SalesStats_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Time")
 }
 
 func (ec *executionContext) _Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -12741,6 +18496,105 @@ func (ec *executionContext) fieldContext_Subscription_auditEntries(ctx context.C
 		return fc, err
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_salesStats(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_salesStats(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Subscription().SalesStats(ctx)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
+			return ec.marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_salesStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_SalesStats(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_customerValue(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_customerValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CustomerValue(ctx, fc.Args["customerId"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_customerValue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_customerValue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) __Service_sdl(ctx context.Context, field graphql.CollectedField, obj *fedruntime.Service) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext__Service_sdl(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.SDL, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalOString2string(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext__Service_sdl(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("_Service", field, false, false, "String")
 }
 
 func (ec *executionContext) ___Directive_name(ctx context.Context, field graphql.CollectedField, obj *introspection.Directive) (ret graphql.Marshaler) {
@@ -14104,6 +19958,48 @@ func UnmarshalCreateItemInput(ctx context.Context, raw any) (inventory.Input, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCustomerByIDsInput(ctx context.Context, obj any) (model.CustomerByIDsInput, error) {
+	var it model.CustomerByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerByIDsInput unmarshals raw into the CustomerByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerByIDsInput(ctx context.Context, raw any) (model.CustomerByIDsInput, error) {
+	var out model.CustomerByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerByIDsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCustomerHaving(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -14272,6 +20168,287 @@ func UnmarshalCustomerSegmentFilter(ctx context.Context, raw any) (map[string]an
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCustomerValueHaving(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"count", "sum", "avg", "min", "max"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["count"] = data
+		case "sum":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sum"))
+			data, err := ec.unmarshalOCustomerValueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["sum"] = data
+		case "avg":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("avg"))
+			data, err := ec.unmarshalOCustomerValueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["avg"] = data
+		case "min":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("min"))
+			data, err := ec.unmarshalOCustomerValueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["min"] = data
+		case "max":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("max"))
+			data, err := ec.unmarshalOCustomerValueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["max"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerValueHaving unmarshals raw into the CustomerValueHaving input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerValueHaving(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerValueHaving", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCustomerValueNumbersFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orders", "revenue"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerValueNumbersFilter unmarshals raw into the CustomerValueNumbersFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerValueNumbersFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerValueNumbersFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCustomerValueOrderBy(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNCustomerValueSortField2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["field"] = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOOrderDirection2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["direction"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerValueOrderBy unmarshals raw into the CustomerValueOrderBy input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerValueOrderBy(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerValueOrderBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputCustomerValueWhere(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"and", "or", "not", "id", "country", "segment", "orders", "revenue", "firstOrderAt", "lastOrderAt"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOCustomerValueWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["and"] = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOCustomerValueWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["or"] = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOCustomerValueWhere2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["not"] = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOIDFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["id"] = data
+		case "country":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("country"))
+			data, err := ec.unmarshalOStringFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["country"] = data
+		case "segment":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("segment"))
+			data, err := ec.unmarshalOStringFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["segment"] = data
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		case "firstOrderAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("firstOrderAt"))
+			data, err := ec.unmarshalOTimeFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["firstOrderAt"] = data
+		case "lastOrderAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lastOrderAt"))
+			data, err := ec.unmarshalOTimeFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["lastOrderAt"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerValueWhere unmarshals raw into the CustomerValueWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerValueWhere(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerValueWhere", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCustomerWhere(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -14382,6 +20559,145 @@ func (ec *executionContext) unmarshalInputCustomerWhere(ctx context.Context, obj
 func UnmarshalCustomerWhere(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerWhere", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDailyRevenueOrderBy(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNDailyRevenueSortField2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["field"] = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOOrderDirection2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["direction"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDailyRevenueOrderBy unmarshals raw into the DailyRevenueOrderBy input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDailyRevenueOrderBy(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueOrderBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDailyRevenueWhere(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"and", "or", "not", "id", "date", "orders", "revenue"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["and"] = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["or"] = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalODailyRevenueWhere2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["not"] = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOIDFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["id"] = data
+		case "date":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("date"))
+			data, err := ec.unmarshalOStringFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["date"] = data
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDailyRevenueWhere unmarshals raw into the DailyRevenueWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDailyRevenueWhere(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueWhere", raw, &out)
 	return out, err
 }
 
@@ -14679,6 +20995,48 @@ func (ec *executionContext) unmarshalInputIntFilter(ctx context.Context, obj any
 func UnmarshalIntFilter(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "IntFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputInteractionByIDsInput(ctx context.Context, obj any) (model.InteractionByIDsInput, error) {
+	var it model.InteractionByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalInteractionByIDsInput unmarshals raw into the InteractionByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalInteractionByIDsInput(ctx context.Context, raw any) (model.InteractionByIDsInput, error) {
+	var out model.InteractionByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "InteractionByIDsInput", raw, &out)
 	return out, err
 }
 
@@ -15027,6 +21385,48 @@ func UnmarshalInteractionWhere(ctx context.Context, raw any) (map[string]any, er
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputItemByIDsInput(ctx context.Context, obj any) (model.ItemByIDsInput, error) {
+	var it model.ItemByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemByIDsInput unmarshals raw into the ItemByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemByIDsInput(ctx context.Context, raw any) (model.ItemByIDsInput, error) {
+	var out model.ItemByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemByIDsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputItemHaving(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -15202,6 +21602,145 @@ func UnmarshalItemOrderBy(ctx context.Context, raw any) (map[string]any, error) 
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputItemSalesOrderBy(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNItemSalesSortField2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["field"] = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOOrderDirection2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["direction"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemSalesOrderBy unmarshals raw into the ItemSalesOrderBy input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemSalesOrderBy(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemSalesOrderBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputItemSalesWhere(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"and", "or", "not", "id", "orders", "units", "revenue"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOItemSalesWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["and"] = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOItemSalesWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["or"] = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOItemSalesWhere2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["not"] = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOIDFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["id"] = data
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "units":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("units"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["units"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemSalesWhere unmarshals raw into the ItemSalesWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemSalesWhere(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemSalesWhere", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputItemWhere(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -15315,6 +21854,48 @@ func UnmarshalItemWhere(ctx context.Context, raw any) (map[string]any, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputOrderByIDsInput(ctx context.Context, obj any) (model.OrderByIDsInput, error) {
+	var it model.OrderByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalOrderByIDsInput unmarshals raw into the OrderByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalOrderByIDsInput(ctx context.Context, raw any) (model.OrderByIDsInput, error) {
+	var out model.OrderByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderByIDsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputOrderHaving(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -15383,6 +21964,48 @@ func (ec *executionContext) unmarshalInputOrderHaving(ctx context.Context, obj a
 func UnmarshalOrderHaving(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderHaving", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputOrderLineByIDsInput(ctx context.Context, obj any) (model.OrderLineByIDsInput, error) {
+	var it model.OrderLineByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalOrderLineByIDsInput unmarshals raw into the OrderLineByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalOrderLineByIDsInput(ctx context.Context, raw any) (model.OrderLineByIDsInput, error) {
+	var out model.OrderLineByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "OrderLineByIDsInput", raw, &out)
 	return out, err
 }
 
@@ -16419,6 +23042,54 @@ func UnmarshalUpdateItemInput(ctx context.Context, raw any) (map[string]any, err
 
 // region    ************************** interface.gotpl ***************************
 
+func (ec *executionContext) __Entity(ctx context.Context, sel ast.SelectionSet, obj fedruntime.Entity) graphql.Marshaler {
+	switch obj := (obj).(type) {
+	case nil:
+		return graphql.Null
+	case orders.Line:
+		return ec._OrderLine(ctx, sel, &obj)
+	case *orders.Line:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._OrderLine(ctx, sel, obj)
+	case orders.Order:
+		return ec._Order(ctx, sel, &obj)
+	case *orders.Order:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Order(ctx, sel, obj)
+	case inventory.Item:
+		return ec._Item(ctx, sel, &obj)
+	case *inventory.Item:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Item(ctx, sel, obj)
+	case engagement.Interaction:
+		return ec._Interaction(ctx, sel, &obj)
+	case *engagement.Interaction:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Interaction(ctx, sel, obj)
+	case customers.Customer:
+		return ec._Customer(ctx, sel, &obj)
+	case *customers.Customer:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Customer(ctx, sel, obj)
+	default:
+		if typedObj, ok := obj.(graphql.Marshaler); ok {
+			return typedObj
+		} else {
+			panic(fmt.Errorf("unexpected type %T; non-generated variants of _Entity must implement graphql.Marshaler", obj))
+		}
+	}
+}
+
 // endregion ************************** interface.gotpl ***************************
 
 // region    **************************** object.gotpl ****************************
@@ -16595,6 +23266,286 @@ func (ec *executionContext) _AuditEntryEdge(ctx context.Context, sel ast.Selecti
 	return out
 }
 
+var catalogDownloadsImplementors = []string{"CatalogDownloads"}
+
+func (ec *executionContext) _CatalogDownloads(ctx context.Context, sel ast.SelectionSet, obj *model.CatalogDownloads) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogDownloadsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogDownloads")
+		case "sdl":
+			out.Values[i] = ec._CatalogDownloads_sdl(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "odps":
+			out.Values[i] = ec._CatalogDownloads_odps(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "odcs":
+			out.Values[i] = ec._CatalogDownloads_odcs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var catalogEntityImplementors = []string{"CatalogEntity"}
+
+func (ec *executionContext) _CatalogEntity(ctx context.Context, sel ast.SelectionSet, obj *model.CatalogEntity) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogEntityImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogEntity")
+		case "name":
+			out.Values[i] = ec._CatalogEntity_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.Values[i] = ec._CatalogEntity_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._CatalogEntity_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "table":
+			out.Values[i] = ec._CatalogEntity_table(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "topic":
+			out.Values[i] = ec._CatalogEntity_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "primaryKey":
+			out.Values[i] = ec._CatalogEntity_primaryKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "rowCount":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CatalogEntity_rowCount(ctx, field, obj)
+				})
+		case "fields":
+			out.Values[i] = ec._CatalogEntity_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var catalogFieldImplementors = []string{"CatalogField"}
+
+func (ec *executionContext) _CatalogField(ctx context.Context, sel ast.SelectionSet, obj *model.CatalogField) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogFieldImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogField")
+		case "name":
+			out.Values[i] = ec._CatalogField_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "type":
+			out.Values[i] = ec._CatalogField_type(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "column":
+			out.Values[i] = ec._CatalogField_column(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sqlType":
+			out.Values[i] = ec._CatalogField_sqlType(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nullable":
+			out.Values[i] = ec._CatalogField_nullable(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "primaryKey":
+			out.Values[i] = ec._CatalogField_primaryKey(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "classification":
+			out.Values[i] = ec._CatalogField_classification(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pii":
+			out.Values[i] = ec._CatalogField_pii(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._CatalogField_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "references":
+			out.Values[i] = ec._CatalogField_references(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var catalogProductImplementors = []string{"CatalogProduct"}
+
+func (ec *executionContext) _CatalogProduct(ctx context.Context, sel ast.SelectionSet, obj *model.CatalogProduct) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, catalogProductImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CatalogProduct")
+		case "name":
+			out.Values[i] = ec._CatalogProduct_name(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "domain":
+			out.Values[i] = ec._CatalogProduct_domain(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "owner":
+			out.Values[i] = ec._CatalogProduct_owner(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "contact":
+			out.Values[i] = ec._CatalogProduct_contact(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "kind":
+			out.Values[i] = ec._CatalogProduct_kind(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "description":
+			out.Values[i] = ec._CatalogProduct_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "entities":
+			out.Values[i] = ec._CatalogProduct_entities(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "inputs":
+			out.Values[i] = ec._CatalogProduct_inputs(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "consumers":
+			out.Values[i] = ec._CatalogProduct_consumers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "freshness":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CatalogProduct_freshness(ctx, field, obj)
+				})
+		case "sdl":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CatalogProduct_sdl(ctx, field, obj)
+				})
+		case "downloads":
+			out.Values[i] = ec._CatalogProduct_downloads(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var changeImplementors = []string{"Change"}
 
 func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *model.Change) graphql.Marshaler {
@@ -16678,7 +23629,65 @@ func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, o
 	return out
 }
 
-var customerImplementors = []string{"Customer"}
+var consumerLagImplementors = []string{"ConsumerLag"}
+
+func (ec *executionContext) _ConsumerLag(ctx context.Context, sel ast.SelectionSet, obj *model.ConsumerLag) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, consumerLagImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ConsumerLag")
+		case "product":
+			out.Values[i] = ec._ConsumerLag_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "source":
+			out.Values[i] = ec._ConsumerLag_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "appliedSequence":
+			out.Values[i] = ec._ConsumerLag_appliedSequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "appliedAt":
+			out.Values[i] = ec._ConsumerLag_appliedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "latestSequence":
+			out.Values[i] = ec._ConsumerLag_latestSequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lag":
+			out.Values[i] = ec._ConsumerLag_lag(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerImplementors = []string{"Customer", "_Entity"}
 
 func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet, obj *customers.Customer) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerImplementors)
@@ -16746,6 +23755,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_history(ctx, field, obj)
+				})
+		case "value":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_value(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -16989,7 +24004,576 @@ func (ec *executionContext) _CustomerGroup(ctx context.Context, sel ast.Selectio
 	return out
 }
 
-var interactionImplementors = []string{"Interaction"}
+var customerValueImplementors = []string{"CustomerValue"}
+
+func (ec *executionContext) _CustomerValue(ctx context.Context, sel ast.SelectionSet, obj *sales.CustomerValue) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValue")
+		case "id":
+			out.Values[i] = ec._CustomerValue_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "country":
+			out.Values[i] = ec._CustomerValue_country(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "segment":
+			out.Values[i] = ec._CustomerValue_segment(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orders":
+			out.Values[i] = ec._CustomerValue_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._CustomerValue_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "firstOrderAt":
+			out.Values[i] = ec._CustomerValue_firstOrderAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "lastOrderAt":
+			out.Values[i] = ec._CustomerValue_lastOrderAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerValueAggregateImplementors = []string{"CustomerValueAggregate"}
+
+func (ec *executionContext) _CustomerValueAggregate(ctx context.Context, sel ast.SelectionSet, obj *products.AggregateRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueAggregateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueAggregate")
+		case "group":
+			out.Values[i] = ec._CustomerValueAggregate_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._CustomerValueAggregate_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sum":
+			out.Values[i] = ec._CustomerValueAggregate_sum(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "avg":
+			out.Values[i] = ec._CustomerValueAggregate_avg(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "min":
+			out.Values[i] = ec._CustomerValueAggregate_min(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._CustomerValueAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerValueConnectionImplementors = []string{"CustomerValueConnection"}
+
+func (ec *executionContext) _CustomerValueConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerValueConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueConnection")
+		case "edges":
+			out.Values[i] = ec._CustomerValueConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._CustomerValueConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._CustomerValueConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._CustomerValueConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerValueEdgeImplementors = []string{"CustomerValueEdge"}
+
+func (ec *executionContext) _CustomerValueEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerValueEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueEdge")
+		case "cursor":
+			out.Values[i] = ec._CustomerValueEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._CustomerValueEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerValueGroupImplementors = []string{"CustomerValueGroup"}
+
+func (ec *executionContext) _CustomerValueGroup(ctx context.Context, sel ast.SelectionSet, obj map[string]any) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueGroupImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueGroup")
+		case "country":
+			out.Values[i] = ec._CustomerValueGroup_country(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "segment":
+			out.Values[i] = ec._CustomerValueGroup_segment(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var customerValueNumbersImplementors = []string{"CustomerValueNumbers"}
+
+func (ec *executionContext) _CustomerValueNumbers(ctx context.Context, sel ast.SelectionSet, obj map[string]any) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueNumbersImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueNumbers")
+		case "orders":
+			out.Values[i] = ec._CustomerValueNumbers_orders(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._CustomerValueNumbers_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueImplementors = []string{"DailyRevenue"}
+
+func (ec *executionContext) _DailyRevenue(ctx context.Context, sel ast.SelectionSet, obj *sales.DailyRevenue) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenue")
+		case "id":
+			out.Values[i] = ec._DailyRevenue_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "date":
+			out.Values[i] = ec._DailyRevenue_date(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orders":
+			out.Values[i] = ec._DailyRevenue_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._DailyRevenue_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueConnectionImplementors = []string{"DailyRevenueConnection"}
+
+func (ec *executionContext) _DailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, obj *model.DailyRevenueConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenueConnection")
+		case "edges":
+			out.Values[i] = ec._DailyRevenueConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._DailyRevenueConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._DailyRevenueConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._DailyRevenueConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueEdgeImplementors = []string{"DailyRevenueEdge"}
+
+func (ec *executionContext) _DailyRevenueEdge(ctx context.Context, sel ast.SelectionSet, obj *model.DailyRevenueEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenueEdge")
+		case "cursor":
+			out.Values[i] = ec._DailyRevenueEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._DailyRevenueEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var entityImplementors = []string{"Entity"}
+
+func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, entityImplementors)
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{
+		Object: "Entity",
+	})
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		innerCtx := graphql.WithRootFieldContext(ctx, &graphql.RootFieldContext{
+			Object: field.Name,
+			Field:  field,
+		})
+
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Entity")
+		case "findManyCustomerByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyCustomerByIDs(ctx, field)
+				})
+		case "findManyInteractionByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyInteractionByIDs(ctx, field)
+				})
+		case "findManyItemByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyItemByIDs(ctx, field)
+				})
+		case "findManyOrderByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyOrderByIDs(ctx, field)
+				})
+		case "findManyOrderLineByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyOrderLineByIDs(ctx, field)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var fieldReferenceImplementors = []string{"FieldReference"}
+
+func (ec *executionContext) _FieldReference(ctx context.Context, sel ast.SelectionSet, obj *model.FieldReference) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, fieldReferenceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("FieldReference")
+		case "product":
+			out.Values[i] = ec._FieldReference_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entity":
+			out.Values[i] = ec._FieldReference_entity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "field":
+			out.Values[i] = ec._FieldReference_field(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var freshnessImplementors = []string{"Freshness"}
+
+func (ec *executionContext) _Freshness(ctx context.Context, sel ast.SelectionSet, obj *model.Freshness) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, freshnessImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Freshness")
+		case "lastChangedAt":
+			out.Values[i] = ec._Freshness_lastChangedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._Freshness_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "unpublished":
+			out.Values[i] = ec._Freshness_unpublished(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var interactionImplementors = []string{"Interaction", "_Entity"}
 
 func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionSet, obj *engagement.Interaction) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, interactionImplementors)
@@ -17352,7 +24936,7 @@ func (ec *executionContext) _InteractionNumbers(ctx context.Context, sel ast.Sel
 	return out
 }
 
-var itemImplementors = []string{"Item"}
+var itemImplementors = []string{"Item", "_Entity"}
 
 func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj *inventory.Item) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemImplementors)
@@ -17408,6 +24992,12 @@ func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Item_history(ctx, field, obj)
+				})
+		case "sales":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Item_sales(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -17704,6 +25294,193 @@ func (ec *executionContext) _ItemNumbers(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
+var itemSalesImplementors = []string{"ItemSales"}
+
+func (ec *executionContext) _ItemSales(ctx context.Context, sel ast.SelectionSet, obj *sales.ItemSales) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSales")
+		case "id":
+			out.Values[i] = ec._ItemSales_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "orders":
+			out.Values[i] = ec._ItemSales_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "units":
+			out.Values[i] = ec._ItemSales_units(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._ItemSales_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemSalesConnectionImplementors = []string{"ItemSalesConnection"}
+
+func (ec *executionContext) _ItemSalesConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ItemSalesConnection) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSalesConnection")
+		case "edges":
+			out.Values[i] = ec._ItemSalesConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._ItemSalesConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ItemSalesConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ItemSalesConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemSalesEdgeImplementors = []string{"ItemSalesEdge"}
+
+func (ec *executionContext) _ItemSalesEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ItemSalesEdge) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSalesEdge")
+		case "cursor":
+			out.Values[i] = ec._ItemSalesEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ItemSalesEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var lineageLinkImplementors = []string{"LineageLink"}
+
+func (ec *executionContext) _LineageLink(ctx context.Context, sel ast.SelectionSet, obj *model.LineageLink) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, lineageLinkImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("LineageLink")
+		case "consumer":
+			out.Values[i] = ec._LineageLink_consumer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "producer":
+			out.Values[i] = ec._LineageLink_producer(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "entity":
+			out.Values[i] = ec._LineageLink_entity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "topic":
+			out.Values[i] = ec._LineageLink_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "description":
+			out.Values[i] = ec._LineageLink_description(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var meshInfoImplementors = []string{"MeshInfo"}
 
 func (ec *executionContext) _MeshInfo(ctx context.Context, sel ast.SelectionSet, obj *model.MeshInfo) graphql.Marshaler {
@@ -17855,7 +25632,7 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 	return out
 }
 
-var orderImplementors = []string{"Order"}
+var orderImplementors = []string{"Order", "_Entity"}
 
 func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, obj *orders.Order) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderImplementors)
@@ -18191,7 +25968,7 @@ func (ec *executionContext) _OrderGroup(ctx context.Context, sel ast.SelectionSe
 	return out
 }
 
-var orderLineImplementors = []string{"OrderLine"}
+var orderLineImplementors = []string{"OrderLine", "_Entity"}
 
 func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet, obj *orders.Line) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineImplementors)
@@ -18667,6 +26444,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_auditLog(ctx, field)
 				})
+		case "catalog":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_catalog(ctx, field)
+				})
 		case "customer":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -18757,6 +26540,54 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orderLinesAggregate(ctx, field)
 				})
+		case "dailyRevenue":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_dailyRevenue(ctx, field)
+				})
+		case "customerValues":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customerValues(ctx, field)
+				})
+		case "customerValuesAggregate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customerValuesAggregate(ctx, field)
+				})
+		case "itemSales":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_itemSales(ctx, field)
+				})
+		case "salesStats":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_salesStats(ctx, field)
+				})
+		case "consumerLag":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_consumerLag(ctx, field)
+				})
+		case "_entities":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query__entities(ctx, field)
+				})
+		case "_service":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query__service(ctx, field)
+				})
 		case "__type":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Query___type(ctx, field)
@@ -18770,6 +26601,59 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			})
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var salesStatsImplementors = []string{"SalesStats"}
+
+func (ec *executionContext) _SalesStats(ctx context.Context, sel ast.SelectionSet, obj *sales.Stats) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, salesStatsImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("SalesStats")
+		case "orders":
+			out.Values[i] = ec._SalesStats_orders(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._SalesStats_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "customers":
+			out.Values[i] = ec._SalesStats_customers(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "averageOrderValue":
+			out.Values[i] = ec._SalesStats_averageOrderValue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._SalesStats_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -18815,9 +26699,46 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_changes(ctx, fields[0])
 	case "auditEntries":
 		return ec._Subscription_auditEntries(ctx, fields[0])
+	case "salesStats":
+		return ec._Subscription_salesStats(ctx, fields[0])
+	case "customerValue":
+		return ec._Subscription_customerValue(ctx, fields[0])
 	default:
 		panic("unknown field " + strconv.Quote(fields[0].Name))
 	}
+}
+
+var _ServiceImplementors = []string{"_Service"}
+
+func (ec *executionContext) __Service(ctx context.Context, sel ast.SelectionSet, obj *fedruntime.Service) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, _ServiceImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("_Service")
+		case "sdl":
+			out.Values[i] = ec.__Service_sdl(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
 }
 
 var __DirectiveImplementors = []string{"__Directive"}
@@ -19262,6 +27183,86 @@ func (ec *executionContext) marshalNBoolean2bool(ctx context.Context, sel ast.Se
 	return res
 }
 
+func (ec *executionContext) marshalNCatalogDownloads2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogDownloads(ctx context.Context, sel ast.SelectionSet, v *model.CatalogDownloads) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogDownloads!")
+		return graphql.Null
+	}
+	return ec._CatalogDownloads(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCatalogEntity2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogEntityᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CatalogEntity) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCatalogEntity2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogEntity(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCatalogEntity2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogEntity(ctx context.Context, sel ast.SelectionSet, v *model.CatalogEntity) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogEntity!")
+		return graphql.Null
+	}
+	return ec._CatalogEntity(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCatalogField2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogFieldᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CatalogField) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCatalogField2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogField(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCatalogField2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogField(ctx context.Context, sel ast.SelectionSet, v *model.CatalogField) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogField!")
+		return graphql.Null
+	}
+	return ec._CatalogField(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CatalogProduct) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProduct(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProduct(ctx context.Context, sel ast.SelectionSet, v *model.CatalogProduct) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CatalogProduct!")
+		return graphql.Null
+	}
+	return ec._CatalogProduct(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐChange(ctx context.Context, sel ast.SelectionSet, v *model.Change) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Change!")
@@ -19282,6 +27283,40 @@ func (ec *executionContext) marshalNChannel2string(ctx context.Context, sel ast.
 		graphql.AddInvalidNullFromMarshaler(ctx, "Channel!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNClassification2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx context.Context, v any) (model.Classification, error) {
+	var res model.Classification
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNClassification2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx context.Context, sel ast.SelectionSet, v model.Classification) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) marshalNConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConsumerLag) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConsumerLag2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLag(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNConsumerLag2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLag(ctx context.Context, sel ast.SelectionSet, v *model.ConsumerLag) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ConsumerLag!")
+		return graphql.Null
+	}
+	return ec._ConsumerLag(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNCreateCustomerInput2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐInput(ctx context.Context, v any) (customers.Input, error) {
@@ -19345,6 +27380,20 @@ func (ec *executionContext) marshalNCustomerAggregate2ᚖgithubᚗcomᚋmeshgate
 		return graphql.Null
 	}
 	return ec._CustomerAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCustomerByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerByIDsInput(ctx context.Context, v any) ([]*model.CustomerByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CustomerByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOCustomerByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerChange(ctx context.Context, sel ast.SelectionSet, v *model.CustomerChange) graphql.Marshaler {
@@ -19434,9 +27483,239 @@ func (ec *executionContext) marshalNCustomerSortField2string(ctx context.Context
 	return res
 }
 
+func (ec *executionContext) marshalNCustomerValue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValueᚄ(ctx context.Context, sel ast.SelectionSet, v []*sales.CustomerValue) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx context.Context, sel ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValue!")
+		return graphql.Null
+	}
+	return ec._CustomerValue(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValueAggregate!")
+		return graphql.Null
+	}
+	return ec._CustomerValueAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueConnection(ctx context.Context, sel ast.SelectionSet, v *model.CustomerValueConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValueConnection!")
+		return graphql.Null
+	}
+	return ec._CustomerValueConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CustomerValueEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdge(ctx context.Context, sel ast.SelectionSet, v *model.CustomerValueEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValueEdge!")
+		return graphql.Null
+	}
+	return ec._CustomerValueEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCustomerValueGroupField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCustomerValueGroupField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerValueGroupField!")
+	}
+	return res
+}
+
+func (ec *executionContext) marshalNCustomerValueNumbers2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValueNumbers!")
+		return graphql.Null
+	}
+	return ec._CustomerValueNumbers(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNCustomerValueOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputCustomerValueOrderBy(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNCustomerValueSortField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNCustomerValueSortField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "CustomerValueSortField!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNCustomerValueWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputCustomerValueWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNCustomerWhere2map(ctx context.Context, v any) (map[string]any, error) {
 	res, err := ec.unmarshalInputCustomerWhere(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDailyRevenue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenueᚄ(ctx context.Context, sel ast.SelectionSet, v []*sales.DailyRevenue) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx context.Context, sel ast.SelectionSet, v *sales.DailyRevenue) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenue!")
+		return graphql.Null
+	}
+	return ec._DailyRevenue(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, v *model.DailyRevenueConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenueConnection!")
+		return graphql.Null
+	}
+	return ec._DailyRevenueConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DailyRevenueEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdge(ctx context.Context, sel ast.SelectionSet, v *model.DailyRevenueEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenueEdge!")
+		return graphql.Null
+	}
+	return ec._DailyRevenueEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDailyRevenueOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputDailyRevenueOrderBy(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDailyRevenueSortField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDailyRevenueSortField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DailyRevenueSortField!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNDailyRevenueWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputDailyRevenueWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNDataProductKind2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDataProductKind(ctx context.Context, v any) (model.DataProductKind, error) {
+	var res model.DataProductKind
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDataProductKind2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDataProductKind(ctx context.Context, sel ast.SelectionSet, v model.DataProductKind) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNFieldSet2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNFieldSet2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "FieldSet!")
+	}
+	return res
 }
 
 func (ec *executionContext) unmarshalNFloat2float64(ctx context.Context, v any) (float64, error) {
@@ -19451,6 +27730,14 @@ func (ec *executionContext) marshalNFloat2float64(ctx context.Context, sel ast.S
 		graphql.AddInvalidNullFromMarshaler(ctx, "Float!")
 	}
 	return graphql.WrapContextMarshaler(ctx, res)
+}
+
+func (ec *executionContext) marshalNFreshness2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFreshness(ctx context.Context, sel ast.SelectionSet, v *model.Freshness) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Freshness!")
+		return graphql.Null
+	}
+	return ec._Freshness(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNID2int64(ctx context.Context, v any) (int64, error) {
@@ -19527,6 +27814,20 @@ func (ec *executionContext) marshalNInteractionAggregate2ᚖgithubᚗcomᚋmeshg
 		return graphql.Null
 	}
 	return ec._InteractionAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNInteractionByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionByIDsInput(ctx context.Context, v any) ([]*model.InteractionByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.InteractionByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOInteractionByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionChange(ctx context.Context, sel ast.SelectionSet, v *model.InteractionChange) graphql.Marshaler {
@@ -19677,6 +27978,20 @@ func (ec *executionContext) marshalNItemAggregate2ᚖgithubᚗcomᚋmeshgateᚋm
 	return ec._ItemAggregate(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNItemByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx context.Context, v any) ([]*model.ItemByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ItemByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOItemByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemChange(ctx context.Context, sel ast.SelectionSet, v *model.ItemChange) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemChange!")
@@ -19744,6 +28059,86 @@ func (ec *executionContext) unmarshalNItemOrderBy2map(ctx context.Context, v any
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalNItemSales2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSalesᚄ(ctx context.Context, sel ast.SelectionSet, v []*sales.ItemSales) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx context.Context, sel ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSales!")
+		return graphql.Null
+	}
+	return ec._ItemSales(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesConnection(ctx context.Context, sel ast.SelectionSet, v *model.ItemSalesConnection) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSalesConnection!")
+		return graphql.Null
+	}
+	return ec._ItemSalesConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ItemSalesEdge) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdge(ctx context.Context, sel ast.SelectionSet, v *model.ItemSalesEdge) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSalesEdge!")
+		return graphql.Null
+	}
+	return ec._ItemSalesEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNItemSalesOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputItemSalesOrderBy(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNItemSalesSortField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNItemSalesSortField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ItemSalesSortField!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNItemSalesWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputItemSalesWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalNItemSortField2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -19761,6 +28156,30 @@ func (ec *executionContext) marshalNItemSortField2string(ctx context.Context, se
 func (ec *executionContext) unmarshalNItemWhere2map(ctx context.Context, v any) (map[string]any, error) {
 	res, err := ec.unmarshalInputItemWhere(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNLineageLink2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LineageLink) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNLineageLink2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLink(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNLineageLink2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLink(ctx context.Context, sel ast.SelectionSet, v *model.LineageLink) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "LineageLink!")
+		return graphql.Null
+	}
+	return ec._LineageLink(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNLong2int64(ctx context.Context, v any) (int64, error) {
@@ -19831,6 +28250,20 @@ func (ec *executionContext) marshalNOrderAggregate2ᚖgithubᚗcomᚋmeshgateᚋ
 		return graphql.Null
 	}
 	return ec._OrderAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNOrderByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderByIDsInput(ctx context.Context, v any) ([]*model.OrderByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.OrderByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOOrderByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderChange) graphql.Marshaler {
@@ -19933,6 +28366,20 @@ func (ec *executionContext) marshalNOrderLineAggregate2ᚖgithubᚗcomᚋmeshgat
 		return graphql.Null
 	}
 	return ec._OrderLineAggregate(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNOrderLineByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx context.Context, v any) ([]*model.OrderLineByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.OrderLineByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOOrderLineByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineChange) graphql.Marshaler {
@@ -20094,6 +28541,14 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx context.Context, sel ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "SalesStats!")
+		return graphql.Null
+	}
+	return ec._SalesStats(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNString2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -20182,6 +28637,67 @@ func (ec *executionContext) unmarshalNUpdateInteractionInput2map(ctx context.Con
 func (ec *executionContext) unmarshalNUpdateItemInput2map(ctx context.Context, v any) (map[string]any, error) {
 	res, err := ec.unmarshalInputUpdateItemInput(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalN_Any2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := graphql.UnmarshalMap(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalN_Any2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "_Any!")
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalMap(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "_Any!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalN_Any2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalN_Any2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalN_Any2ᚕmapᚄ(ctx context.Context, sel ast.SelectionSet, v []map[string]any) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalN_Any2map(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalN_Entity2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐEntity(ctx context.Context, sel ast.SelectionSet, v []fedruntime.Entity) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalO_Entity2githubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐEntity(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalN_Service2githubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐService(ctx context.Context, sel ast.SelectionSet, v fedruntime.Service) graphql.Marshaler {
+	return ec.__Service(ctx, sel, &v)
 }
 
 func (ec *executionContext) marshalN__Directive2githubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐDirective(ctx context.Context, sel ast.SelectionSet, v introspection.Directive) graphql.Marshaler {
@@ -20324,6 +28840,150 @@ func (ec *executionContext) marshalN__TypeKind2string(ctx context.Context, sel a
 		graphql.AddInvalidNullFromMarshaler(ctx, "__TypeKind!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNfederation__Policy2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNfederation__Policy2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "federation__Policy!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNfederation__Policy2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNfederation__Policy2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNfederation__Policy2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNfederation__Policy2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNfederation__Policy2ᚕᚕstringᚄ(ctx context.Context, v any) ([][]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([][]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNfederation__Policy2ᚕstringᚄ(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNfederation__Policy2ᚕᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v [][]string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNfederation__Policy2ᚕstringᚄ(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNfederation__Scope2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNfederation__Scope2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "federation__Scope!")
+	}
+	return res
+}
+
+func (ec *executionContext) unmarshalNfederation__Scope2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNfederation__Scope2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNfederation__Scope2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNfederation__Scope2string(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNfederation__Scope2ᚕᚕstringᚄ(ctx context.Context, v any) ([][]string, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([][]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNfederation__Scope2ᚕstringᚄ(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNfederation__Scope2ᚕᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v [][]string) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNfederation__Scope2ᚕstringᚄ(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
 }
 
 func (ec *executionContext) unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx context.Context, v any) ([]products.Op, error) {
@@ -20470,11 +29130,48 @@ func (ec *executionContext) unmarshalOChannelFilter2map(ctx context.Context, v a
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOClassification2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx context.Context, v any) (*model.Classification, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(model.Classification)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOClassification2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx context.Context, sel ast.SelectionSet, v *model.Classification) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) marshalOCustomer2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx context.Context, sel ast.SelectionSet, v []*customers.Customer) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx context.Context, sel ast.SelectionSet, v *customers.Customer) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Customer(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCustomerByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerByIDsInput(ctx context.Context, v any) (*model.CustomerByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCustomerByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOCustomerGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -20607,6 +29304,114 @@ func (ec *executionContext) unmarshalOCustomerSegmentFilter2map(ctx context.Cont
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx context.Context, sel ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CustomerValue(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalOCustomerValueGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CustomerValueGroup(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCustomerValueGroupField2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCustomerValueGroupField2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOCustomerValueGroupField2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerValueGroupField2string(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOCustomerValueHaving2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCustomerValueHaving(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOCustomerValueNumbersFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCustomerValueNumbersFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOCustomerValueOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCustomerValueOrderBy2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOCustomerValueWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCustomerValueWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOCustomerValueWhere2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNCustomerValueWhere2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOCustomerWhere2map(ctx context.Context, v any) (map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -20630,6 +29435,55 @@ func (ec *executionContext) unmarshalOCustomerWhere2ᚕmapᚄ(ctx context.Contex
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalODailyRevenueOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDailyRevenueOrderBy2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalODailyRevenueWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDailyRevenueWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDailyRevenueWhere2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOFieldReference2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFieldReference(ctx context.Context, sel ast.SelectionSet, v *model.FieldReference) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._FieldReference(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOFloat2ᚕfloat64ᚄ(ctx context.Context, v any) ([]float64, error) {
@@ -20814,11 +29668,32 @@ func (ec *executionContext) unmarshalOIntFilter2map(ctx context.Context, v any) 
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalOInteraction2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx context.Context, sel ast.SelectionSet, v []*engagement.Interaction) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOInteraction2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOInteraction2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋengagementᚐInteraction(ctx context.Context, sel ast.SelectionSet, v *engagement.Interaction) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Interaction(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOInteractionByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionByIDsInput(ctx context.Context, v any) (*model.InteractionByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputInteractionByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOInteractionGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -20984,11 +29859,32 @@ func (ec *executionContext) unmarshalOInteractionWhere2ᚕmapᚄ(ctx context.Con
 	return res, nil
 }
 
+func (ec *executionContext) marshalOItem2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx context.Context, sel ast.SelectionSet, v []*inventory.Item) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx context.Context, sel ast.SelectionSet, v *inventory.Item) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Item(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOItemByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx context.Context, v any) (*model.ItemByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputItemByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOItemGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -21067,6 +29963,55 @@ func (ec *executionContext) unmarshalOItemOrderBy2ᚕmapᚄ(ctx context.Context,
 	return res, nil
 }
 
+func (ec *executionContext) marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx context.Context, sel ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ItemSales(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOItemSalesOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNItemSalesOrderBy2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOItemSalesWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputItemSalesWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOItemSalesWhere2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNItemSalesWhere2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) unmarshalOItemWhere2map(ctx context.Context, v any) (map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -21110,11 +30055,32 @@ func (ec *executionContext) marshalOJSON2map(ctx context.Context, sel ast.Select
 	return res
 }
 
+func (ec *executionContext) marshalOOrder2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx context.Context, sel ast.SelectionSet, v []*orders.Order) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐOrder(ctx context.Context, sel ast.SelectionSet, v *orders.Order) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._Order(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOOrderByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderByIDsInput(ctx context.Context, v any) (*model.OrderByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputOrderByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOOrderDirection2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -21186,11 +30152,32 @@ func (ec *executionContext) unmarshalOOrderHaving2map(ctx context.Context, v any
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalOOrderLine2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx context.Context, sel ast.SelectionSet, v []*orders.Line) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋordersᚐLine(ctx context.Context, sel ast.SelectionSet, v *orders.Line) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._OrderLine(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOOrderLineByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx context.Context, v any) (*model.OrderLineByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputOrderLineByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOOrderLineGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -21406,6 +30393,18 @@ func (ec *executionContext) unmarshalOOrderWhere2ᚕmapᚄ(ctx context.Context, 
 	return res, nil
 }
 
+func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOString2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(v)
+	return res
+}
+
 func (ec *executionContext) unmarshalOString2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -21526,6 +30525,13 @@ func (ec *executionContext) unmarshalOTimeFilter2map(ctx context.Context, v any)
 	}
 	res, err := ec.unmarshalInputTimeFilter(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalO_Entity2githubᚗcomᚋ99designsᚋgqlgenᚋpluginᚋfederationᚋfedruntimeᚐEntity(ctx context.Context, sel ast.SelectionSet, v fedruntime.Entity) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec.__Entity(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalO__EnumValue2ᚕgithubᚗcomᚋ99designsᚋgqlgenᚋgraphqlᚋintrospectionᚐEnumValueᚄ(ctx context.Context, sel ast.SelectionSet, v []introspection.EnumValue) graphql.Marshaler {

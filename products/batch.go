@@ -8,12 +8,29 @@ import (
 	"reflect"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
 )
 
 // Get returns the row with the id, or a NOT_FOUND error.
 func Get[T any](ctx context.Context, db bun.IDB, e *Entity, id int64) (*T, error) {
+	return get[T](ctx, db.NewSelect(), e, id)
+}
+
+// GetForUpdate is Get for a row the transaction tx will change: on
+// PostgreSQL the row stays locked until tx ends, so concurrent writers of
+// the same row take turns instead of overwriting each other (SQLite
+// serialises writers anyway).
+func GetForUpdate[T any](ctx context.Context, tx *Tx, e *Entity, id int64) (*T, error) {
+	q := tx.NewSelect()
+	if tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE")
+	}
+	return get[T](ctx, q, e, id)
+}
+
+func get[T any](ctx context.Context, q *bun.SelectQuery, e *Entity, id int64) (*T, error) {
 	row := new(T)
-	err := db.NewSelect().Model(row).Where("? = ?", bun.Ident("id"), id).Scan(ctx)
+	err := q.Model(row).Where("? = ?", bun.Ident("id"), id).Scan(ctx)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(NotFound, "%s %d does not exist", e.Name, id)
 	}
@@ -26,12 +43,26 @@ func Get[T any](ctx context.Context, db bun.IDB, e *Entity, id int64) (*T, error
 // GetMany returns the rows with the ids, in one statement, keyed by id.
 // Missing ids are absent from the map.
 func GetMany[T any](ctx context.Context, db bun.IDB, e *Entity, ids []int64) (map[int64]*T, error) {
+	return getMany[T](ctx, db, db.NewSelect(), e, ids)
+}
+
+// GetManyForUpdate is GetMany for rows tx will change (see GetForUpdate);
+// rows are locked in id order, so that writers never deadlock.
+func GetManyForUpdate[T any](ctx context.Context, tx *Tx, e *Entity, ids []int64) (map[int64]*T, error) {
+	q := tx.NewSelect().Order("id")
+	if tx.Dialect().Name() == dialect.PG {
+		q = q.For("UPDATE")
+	}
+	return getMany[T](ctx, tx, q, e, ids)
+}
+
+func getMany[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Entity, ids []int64) (map[int64]*T, error) {
 	out := make(map[int64]*T, len(ids))
 	if len(ids) == 0 {
 		return out, nil
 	}
 	var rows []*T
-	if err := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).Scan(ctx); err != nil {
+	if err := q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get %s by ids: %w", e.Name, err)
 	}
 	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())

@@ -26,6 +26,17 @@ type Descriptor struct {
 	Kind        Kind
 	Description string
 	Entities    []*Entity
+	// Inputs are the change topics of other products this product
+	// consumes. The catalog derives the mesh's lineage from them.
+	Inputs []Input
+}
+
+// Input declares that a product consumes the change events of another
+// product's entity (its Kafka topic).
+type Input struct {
+	Product     string // producing data product, e.g. "orders"
+	Entity      string // GraphQL type of the consumed entity, e.g. "Order"
+	Description string // what the consumer does with the events
 }
 
 // Entity returns the product's entity with the GraphQL type name, or nil.
@@ -58,15 +69,55 @@ type Entity struct {
 	Table       string // SQL table, e.g. "customers"
 	Description string
 	Fields      []*Field
+	// Model is a nil pointer to the entity's bun model, e.g.
+	// (*Customer)(nil); the catalog reads SQL column types from it.
+	Model any
+}
+
+// Classification is how sensitive a field's data is.
+type Classification string
+
+// Classification levels, least sensitive first.
+const (
+	Public       Classification = "PUBLIC"
+	Internal     Classification = "INTERNAL"
+	Confidential Classification = "CONFIDENTIAL"
+	Restricted   Classification = "RESTRICTED"
+)
+
+// Classifications lists the levels, least sensitive first.
+var Classifications = []Classification{Public, Internal, Confidential, Restricted}
+
+// Rank orders the levels: 0 for PUBLIC up to 3 for RESTRICTED, -1 for an
+// unknown level.
+func (c Classification) Rank() int {
+	for i, l := range Classifications {
+		if l == c {
+			return i
+		}
+	}
+	return -1
+}
+
+// Reference names the entity whose key a field holds (a foreign key,
+// possibly into another product's store, which no SQL constraint enforces).
+type Reference struct {
+	Product string // owning data product, e.g. "customers"
+	Entity  string // GraphQL type, e.g. "Customer"; the key is its id
 }
 
 // Field describes one column (or a value derived from one) of an entity.
 type Field struct {
-	Name        string // GraphQL field, e.g. "createdAt"
-	Column      string // SQL column, e.g. "created_at"
-	Type        FieldType
-	Nullable    bool
-	PII         bool
+	Name     string // GraphQL field, e.g. "createdAt"
+	Column   string // SQL column, e.g. "created_at"
+	Type     FieldType
+	Nullable bool
+	PII      bool
+	// Classification is the field's sensitivity; empty means CONFIDENTIAL
+	// for PII and INTERNAL otherwise (see Level).
+	Classification Classification
+	// References is set on fields holding another entity's key.
+	References  *Reference
 	Description string
 	// Sort is the field's name in the entity's SortField enum ("" if the
 	// field cannot be sorted on). Sortable fields are NOT NULL.
@@ -81,6 +132,18 @@ type Field struct {
 	DateOf string
 	// Derived fields exist only for grouping and are not filterable.
 	Derived bool
+}
+
+// Level returns the field's classification, defaulted (see Classification).
+func (f *Field) Level() Classification {
+	switch {
+	case f.Classification != "":
+		return f.Classification
+	case f.PII:
+		return Confidential
+	default:
+		return Internal
+	}
 }
 
 // Field returns the entity's field with the GraphQL name, or nil.
@@ -126,6 +189,11 @@ func (d *Descriptor) Validate() error {
 	if d.Name == "" || strings.ToLower(d.Name) != d.Name {
 		return fmt.Errorf("product name %q must be lower case and not empty", d.Name)
 	}
+	for _, in := range d.Inputs {
+		if in.Product == "" || in.Entity == "" {
+			return fmt.Errorf("%s: an input must name a product and an entity", d.Name)
+		}
+	}
 	for _, e := range d.Entities {
 		if e.Field("id") == nil || e.Field("id").Sort == "" {
 			return fmt.Errorf("%s.%s: needs a sortable id field", d.Name, e.Name)
@@ -133,6 +201,12 @@ func (d *Descriptor) Validate() error {
 		for _, f := range e.Fields {
 			if f.Sort != "" && f.Nullable {
 				return fmt.Errorf("%s.%s.%s: sortable fields must not be nullable", d.Name, e.Name, f.Name)
+			}
+			if f.Classification != "" && f.Classification.Rank() < 0 {
+				return fmt.Errorf("%s.%s.%s: unknown classification %q", d.Name, e.Name, f.Name, f.Classification)
+			}
+			if f.PII && f.Level().Rank() < Confidential.Rank() {
+				return fmt.Errorf("%s.%s.%s: personal data must be classified CONFIDENTIAL or RESTRICTED", d.Name, e.Name, f.Name)
 			}
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -118,6 +119,9 @@ func (c compiler) where(x *sqlExpr, e *Entity, w map[string]any, path string) er
 	return nil
 }
 
+// MaxPatternLength bounds the text of contains and startsWith.
+const MaxPatternLength = 1000
+
 var comparisons = map[string]string{"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
 // filter compiles the operators of one field filter applied to expr, a
@@ -165,6 +169,10 @@ func (c compiler) filter(x *sqlExpr, expr string, t FieldType, fm map[string]any
 			s, ok := v.(string)
 			if !ok {
 				return Invalid(p, "must be a string")
+			}
+			if utf8.RuneCountInString(s) > MaxPatternLength {
+				// SQLite rejects GLOB patterns above 50,000 bytes.
+				return Invalid(p, "must have at most %d characters", MaxPatternLength)
 			}
 			x.add(c.match(expr, op == "startsWith"), c.pattern(s, op == "startsWith"))
 		case "isNull":
@@ -274,37 +282,16 @@ func coerce(t FieldType, v any, path string) (any, error) {
 	return nil, Invalid(path, "unsupported value")
 }
 
+// coerceList coerces the values of a list filter. Lists arrive as slices
+// of whatever gqlgen generated for the element type (e.g. []*time.Time).
 func coerceList(t FieldType, v any, path string) ([]any, error) {
-	var items []any
-	switch l := v.(type) {
-	case []any:
-		items = l
-	case []string:
-		for _, s := range l {
-			items = append(items, s)
-		}
-	case []int:
-		for _, n := range l {
-			items = append(items, n)
-		}
-	case []int64:
-		for _, n := range l {
-			items = append(items, n)
-		}
-	case []float64:
-		for _, n := range l {
-			items = append(items, n)
-		}
-	case []time.Time:
-		for _, n := range l {
-			items = append(items, n)
-		}
-	default:
+	rv := reflect.ValueOf(v)
+	if rv.Kind() != reflect.Slice {
 		return nil, Invalid(path, "must be a list")
 	}
-	out := make([]any, 0, len(items))
-	for i, it := range items {
-		c, err := coerce(t, it, fmt.Sprintf("%s[%d]", path, i))
+	out := make([]any, 0, rv.Len())
+	for i := range rv.Len() {
+		c, err := coerce(t, rv.Index(i).Interface(), fmt.Sprintf("%s[%d]", path, i))
 		if err != nil {
 			return nil, err
 		}

@@ -20,9 +20,10 @@ type Publish func(ctx context.Context, entries []AuditEntry) error
 // entries were published.
 //
 // Exactly one process publishes a product's log at a time: on PostgreSQL the
-// batch runs inside a transaction holding a per-product advisory lock (a
-// second instance finds the lock taken and returns 0 at once); on SQLite the
-// store belongs to one process, and a per-store mutex serialises relays.
+// batch runs inside a transaction holding an advisory lock keyed by the
+// store's schema and product (a second instance finds the lock taken and
+// returns 0 at once); on SQLite the store belongs to one process, and a
+// per-store mutex serialises relays.
 // An entry published but not marked (a crash in between) is published again
 // with the same (product, sequence): delivery is at least once.
 func (s *Store) Outbox(ctx context.Context, limit int, publish Publish) (int, error) {
@@ -31,8 +32,11 @@ func (s *Store) Outbox(ctx context.Context, limit int, publish Publish) (int, er
 	}
 	n := 0
 	err := s.DB.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
+		// The key names the schema too: stores of other meshes in the
+		// same database (other schemas) must not exclude this one.
 		var locked bool
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?)", s.lockKey("outbox")).Scan(ctx, &locked); err != nil {
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(hashtextextended('meshgate outbox ' || coalesce(current_schema(), '') || ' ' || ?, 0))",
+			s.Product.Name).Scan(ctx, &locked); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
 		if !locked {

@@ -13,31 +13,42 @@ import (
 // Progress reports seeding progress: rows of an entity written so far out of total.
 type Progress func(product, entity string, done, total int)
 
-// Insert writes rows in batches inside one transaction, reporting progress
-// after each batch. Used for demo seeds, which are a snapshot: they write no
-// audit entries.
-func Insert[T any](ctx context.Context, s *Store, entity string, rows []*T, progress Progress) error {
+// Insert writes rows in batches through the write path, in one transaction,
+// reporting progress after each batch. Each row gets its CREATE audit entry
+// like any other write, so the demo data reaches Kafka and the products that
+// react to it.
+func Insert[T any](ctx context.Context, s *Store, e *Entity, rows []*T, progress Progress) error {
 	const batch = 500
-	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	table := s.DB.Dialect().Tables().Get(reflect.TypeFor[T]())
+	_, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
 		for i := 0; i < len(rows); i += batch {
 			part := rows[i:min(i+batch, len(rows))]
 			if _, err := tx.NewInsert().Model(&part).Exec(ctx); err != nil {
-				return fmt.Errorf("seed %s: %w", entity, err)
+				return fmt.Errorf("seed %s: %w", e.Name, err)
+			}
+			for _, r := range part {
+				id, err := columnValue(table, r, "id")
+				if err != nil {
+					return err
+				}
+				if err := tx.Created(e, id.(int64), r); err != nil {
+					return err
+				}
 			}
 			if progress != nil {
-				progress(s.Product.Name, entity, i+len(part), len(rows))
+				progress(s.Product.Name, e.Name, i+len(part), len(rows))
 			}
 		}
 		if tx.Dialect().Name() == dialect.PG {
 			// Seeds bring their own ids: move the id sequence past them.
-			table := tx.Dialect().Tables().Get(reflect.TypeFor[T]()).Name
 			if _, err := tx.ExecContext(ctx, "SELECT setval(pg_get_serial_sequence(?, 'id'), (SELECT COALESCE(MAX(id), 0) + 1 FROM ?), false)",
-				table, bun.Ident(table)); err != nil {
-				return fmt.Errorf("seed %s: advance id sequence: %w", entity, err)
+				table.Name, bun.Ident(table.Name)); err != nil {
+				return fmt.Errorf("seed %s: advance id sequence: %w", e.Name, err)
 			}
 		}
 		return nil
 	})
+	return err
 }
 
 // Pick returns an index into weights, chosen with probability proportional

@@ -13,6 +13,7 @@ import (
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 )
 
 // listArgs collects a connection field's arguments; the total is counted
@@ -130,4 +131,28 @@ func image(s *string) (map[string]any, error) {
 		return nil, fmt.Errorf("decode audit image: %w", err)
 	}
 	return m, nil
+}
+
+func dailyRevenueConnection(p *products.Page[sales.DailyRevenue]) *model.DailyRevenueConnection {
+	return connection(p,
+		func(c string, n *sales.DailyRevenue) *model.DailyRevenueEdge { return &model.DailyRevenueEdge{Cursor: c, Node: n} },
+		func(e []*model.DailyRevenueEdge, n []*sales.DailyRevenue, i *products.PageInfo, t int) *model.DailyRevenueConnection {
+			return &model.DailyRevenueConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
+		})
+}
+
+func customerValueConnection(p *products.Page[sales.CustomerValue]) *model.CustomerValueConnection {
+	return connection(p,
+		func(c string, n *sales.CustomerValue) *model.CustomerValueEdge { return &model.CustomerValueEdge{Cursor: c, Node: n} },
+		func(e []*model.CustomerValueEdge, n []*sales.CustomerValue, i *products.PageInfo, t int) *model.CustomerValueConnection {
+			return &model.CustomerValueConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
+		})
+}
+
+func itemSalesConnection(p *products.Page[sales.ItemSales]) *model.ItemSalesConnection {
+	return connection(p,
+		func(c string, n *sales.ItemSales) *model.ItemSalesEdge { return &model.ItemSalesEdge{Cursor: c, Node: n} },
+		func(e []*model.ItemSalesEdge, n []*sales.ItemSales, i *products.PageInfo, t int) *model.ItemSalesConnection {
+			return &model.ItemSalesConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
+		})
 }

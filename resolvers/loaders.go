@@ -15,6 +15,7 @@ import (
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 )
 
 // loaders batch the lookups of one GraphQL operation. They live as long as
@@ -26,6 +27,8 @@ type loaders struct {
 	orderLines           *childLoader[orders.Line]
 	customerOrders       *childLoader[orders.Order]
 	customerInteractions *childLoader[engagement.Interaction]
+	customerValue        *dataloadgen.Loader[int64, *sales.CustomerValue]
+	itemSales            *dataloadgen.Loader[int64, *sales.ItemSales]
 	// history holds one audit-log loader per entity (GraphQL type name).
 	history map[string]*childLoader[products.AuditEntry]
 }
@@ -47,6 +50,8 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 		orderLines:           newChildLoader[orders.Line](m.Orders.DB, orders.LineEntity, "order_id", wait),
 		customerOrders:       newChildLoader[orders.Order](m.Orders.DB, orders.Entity, "customer_id", wait),
 		customerInteractions: newChildLoader[engagement.Interaction](m.Engagement.DB, engagement.Entity, "customer_id", wait),
+		customerValue:        byID[sales.CustomerValue](m.Sales.DB, sales.CustomerValueEntity, wait),
+		itemSales:            byID[sales.ItemSales](m.Sales.DB, sales.ItemSalesEntity, wait),
 		history:              map[string]*childLoader[products.AuditEntry]{},
 	}
 	for _, s := range m.Stores {

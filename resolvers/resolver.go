@@ -18,6 +18,13 @@ type Resolver struct {
 	Version string
 	// Hub streams live changes to subscriptions.
 	Hub *streaming.Hub
+	// Codec names the change topics the catalog lists (when its Prefix is
+	// empty, the Hub's codec is used).
+	Codec streaming.Codec
+	// LiveRate bounds the pushes per second of live aggregates (default 4).
+	LiveRate float64
+	// Consumers are the products' reactions to each other, for lag reports.
+	Consumers []*streaming.Consumer
 	// BatchWait is how long a batch loader waits for more keys before it
 	// queries; sibling fields resolved concurrently join the same batch.
 	BatchWait time.Duration

@@ -30,6 +30,8 @@ type Config struct {
 	// PingInterval, if set, pings websocket peers and drops those silent
 	// for twice the interval.
 	PingInterval time.Duration
+	// Collectors are extra Prometheus metrics to serve on /metrics.
+	Collectors []prometheus.Collector
 	// WSWriteBuffer is each websocket's TCP send buffer in bytes (0: the
 	// system default).
 	WSWriteBuffer int
@@ -45,6 +47,7 @@ func NewServer(cfg Config) http.Handler {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(cfg.Collectors...)
 	m := newMetrics(reg)
 
 	mux := http.NewServeMux()
@@ -67,6 +70,7 @@ func NewServer(cfg Config) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	catalogRoutes(mux, cfg.Resolver)
 	mux.HandleFunc("GET /{$}", index)
 	return requestID(accessLog(cfg.Logger, m, mux))
 }
@@ -83,6 +87,7 @@ func index(w http.ResponseWriter, r *http.Request) {
 <li><a href="/healthz">/healthz</a> — liveness</li>
 <li><a href="/readyz">/readyz</a> — readiness (every product store answers)</li>
 <li><a href="/metrics">/metrics</a> — Prometheus metrics</li>
+<li><a href="/catalog/">/catalog/</a> — the data products' catalog: SDL, ODPS and ODCS downloads</li>
 </ul>
 </body></html>
 `))

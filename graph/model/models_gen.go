@@ -3,6 +3,10 @@
 package model
 
 import (
+	"bytes"
+	"fmt"
+	"io"
+	"strconv"
 	"time"
 
 	"github.com/meshgate/meshgate/products"
@@ -10,6 +14,7 @@ import (
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 )
 
 // A page of audit entries, oldest first.
@@ -30,6 +35,88 @@ type AuditEntryEdge struct {
 	Cursor string `json:"cursor"`
 	// The entry.
 	Node *products.AuditEntry `json:"node"`
+}
+
+// Download paths of a product's metadata, relative to the gateway's address.
+type CatalogDownloads struct {
+	// The product's SDL.
+	Sdl string `json:"sdl"`
+	// The product as a Bitol Open Data Product Standard (ODPS) v1.0.0 document.
+	Odps string `json:"odps"`
+	// The product's data contract as a Bitol Open Data Contract Standard (ODCS) v3.1.0 document.
+	Odcs string `json:"odcs"`
+}
+
+// An entity of a data product: a GraphQL type stored as one table, published on one topic.
+type CatalogEntity struct {
+	// The GraphQL type, e.g. Customer.
+	Name string `json:"name"`
+	// The owning data product.
+	Product string `json:"product"`
+	// What a row is.
+	Description string `json:"description"`
+	// The SQL table in the product's store.
+	Table string `json:"table"`
+	// The Kafka topic carrying the entity's change events (Debezium JSON envelope, keyed by id).
+	Topic string `json:"topic"`
+	// The fields forming the key; entities are keyed by id.
+	PrimaryKey []string `json:"primaryKey"`
+	// Number of rows now.
+	RowCount int64 `json:"rowCount"`
+	// The entity's stored fields (after the catalog's filters).
+	Fields []*CatalogField `json:"fields"`
+}
+
+// A stored field of an entity.
+type CatalogField struct {
+	// The GraphQL field name, also the key in change-event images.
+	Name string `json:"name"`
+	// The GraphQL type as written in the schema, e.g. String!.
+	Type string `json:"type"`
+	// The SQL column.
+	Column string `json:"column"`
+	// The SQL type of the column in the product's store (depends on its database).
+	SQLType string `json:"sqlType"`
+	// True when the field may be null.
+	Nullable bool `json:"nullable"`
+	// True for the entity's key.
+	PrimaryKey bool `json:"primaryKey"`
+	// How sensitive the field's data is.
+	Classification Classification `json:"classification"`
+	// True when the field holds personal data.
+	Pii bool `json:"pii"`
+	// What the field holds.
+	Description string `json:"description"`
+	// The entity whose key the field holds, if any.
+	References *FieldReference `json:"references,omitempty"`
+}
+
+// A data product as catalogued.
+type CatalogProduct struct {
+	// Name of the product, lower case; also its store's and topics' name.
+	Name string `json:"name"`
+	// Business domain the product belongs to.
+	Domain string `json:"domain"`
+	// Team accountable for the product and its data.
+	Owner string `json:"owner"`
+	// Where to ask about the product (an e-mail address).
+	Contact string `json:"contact"`
+	// What the product is for.
+	Kind DataProductKind `json:"kind"`
+	// What the product holds.
+	Description string `json:"description"`
+	// The product's entities (one table and one Kafka topic each).
+	Entities []*CatalogEntity `json:"entities"`
+	// The change topics of other products this product consumes (its inputs), from its consumer declarations.
+	Inputs []*LineageLink `json:"inputs"`
+	// The products that consume this product's change topics.
+	Consumers []*LineageLink `json:"consumers"`
+	// How recent the product's data is, from its audit log.
+	Freshness *Freshness `json:"freshness"`
+	// The product's part of the schema (its types, their root fields and change types) with all directives.
+	Sdl string `json:"sdl"`
+	// Where to download the product's metadata.
+	Downloads *CatalogDownloads `json:"downloads"`
 }
 
 // A change of any entity, with JSON images.
@@ -56,6 +143,26 @@ type Change struct {
 	At time.Time `json:"at"`
 	// Position in the product's log.
 	Sequence int64 `json:"sequence"`
+}
+
+// How far a product that reacts to another has applied its changes.
+type ConsumerLag struct {
+	// The reacting (consuming) product.
+	Product string `json:"product"`
+	// The product whose changes it applies.
+	Source string `json:"source"`
+	// Sequence of the last applied change of the source.
+	AppliedSequence int64 `json:"appliedSequence"`
+	// When that change was committed at the source.
+	AppliedAt *time.Time `json:"appliedAt,omitempty"`
+	// The source's latest sequence.
+	LatestSequence int64 `json:"latestSequence"`
+	// Changes of the source not yet applied (all entities of the source count).
+	Lag int64 `json:"lag"`
+}
+
+type CustomerByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A change of a customer.
@@ -96,6 +203,70 @@ type CustomerEdge struct {
 	Node *customers.Customer `json:"node"`
 }
 
+// A page of customer values.
+type CustomerValueConnection struct {
+	// The values of this page with their cursors.
+	Edges []*CustomerValueEdge `json:"edges"`
+	// The values of this page.
+	Nodes []*sales.CustomerValue `json:"nodes"`
+	// Paging information.
+	PageInfo *products.PageInfo `json:"pageInfo"`
+	// Number of customers matching the filter.
+	TotalCount int `json:"totalCount"`
+}
+
+// A customer value with its cursor.
+type CustomerValueEdge struct {
+	// Opaque cursor for after/before.
+	Cursor string `json:"cursor"`
+	// The value.
+	Node *sales.CustomerValue `json:"node"`
+}
+
+// A page of daily revenue.
+type DailyRevenueConnection struct {
+	// The days of this page with their cursors.
+	Edges []*DailyRevenueEdge `json:"edges"`
+	// The days of this page.
+	Nodes []*sales.DailyRevenue `json:"nodes"`
+	// Paging information.
+	PageInfo *products.PageInfo `json:"pageInfo"`
+	// Number of days matching the filter.
+	TotalCount int `json:"totalCount"`
+}
+
+// A day with its cursor.
+type DailyRevenueEdge struct {
+	// Opaque cursor for after/before.
+	Cursor string `json:"cursor"`
+	// The day.
+	Node *sales.DailyRevenue `json:"node"`
+}
+
+// The key of an entity, referenced from a field of another entity (maybe of another product).
+type FieldReference struct {
+	// The data product owning the referenced entity.
+	Product string `json:"product"`
+	// The referenced entity.
+	Entity string `json:"entity"`
+	// The referenced field (the entity's key).
+	Field string `json:"field"`
+}
+
+// How recent a product's data is.
+type Freshness struct {
+	// When the last change was committed; null while the product's audit log is empty.
+	LastChangedAt *time.Time `json:"lastChangedAt,omitempty"`
+	// Position of the last change in the product's audit log (0: none yet); subscriptions and consumers resume from such positions.
+	Sequence int64 `json:"sequence"`
+	// Changes committed but not yet published to Kafka.
+	Unpublished int64 `json:"unpublished"`
+}
+
+type InteractionByIDsInput struct {
+	ID int64 `json:"ID"`
+}
+
 // A change of an interaction.
 type InteractionChange struct {
 	// What happened.
@@ -132,6 +303,10 @@ type InteractionEdge struct {
 	Cursor string `json:"cursor"`
 	// The interaction.
 	Node *engagement.Interaction `json:"node"`
+}
+
+type ItemByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A change of an item.
@@ -172,6 +347,40 @@ type ItemEdge struct {
 	Node *inventory.Item `json:"node"`
 }
 
+// A page of item sales.
+type ItemSalesConnection struct {
+	// The items of this page with their cursors.
+	Edges []*ItemSalesEdge `json:"edges"`
+	// The items of this page.
+	Nodes []*sales.ItemSales `json:"nodes"`
+	// Paging information.
+	PageInfo *products.PageInfo `json:"pageInfo"`
+	// Number of items matching the filter.
+	TotalCount int `json:"totalCount"`
+}
+
+// Item sales with a cursor.
+type ItemSalesEdge struct {
+	// Opaque cursor for after/before.
+	Cursor string `json:"cursor"`
+	// The item's sales.
+	Node *sales.ItemSales `json:"node"`
+}
+
+// One product consuming the change events of another product's entity.
+type LineageLink struct {
+	// The consuming product.
+	Consumer string `json:"consumer"`
+	// The product whose changes are consumed.
+	Producer string `json:"producer"`
+	// The consumed entity of the producer.
+	Entity string `json:"entity"`
+	// The consumed Kafka topic.
+	Topic string `json:"topic"`
+	// What the consumer does with the events.
+	Description string `json:"description"`
+}
+
 // Facts about the running gateway.
 type MeshInfo struct {
 	// Version of the meshgate build.
@@ -182,6 +391,10 @@ type MeshInfo struct {
 
 // Writes to the data products. Every mutation runs in one transaction of the owning product.
 type Mutation struct {
+}
+
+type OrderByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A change of an order.
@@ -220,6 +433,10 @@ type OrderEdge struct {
 	Cursor string `json:"cursor"`
 	// The order.
 	Node *orders.Order `json:"node"`
+}
+
+type OrderLineByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A change of an order line.
@@ -270,4 +487,129 @@ type Query struct {
 // whose extensions.code is SLOW_CONSUMER and whose extensions.cursor resumes
 // where it stopped.
 type Subscription struct {
+}
+
+// How sensitive data is, least sensitive first.
+type Classification string
+
+const (
+	// May be shown to anyone, also outside the company.
+	ClassificationPublic Classification = "PUBLIC"
+	// For use inside the company.
+	ClassificationInternal Classification = "INTERNAL"
+	// For the people who need it for their work; personal data is at least CONFIDENTIAL.
+	ClassificationConfidential Classification = "CONFIDENTIAL"
+	// Highly sensitive: access is granted person by person.
+	ClassificationRestricted Classification = "RESTRICTED"
+)
+
+var AllClassification = []Classification{
+	ClassificationPublic,
+	ClassificationInternal,
+	ClassificationConfidential,
+	ClassificationRestricted,
+}
+
+func (e Classification) IsValid() bool {
+	switch e {
+	case ClassificationPublic, ClassificationInternal, ClassificationConfidential, ClassificationRestricted:
+		return true
+	}
+	return false
+}
+
+func (e Classification) String() string {
+	return string(e)
+}
+
+func (e *Classification) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = Classification(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid Classification", str)
+	}
+	return nil
+}
+
+func (e Classification) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *Classification) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e Classification) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
+}
+
+// What a data product is for.
+type DataProductKind string
+
+const (
+	// Runs the business: the system of record of its data.
+	DataProductKindOperational DataProductKind = "OPERATIONAL"
+	// Derived from other products for analysis and reporting.
+	DataProductKindAnalytical DataProductKind = "ANALYTICAL"
+	// Records how customers interact with the company.
+	DataProductKindEngagement DataProductKind = "ENGAGEMENT"
+)
+
+var AllDataProductKind = []DataProductKind{
+	DataProductKindOperational,
+	DataProductKindAnalytical,
+	DataProductKindEngagement,
+}
+
+func (e DataProductKind) IsValid() bool {
+	switch e {
+	case DataProductKindOperational, DataProductKindAnalytical, DataProductKindEngagement:
+		return true
+	}
+	return false
+}
+
+func (e DataProductKind) String() string {
+	return string(e)
+}
+
+func (e *DataProductKind) UnmarshalGQL(v any) error {
+	str, ok := v.(string)
+	if !ok {
+		return fmt.Errorf("enums must be strings")
+	}
+
+	*e = DataProductKind(str)
+	if !e.IsValid() {
+		return fmt.Errorf("%s is not a valid DataProductKind", str)
+	}
+	return nil
+}
+
+func (e DataProductKind) MarshalGQL(w io.Writer) {
+	_, _ = fmt.Fprint(w, strconv.Quote(e.String()))
+}
+
+func (e *DataProductKind) UnmarshalJSON(b []byte) error {
+	s, err := strconv.Unquote(string(b))
+	if err != nil {
+		return err
+	}
+	return e.UnmarshalGQL(s)
+}
+
+func (e DataProductKind) MarshalJSON() ([]byte, error) {
+	var buf bytes.Buffer
+	e.MarshalGQL(&buf)
+	return buf.Bytes(), nil
 }

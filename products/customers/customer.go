@@ -35,10 +35,15 @@ type Customer struct {
 	products.Window
 }
 
+// IsEntity marks Customer as an Apollo Federation entity (keyed by id) for the
+// gateway's generated code.
+func (Customer) IsEntity() {}
+
 // Entity describes the Customer entity for queries, audit and catalog.
 var Entity = &products.Entity{
 	Name: "Customer", Table: "customers",
 	Description: "A customer of the company.",
+	Model:       (*Customer)(nil),
 	Fields: []*products.Field{
 		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
 		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Full name.", PII: true},

@@ -39,7 +39,7 @@ func Seed(ctx context.Context, s Store, n int, start time.Time, span time.Durati
 		}
 		rows[i] = c
 	}
-	return products.Insert(ctx, s.Store, Entity.Name, rows, progress)
+	return products.Insert(ctx, s.Store, Entity, rows, progress)
 }
 
 func asciiLower(s string) string {

@@ -48,7 +48,7 @@ func (s Store) Create(ctx context.Context, in Input) (*Customer, error) {
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Customer, error) {
 	var after *Customer
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.Get[Customer](ctx, tx, Entity, id)
+		before, err := products.GetForUpdate[Customer](ctx, tx, Entity, id)
 		if err != nil {
 			return err
 		}
@@ -79,7 +79,7 @@ func (s Store) Delete(ctx context.Context, id int64) (*Customer, error) {
 	var before *Customer
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		var err error
-		if before, err = products.Get[Customer](ctx, tx, Entity, id); err != nil {
+		if before, err = products.GetForUpdate[Customer](ctx, tx, Entity, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {

@@ -17,16 +17,18 @@ import (
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 )
 
 // Products lists the mesh's data products in the order they are opened and seeded.
-var Products = []*products.Descriptor{customers.Product, inventory.Product, orders.Product, engagement.Product}
+var Products = []*products.Descriptor{customers.Product, inventory.Product, orders.Product, engagement.Product, sales.Product}
 
 var migrations = map[string]*migrate.Migrations{
 	customers.Product.Name:  customers.Migrations,
 	inventory.Product.Name:  inventory.Migrations,
 	orders.Product.Name:     orders.Migrations,
 	engagement.Product.Name: engagement.Migrations,
+	sales.Product.Name:      sales.Migrations,
 }
 
 // Mesh is the set of open product stores.
@@ -35,8 +37,19 @@ type Mesh struct {
 	Inventory  inventory.Store
 	Orders     orders.Store
 	Engagement engagement.Store
+	Sales      *products.Store
 	// Stores holds every store, in the order of Products.
 	Stores []*products.Store
+}
+
+// Store returns the store of the named product, or nil.
+func (m *Mesh) Store(name string) *products.Store {
+	for _, s := range m.Stores {
+		if s.Product.Name == name {
+			return s
+		}
+	}
+	return nil
 }
 
 // Open opens every product's store; dsn returns the DSN of a product. On
@@ -57,6 +70,7 @@ func Open(ctx context.Context, dsn func(product string) string, hooks ...bun.Que
 	m.Inventory = inventory.Store{Store: byName["inventory"]}
 	m.Orders = orders.Store{Store: byName["orders"], Customers: m.Customers, Inventory: m.Inventory}
 	m.Engagement = engagement.Store{Store: byName["engagement"], Customers: m.Customers}
+	m.Sales = byName["sales"]
 	return m, nil
 }
 

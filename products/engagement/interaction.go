@@ -31,17 +31,22 @@ type Interaction struct {
 	products.Window
 }
 
+// IsEntity marks Interaction as an Apollo Federation entity (keyed by id) for the
+// gateway's generated code.
+func (Interaction) IsEntity() {}
+
 // Entity describes the Interaction entity.
 var Entity = &products.Entity{
 	Name: "Interaction", Table: "interactions",
 	Description: "A contact between a customer and the company.",
+	Model:       (*Interaction)(nil),
 	Fields: []*products.Field{
 		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer."},
+		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer.", References: &products.Reference{Product: "customers", Entity: "Customer"}},
 		{Name: "channel", Column: "channel", Type: products.TypeEnum, Sort: "CHANNEL", Group: "CHANNEL", Description: "Where it happened."},
 		{Name: "kind", Column: "kind", Type: products.TypeEnum, Sort: "KIND", Group: "KIND", Description: "What it was about."},
 		{Name: "sentiment", Column: "sentiment", Type: products.TypeFloat, Sort: "SENTIMENT", Numeric: true, Description: "Sentiment, -1 to 1."},
-		{Name: "note", Column: "note", Type: products.TypeString, Nullable: true, PII: true, Description: "Free-text note."},
+		{Name: "note", Column: "note", Type: products.TypeString, Nullable: true, PII: true, Classification: products.Restricted, Description: "Free-text note."},
 		{Name: "occurredAt", Column: "occurred_at", Type: products.TypeTime, Sort: "OCCURRED_AT", Description: "When it happened."},
 		{Name: "occurredDate", Type: products.TypeString, Group: "OCCURRED_DATE", DateOf: "occurredAt", Derived: true, Description: "UTC day it happened."},
 	},

@@ -31,5 +31,5 @@ func Seed(ctx context.Context, s Store, n, customers int, start time.Time, span 
 		}
 		rows[i] = it
 	}
-	return products.Insert(ctx, s.Store, Entity.Name, rows, progress)
+	return products.Insert(ctx, s.Store, Entity, rows, progress)
 }

@@ -61,7 +61,7 @@ func (s Store) Create(ctx context.Context, in Input) (*Interaction, error) {
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Interaction, error) {
 	var after *Interaction
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.Get[Interaction](ctx, tx, Entity, id)
+		before, err := products.GetForUpdate[Interaction](ctx, tx, Entity, id)
 		if err != nil {
 			return err
 		}
@@ -86,7 +86,7 @@ func (s Store) Delete(ctx context.Context, id int64) (*Interaction, error) {
 	var before *Interaction
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		var err error
-		if before, err = products.Get[Interaction](ctx, tx, Entity, id); err != nil {
+		if before, err = products.GetForUpdate[Interaction](ctx, tx, Entity, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {

@@ -26,16 +26,21 @@ type Item struct {
 	products.Window
 }
 
+// IsEntity marks Item as an Apollo Federation entity (keyed by id) for the
+// gateway's generated code.
+func (Item) IsEntity() {}
+
 // Entity describes the Item entity.
 var Entity = &products.Entity{
 	Name: "Item", Table: "items",
 	Description: "A stock-keeping item.",
+	Model:       (*Item)(nil),
 	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "sku", Column: "sku", Type: products.TypeString, Sort: "SKU", Description: "Stock-keeping unit."},
-		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Display name."},
-		{Name: "category", Column: "category", Type: products.TypeString, Sort: "CATEGORY", Group: "CATEGORY", Description: "Product category."},
-		{Name: "price", Column: "price", Type: products.TypeFloat, Sort: "PRICE", Numeric: true, Description: "Unit price."},
+		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier.", Classification: products.Public},
+		{Name: "sku", Column: "sku", Type: products.TypeString, Sort: "SKU", Description: "Stock-keeping unit.", Classification: products.Public},
+		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Display name.", Classification: products.Public},
+		{Name: "category", Column: "category", Type: products.TypeString, Sort: "CATEGORY", Group: "CATEGORY", Description: "Product category.", Classification: products.Public},
+		{Name: "price", Column: "price", Type: products.TypeFloat, Sort: "PRICE", Numeric: true, Description: "Unit price.", Classification: products.Public},
 		{Name: "stock", Column: "stock", Type: products.TypeInt, Sort: "STOCK", Numeric: true, Description: "Units on hand."},
 		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "Creation time."},
 		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
@@ -50,5 +55,5 @@ var Product = &products.Descriptor{
 	Contact:     "warehouse@example.com",
 	Kind:        products.Operational,
 	Description: "Items for sale with their prices and the stock on hand.",
-	Entities:    []*products.Entity{Entity},
+	Entities:    []*products.Entity{Entity, ReservationEntity},
 }

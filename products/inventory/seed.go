@@ -42,5 +42,5 @@ func Seed(ctx context.Context, s Store, n int, at time.Time, progress products.P
 		}
 		prices[int64(i+1)] = price
 	}
-	return prices, products.Insert(ctx, s.Store, Entity.Name, rows, progress)
+	return prices, products.Insert(ctx, s.Store, Entity, rows, progress)
 }

@@ -45,7 +45,7 @@ func (s Store) Create(ctx context.Context, in Input) (*Item, error) {
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Item, error) {
 	var after *Item
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.Get[Item](ctx, tx, Entity, id)
+		before, err := products.GetForUpdate[Item](ctx, tx, Entity, id)
 		if err != nil {
 			return err
 		}
@@ -76,7 +76,7 @@ func (s Store) Delete(ctx context.Context, id int64) (*Item, error) {
 	var before *Item
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		var err error
-		if before, err = products.Get[Item](ctx, tx, Entity, id); err != nil {
+		if before, err = products.GetForUpdate[Item](ctx, tx, Entity, id); err != nil {
 			return err
 		}
 		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {

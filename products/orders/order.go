@@ -29,9 +29,16 @@ type Order struct {
 	Currency   string    `bun:"currency,notnull" json:"currency"`
 	PlacedAt   time.Time `bun:"placed_at,notnull" json:"placedAt"`
 	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updatedAt"`
+	// Lines travel with the order's creation event (they are not stored in
+	// this table), so that products reacting to a new order get it whole.
+	Lines []*Line `bun:"-" json:"lines,omitempty"`
 
 	products.Window
 }
+
+// IsEntity marks Order as an Apollo Federation entity (keyed by id) for the
+// gateway's generated code.
+func (Order) IsEntity() {}
 
 // Line is a row of the order_lines table and the GraphQL OrderLine type.
 type Line struct {
@@ -47,13 +54,18 @@ type Line struct {
 	products.Window
 }
 
+// IsEntity marks Line as an Apollo Federation entity (keyed by id) for the
+// gateway's generated code.
+func (Line) IsEntity() {}
+
 // Entity describes the Order entity.
 var Entity = &products.Entity{
 	Name: "Order", Table: "orders",
 	Description: "An order placed by a customer.",
+	Model:       (*Order)(nil),
 	Fields: []*products.Field{
 		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer who placed it."},
+		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer who placed it.", References: &products.Reference{Product: "customers", Entity: "Customer"}},
 		{Name: "status", Column: "status", Type: products.TypeEnum, Sort: "STATUS", Group: "STATUS", Description: "Lifecycle state."},
 		{Name: "total", Column: "total", Type: products.TypeFloat, Sort: "TOTAL", Numeric: true, Description: "Sum of the line amounts."},
 		{Name: "currency", Column: "currency", Type: products.TypeString, Sort: "CURRENCY", Group: "CURRENCY", Description: "ISO 4217 currency."},
@@ -67,10 +79,11 @@ var Entity = &products.Entity{
 var LineEntity = &products.Entity{
 	Name: "OrderLine", Table: "order_lines",
 	Description: "A line of an order.",
+	Model:       (*Line)(nil),
 	Fields: []*products.Field{
 		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "orderId", Column: "order_id", Type: products.TypeID, Sort: "ORDER_ID", Group: "ORDER_ID", Description: "The order."},
-		{Name: "itemId", Column: "item_id", Type: products.TypeID, Sort: "ITEM_ID", Group: "ITEM_ID", Description: "The item."},
+		{Name: "orderId", Column: "order_id", Type: products.TypeID, Sort: "ORDER_ID", Group: "ORDER_ID", Description: "The order.", References: &products.Reference{Product: "orders", Entity: "Order"}},
+		{Name: "itemId", Column: "item_id", Type: products.TypeID, Sort: "ITEM_ID", Group: "ITEM_ID", Description: "The item.", References: &products.Reference{Product: "inventory", Entity: "Item"}},
 		{Name: "quantity", Column: "quantity", Type: products.TypeInt, Sort: "QUANTITY", Numeric: true, Description: "Units ordered."},
 		{Name: "unitPrice", Column: "unit_price", Type: products.TypeFloat, Sort: "UNIT_PRICE", Numeric: true, Description: "Unit price when placed."},
 		{Name: "amount", Column: "amount", Type: products.TypeFloat, Sort: "AMOUNT", Numeric: true, Description: "quantity × unitPrice."},

@@ -35,13 +35,14 @@ func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float
 			q := 1 + r.IntN(4)
 			l := &Line{ID: int64(len(lines) + 1), OrderID: o.ID, ItemID: item, Quantity: q, UnitPrice: prices[item], Amount: products.Money(prices[item] * float64(q))}
 			o.Total += l.Amount
+			o.Lines = append(o.Lines, l)
 			lines = append(lines, l)
 		}
 		o.Total = products.Money(o.Total)
 		orders[i] = o
 	}
-	if err := products.Insert(ctx, s.Store, Entity.Name, orders, progress); err != nil {
+	if err := products.Insert(ctx, s.Store, Entity, orders, progress); err != nil {
 		return err
 	}
-	return products.Insert(ctx, s.Store, LineEntity.Name, lines, progress)
+	return products.Insert(ctx, s.Store, LineEntity, lines, progress)
 }

@@ -87,14 +87,15 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 		if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
 			return fmt.Errorf("insert order: %w", err)
 		}
-		if err := tx.Created(Entity, o.ID, o); err != nil {
-			return err
-		}
 		for _, l := range rows {
 			l.OrderID = o.ID
 		}
 		if _, err := tx.NewInsert().Model(&rows).Returning("id").Exec(ctx); err != nil {
 			return fmt.Errorf("insert order lines: %w", err)
+		}
+		o.Lines = rows
+		if err := tx.Created(Entity, o.ID, o); err != nil {
+			return err
 		}
 		for _, l := range rows {
 			if err := tx.Created(LineEntity, l.ID, l); err != nil {
@@ -113,7 +114,7 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 func (s Store) Cancel(ctx context.Context, id int64) (*Order, error) {
 	var after *Order
 	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.Get[Order](ctx, tx, Entity, id)
+		before, err := products.GetForUpdate[Order](ctx, tx, Entity, id)
 		if err != nil {
 			return err
 		}

@@ -1,0 +1,328 @@
+package streaming
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/uptrace/bun"
+
+	"github.com/meshgate/meshgate/products"
+)
+
+// Input is a stream a product reacts to: one entity of another product.
+type Input struct {
+	Product string
+	Entity  string
+}
+
+// Reaction is how a data product keeps itself in sync with others: the
+// inputs it consumes and what it does with their changes. Each batch of
+// changes gets a fresh Batch: Apply runs per change and Flush once at the
+// end, inside the product's write transaction, so the writes are audited
+// (and published) like any other.
+type Reaction struct {
+	Store    *products.Store
+	Inputs   []Input
+	NewBatch func() Batch
+}
+
+// Batch applies changes within one transaction.
+type Batch interface {
+	Apply(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error
+	Flush(ctx context.Context, tx *products.Tx) error
+}
+
+// Each adapts a per-change function to a Batch with nothing to flush.
+type Each func(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error
+
+// Apply calls the function.
+func (f Each) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error {
+	return f(ctx, tx, e)
+}
+
+// Flush does nothing.
+func (Each) Flush(context.Context, *products.Tx) error { return nil }
+
+// Consumer runs a Reaction off Kafka with a consumer group (one group per
+// consuming product, so several gateway instances share the partitions).
+// Each batch of messages is applied in ONE transaction of the product's
+// store together with the record of which (source, sequence) were applied,
+// so a redelivered event is skipped; offsets are committed after the
+// transaction. Broker outages, rebalances and restarts lose nothing.
+type Consumer struct {
+	Reaction *Reaction
+	// Topics maps each source to its topic.
+	Topics func(Input) (string, error)
+	Codec  Codec
+	Kafka  KafkaConfig
+	Group  string
+	Log    *slog.Logger
+	// Batch is the most messages applied in one transaction (default 200).
+	Batch int
+	// MaxBackoff bounds waits after failures (default 5s).
+	MaxBackoff time.Duration
+	// OnApplied, if set, is called after each committed batch.
+	OnApplied func()
+
+	mu      sync.Mutex
+	applied int64
+}
+
+// Applied returns how many changes the consumer has applied (skipping
+// redeliveries) since it started.
+func (c *Consumer) Applied() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.applied
+}
+
+// Run consumes until ctx ends (returning nil), rejoining the group with
+// backoff after failures.
+func (c *Consumer) Run(ctx context.Context) error {
+	log := c.Log
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	maxBackoff := c.MaxBackoff
+	if maxBackoff <= 0 {
+		maxBackoff = 5 * time.Second
+	}
+	var topics []string
+	for _, s := range c.Reaction.Inputs {
+		t, err := c.Topics(s)
+		if err != nil {
+			return err
+		}
+		topics = append(topics, t)
+	}
+	backoff := time.Duration(0)
+	for {
+		err := c.session(ctx, topics, log)
+		if ctx.Err() != nil {
+			return nil
+		}
+		backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff)
+		log.Warn("consumer: failed; rejoining", "product", c.Reaction.Store.Product.Name, "group", c.Group, "error", err, "retry_in", backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+	}
+}
+
+func (c *Consumer) session(ctx context.Context, topics []string, log *slog.Logger) error {
+	cfg, err := c.Kafka.Sarama()
+	if err != nil {
+		return err
+	}
+	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
+	cfg.Consumer.Return.Errors = true
+	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
+	client, err := sarama.NewClient(c.Kafka.Brokers, cfg)
+	if err != nil {
+		return fmt.Errorf("connect to %v: %w", c.Kafka.Brokers, err)
+	}
+	defer client.Close()
+	for _, t := range topics {
+		if err := createTopic(client, t, c.Kafka.Partitions, c.Kafka.ReplicationFactor); err != nil {
+			return err
+		}
+	}
+	group, err := sarama.NewConsumerGroupFromClient(c.Group, client)
+	if err != nil {
+		return fmt.Errorf("consumer group %s: %w", c.Group, err)
+	}
+	defer group.Close()
+	errc := make(chan error, 1)
+	go func() {
+		for err := range group.Errors() {
+			select {
+			case errc <- err:
+			default:
+			}
+		}
+	}()
+	for {
+		if err := group.Consume(ctx, topics, groupHandler{c, log}); err != nil {
+			if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+				return nil
+			}
+			return err
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		select {
+		case err := <-errc:
+			return err
+		default:
+		}
+	}
+}
+
+type groupHandler struct {
+	c   *Consumer
+	log *slog.Logger
+}
+
+func (groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
+func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+
+// ConsumeClaim applies the partition's messages in batches: it takes what
+// is available (up to Batch), applies it in one transaction, then marks the
+// offsets. A failing batch is retried with backoff; it is never skipped.
+func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	batch := h.c.Batch
+	if batch <= 0 {
+		batch = 200
+	}
+	ctx := sess.Context()
+	msgs := claim.Messages()
+	for {
+		var pending []*sarama.ConsumerMessage
+		select {
+		case <-ctx.Done():
+			return nil
+		case m, ok := <-msgs:
+			if !ok {
+				return nil
+			}
+			pending = append(pending, m)
+		}
+	fill:
+		for len(pending) < batch {
+			select {
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				pending = append(pending, m)
+			default:
+				break fill
+			}
+		}
+		backoff := 50 * time.Millisecond
+		for {
+			n, err := h.c.apply(ctx, pending)
+			if err == nil {
+				h.c.mu.Lock()
+				h.c.applied += int64(n)
+				h.c.mu.Unlock()
+				sess.MarkMessage(pending[len(pending)-1], "")
+				if h.c.OnApplied != nil {
+					h.c.OnApplied()
+				}
+				break
+			}
+			if ctx.Err() != nil {
+				return nil
+			}
+			h.log.Error("consumer: applying changes failed; retrying", "product", h.c.Reaction.Store.Product.Name,
+				"topic", claim.Topic(), "partition", claim.Partition(), "offset", pending[0].Offset, "error", err)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, 5*time.Second)
+		}
+	}
+}
+
+// apply applies messages in one transaction and returns how many changes
+// were new.
+func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (int, error) {
+	n := 0
+	_, err := c.Reaction.Store.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+		n = 0
+		// Batches of one product apply one at a time, across instances too:
+		// derived rows are recomputed from what earlier batches committed.
+		if err := tx.Serialize(ctx, "react"); err != nil {
+			return err
+		}
+		b := c.Reaction.NewBatch()
+		for _, m := range msgs {
+			e, err := c.Codec.Entry(m.Key, m.Value)
+			if err != nil {
+				c.Log.Warn("consumer: skipping a message that is not a change event", "topic", m.Topic, "offset", m.Offset, "error", err)
+				continue
+			}
+			fresh, err := tx.Consume(ctx, e.Product, e.Sequence, e.At)
+			if err != nil {
+				return err
+			}
+			if !fresh {
+				continue
+			}
+			if err := b.Apply(ctx, tx, e); err != nil {
+				return fmt.Errorf("apply %s/%d: %w", e.Product, e.Sequence, err)
+			}
+			n++
+		}
+		return b.Flush(ctx, tx)
+	})
+	return n, err
+}
+
+// Lag is how far a reacting product is behind one of its sources.
+type Lag struct {
+	Product, Source string
+	// AppliedSequence and AppliedAt are the highest source sequence applied
+	// and its commit time at the source (zero before the first).
+	AppliedSequence int64
+	AppliedAt       time.Time
+	// LatestSequence is the source's latest sequence.
+	LatestSequence int64
+	// Pending counts the source's changes of the consumed entities that are
+	// not applied yet.
+	Pending int64
+}
+
+// Lag reports, per source product, how far the consumer's product is
+// behind. store returns a product's store.
+func (c *Consumer) Lag(ctx context.Context, store func(string) *products.Store) ([]Lag, error) {
+	own := c.Reaction.Store
+	positions, err := own.SourcePositions(ctx)
+	if err != nil {
+		return nil, err
+	}
+	byProduct := map[string][]string{}
+	var order []string
+	for _, in := range c.Reaction.Inputs {
+		if _, ok := byProduct[in.Product]; !ok {
+			order = append(order, in.Product)
+		}
+		byProduct[in.Product] = append(byProduct[in.Product], in.Entity)
+	}
+	var out []Lag
+	for _, p := range order {
+		src := store(p)
+		if src == nil {
+			return nil, fmt.Errorf("no store for %s", p)
+		}
+		l := Lag{Product: own.Product.Name, Source: p}
+		var applied int64
+		for _, pos := range positions {
+			if pos.Source == p {
+				l.AppliedSequence, l.AppliedAt, applied = pos.Sequence, pos.At, pos.Applied
+			}
+		}
+		if l.LatestSequence, err = src.Latest(ctx); err != nil {
+			return nil, err
+		}
+		total, err := src.DB.NewSelect().Model((*products.AuditEntry)(nil)).
+			Where("entity IN (?)", bun.In(byProduct[p])).Where("sequence <= ?", l.LatestSequence).Count(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("count %s changes: %w", p, err)
+		}
+		l.Pending = max(int64(total)-applied, 0)
+		out = append(out, l)
+	}
+	return out, nil
+}
