@@ -19,8 +19,8 @@ SUITES=(
   graphql-http-audit
   # graphql-ws
   # subscriptions-transport-ws
-  # apollo-federation
-  # kcat
+  apollo-federation
+  kcat
   # playwright
 )
 
@@ -103,11 +103,15 @@ go build -o "$TMP/meshgate" .
 
 PORT=${MESHGATE_E2E_PORT:-$(free_port)}
 BASE="http://127.0.0.1:$PORT"
+# The embedded broker gets a free port too, so that a gateway already
+# running on the machine (on 9092) does not stop the suites.
+KAFKA_PORT=$(free_port)
+export MESHGATE_E2E_KAFKA="127.0.0.1:$KAFKA_PORT"
 DATA="$TMP/data"
 mkdir -p "$DATA"
 
 banner "start server on $BASE"
-"$TMP/meshgate" --addr "127.0.0.1:$PORT" --data-dir "$DATA" --seed-scale 0.05 \
+"$TMP/meshgate" --addr "127.0.0.1:$PORT" --embedded-kafka-addr "$MESHGATE_E2E_KAFKA" --data-dir "$DATA" --seed-scale 0.05 \
   </dev/null >"$LOG" 2>&1 &
 SERVER_PID=$!
 echo "pid $SERVER_PID, log $LOG"

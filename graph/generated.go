@@ -3394,7 +3394,7 @@ type Freshness {
   lastChangedAt: Time
   "Position of the last change in the product's audit log (0: none yet); subscriptions and consumers resume from such positions."
   sequence: Long!
-  "Changes committed but not yet published to Kafka."
+  "Changes committed but not yet published to Kafka (counting them reads the whole log: select it only when needed)."
   unpublished: Long!
 }
 

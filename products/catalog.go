@@ -51,19 +51,18 @@ type Freshness struct {
 	// At is when the last change was committed; nil while the log is
 	// empty.
 	At *time.Time
-	// Unpublished counts changes not yet published to Kafka.
-	Unpublished int64
 }
 
-// Freshness reads the position and time of the product's last change. The
-// time is that of the entry at the latest sequence, found by primary key:
-// sequences follow commit order, so no scan of the log is needed.
+// Freshness reads the position and time of the product's last change: the
+// log's counter row and the entry at that position, found by primary key
+// (sequences follow commit order), so it costs two point reads however long
+// the log. (Backlog counts the changes not yet published.)
 func (s *Store) Freshness(ctx context.Context) (Freshness, error) {
-	pending, latest, err := s.Backlog(ctx)
+	latest, err := s.Latest(ctx)
 	if err != nil {
 		return Freshness{}, err
 	}
-	f := Freshness{Sequence: latest, Unpublished: pending}
+	f := Freshness{Sequence: latest}
 	if latest == 0 {
 		return f, nil
 	}

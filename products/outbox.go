@@ -32,11 +32,8 @@ func (s *Store) Outbox(ctx context.Context, limit int, publish Publish) (int, er
 	}
 	n := 0
 	err := s.DB.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
-		// The key names the schema too: stores of other meshes in the
-		// same database (other schemas) must not exclude this one.
 		var locked bool
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(hashtextextended('meshgate outbox ' || coalesce(current_schema(), '') || ' ' || ?, 0))",
-			s.Product.Name).Scan(ctx, &locked); err != nil {
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?)", s.lockKey("outbox")).Scan(ctx, &locked); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
 		if !locked {
@@ -120,9 +117,11 @@ func (s *Store) Backlog(ctx context.Context) (pending, latest int64, err error) 
 	return pending, latest, err
 }
 
-// lockKey derives a PostgreSQL advisory lock key for a purpose of this product.
+// lockKey derives a PostgreSQL advisory lock key for a purpose of this
+// product's store. The key names the schema too: stores of other meshes in
+// the same database (other schemas) must not exclude this one.
 func (s *Store) lockKey(purpose string) int64 {
 	h := fnv.New64a()
-	h.Write([]byte("meshgate " + purpose + " " + s.Product.Name))
+	h.Write([]byte("meshgate " + purpose + " " + s.schema + "." + s.Product.Name))
 	return int64(h.Sum64() >> 1)
 }

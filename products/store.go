@@ -30,6 +30,7 @@ type Store struct {
 	writeMu  sync.Mutex
 	outboxMu sync.Mutex
 	sqlite   bool
+	schema   string // PostgreSQL schema of the store
 	hooksMu  sync.Mutex
 	onCommit []func()
 }
@@ -61,6 +62,7 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 	}
 	var db *bun.DB
 	var isSQLite bool
+	var schemaName string
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		u, err := url.Parse(dsn)
@@ -68,7 +70,7 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 			return nil, fmt.Errorf("%s store: bad DSN: %v; %s", d.Name, err, dsnHelp)
 		}
 		q := u.Query()
-		schemaName := q.Get("search_path")
+		schemaName = q.Get("search_path")
 		if schemaName == "" {
 			schemaName = d.Name
 			q.Set("search_path", schemaName)
@@ -110,7 +112,7 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 	for _, h := range hooks {
 		db.AddQueryHook(h)
 	}
-	s := &Store{DB: db, Product: d, sqlite: isSQLite}
+	s := &Store{DB: db, Product: d, sqlite: isSQLite, schema: schemaName}
 	if err := s.migrate(ctx, migrations); err != nil {
 		db.Close()
 		return nil, err

@@ -1,5 +1,10 @@
 package resolvers
 
+// The catalog of the mesh, assembled from the product descriptors, the
+// composed schema (descriptions, GraphQL types, directives), the stores
+// (SQL types, row counts, freshness), the topic naming and the consumers
+// (lineage). The catalog query and the downloads under /catalog/ share it.
+
 import (
 	"fmt"
 	"path"
@@ -32,9 +37,10 @@ var Schema = sync.OnceValue(func() *ast.Schema {
 })
 
 // CatalogProducts lists the data products the gateway serves that match f,
-// in serving order, with their entities, fields, topics and lineage. Row
-// counts, freshness and SDL are left to ProductStore, SDL and the field
-// resolvers, which compute them only when asked.
+// in serving order, with their entities, fields, topics and lineage. It
+// reads no store: row counts, freshness and SDL are computed by the field
+// resolvers, only when asked (see Store.RowCount, Store.Freshness and
+// ProductSDL).
 func (r *Resolver) CatalogProducts(f CatalogFilter) ([]*model.CatalogProduct, error) {
 	ds := r.descriptors()
 	links, err := r.lineage(ds)

@@ -8,7 +8,9 @@ package resolvers
 import (
 	"context"
 	"fmt"
+	"slices"
 
+	"github.com/99designs/gqlgen/graphql"
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
@@ -35,7 +37,14 @@ func (r *catalogProductResolver) Freshness(ctx context.Context, obj *model.Catal
 	if err != nil {
 		return nil, err
 	}
-	return &model.Freshness{LastChangedAt: f.At, Sequence: f.Sequence, Unpublished: f.Unpublished}, nil
+	out := &model.Freshness{LastChangedAt: f.At, Sequence: f.Sequence}
+	// Counting the unpublished entries scans the log: only when asked.
+	if slices.Contains(graphql.CollectAllFields(ctx), "unpublished") {
+		if out.Unpublished, _, err = s.Backlog(ctx); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 func (r *catalogProductResolver) Sdl(ctx context.Context, obj *model.CatalogProduct) (string, error) {

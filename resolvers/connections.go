@@ -135,7 +135,9 @@ func image(s *string) (map[string]any, error) {
 
 func dailyRevenueConnection(p *products.Page[sales.DailyRevenue]) *model.DailyRevenueConnection {
 	return connection(p,
-		func(c string, n *sales.DailyRevenue) *model.DailyRevenueEdge { return &model.DailyRevenueEdge{Cursor: c, Node: n} },
+		func(c string, n *sales.DailyRevenue) *model.DailyRevenueEdge {
+			return &model.DailyRevenueEdge{Cursor: c, Node: n}
+		},
 		func(e []*model.DailyRevenueEdge, n []*sales.DailyRevenue, i *products.PageInfo, t int) *model.DailyRevenueConnection {
 			return &model.DailyRevenueConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
 		})
@@ -143,7 +145,9 @@ func dailyRevenueConnection(p *products.Page[sales.DailyRevenue]) *model.DailyRe
 
 func customerValueConnection(p *products.Page[sales.CustomerValue]) *model.CustomerValueConnection {
 	return connection(p,
-		func(c string, n *sales.CustomerValue) *model.CustomerValueEdge { return &model.CustomerValueEdge{Cursor: c, Node: n} },
+		func(c string, n *sales.CustomerValue) *model.CustomerValueEdge {
+			return &model.CustomerValueEdge{Cursor: c, Node: n}
+		},
 		func(e []*model.CustomerValueEdge, n []*sales.CustomerValue, i *products.PageInfo, t int) *model.CustomerValueConnection {
 			return &model.CustomerValueConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
 		})
@@ -151,7 +155,9 @@ func customerValueConnection(p *products.Page[sales.CustomerValue]) *model.Custo
 
 func itemSalesConnection(p *products.Page[sales.ItemSales]) *model.ItemSalesConnection {
 	return connection(p,
-		func(c string, n *sales.ItemSales) *model.ItemSalesEdge { return &model.ItemSalesEdge{Cursor: c, Node: n} },
+		func(c string, n *sales.ItemSales) *model.ItemSalesEdge {
+			return &model.ItemSalesEdge{Cursor: c, Node: n}
+		},
 		func(e []*model.ItemSalesEdge, n []*sales.ItemSales, i *products.PageInfo, t int) *model.ItemSalesConnection {
 			return &model.ItemSalesConnection{Edges: e, Nodes: n, PageInfo: i, TotalCount: t}
 		})

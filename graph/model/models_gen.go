@@ -259,7 +259,7 @@ type Freshness struct {
 	LastChangedAt *time.Time `json:"lastChangedAt,omitempty"`
 	// Position of the last change in the product's audit log (0: none yet); subscriptions and consumers resume from such positions.
 	Sequence int64 `json:"sequence"`
-	// Changes committed but not yet published to Kafka.
+	// Changes committed but not yet published to Kafka (counting them reads the whole log: select it only when needed).
 	Unpublished int64 `json:"unpublished"`
 }
 
