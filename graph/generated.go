@@ -257,11 +257,14 @@ type ComplexityRoot struct {
 	}
 
 	Entity struct {
-		FindManyCustomerByIDs    func(childComplexity int, reps []*model.CustomerByIDsInput) int
-		FindManyInteractionByIDs func(childComplexity int, reps []*model.InteractionByIDsInput) int
-		FindManyItemByIDs        func(childComplexity int, reps []*model.ItemByIDsInput) int
-		FindManyOrderByIDs       func(childComplexity int, reps []*model.OrderByIDsInput) int
-		FindManyOrderLineByIDs   func(childComplexity int, reps []*model.OrderLineByIDsInput) int
+		FindManyCustomerByIDs      func(childComplexity int, reps []*model.CustomerByIDsInput) int
+		FindManyCustomerValueByIDs func(childComplexity int, reps []*model.CustomerValueByIDsInput) int
+		FindManyDailyRevenueByIDs  func(childComplexity int, reps []*model.DailyRevenueByIDsInput) int
+		FindManyInteractionByIDs   func(childComplexity int, reps []*model.InteractionByIDsInput) int
+		FindManyItemByIDs          func(childComplexity int, reps []*model.ItemByIDsInput) int
+		FindManyItemSalesByIDs     func(childComplexity int, reps []*model.ItemSalesByIDsInput) int
+		FindManyOrderByIDs         func(childComplexity int, reps []*model.OrderByIDsInput) int
+		FindManyOrderLineByIDs     func(childComplexity int, reps []*model.OrderLineByIDsInput) int
 	}
 
 	FieldReference struct {
@@ -624,8 +627,11 @@ type CustomerResolver interface {
 }
 type EntityResolver interface {
 	FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error)
+	FindManyCustomerValueByIDs(ctx context.Context, reps []*model.CustomerValueByIDsInput) ([]*sales.CustomerValue, error)
+	FindManyDailyRevenueByIDs(ctx context.Context, reps []*model.DailyRevenueByIDsInput) ([]*sales.DailyRevenue, error)
 	FindManyInteractionByIDs(ctx context.Context, reps []*model.InteractionByIDsInput) ([]*engagement.Interaction, error)
 	FindManyItemByIDs(ctx context.Context, reps []*model.ItemByIDsInput) ([]*inventory.Item, error)
+	FindManyItemSalesByIDs(ctx context.Context, reps []*model.ItemSalesByIDsInput) ([]*sales.ItemSales, error)
 	FindManyOrderByIDs(ctx context.Context, reps []*model.OrderByIDsInput) ([]*orders.Order, error)
 	FindManyOrderLineByIDs(ctx context.Context, reps []*model.OrderLineByIDsInput) ([]*orders.Line, error)
 }
@@ -1540,6 +1546,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Entity.FindManyCustomerByIDs(childComplexity, args["reps"].([]*model.CustomerByIDsInput)), true
+	case "Entity.findManyCustomerValueByIDs":
+		if e.ComplexityRoot.Entity.FindManyCustomerValueByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyCustomerValueByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyCustomerValueByIDs(childComplexity, args["reps"].([]*model.CustomerValueByIDsInput)), true
+	case "Entity.findManyDailyRevenueByIDs":
+		if e.ComplexityRoot.Entity.FindManyDailyRevenueByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyDailyRevenueByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyDailyRevenueByIDs(childComplexity, args["reps"].([]*model.DailyRevenueByIDsInput)), true
 	case "Entity.findManyInteractionByIDs":
 		if e.ComplexityRoot.Entity.FindManyInteractionByIDs == nil {
 			break
@@ -1562,6 +1590,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Entity.FindManyItemByIDs(childComplexity, args["reps"].([]*model.ItemByIDsInput)), true
+	case "Entity.findManyItemSalesByIDs":
+		if e.ComplexityRoot.Entity.FindManyItemSalesByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyItemSalesByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyItemSalesByIDs(childComplexity, args["reps"].([]*model.ItemSalesByIDsInput)), true
 	case "Entity.findManyOrderByIDs":
 		if e.ComplexityRoot.Entity.FindManyOrderByIDs == nil {
 			break
@@ -3135,11 +3174,13 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CustomerHaving", ec.unmarshalInputCustomerHaving),
 			graphql.NewInputUnmarshaler("CustomerOrderBy", ec.unmarshalInputCustomerOrderBy),
 			graphql.NewInputUnmarshaler("CustomerSegmentFilter", ec.unmarshalInputCustomerSegmentFilter),
+			graphql.NewInputUnmarshaler("CustomerValueByIDsInput", ec.unmarshalInputCustomerValueByIDsInput),
 			graphql.NewInputUnmarshaler("CustomerValueHaving", ec.unmarshalInputCustomerValueHaving),
 			graphql.NewInputUnmarshaler("CustomerValueNumbersFilter", ec.unmarshalInputCustomerValueNumbersFilter),
 			graphql.NewInputUnmarshaler("CustomerValueOrderBy", ec.unmarshalInputCustomerValueOrderBy),
 			graphql.NewInputUnmarshaler("CustomerValueWhere", ec.unmarshalInputCustomerValueWhere),
 			graphql.NewInputUnmarshaler("CustomerWhere", ec.unmarshalInputCustomerWhere),
+			graphql.NewInputUnmarshaler("DailyRevenueByIDsInput", ec.unmarshalInputDailyRevenueByIDsInput),
 			graphql.NewInputUnmarshaler("DailyRevenueOrderBy", ec.unmarshalInputDailyRevenueOrderBy),
 			graphql.NewInputUnmarshaler("DailyRevenueWhere", ec.unmarshalInputDailyRevenueWhere),
 			graphql.NewInputUnmarshaler("FloatFilter", ec.unmarshalInputFloatFilter),
@@ -3155,6 +3196,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ItemHaving", ec.unmarshalInputItemHaving),
 			graphql.NewInputUnmarshaler("ItemNumbersFilter", ec.unmarshalInputItemNumbersFilter),
 			graphql.NewInputUnmarshaler("ItemOrderBy", ec.unmarshalInputItemOrderBy),
+			graphql.NewInputUnmarshaler("ItemSalesByIDsInput", ec.unmarshalInputItemSalesByIDsInput),
 			graphql.NewInputUnmarshaler("ItemSalesOrderBy", ec.unmarshalInputItemSalesOrderBy),
 			graphql.NewInputUnmarshaler("ItemSalesWhere", ec.unmarshalInputItemSalesWhere),
 			graphql.NewInputUnmarshaler("ItemWhere", ec.unmarshalInputItemWhere),
@@ -5051,46 +5093,56 @@ extend type Mutation {
 	{Name: "../schema/sales.graphqls", Input: `# Data product "sales" (analytical): derived from the change events of
 # orders and customers, never from their tables.
 
+extend schema
+  @dataProduct(
+    name: "sales"
+    domain: "sales"
+    owner: "sales-analytics-team"
+    kind: ANALYTICAL
+    description: "Revenue per day, customer lifetime value and item sales, derived from the orders and customers change events."
+    contact: "sales-analytics@example.com"
+  )
+
 "Revenue and order count of one UTC day, over orders that are not cancelled."
-type DailyRevenue {
+type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(product: "sales", table: "daily_revenue") {
   "The day as YYYYMMDD."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "The day, YYYY-MM-DD."
-  date: String!
+  date: String! @classification(level: INTERNAL)
   "Orders placed that day and not cancelled."
-  orders: Int!
+  orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float!
+  revenue: Float! @classification(level: INTERNAL)
 }
 
 "A customer's lifetime value, over orders that are not cancelled."
-type CustomerValue {
+type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(product: "sales", table: "customer_value") {
   "The customer's id."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "The customer's country (ISO 3166-1 alpha-2) as last seen."
-  country: String!
+  country: String! @classification(level: INTERNAL)
   "The customer's segment as last seen."
-  segment: String!
+  segment: String! @classification(level: INTERNAL)
   "Orders."
-  orders: Int!
+  orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float!
+  revenue: Float! @classification(level: INTERNAL)
   "The first order, if any."
-  firstOrderAt: Time
+  firstOrderAt: Time @classification(level: INTERNAL)
   "The last order, if any."
-  lastOrderAt: Time
+  lastOrderAt: Time @classification(level: INTERNAL)
 }
 
 "What an item sold, over orders that are not cancelled."
-type ItemSales {
+type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: "sales", table: "item_sales") {
   "The item's id."
-  id: ID!
+  id: ID! @classification(level: INTERNAL)
   "Orders with the item."
-  orders: Int!
+  orders: Int! @classification(level: INTERNAL)
   "Units sold."
-  units: Int!
+  units: Int! @classification(level: INTERNAL)
   "Revenue."
-  revenue: Float!
+  revenue: Float! @classification(level: INTERNAL)
 }
 
 "Filter on daily revenue. Fields combine with AND."
@@ -5379,13 +5431,59 @@ extend type Item {
 
 extend type Query {
   "Revenue per UTC day, filtered, sorted and paged."
-  dailyRevenue(first: Int, after: String, last: Int, before: String, where: DailyRevenueWhere, orderBy: [DailyRevenueOrderBy!]): DailyRevenueConnection!
+  dailyRevenue(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Filter."
+    where: DailyRevenueWhere
+    "Sort keys, ties broken by id."
+    orderBy: [DailyRevenueOrderBy!]
+  ): DailyRevenueConnection!
   "Customer lifetime values, filtered, sorted and paged."
-  customerValues(first: Int, after: String, last: Int, before: String, where: CustomerValueWhere, orderBy: [CustomerValueOrderBy!]): CustomerValueConnection!
+  customerValues(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Filter."
+    where: CustomerValueWhere
+    "Sort keys, ties broken by id."
+    orderBy: [CustomerValueOrderBy!]
+  ): CustomerValueConnection!
   "Aggregates over customer value, e.g. revenue by country and segment."
-  customerValuesAggregate(where: CustomerValueWhere, groupBy: [CustomerValueGroupField!], having: CustomerValueHaving): [CustomerValueAggregate!]!
+  customerValuesAggregate(
+    "Filter on the customers."
+    where: CustomerValueWhere
+    "Fields to group by."
+    groupBy: [CustomerValueGroupField!]
+    "Filter on the groups."
+    having: CustomerValueHaving
+  ): [CustomerValueAggregate!]!
   "Sales per item, filtered, sorted and paged."
-  itemSales(first: Int, after: String, last: Int, before: String, where: ItemSalesWhere, orderBy: [ItemSalesOrderBy!]): ItemSalesConnection!
+  itemSales(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Filter."
+    where: ItemSalesWhere
+    "Sort keys, ties broken by id."
+    orderBy: [ItemSalesOrderBy!]
+  ): ItemSalesConnection!
   "Headline sales figures."
   salesStats: SalesStats!
   "How far each reacting product has applied the changes of its sources."
@@ -5396,7 +5494,10 @@ extend type Subscription {
   "Headline sales figures, pushed when they change, at most --live-rate times per second."
   salesStats: SalesStats!
   "A customer's lifetime value, pushed when it changes, at most --live-rate times per second."
-  customerValue(customerId: ID!): CustomerValue
+  customerValue(
+    "The customer to watch."
+    customerId: ID!
+  ): CustomerValue
 }
 `, BuiltIn: false},
 	{Name: "../schema/subscriptions.graphqls", Input: `# Live streams of the mesh's changes. Every event carries an opaque cursor;
@@ -5412,19 +5513,72 @@ where it stopped.
 """
 type Subscription {
   "Changes of customers; where is evaluated on the row after the change (before, for deletes)."
-  customerChanged(where: CustomerWhere, ops: [AuditOp!], since: String): CustomerChange!
+  customerChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: CustomerWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): CustomerChange!
   "Changes of orders; where is evaluated on the row after the change (before, for deletes)."
-  orderChanged(where: OrderWhere, ops: [AuditOp!], since: String): OrderChange!
+  orderChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: OrderWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): OrderChange!
   "Changes of order lines; where is evaluated on the row after the change (before, for deletes)."
-  orderLineChanged(where: OrderLineWhere, ops: [AuditOp!], since: String): OrderLineChange!
+  orderLineChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: OrderLineWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): OrderLineChange!
   "Changes of items; where is evaluated on the row after the change (before, for deletes)."
-  itemChanged(where: ItemWhere, ops: [AuditOp!], since: String): ItemChange!
+  itemChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: ItemWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): ItemChange!
   "Changes of interactions; where is evaluated on the row after the change (before, for deletes)."
-  interactionChanged(where: InteractionWhere, ops: [AuditOp!], since: String): InteractionChange!
+  interactionChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: InteractionWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): InteractionChange!
   "Every change of the chosen products and entities (all if omitted), with JSON images."
-  changes(products: [String!], entities: [String!], ops: [AuditOp!], since: String): Change!
+  changes(
+    "Only these data products."
+    products: [String!]
+    "Only these entities (GraphQL type names)."
+    entities: [String!]
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): Change!
   "The audit entries of one product (all if omitted) as they are committed and published."
-  auditEntries(product: String, entity: String, actor: String, since: String): AuditEntry!
+  auditEntries(
+    "Only this data product."
+    product: String
+    "Only this entity (GraphQL type name)."
+    entity: String
+    "Only changes by this actor."
+    actor: String
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): AuditEntry!
 }
 
 "A change of a customer."
@@ -5597,9 +5751,17 @@ type Change {
 `, BuiltIn: true},
 	{Name: "../federation/entity.graphql", Input: `
 # a union of all types that use the @key directive
-union _Entity = Customer | Interaction | Item | Order | OrderLine
+union _Entity = Customer | CustomerValue | DailyRevenue | Interaction | Item | ItemSales | Order | OrderLine
 
 input CustomerByIDsInput {
+	ID: ID!
+}
+
+input CustomerValueByIDsInput {
+	ID: ID!
+}
+
+input DailyRevenueByIDsInput {
 	ID: ID!
 }
 
@@ -5608,6 +5770,10 @@ input InteractionByIDsInput {
 }
 
 input ItemByIDsInput {
+	ID: ID!
+}
+
+input ItemSalesByIDsInput {
 	ID: ID!
 }
 
@@ -5622,8 +5788,11 @@ input OrderLineByIDsInput {
 # fake type to build resolver interfaces for users to implement
 type Entity {
 	findManyCustomerByIDs(reps: [CustomerByIDsInput]!): [Customer]
+	findManyCustomerValueByIDs(reps: [CustomerValueByIDsInput]!): [CustomerValue]
+	findManyDailyRevenueByIDs(reps: [DailyRevenueByIDsInput]!): [DailyRevenue]
 	findManyInteractionByIDs(reps: [InteractionByIDsInput]!): [Interaction]
 	findManyItemByIDs(reps: [ItemByIDsInput]!): [Item]
+	findManyItemSalesByIDs(reps: [ItemSalesByIDsInput]!): [ItemSales]
 	findManyOrderByIDs(reps: [OrderByIDsInput]!): [Order]
 	findManyOrderLineByIDs(reps: [OrderLineByIDsInput]!): [OrderLine]
 }
@@ -6880,6 +7049,34 @@ func (ec *executionContext) field_Entity_findManyCustomerByIDs_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Entity_findManyCustomerValueByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.CustomerValueByIDsInput, error) {
+			return ec.unmarshalNCustomerValueByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyDailyRevenueByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.DailyRevenueByIDsInput, error) {
+			return ec.unmarshalNDailyRevenueByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Entity_findManyInteractionByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -6900,6 +7097,20 @@ func (ec *executionContext) field_Entity_findManyItemByIDs_args(ctx context.Cont
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
 		func(ctx context.Context, v any) ([]*model.ItemByIDsInput, error) {
 			return ec.unmarshalNItemByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyItemSalesByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.ItemSalesByIDsInput, error) {
+			return ec.unmarshalNItemSalesByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -11854,6 +12065,94 @@ func (ec *executionContext) fieldContext_Entity_findManyCustomerByIDs(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Entity_findManyCustomerValueByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyCustomerValueByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyCustomerValueByIDs(ctx, fc.Args["reps"].([]*model.CustomerValueByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyCustomerValueByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyCustomerValueByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyDailyRevenueByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyDailyRevenueByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyDailyRevenueByIDs(ctx, fc.Args["reps"].([]*model.DailyRevenueByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.DailyRevenue) graphql.Marshaler {
+			return ec.marshalODailyRevenue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyDailyRevenueByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyDailyRevenueByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Entity_findManyInteractionByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11936,6 +12235,50 @@ func (ec *executionContext) fieldContext_Entity_findManyItemByIDs(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Entity_findManyItemByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Entity_findManyItemSalesByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyItemSalesByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyItemSalesByIDs(ctx, fc.Args["reps"].([]*model.ItemSalesByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*sales.ItemSales) graphql.Marshaler {
+			return ec.marshalOItemSales2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyItemSalesByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyItemSalesByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -20168,6 +20511,48 @@ func UnmarshalCustomerSegmentFilter(ctx context.Context, raw any) (map[string]an
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputCustomerValueByIDsInput(ctx context.Context, obj any) (model.CustomerValueByIDsInput, error) {
+	var it model.CustomerValueByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalCustomerValueByIDsInput unmarshals raw into the CustomerValueByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalCustomerValueByIDsInput(ctx context.Context, raw any) (model.CustomerValueByIDsInput, error) {
+	var out model.CustomerValueByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerValueByIDsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputCustomerValueHaving(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -20559,6 +20944,48 @@ func (ec *executionContext) unmarshalInputCustomerWhere(ctx context.Context, obj
 func UnmarshalCustomerWhere(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "CustomerWhere", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDailyRevenueByIDsInput(ctx context.Context, obj any) (model.DailyRevenueByIDsInput, error) {
+	var it model.DailyRevenueByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDailyRevenueByIDsInput unmarshals raw into the DailyRevenueByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDailyRevenueByIDsInput(ctx context.Context, raw any) (model.DailyRevenueByIDsInput, error) {
+	var out model.DailyRevenueByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueByIDsInput", raw, &out)
 	return out, err
 }
 
@@ -21599,6 +22026,48 @@ func (ec *executionContext) unmarshalInputItemOrderBy(ctx context.Context, obj a
 func UnmarshalItemOrderBy(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemOrderBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputItemSalesByIDsInput(ctx context.Context, obj any) (model.ItemSalesByIDsInput, error) {
+	var it model.ItemSalesByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemSalesByIDsInput unmarshals raw into the ItemSalesByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemSalesByIDsInput(ctx context.Context, raw any) (model.ItemSalesByIDsInput, error) {
+	var out model.ItemSalesByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemSalesByIDsInput", raw, &out)
 	return out, err
 }
 
@@ -23060,6 +23529,13 @@ func (ec *executionContext) __Entity(ctx context.Context, sel ast.SelectionSet, 
 			return graphql.Null
 		}
 		return ec._Order(ctx, sel, obj)
+	case sales.ItemSales:
+		return ec._ItemSales(ctx, sel, &obj)
+	case *sales.ItemSales:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._ItemSales(ctx, sel, obj)
 	case inventory.Item:
 		return ec._Item(ctx, sel, &obj)
 	case *inventory.Item:
@@ -23074,6 +23550,20 @@ func (ec *executionContext) __Entity(ctx context.Context, sel ast.SelectionSet, 
 			return graphql.Null
 		}
 		return ec._Interaction(ctx, sel, obj)
+	case sales.DailyRevenue:
+		return ec._DailyRevenue(ctx, sel, &obj)
+	case *sales.DailyRevenue:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._DailyRevenue(ctx, sel, obj)
+	case sales.CustomerValue:
+		return ec._CustomerValue(ctx, sel, &obj)
+	case *sales.CustomerValue:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._CustomerValue(ctx, sel, obj)
 	case customers.Customer:
 		return ec._Customer(ctx, sel, &obj)
 	case *customers.Customer:
@@ -24004,7 +24494,7 @@ func (ec *executionContext) _CustomerGroup(ctx context.Context, sel ast.Selectio
 	return out
 }
 
-var customerValueImplementors = []string{"CustomerValue"}
+var customerValueImplementors = []string{"CustomerValue", "_Entity"}
 
 func (ec *executionContext) _CustomerValue(ctx context.Context, sel ast.SelectionSet, obj *sales.CustomerValue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueImplementors)
@@ -24287,7 +24777,7 @@ func (ec *executionContext) _CustomerValueNumbers(ctx context.Context, sel ast.S
 	return out
 }
 
-var dailyRevenueImplementors = []string{"DailyRevenue"}
+var dailyRevenueImplementors = []string{"DailyRevenue", "_Entity"}
 
 func (ec *executionContext) _DailyRevenue(ctx context.Context, sel ast.SelectionSet, obj *sales.DailyRevenue) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueImplementors)
@@ -24446,6 +24936,18 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Entity_findManyCustomerByIDs(ctx, field)
 				})
+		case "findManyCustomerValueByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyCustomerValueByIDs(ctx, field)
+				})
+		case "findManyDailyRevenueByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyDailyRevenueByIDs(ctx, field)
+				})
 		case "findManyInteractionByIDs":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -24457,6 +24959,12 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Entity_findManyItemByIDs(ctx, field)
+				})
+		case "findManyItemSalesByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyItemSalesByIDs(ctx, field)
 				})
 		case "findManyOrderByIDs":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -25294,7 +25802,7 @@ func (ec *executionContext) _ItemNumbers(ctx context.Context, sel ast.SelectionS
 	return out
 }
 
-var itemSalesImplementors = []string{"ItemSales"}
+var itemSalesImplementors = []string{"ItemSales", "_Entity"}
 
 func (ec *executionContext) _ItemSales(ctx context.Context, sel ast.SelectionSet, obj *sales.ItemSales) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesImplementors)
@@ -27531,6 +28039,20 @@ func (ec *executionContext) marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmes
 	return ec._CustomerValueAggregate(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNCustomerValueByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueByIDsInput(ctx context.Context, v any) ([]*model.CustomerValueByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.CustomerValueByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOCustomerValueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
 func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueConnection(ctx context.Context, sel ast.SelectionSet, v *model.CustomerValueConnection) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerValueConnection!")
@@ -27636,6 +28158,20 @@ func (ec *executionContext) marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋme
 		return graphql.Null
 	}
 	return ec._DailyRevenue(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDailyRevenueByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx context.Context, v any) ([]*model.DailyRevenueByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.DailyRevenueByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalODailyRevenueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, v *model.DailyRevenueConnection) graphql.Marshaler {
@@ -28081,6 +28617,20 @@ func (ec *executionContext) marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 		return graphql.Null
 	}
 	return ec._ItemSales(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNItemSalesByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx context.Context, v any) ([]*model.ItemSalesByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ItemSalesByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOItemSalesByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesConnection(ctx context.Context, sel ast.SelectionSet, v *model.ItemSalesConnection) graphql.Marshaler {
@@ -29304,11 +29854,32 @@ func (ec *executionContext) unmarshalOCustomerSegmentFilter2map(ctx context.Cont
 	return res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) marshalOCustomerValue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx context.Context, sel ast.SelectionSet, v []*sales.CustomerValue) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx context.Context, sel ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._CustomerValue(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOCustomerValueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueByIDsInput(ctx context.Context, v any) (*model.CustomerValueByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputCustomerValueByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOCustomerValueGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -29435,6 +30006,34 @@ func (ec *executionContext) unmarshalOCustomerWhere2ᚕmapᚄ(ctx context.Contex
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalODailyRevenue2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx context.Context, sel ast.SelectionSet, v []*sales.DailyRevenue) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalODailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalODailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx context.Context, sel ast.SelectionSet, v *sales.DailyRevenue) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DailyRevenue(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalODailyRevenueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx context.Context, v any) (*model.DailyRevenueByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDailyRevenueByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalODailyRevenueOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
@@ -29963,11 +30562,32 @@ func (ec *executionContext) unmarshalOItemOrderBy2ᚕmapᚄ(ctx context.Context,
 	return res, nil
 }
 
+func (ec *executionContext) marshalOItemSales2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx context.Context, sel ast.SelectionSet, v []*sales.ItemSales) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
 func (ec *executionContext) marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx context.Context, sel ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
 	}
 	return ec._ItemSales(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOItemSalesByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx context.Context, v any) (*model.ItemSalesByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputItemSalesByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOItemSalesOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {

@@ -62,7 +62,7 @@ func getMany[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Enti
 		return out, nil
 	}
 	var rows []*T
-	if err := q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.In(ids)).Scan(ctx); err != nil {
+	if err := q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.List(ids)).Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get %s by ids: %w", e.Name, err)
 	}
 	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
@@ -100,7 +100,7 @@ func ListFor[T any, PT interface {
 		TableExpr(quoteIdent(c.dialect, e.Table)).
 		ColumnExpr("*").
 		ColumnExpr("ROW_NUMBER() OVER (PARTITION BY "+fkCol+" ORDER BY "+c.orderSQL(p)+") AS mg_rank").
-		Where(fkCol+" IN (?)", bun.In(keys))
+		Where(fkCol+" IN (?)", bun.List(keys))
 	if a.WantTotal && !withCursor {
 		inner = inner.ColumnExpr("COUNT(*) OVER (PARTITION BY " + fkCol + ") AS mg_total")
 	}
@@ -161,7 +161,7 @@ func countFor(ctx context.Context, db bun.IDB, c compiler, p *plan, fkCol string
 		TableExpr(quoteIdent(c.dialect, p.e.Table)).
 		ColumnExpr(fkCol+" AS k").
 		ColumnExpr("COUNT(*) AS n").
-		Where(fkCol+" IN (?)", bun.In(keys)).
+		Where(fkCol+" IN (?)", bun.List(keys)).
 		GroupExpr(fkCol)
 	if !p.where.empty() {
 		q = q.Where(p.where.sql.String(), p.where.args...)

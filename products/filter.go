@@ -158,9 +158,9 @@ func (c compiler) filter(x *sqlExpr, expr string, t FieldType, fm map[string]any
 			case len(vals) == 0:
 				x.add("1=1")
 			case op == "in":
-				x.add(expr+" IN (?)", bun.In(vals))
+				x.add(expr+" IN (?)", bun.List(vals))
 			default:
-				x.add(expr+" NOT IN (?)", bun.In(vals))
+				x.add(expr+" NOT IN (?)", bun.List(vals))
 			}
 		case "contains", "startsWith":
 			if t != TypeString {

@@ -110,7 +110,7 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 		return nil, fmt.Errorf("%s store: unsupported DSN %q; %s", d.Name, redact(dsn), dsnHelp)
 	}
 	for _, h := range hooks {
-		db.AddQueryHook(h)
+		db = db.WithQueryHook(h)
 	}
 	s := &Store{DB: db, Product: d, sqlite: isSQLite, schema: schemaName}
 	if err := s.migrate(ctx, migrations); err != nil {

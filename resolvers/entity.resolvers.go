@@ -14,10 +14,19 @@ import (
 	"github.com/meshgate/meshgate/products/engagement"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/products/sales"
 )
 
 func (r *entityResolver) FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error) {
 	return findMany[customers.Customer](ctx, r.Data.Customers.DB, customers.Entity, reps, func(rep *model.CustomerByIDsInput) int64 { return rep.ID })
+}
+
+func (r *entityResolver) FindManyCustomerValueByIDs(ctx context.Context, reps []*model.CustomerValueByIDsInput) ([]*sales.CustomerValue, error) {
+	return findMany[sales.CustomerValue](ctx, r.Data.Sales.DB, sales.CustomerValueEntity, reps, func(rep *model.CustomerValueByIDsInput) int64 { return rep.ID })
+}
+
+func (r *entityResolver) FindManyDailyRevenueByIDs(ctx context.Context, reps []*model.DailyRevenueByIDsInput) ([]*sales.DailyRevenue, error) {
+	return findMany[sales.DailyRevenue](ctx, r.Data.Sales.DB, sales.DailyEntity, reps, func(rep *model.DailyRevenueByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyInteractionByIDs(ctx context.Context, reps []*model.InteractionByIDsInput) ([]*engagement.Interaction, error) {
@@ -26,6 +35,10 @@ func (r *entityResolver) FindManyInteractionByIDs(ctx context.Context, reps []*m
 
 func (r *entityResolver) FindManyItemByIDs(ctx context.Context, reps []*model.ItemByIDsInput) ([]*inventory.Item, error) {
 	return findMany[inventory.Item](ctx, r.Data.Inventory.DB, inventory.Entity, reps, func(rep *model.ItemByIDsInput) int64 { return rep.ID })
+}
+
+func (r *entityResolver) FindManyItemSalesByIDs(ctx context.Context, reps []*model.ItemSalesByIDsInput) ([]*sales.ItemSales, error) {
+	return findMany[sales.ItemSales](ctx, r.Data.Sales.DB, sales.ItemSalesEntity, reps, func(rep *model.ItemSalesByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyOrderByIDs(ctx context.Context, reps []*model.OrderByIDsInput) ([]*orders.Order, error) {

@@ -317,7 +317,7 @@ func (c *Consumer) Lag(ctx context.Context, store func(string) *products.Store) 
 			return nil, err
 		}
 		total, err := src.DB.NewSelect().Model((*products.AuditEntry)(nil)).
-			Where("entity IN (?)", bun.In(byProduct[p])).Where("sequence <= ?", l.LatestSequence).Count(ctx)
+			Where("entity IN (?)", bun.List(byProduct[p])).Where("sequence <= ?", l.LatestSequence).Count(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("count %s changes: %w", p, err)
 		}

@@ -203,6 +203,10 @@ type CustomerEdge struct {
 	Node *customers.Customer `json:"node"`
 }
 
+type CustomerValueByIDsInput struct {
+	ID int64 `json:"ID"`
+}
+
 // A page of customer values.
 type CustomerValueConnection struct {
 	// The values of this page with their cursors.
@@ -221,6 +225,10 @@ type CustomerValueEdge struct {
 	Cursor string `json:"cursor"`
 	// The value.
 	Node *sales.CustomerValue `json:"node"`
+}
+
+type DailyRevenueByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A page of daily revenue.
@@ -345,6 +353,10 @@ type ItemEdge struct {
 	Cursor string `json:"cursor"`
 	// The item.
 	Node *inventory.Item `json:"node"`
+}
+
+type ItemSalesByIDsInput struct {
+	ID int64 `json:"ID"`
 }
 
 // A page of item sales.

@@ -27,6 +27,9 @@ type DailyRevenue struct {
 	products.Window
 }
 
+// IsEntity marks DailyRevenue as an Apollo Federation entity (keyed by id).
+func (DailyRevenue) IsEntity() {}
+
 // CustomerValue is a customer's lifetime value: orders, revenue, first and
 // last order, with the customer's country and segment for slicing.
 type CustomerValue struct {
@@ -43,6 +46,9 @@ type CustomerValue struct {
 	products.Window
 }
 
+// IsEntity marks CustomerValue as an Apollo Federation entity (keyed by id).
+func (CustomerValue) IsEntity() {}
+
 // ItemSales is what an item sold over orders that are not cancelled.
 type ItemSales struct {
 	bun.BaseModel `bun:"table:item_sales"`
@@ -54,6 +60,9 @@ type ItemSales struct {
 
 	products.Window
 }
+
+// IsEntity marks ItemSales as an Apollo Federation entity (keyed by id).
+func (ItemSales) IsEntity() {}
 
 // order and orderLine are sales' own copy of what it learnt from order
 // events: enough to take an order back out when it is cancelled.
