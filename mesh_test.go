@@ -228,16 +228,25 @@ func TestMeshConvergesExactly(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer m.Close()
+		// Initial stock: as each item was created (its CREATE audit entry);
+		// reactions to the seeded PLACED orders may already have taken some.
 		initial := map[int64]int{}
-		var items []struct {
-			ID    int64 `bun:"id"`
-			Stock int   `bun:"stock"`
+		var created []struct {
+			Key   int64  `bun:"key"`
+			After string `bun:"after"`
 		}
-		if err := m.Inventory.DB.NewSelect().TableExpr("items").Column("id", "stock").Scan(ctx, &items); err != nil {
+		if err := m.Inventory.DB.NewSelect().TableExpr("mg_audit_log").Column("key", "after").
+			Where("entity = 'Item' AND op = 'CREATE'").Scan(ctx, &created); err != nil {
 			t.Fatal(err)
 		}
-		for _, it := range items {
-			initial[it.ID] = it.Stock
+		for _, c := range created {
+			var it struct {
+				Stock int `json:"stock"`
+			}
+			if err := jsonUnmarshal(c.After, &it); err != nil {
+				t.Fatal(err)
+			}
+			initial[c.Key] = it.Stock
 		}
 
 		// 1,000 orders placed concurrently through the API.
