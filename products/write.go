@@ -157,3 +157,50 @@ func mapStoreError(err error) error {
 	}
 	return err
 }
+
+// UpdateRow changes the entity's row with the id in one write transaction:
+// it locks the row, lets change modify a copy (an error leaves everything
+// as it was), writes the copy back and records the change. It returns the
+// row as changed.
+func UpdateRow[T any](ctx context.Context, s *Store, e *Entity, id int64, change func(ctx context.Context, tx *Tx, before, after *T) error) (*T, error) {
+	var after *T
+	_, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		before, err := GetForUpdate[T](ctx, tx, e, id)
+		if err != nil {
+			return err
+		}
+		row := *before
+		if err := change(ctx, tx, before, &row); err != nil {
+			return err
+		}
+		if _, err := tx.NewUpdate().Model(&row).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("update row: %w", err)
+		}
+		after = &row
+		return tx.Updated(e, id, before, &row)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: update %s %d: %w", s.Product.Name, e.Name, id, err)
+	}
+	return after, nil
+}
+
+// DeleteRow deletes the entity's row with the id in one write transaction
+// and records it; it returns the row as it was.
+func DeleteRow[T any](ctx context.Context, s *Store, e *Entity, id int64) (*T, error) {
+	var before *T
+	_, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		var err error
+		if before, err = GetForUpdate[T](ctx, tx, e, id); err != nil {
+			return err
+		}
+		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {
+			return fmt.Errorf("delete row: %w", err)
+		}
+		return tx.Deleted(e, id, before)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%s: delete %s %d: %w", s.Product.Name, e.Name, id, err)
+	}
+	return before, nil
+}

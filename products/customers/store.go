@@ -46,14 +46,8 @@ func (s Store) Create(ctx context.Context, in Input) (*Customer, error) {
 // Update applies the given fields (a GraphQL UpdateCustomerInput; absent
 // fields keep their value) to the customer with the id.
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Customer, error) {
-	var after *Customer
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.GetForUpdate[Customer](ctx, tx, Entity, id)
-		if err != nil {
-			return err
-		}
-		c := *before
-		if err := apply(&c, changes, "input"); err != nil {
+	return products.UpdateRow(ctx, s.Store, Entity, id, func(ctx context.Context, tx *products.Tx, before, c *Customer) error {
+		if err := apply(c, changes, "input"); err != nil {
 			return err
 		}
 		if c.Email != before.Email {
@@ -62,35 +56,13 @@ func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*C
 			}
 		}
 		c.UpdatedAt = tx.Now()
-		if _, err := tx.NewUpdate().Model(&c).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update customer: %w", err)
-		}
-		after = &c
-		return tx.Updated(Entity, id, before, &c)
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("customers: update %d: %w", id, err)
-	}
-	return after, nil
 }
 
 // Delete deletes the customer with the id and returns it as it was.
 func (s Store) Delete(ctx context.Context, id int64) (*Customer, error) {
-	var before *Customer
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		var err error
-		if before, err = products.GetForUpdate[Customer](ctx, tx, Entity, id); err != nil {
-			return err
-		}
-		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("delete customer: %w", err)
-		}
-		return tx.Deleted(Entity, id, before)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("customers: delete %d: %w", id, err)
-	}
-	return before, nil
+	return products.DeleteRow[Customer](ctx, s.Store, Entity, id)
 }
 
 func (s Store) emailFree(ctx context.Context, tx *products.Tx, email string, self int64) error {

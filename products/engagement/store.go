@@ -59,45 +59,14 @@ func (s Store) Create(ctx context.Context, in Input) (*Interaction, error) {
 
 // Update applies the given fields to the interaction with the id.
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Interaction, error) {
-	var after *Interaction
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.GetForUpdate[Interaction](ctx, tx, Entity, id)
-		if err != nil {
-			return err
-		}
-		it := *before
-		if err := apply(&it, changes, "input"); err != nil {
-			return err
-		}
-		if _, err := tx.NewUpdate().Model(&it).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update interaction: %w", err)
-		}
-		after = &it
-		return tx.Updated(Entity, id, before, &it)
+	return products.UpdateRow(ctx, s.Store, Entity, id, func(ctx context.Context, tx *products.Tx, _, it *Interaction) error {
+		return apply(it, changes, "input")
 	})
-	if err != nil {
-		return nil, fmt.Errorf("engagement: update %d: %w", id, err)
-	}
-	return after, nil
 }
 
 // Delete deletes the interaction with the id and returns it as it was.
 func (s Store) Delete(ctx context.Context, id int64) (*Interaction, error) {
-	var before *Interaction
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		var err error
-		if before, err = products.GetForUpdate[Interaction](ctx, tx, Entity, id); err != nil {
-			return err
-		}
-		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("delete interaction: %w", err)
-		}
-		return tx.Deleted(Entity, id, before)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("engagement: delete %d: %w", id, err)
-	}
-	return before, nil
+	return products.DeleteRow[Interaction](ctx, s.Store, Entity, id)
 }
 
 func apply(it *Interaction, in map[string]any, path string) error {

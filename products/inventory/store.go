@@ -43,14 +43,8 @@ func (s Store) Create(ctx context.Context, in Input) (*Item, error) {
 
 // Update applies the given fields to the item with the id.
 func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*Item, error) {
-	var after *Item
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.GetForUpdate[Item](ctx, tx, Entity, id)
-		if err != nil {
-			return err
-		}
-		it := *before
-		if err := apply(&it, changes, "input"); err != nil {
+	return products.UpdateRow(ctx, s.Store, Entity, id, func(ctx context.Context, tx *products.Tx, before, it *Item) error {
+		if err := apply(it, changes, "input"); err != nil {
 			return err
 		}
 		if it.SKU != before.SKU {
@@ -59,35 +53,13 @@ func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*I
 			}
 		}
 		it.UpdatedAt = tx.Now()
-		if _, err := tx.NewUpdate().Model(&it).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("update item: %w", err)
-		}
-		after = &it
-		return tx.Updated(Entity, id, before, &it)
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("inventory: update %d: %w", id, err)
-	}
-	return after, nil
 }
 
 // Delete deletes the item with the id and returns it as it was.
 func (s Store) Delete(ctx context.Context, id int64) (*Item, error) {
-	var before *Item
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		var err error
-		if before, err = products.GetForUpdate[Item](ctx, tx, Entity, id); err != nil {
-			return err
-		}
-		if _, err := tx.NewDelete().Model(before).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("delete item: %w", err)
-		}
-		return tx.Deleted(Entity, id, before)
-	})
-	if err != nil {
-		return nil, fmt.Errorf("inventory: delete %d: %w", id, err)
-	}
-	return before, nil
+	return products.DeleteRow[Item](ctx, s.Store, Entity, id)
 }
 
 // Prices returns the current unit price of each existing item among ids.

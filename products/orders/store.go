@@ -112,28 +112,14 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 
 // Cancel cancels an order that is neither shipped nor cancelled.
 func (s Store) Cancel(ctx context.Context, id int64) (*Order, error) {
-	var after *Order
-	_, err := s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		before, err := products.GetForUpdate[Order](ctx, tx, Entity, id)
-		if err != nil {
-			return err
-		}
+	return products.UpdateRow(ctx, s.Store, Entity, id, func(ctx context.Context, tx *products.Tx, before, o *Order) error {
 		switch before.Status {
 		case StatusCancelled:
 			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is already cancelled", id)}
 		case StatusShipped:
 			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is shipped and can no longer be cancelled", id)}
 		}
-		o := *before
 		o.Status, o.UpdatedAt = StatusCancelled, tx.Now()
-		if _, err := tx.NewUpdate().Model(&o).WherePK().Exec(ctx); err != nil {
-			return fmt.Errorf("cancel order: %w", err)
-		}
-		after = &o
-		return tx.Updated(Entity, id, before, &o)
+		return nil
 	})
-	if err != nil {
-		return nil, fmt.Errorf("orders: cancel %d: %w", id, err)
-	}
-	return after, nil
 }
