@@ -14,12 +14,12 @@ const historySize = 100000
 
 // BenchmarkOutboxRound measures one relay round that finds nothing to
 // publish (what every commit and every poll costs) on an empty audit log
-// and on one holding 100,000 published entries — as shipped, and with the
-// proposed partial index on the unpublished entries
-// (CREATE INDEX … ON mg_audit_log (sequence) WHERE published_at IS NULL),
-// which this benchmark creates on its own store. Without the index the
-// outbox query (WHERE published_at IS NULL ORDER BY sequence LIMIT n) and
-// Backlog scan the whole history, so a round costs O(history).
+// and on one holding 100,000 published entries — with the partial index on
+// the unpublished entries that the migrations create
+// (mg_audit_log (sequence) WHERE published_at IS NULL), and without it
+// (dropped on this benchmark's own store). Without the index the outbox
+// query (WHERE published_at IS NULL ORDER BY sequence LIMIT n) scans the
+// whole history, so a round costs O(history).
 func BenchmarkOutboxRound(b *testing.B) {
 	backends(b, func(b *testing.B, backend string) {
 		ctx := context.Background()
@@ -36,8 +36,8 @@ func BenchmarkOutboxRound(b *testing.B) {
 		results := map[bool][2]time.Duration{}
 		for _, indexed := range []bool{false, true} {
 			s := openStore(b, backend, customers.Product, customers.Migrations)
-			if indexed {
-				if _, err := s.DB.ExecContext(ctx, "CREATE INDEX mg_audit_log_unpublished ON mg_audit_log (sequence) WHERE published_at IS NULL"); err != nil {
+			if !indexed {
+				if _, err := s.DB.ExecContext(ctx, "DROP INDEX mg_audit_log_unpublished"); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -60,13 +60,13 @@ func BenchmarkOutboxRound(b *testing.B) {
 			}
 			results[indexed] = [2]time.Duration{empty, round(s)}
 		}
-		asShipped, indexed := results[false], results[true]
-		b.ReportMetric(float64(asShipped[1].Nanoseconds()), "ns/op")
-		b.ReportMetric(ms(asShipped[0]), "empty_log_ms/round")
-		b.ReportMetric(ms(asShipped[1]), "100k_log_ms/round")
-		b.ReportMetric(ms(indexed[1]), "100k_log_indexed_ms/round")
-		b.ReportMetric(float64(asShipped[1])/float64(indexed[1]), "ratio")
-		fmt.Printf("outbox round with nothing to publish, %s: empty log %.2f ms; %d published entries %.2f ms as shipped, %.2f ms with a partial index on unpublished entries (%.0fx)\n",
-			backend, ms(asShipped[0]), historySize, ms(asShipped[1]), ms(indexed[1]), float64(asShipped[1])/float64(indexed[1]))
+		unindexed, indexed := results[false], results[true]
+		b.ReportMetric(float64(indexed[1].Nanoseconds()), "ns/op")
+		b.ReportMetric(ms(indexed[0]), "empty_log_ms/round")
+		b.ReportMetric(ms(indexed[1]), "100k_log_ms/round")
+		b.ReportMetric(ms(unindexed[1]), "100k_log_unindexed_ms/round")
+		b.ReportMetric(float64(unindexed[1])/float64(indexed[1]), "ratio")
+		fmt.Printf("outbox round with nothing to publish, %s: empty log %.2f ms; %d published entries %.2f ms with the partial index, %.2f ms without it (%.0fx)\n",
+			backend, ms(indexed[0]), historySize, ms(indexed[1]), ms(unindexed[1]), float64(unindexed[1])/float64(indexed[1]))
 	})
 }
