@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -73,6 +74,7 @@ type config struct {
 	WSPingInterval    time.Duration
 	SubscriberBuffer  int
 	LiveRate          float64
+	PprofAddr         string
 	WSWriteBuffer     int
 	KafkaBrokers      string
 	EmbeddedKafkaAddr string
@@ -152,6 +154,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
 	fs.IntVar(&c.SubscriberBuffer, "subscriber-buffer", 1024, "events queued per subscription before a slow subscriber is dropped with SLOW_CONSUMER")
+	fs.StringVar(&c.PprofAddr, "pprof-addr", "", "serve Go's net/http/pprof profiles on this address (e.g. 127.0.0.1:6060; off when empty)")
 	fs.Float64Var(&c.LiveRate, "live-rate", 4, "most pushes per second of live aggregate subscriptions (salesStats, customerValue)")
 	fs.IntVar(&c.WSWriteBuffer, "ws-write-buffer", 64<<10, "kernel send buffer per websocket in bytes (0 = system default)")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
@@ -374,6 +377,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		version, productNames(), base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
 	g, gctx := errgroup.WithContext(ctx)
+	if cfg.PprofAddr != "" {
+		pl, err := net.Listen("tcp", cfg.PprofAddr)
+		if err != nil {
+			return usageError{fmt.Errorf("--pprof-addr %s: %w", cfg.PprofAddr, err)}
+		}
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		ps := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+		g.Go(func() error {
+			if err := ps.Serve(pl); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+		g.Go(func() error { <-gctx.Done(); return ps.Close() })
+	}
 	g.Go(func() error { return hub.Run(gctx) })
 	for _, c := range consumers {
 		g.Go(func() error { return c.Run(gctx) })

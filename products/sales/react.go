@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
+
+	"github.com/uptrace/bun"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -146,27 +149,29 @@ func (b *Batch) touch(row *order, o *orderEvent) {
 	}
 }
 
-// Flush recomputes what the batch touched.
+// Flush recomputes what the batch touched: one grouped query per kind of
+// row for the whole batch, then one write per row that changed.
 func (b *Batch) Flush(ctx context.Context, tx *products.Tx) error {
-	for day := range b.days {
-		if err := recomputeDay(ctx, tx, day); err != nil {
-			return err
-		}
+	if err := recomputeDays(ctx, tx, keys(b.days)); err != nil {
+		return err
 	}
-	for c := range b.customers {
-		if err := recomputeCustomer(ctx, tx, c); err != nil {
-			return err
-		}
+	if err := recomputeCustomers(ctx, tx, keys(b.customers)); err != nil {
+		return err
 	}
-	for it := range b.items {
-		if err := recomputeItem(ctx, tx, it); err != nil {
-			return err
-		}
+	return recomputeItems(ctx, tx, keys(b.items))
+}
+
+func keys(m map[int64]bool) []int64 {
+	out := make([]int64, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	return nil
+	sort.Slice(out, func(i, j int) bool { return out[i] < out[j] })
+	return out
 }
 
 type totals struct {
+	K     int64      `bun:"k"`
 	N     int        `bun:"n"`
 	Sum   float64    `bun:"total"`
 	Units int        `bun:"units"`
@@ -174,59 +179,107 @@ type totals struct {
 	Last  *time.Time `bun:"last"`
 }
 
-func recomputeDay(ctx context.Context, tx *products.Tx, day int64) error {
-	var t totals
-	if err := tx.NewSelect().Model((*order)(nil)).
-		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total").
-		Where("day = ? AND counted = ?", day, true).Scan(ctx, &t); err != nil {
-		return fmt.Errorf("recompute day %d: %w", day, err)
+// grouped runs a query grouped by key k and returns its rows by key.
+func grouped(ctx context.Context, q *bun.SelectQuery, what string) (map[int64]totals, error) {
+	var rows []totals
+	if err := q.Scan(ctx, &rows); err != nil {
+		return nil, fmt.Errorf("recompute %s: %w", what, err)
 	}
-	d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Orders: t.N, Revenue: products.Money(t.Sum)}
-	return upsert(ctx, tx, DailyEntity, day, d, func(a, b *DailyRevenue) bool { return *a == *b })
+	out := make(map[int64]totals, len(rows))
+	for _, r := range rows {
+		out[r.K] = r
+	}
+	return out, nil
 }
 
-func recomputeCustomer(ctx context.Context, tx *products.Tx, id int64) error {
-	var t totals
-	if err := tx.NewSelect().Model((*order)(nil)).
-		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
-		Where("customer_id = ? AND counted = ?", id, true).Scan(ctx, &t); err != nil {
-		return fmt.Errorf("recompute customer %d: %w", id, err)
+func recomputeDays(ctx context.Context, tx *products.Tx, days []int64) error {
+	if len(days) == 0 {
+		return nil
 	}
-	v := &CustomerValue{ID: id, Orders: t.N, Revenue: products.Money(t.Sum), FirstOrderAt: utc(t.First), LastOrderAt: utc(t.Last)}
-	before, err := products.Get[CustomerValue](ctx, tx, CustomerValueEntity, id)
-	if err == nil {
-		v.Country, v.Segment = before.Country, before.Segment
+	sums, err := grouped(ctx, tx.NewSelect().Model((*order)(nil)).
+		ColumnExpr("day AS k, COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total").
+		Where("counted = ? AND day IN (?)", true, bun.List(days)).GroupExpr("day"), "days")
+	if err != nil {
+		return err
 	}
-	return upsert(ctx, tx, CustomerValueEntity, id, v, func(a, b *CustomerValue) bool {
-		return a.Orders == b.Orders && a.Revenue == b.Revenue && a.Country == b.Country && a.Segment == b.Segment &&
-			sameTime(a.FirstOrderAt, b.FirstOrderAt) && sameTime(a.LastOrderAt, b.LastOrderAt)
-	})
+	existing, err := products.GetMany[DailyRevenue](ctx, tx, DailyEntity, days)
+	if err != nil {
+		return err
+	}
+	for _, day := range days {
+		t := sums[day]
+		d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Orders: t.N, Revenue: products.Money(t.Sum)}
+		if err := write(ctx, tx, DailyEntity, day, existing[day], d, func(a, b *DailyRevenue) bool { return *a == *b }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-func recomputeItem(ctx context.Context, tx *products.Tx, id int64) error {
-	var t totals
-	if err := tx.NewSelect().TableExpr("sales_order_lines AS l").
+func recomputeCustomers(ctx context.Context, tx *products.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	sums, err := grouped(ctx, tx.NewSelect().Model((*order)(nil)).
+		ColumnExpr("customer_id AS k, COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
+		Where("counted = ? AND customer_id IN (?)", true, bun.List(ids)).GroupExpr("customer_id"), "customers")
+	if err != nil {
+		return err
+	}
+	existing, err := products.GetMany[CustomerValue](ctx, tx, CustomerValueEntity, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		t := sums[id]
+		v := &CustomerValue{ID: id, Orders: t.N, Revenue: products.Money(t.Sum), FirstOrderAt: utc(t.First), LastOrderAt: utc(t.Last)}
+		before := existing[id]
+		if before != nil {
+			v.Country, v.Segment = before.Country, before.Segment
+		}
+		if err := write(ctx, tx, CustomerValueEntity, id, before, v, func(a, b *CustomerValue) bool {
+			return a.Orders == b.Orders && a.Revenue == b.Revenue && a.Country == b.Country && a.Segment == b.Segment &&
+				sameTime(a.FirstOrderAt, b.FirstOrderAt) && sameTime(a.LastOrderAt, b.LastOrderAt)
+		}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	sums, err := grouped(ctx, tx.NewSelect().TableExpr("sales_order_lines AS l").
 		Join("JOIN sales_orders AS o ON o.id = l.order_id").
-		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(l.amount), 0.0) AS total, COALESCE(SUM(l.quantity), 0) AS units").
-		Where("l.item_id = ? AND o.counted = ?", id, true).Scan(ctx, &t); err != nil {
-		return fmt.Errorf("recompute item %d: %w", id, err)
+		ColumnExpr("l.item_id AS k, COUNT(*) AS n, COALESCE(SUM(l.amount), 0.0) AS total, COALESCE(SUM(l.quantity), 0) AS units").
+		Where("o.counted = ? AND l.item_id IN (?)", true, bun.List(ids)).GroupExpr("l.item_id"), "items")
+	if err != nil {
+		return err
 	}
-	s := &ItemSales{ID: id, Orders: t.N, Units: t.Units, Revenue: products.Money(t.Sum)}
-	return upsert(ctx, tx, ItemSalesEntity, id, s, func(a, b *ItemSales) bool { return *a == *b })
+	existing, err := products.GetMany[ItemSales](ctx, tx, ItemSalesEntity, ids)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		t := sums[id]
+		row := &ItemSales{ID: id, Orders: t.N, Units: t.Units, Revenue: products.Money(t.Sum)}
+		if err := write(ctx, tx, ItemSalesEntity, id, existing[id], row, func(a, b *ItemSales) bool { return *a == *b }); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// upsert writes row as the entity's row with the id, auditing the change;
-// an unchanged row is left alone.
-func upsert[T any](ctx context.Context, tx *products.Tx, e *products.Entity, id int64, row *T, same func(a, b *T) bool) error {
-	before, err := products.Get[T](ctx, tx, e, id)
-	if products.ErrorCode(err) == products.NotFound {
+// write stores row as the entity's row with the id, given the row as it
+// was (nil: none), auditing the change; an unchanged row is left alone.
+func write[T any](ctx context.Context, tx *products.Tx, e *products.Entity, id int64, before, row *T, same func(a, b *T) bool) error {
+	if before == nil {
 		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
 			return fmt.Errorf("insert %s %d: %w", e.Name, id, err)
 		}
 		return tx.Created(e, id, row)
-	}
-	if err != nil {
-		return err
 	}
 	if same(before, row) {
 		return nil
