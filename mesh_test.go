@@ -307,6 +307,18 @@ func TestMeshConvergesExactly(t *testing.T) {
 			t.Fatal(last)
 		}
 		want := salesFigures(t, ctx, m)
+		// Through the API: each placed order's status is its reservation's.
+		r := g.gql(t, `{ orders(first: 1000, orderBy: [{field: ID, direction: DESC}], where: {status: {in: [RESERVED, BACKORDERED]}}) { nodes { id status reservation { status lines { quantity short item { id } } } } } }`, nil).must(t)
+		for _, n := range r["orders"].(map[string]any)["nodes"].([]any) {
+			o := n.(map[string]any)
+			res, _ := o["reservation"].(map[string]any)
+			if res == nil {
+				continue // a seeded order, created RESERVED: inventory never reserved it
+			}
+			if res["status"] != o["status"] {
+				t.Fatalf("order %v is %v but its reservation is %v", o["id"], o["status"], res["status"])
+			}
+		}
 
 		// Kill the gateway (consumers included) and start it again: the
 		// embedded broker starts empty, the logs are published again, and the

@@ -48,6 +48,7 @@ type ResolverRoot interface {
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
 	Query() QueryResolver
+	ReservationLine() ReservationLineResolver
 	Subscription() SubscriptionResolver
 }
 
@@ -265,6 +266,7 @@ type ComplexityRoot struct {
 		FindManyItemSalesByIDs     func(childComplexity int, reps []*model.ItemSalesByIDsInput) int
 		FindManyOrderByIDs         func(childComplexity int, reps []*model.OrderByIDsInput) int
 		FindManyOrderLineByIDs     func(childComplexity int, reps []*model.OrderLineByIDsInput) int
+		FindManyReservationByIDs   func(childComplexity int, reps []*model.ReservationByIDsInput) int
 	}
 
 	FieldReference struct {
@@ -433,16 +435,17 @@ type ComplexityRoot struct {
 	}
 
 	Order struct {
-		Currency   func(childComplexity int) int
-		Customer   func(childComplexity int) int
-		CustomerID func(childComplexity int) int
-		History    func(childComplexity int, first *int, after *string, last *int, before *string) int
-		ID         func(childComplexity int) int
-		Lines      func(childComplexity int) int
-		PlacedAt   func(childComplexity int) int
-		Status     func(childComplexity int) int
-		Total      func(childComplexity int) int
-		UpdatedAt  func(childComplexity int) int
+		Currency    func(childComplexity int) int
+		Customer    func(childComplexity int) int
+		CustomerID  func(childComplexity int) int
+		History     func(childComplexity int, first *int, after *string, last *int, before *string) int
+		ID          func(childComplexity int) int
+		Lines       func(childComplexity int) int
+		PlacedAt    func(childComplexity int) int
+		Reservation func(childComplexity int) int
+		Status      func(childComplexity int) int
+		Total       func(childComplexity int) int
+		UpdatedAt   func(childComplexity int) int
 	}
 
 	OrderAggregate struct {
@@ -572,9 +575,25 @@ type ComplexityRoot struct {
 		OrderLinesAggregate     func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Orders                  func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		OrdersAggregate         func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		Reservation             func(childComplexity int, orderID int64) int
 		SalesStats              func(childComplexity int) int
 		__resolve__service      func(childComplexity int) int
 		__resolve_entities      func(childComplexity int, representations []map[string]any) int
+	}
+
+	Reservation struct {
+		CreatedAt func(childComplexity int) int
+		ID        func(childComplexity int) int
+		Lines     func(childComplexity int) int
+		Status    func(childComplexity int) int
+		UpdatedAt func(childComplexity int) int
+	}
+
+	ReservationLine struct {
+		Item     func(childComplexity int) int
+		ItemID   func(childComplexity int) int
+		Quantity func(childComplexity int) int
+		Short    func(childComplexity int) int
 	}
 
 	SalesStats struct {
@@ -634,6 +653,7 @@ type EntityResolver interface {
 	FindManyItemSalesByIDs(ctx context.Context, reps []*model.ItemSalesByIDsInput) ([]*sales.ItemSales, error)
 	FindManyOrderByIDs(ctx context.Context, reps []*model.OrderByIDsInput) ([]*orders.Order, error)
 	FindManyOrderLineByIDs(ctx context.Context, reps []*model.OrderLineByIDsInput) ([]*orders.Line, error)
+	FindManyReservationByIDs(ctx context.Context, reps []*model.ReservationByIDsInput) ([]*inventory.Reservation, error)
 }
 type InteractionResolver interface {
 	Customer(ctx context.Context, obj *engagement.Interaction) (*customers.Customer, error)
@@ -660,6 +680,7 @@ type OrderResolver interface {
 	Customer(ctx context.Context, obj *orders.Order) (*customers.Customer, error)
 	Lines(ctx context.Context, obj *orders.Order) ([]*orders.Line, error)
 	History(ctx context.Context, obj *orders.Order, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error)
 }
 type OrderLineResolver interface {
 	Order(ctx context.Context, obj *orders.Line) (*orders.Order, error)
@@ -679,6 +700,7 @@ type QueryResolver interface {
 	Item(ctx context.Context, id int64) (*inventory.Item, error)
 	Items(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemConnection, error)
 	ItemsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
+	Reservation(ctx context.Context, orderID int64) (*inventory.Reservation, error)
 	Order(ctx context.Context, id int64) (*orders.Order, error)
 	Orders(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error)
 	OrdersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
@@ -691,6 +713,9 @@ type QueryResolver interface {
 	ItemSales(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemSalesConnection, error)
 	SalesStats(ctx context.Context) (*sales.Stats, error)
 	ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, error)
+}
+type ReservationLineResolver interface {
+	Item(ctx context.Context, obj *inventory.ReservationLine) (*inventory.Item, error)
 }
 type SubscriptionResolver interface {
 	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error)
@@ -1623,6 +1648,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Entity.FindManyOrderLineByIDs(childComplexity, args["reps"].([]*model.OrderLineByIDsInput)), true
+	case "Entity.findManyReservationByIDs":
+		if e.ComplexityRoot.Entity.FindManyReservationByIDs == nil {
+			break
+		}
+
+		args, err := ec.field_Entity_findManyReservationByIDs_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Entity.FindManyReservationByIDs(childComplexity, args["reps"].([]*model.ReservationByIDsInput)), true
 
 	case "FieldReference.entity":
 		if e.ComplexityRoot.FieldReference.Entity == nil {
@@ -2352,6 +2388,12 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Order.PlacedAt(childComplexity), true
+	case "Order.reservation":
+		if e.ComplexityRoot.Order.Reservation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Order.Reservation(childComplexity), true
 	case "Order.status":
 		if e.ComplexityRoot.Order.Status == nil {
 			break
@@ -3000,6 +3042,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.OrdersAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
+	case "Query.reservation":
+		if e.ComplexityRoot.Query.Reservation == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reservation_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Reservation(childComplexity, args["orderId"].(int64)), true
 	case "Query.salesStats":
 		if e.ComplexityRoot.Query.SalesStats == nil {
 			break
@@ -3023,6 +3076,62 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.__resolve_entities(childComplexity, args["representations"].([]map[string]any)), true
+
+	case "Reservation.createdAt":
+		if e.ComplexityRoot.Reservation.CreatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.CreatedAt(childComplexity), true
+	case "Reservation.id":
+		if e.ComplexityRoot.Reservation.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.ID(childComplexity), true
+	case "Reservation.lines":
+		if e.ComplexityRoot.Reservation.Lines == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Lines(childComplexity), true
+	case "Reservation.status":
+		if e.ComplexityRoot.Reservation.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.Status(childComplexity), true
+	case "Reservation.updatedAt":
+		if e.ComplexityRoot.Reservation.UpdatedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.Reservation.UpdatedAt(childComplexity), true
+
+	case "ReservationLine.item":
+		if e.ComplexityRoot.ReservationLine.Item == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationLine.Item(childComplexity), true
+	case "ReservationLine.itemId":
+		if e.ComplexityRoot.ReservationLine.ItemID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationLine.ItemID(childComplexity), true
+	case "ReservationLine.quantity":
+		if e.ComplexityRoot.ReservationLine.Quantity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationLine.Quantity(childComplexity), true
+	case "ReservationLine.short":
+		if e.ComplexityRoot.ReservationLine.Short == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationLine.Short(childComplexity), true
 
 	case "SalesStats.at":
 		if e.ComplexityRoot.SalesStats.At == nil {
@@ -3212,6 +3321,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("OrderOrderBy", ec.unmarshalInputOrderOrderBy),
 			graphql.NewInputUnmarshaler("OrderStatusFilter", ec.unmarshalInputOrderStatusFilter),
 			graphql.NewInputUnmarshaler("OrderWhere", ec.unmarshalInputOrderWhere),
+			graphql.NewInputUnmarshaler("ReservationByIDsInput", ec.unmarshalInputReservationByIDsInput),
 			graphql.NewInputUnmarshaler("StringFilter", ec.unmarshalInputStringFilter),
 			graphql.NewInputUnmarshaler("TimeFilter", ec.unmarshalInputTimeFilter),
 			graphql.NewInputUnmarshaler("UpdateCustomerInput", ec.unmarshalInputUpdateCustomerInput),
@@ -4300,6 +4410,55 @@ extend type Mutation {
     "Id of the item to delete."
     id: ID!
   ): Item!
+}
+
+"Stock inventory holds for an order, or the record that it was short. Its id is the order's id."
+type Reservation @key(fields: "id") @entityResolver(multi: true) @entity(product: "inventory", table: "reservations") {
+  "The order's id."
+  id: ID! @classification(level: INTERNAL)
+  "Whether the stock is held, was short, or was given back."
+  status: ReservationStatus! @classification(level: INTERNAL)
+  "The stock per item of the order."
+  lines: [ReservationLine!]! @classification(level: INTERNAL)
+  "When inventory saw the order."
+  createdAt: Time! @classification(level: INTERNAL)
+  "When the reservation last changed."
+  updatedAt: Time! @classification(level: INTERNAL)
+}
+
+"State of a reservation."
+enum ReservationStatus {
+  "Stock is held for every line."
+  RESERVED
+  "Some line lacked stock; nothing is held."
+  BACKORDERED
+  "The order was cancelled; the stock went back."
+  RELEASED
+}
+
+"The stock of one item for a reservation."
+type ReservationLine {
+  "The item."
+  itemId: ID!
+  "Units of the order's line."
+  quantity: Int!
+  "True when the item lacked stock (backordered reservations)."
+  short: Boolean!
+  "The item (null if deleted since)."
+  item: Item
+}
+
+extend type Order {
+  "Inventory's reservation for the order (resolved by the inventory product); null until inventory has seen the order."
+  reservation: Reservation
+}
+
+extend type Query {
+  "Inventory's reservation for an order, or null."
+  reservation(
+    "The order's id."
+    orderId: ID!
+  ): Reservation
 }
 `, BuiltIn: false},
 	{Name: "../schema/mesh.graphqls", Input: `# Shared vocabulary of the mesh: scalars, paging, filters and ordering used by
@@ -5751,7 +5910,7 @@ type Change {
 `, BuiltIn: true},
 	{Name: "../federation/entity.graphql", Input: `
 # a union of all types that use the @key directive
-union _Entity = Customer | CustomerValue | DailyRevenue | Interaction | Item | ItemSales | Order | OrderLine
+union _Entity = Customer | CustomerValue | DailyRevenue | Interaction | Item | ItemSales | Order | OrderLine | Reservation
 
 input CustomerByIDsInput {
 	ID: ID!
@@ -5785,6 +5944,10 @@ input OrderLineByIDsInput {
 	ID: ID!
 }
 
+input ReservationByIDsInput {
+	ID: ID!
+}
+
 # fake type to build resolver interfaces for users to implement
 type Entity {
 	findManyCustomerByIDs(reps: [CustomerByIDsInput]!): [Customer]
@@ -5795,6 +5958,7 @@ type Entity {
 	findManyItemSalesByIDs(reps: [ItemSalesByIDsInput]!): [ItemSales]
 	findManyOrderByIDs(reps: [OrderByIDsInput]!): [Order]
 	findManyOrderLineByIDs(reps: [OrderLineByIDsInput]!): [OrderLine]
+	findManyReservationByIDs(reps: [ReservationByIDsInput]!): [Reservation]
 }
 
 type _Service {
@@ -6539,6 +6703,8 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_lines(ctx, field)
 	case "history":
 		return ec.fieldContext_Order_history(ctx, field)
+	case "reservation":
+		return ec.fieldContext_Order_reservation(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -6747,6 +6913,36 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_Reservation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_Reservation_id(ctx, field)
+	case "status":
+		return ec.fieldContext_Reservation_status(ctx, field)
+	case "lines":
+		return ec.fieldContext_Reservation_lines(ctx, field)
+	case "createdAt":
+		return ec.fieldContext_Reservation_createdAt(ctx, field)
+	case "updatedAt":
+		return ec.fieldContext_Reservation_updatedAt(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type Reservation", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "itemId":
+		return ec.fieldContext_ReservationLine_itemId(ctx, field)
+	case "quantity":
+		return ec.fieldContext_ReservationLine_quantity(ctx, field)
+	case "short":
+		return ec.fieldContext_ReservationLine_short(ctx, field)
+	case "item":
+		return ec.fieldContext_ReservationLine_item(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationLine", field.Name)
 }
 
 func (ec *executionContext) childFields_SalesStats(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7139,6 +7335,20 @@ func (ec *executionContext) field_Entity_findManyOrderLineByIDs_args(ctx context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
 		func(ctx context.Context, v any) ([]*model.OrderLineByIDsInput, error) {
 			return ec.unmarshalNOrderLineByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["reps"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Entity_findManyReservationByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "reps",
+		func(ctx context.Context, v any) ([]*model.ReservationByIDsInput, error) {
+			return ec.unmarshalNReservationByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -8332,6 +8542,20 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 		return nil, err
 	}
 	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orderId",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderId"] = arg0
 	return args, nil
 }
 
@@ -12373,6 +12597,50 @@ func (ec *executionContext) fieldContext_Entity_findManyOrderLineByIDs(ctx conte
 	return fc, nil
 }
 
+func (ec *executionContext) _Entity_findManyReservationByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Entity_findManyReservationByIDs(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Entity().FindManyReservationByIDs(ctx, fc.Args["reps"].([]*model.ReservationByIDsInput))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Entity_findManyReservationByIDs(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Entity",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Entity_findManyReservationByIDs_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _FieldReference_product(ctx context.Context, field graphql.CollectedField, obj *model.FieldReference) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15516,6 +15784,38 @@ func (ec *executionContext) fieldContext_Order_history(ctx context.Context, fiel
 	return fc, nil
 }
 
+func (ec *executionContext) _Order_reservation(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Reservation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Order_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OrderAggregate_group(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -17762,6 +18062,50 @@ func (ec *executionContext) fieldContext_Query_itemsAggregate(ctx context.Contex
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_reservation(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Reservation(ctx, fc.Args["orderId"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reservation(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_order(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18413,6 +18757,231 @@ func (ec *executionContext) fieldContext_Query___schema(_ context.Context, field
 		IsResolver: false,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields___Schema(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Reservation_id(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ID")
+}
+
+func (ec *executionContext) _Reservation_status(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNReservationStatus2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ReservationStatus")
+}
+
+func (ec *executionContext) _Reservation_lines(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_lines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []inventory.ReservationLine) graphql.Marshaler {
+			return ec.marshalNReservationLine2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Reservation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Reservation_createdAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_createdAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.CreatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_createdAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Reservation_updatedAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_updatedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.UpdatedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ReservationLine_itemId(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationLine_itemId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ItemID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationLine_itemId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationLine", field, false, false, "ID")
+}
+
+func (ec *executionContext) _ReservationLine_quantity(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationLine_quantity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Quantity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationLine_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationLine", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReservationLine_short(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationLine_short(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Short, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationLine_short(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationLine", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _ReservationLine_item(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationLine) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationLine_item(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.ReservationLine().Item(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Item) graphql.Marshaler {
+			return ec.marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐItem(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationLine_item(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Item(ctx, field)
 		},
 	}
 	return fc, nil
@@ -23082,6 +23651,48 @@ func UnmarshalOrderWhere(ctx context.Context, raw any) (map[string]any, error) {
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReservationByIDsInput(ctx context.Context, obj any) (model.ReservationByIDsInput, error) {
+	var it model.ReservationByIDsInput
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"ID"}
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "ID":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ID"))
+			data, err := ec.unmarshalNID2int64(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it.ID = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationByIDsInput unmarshals raw into the ReservationByIDsInput input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationByIDsInput(ctx context.Context, raw any) (model.ReservationByIDsInput, error) {
+	var out model.ReservationByIDsInput
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationByIDsInput", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputStringFilter(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -23515,6 +24126,13 @@ func (ec *executionContext) __Entity(ctx context.Context, sel ast.SelectionSet, 
 	switch obj := (obj).(type) {
 	case nil:
 		return graphql.Null
+	case inventory.Reservation:
+		return ec._Reservation(ctx, sel, &obj)
+	case *inventory.Reservation:
+		if obj == nil {
+			return graphql.Null
+		}
+		return ec._Reservation(ctx, sel, obj)
 	case orders.Line:
 		return ec._OrderLine(ctx, sel, &obj)
 	case *orders.Line:
@@ -24978,6 +25596,12 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Entity_findManyOrderLineByIDs(ctx, field)
 				})
+		case "findManyReservationByIDs":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Entity_findManyReservationByIDs(ctx, field)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -26204,6 +26828,12 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
 				})
+		case "reservation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_reservation(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -27012,6 +27642,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_itemsAggregate(ctx, field)
 				})
+		case "reservation":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reservation(ctx, field)
+				})
 		case "order":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -27110,6 +27746,108 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationImplementors = []string{"Reservation", "_Entity"}
+
+func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionSet, obj *inventory.Reservation) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("Reservation")
+		case "id":
+			out.Values[i] = ec._Reservation_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "status":
+			out.Values[i] = ec._Reservation_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "lines":
+			out.Values[i] = ec._Reservation_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "createdAt":
+			out.Values[i] = ec._Reservation_createdAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "updatedAt":
+			out.Values[i] = ec._Reservation_updatedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationLineImplementors = []string{"ReservationLine"}
+
+func (ec *executionContext) _ReservationLine(ctx context.Context, sel ast.SelectionSet, obj *inventory.ReservationLine) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationLineImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationLine")
+		case "itemId":
+			out.Values[i] = ec._ReservationLine_itemId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "quantity":
+			out.Values[i] = ec._ReservationLine_quantity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "short":
+			out.Values[i] = ec._ReservationLine_short(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "item":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ReservationLine_item(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -29091,6 +29829,54 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) unmarshalNReservationByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx context.Context, v any) ([]*model.ReservationByIDsInput, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*model.ReservationByIDsInput, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalOReservationByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNReservationLine2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLine(ctx context.Context, sel ast.SelectionSet, v inventory.ReservationLine) graphql.Marshaler {
+	return ec._ReservationLine(ctx, sel, &v)
+}
+
+func (ec *executionContext) marshalNReservationLine2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLineᚄ(ctx context.Context, sel ast.SelectionSet, v []inventory.ReservationLine) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationLine2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLine(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalNReservationStatus2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReservationStatus2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ReservationStatus!")
+	}
+	return res
+}
+
 func (ec *executionContext) marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx context.Context, sel ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "SalesStats!")
@@ -31011,6 +31797,34 @@ func (ec *executionContext) unmarshalOOrderWhere2ᚕmapᚄ(ctx context.Context, 
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalOReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, sel, v[i])
+	})
+
+	return ret
+}
+
+func (ec *executionContext) marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._Reservation(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOReservationByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx context.Context, v any) (*model.ReservationByIDsInput, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputReservationByIDsInput(ctx, v)
+	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {

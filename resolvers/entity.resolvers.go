@@ -49,6 +49,10 @@ func (r *entityResolver) FindManyOrderLineByIDs(ctx context.Context, reps []*mod
 	return findMany[orders.Line](ctx, r.Data.Orders.DB, orders.LineEntity, reps, func(rep *model.OrderLineByIDsInput) int64 { return rep.ID })
 }
 
+func (r *entityResolver) FindManyReservationByIDs(ctx context.Context, reps []*model.ReservationByIDsInput) ([]*inventory.Reservation, error) {
+	return findMany[inventory.Reservation](ctx, r.Data.Inventory.DB, inventory.ReservationEntity, reps, func(rep *model.ReservationByIDsInput) int64 { return rep.ID })
+}
+
 func (r *Resolver) Entity() graph.EntityResolver { return &entityResolver{r} }
 
 type entityResolver struct{ *Resolver }

@@ -12,6 +12,7 @@ import (
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/inventory"
+	"github.com/meshgate/meshgate/products/orders"
 )
 
 func (r *itemResolver) History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
@@ -30,6 +31,10 @@ func (r *mutationResolver) DeleteItem(ctx context.Context, id int64) (*inventory
 	return r.Data.Inventory.Delete(ctx, id)
 }
 
+func (r *orderResolver) Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error) {
+	return loadersFrom(ctx).reservation.Load(ctx, obj.ID)
+}
+
 func (r *queryResolver) Item(ctx context.Context, id int64) (*inventory.Item, error) {
 	return getOrNil(products.Get[inventory.Item](ctx, r.Data.Inventory.DB, inventory.Entity, id))
 }
@@ -46,6 +51,21 @@ func (r *queryResolver) ItemsAggregate(ctx context.Context, where map[string]any
 	return products.Aggregate(ctx, r.Data.Inventory.DB, inventory.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
 }
 
+func (r *queryResolver) Reservation(ctx context.Context, orderID int64) (*inventory.Reservation, error) {
+	return getOrNil(products.Get[inventory.Reservation](ctx, r.Data.Inventory.DB, inventory.ReservationEntity, orderID))
+}
+
+func (r *reservationLineResolver) Item(ctx context.Context, obj *inventory.ReservationLine) (*inventory.Item, error) {
+	return loadersFrom(ctx).item.Load(ctx, obj.ItemID)
+}
+
 func (r *Resolver) Item() graph.ItemResolver { return &itemResolver{r} }
 
-type itemResolver struct{ *Resolver }
+func (r *Resolver) ReservationLine() graph.ReservationLineResolver {
+	return &reservationLineResolver{r}
+}
+
+type (
+	itemResolver            struct{ *Resolver }
+	reservationLineResolver struct{ *Resolver }
+)

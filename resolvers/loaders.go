@@ -27,6 +27,7 @@ type loaders struct {
 	orderLines           *childLoader[orders.Line]
 	customerOrders       *childLoader[orders.Order]
 	customerInteractions *childLoader[engagement.Interaction]
+	reservation          *dataloadgen.Loader[int64, *inventory.Reservation]
 	customerValue        *dataloadgen.Loader[int64, *sales.CustomerValue]
 	itemSales            *dataloadgen.Loader[int64, *sales.ItemSales]
 	// history holds one audit-log loader per entity (GraphQL type name).
@@ -50,6 +51,7 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 		orderLines:           newChildLoader[orders.Line](m.Orders.DB, orders.LineEntity, "order_id", wait),
 		customerOrders:       newChildLoader[orders.Order](m.Orders.DB, orders.Entity, "customer_id", wait),
 		customerInteractions: newChildLoader[engagement.Interaction](m.Engagement.DB, engagement.Entity, "customer_id", wait),
+		reservation:          byID[inventory.Reservation](m.Inventory.DB, inventory.ReservationEntity, wait),
 		customerValue:        byID[sales.CustomerValue](m.Sales.DB, sales.CustomerValueEntity, wait),
 		itemSales:            byID[sales.ItemSales](m.Sales.DB, sales.ItemSalesEntity, wait),
 		history:              map[string]*childLoader[products.AuditEntry]{},

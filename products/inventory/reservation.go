@@ -33,6 +33,9 @@ type Reservation struct {
 	products.Window
 }
 
+// IsEntity marks Reservation as an Apollo Federation entity (keyed by id).
+func (Reservation) IsEntity() {}
+
 // ReservationLine is the stock of one item for a reservation.
 type ReservationLine struct {
 	ItemID   int64 `json:"itemId"`
@@ -43,11 +46,12 @@ type ReservationLine struct {
 
 // ReservationEntity describes the Reservation entity.
 var ReservationEntity = &products.Entity{
-	Name: "Reservation", Table: "reservations",
+	Name: "Reservation", Table: "reservations", Model: (*Reservation)(nil),
 	Description: "Stock held for an order, or the record that it was short.",
 	Fields: []*products.Field{
 		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The order's id."},
 		{Name: "status", Column: "status", Type: products.TypeEnum, Sort: "STATUS", Group: "STATUS", Description: "RESERVED, BACKORDERED or RELEASED."},
+		{Name: "lines", Column: "lines", Type: products.TypeString, Description: "The stock per item of the order (JSON)."},
 		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "When the order was seen."},
 		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
 	},
