@@ -13,6 +13,17 @@
 //     Publisher against a raw sarama SyncProducer sending the same bytes to
 //     the same broker.
 //
+// and the subscription fan-out benchmark (issue 4, item 6), which has no
+// peer here and reports absolute numbers:
+//
+//   - BenchmarkFanout: 1,000 / 5,000 / 10,000 websocket subscribers of
+//     changes(products: ["customers"]) on one gateway (assembled as run()
+//     does, served with httptest; the subscribers live in a child process
+//     of the test binary) while customers are updated at 20/s for 5 s:
+//     commit-to-client latency p50/p99 over all deliveries, deliveries/s,
+//     server CPU per delivery, heap + stacks per idle subscription.
+//     MESHGATE_FANOUT_SUBSCRIBERS picks the counts (-bench Fanout).
+//
 // Each benchmark measures for a fixed time or amount of work and runs once:
 //
 //	MESHGATE_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' \

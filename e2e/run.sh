@@ -17,8 +17,8 @@ set -euo pipefail
 
 SUITES=(
   graphql-http-audit
-  # graphql-ws
-  # subscriptions-transport-ws
+  graphql-ws
+  subscriptions-transport-ws
   apollo-federation
   kcat
   # playwright

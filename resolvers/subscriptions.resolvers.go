@@ -95,15 +95,21 @@ func (r *subscriptionResolver) InteractionChanged(ctx context.Context, where map
 
 func (r *subscriptionResolver) Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error) {
 	f := &streaming.Filter{Products: set(products), Entities: set(entities), Ops: opSet(ops)}
+	// Images are decoded per subscriber, so only when the query asks for them.
+	wantBefore, wantAfter := selects(ctx, "before"), selects(ctx, "after")
 	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.Change, error) {
 		a := ev.Entry
-		before, err := image(a.Before)
-		if err != nil {
-			return nil, err
+		var before, after map[string]any
+		var err error
+		if wantBefore {
+			if before, err = image(a.Before); err != nil {
+				return nil, err
+			}
 		}
-		after, err := image(a.After)
-		if err != nil {
-			return nil, err
+		if wantAfter {
+			if after, err = image(a.After); err != nil {
+				return nil, err
+			}
 		}
 		return &model.Change{Product: a.Product, Entity: a.Entity, Key: a.Key, Op: a.Op, Before: before, After: after,
 			Cursor: ev.Cursor.String(), Actor: a.Actor, RequestID: a.RequestID, At: a.At, Sequence: a.Sequence}, nil

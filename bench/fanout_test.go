@@ -1,0 +1,642 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/streaming"
+	"github.com/meshgate/meshgate/web"
+)
+
+// Settings of BenchmarkFanout, from the environment.
+const (
+	// fanoutSubscribersEnv lists the subscriber counts, comma-separated.
+	fanoutSubscribersEnv = "MESHGATE_FANOUT_SUBSCRIBERS"
+	// fanoutSourcesEnv is how many source addresses (127.0.0.2, …) the
+	// clients spread over; 0 dials from 127.0.0.1 only.
+	fanoutSourcesEnv = "MESHGATE_FANOUT_SOURCES"
+	// fanoutHeapProfileEnv, if set, names a file that gets the server's
+	// heap profile with N idle subscriptions (N appended to the name).
+	fanoutHeapProfileEnv = "MESHGATE_FANOUT_HEAP_PROFILE"
+)
+
+const (
+	fanoutDefault  = "1000,5000,10000"
+	fanoutSources  = 8
+	fanoutRate     = 20 // mutations per second
+	fanoutDuration = 5 * time.Second
+	// fanoutDrain bounds the wait for the last deliveries after the last
+	// mutation; what has not arrived by then counts as missing.
+	fanoutDrain = 45 * time.Second
+	// fanoutQuery is every subscriber's subscription.
+	fanoutQuery = `subscription { changes(products: ["customers"]) { sequence } }`
+)
+
+// The environment of the client process (see TestFanoutClients).
+const (
+	childURLEnv     = "MESHGATE_FANOUT_CHILD_URL"
+	childNEnv       = "MESHGATE_FANOUT_CHILD_N"
+	childSourcesEnv = "MESHGATE_FANOUT_CHILD_SOURCES"
+	childOutEnv     = "MESHGATE_FANOUT_CHILD_OUT"
+	childPrefix     = "fanout-child:"
+)
+
+// BenchmarkFanout measures the subscription fan-out of one gateway: N
+// websocket subscribers (graphql-transport-ws, gorilla/websocket) of
+// changes(products: ["customers"]) while customers are updated at 20/s for
+// 5 s. The gateway is assembled as run() in server.go does (demo mesh on
+// SQLite, embedded broker, publisher, one relay per store, the reactions'
+// consumers, the hub, web.NewServer with the default flags) and served
+// with httptest. The subscribers live in a child process (this test binary
+// running TestFanoutClients), so that the memory measured is the server's
+// alone and each process stays within the open-file limit (20,000 here,
+// not raisable without CAP_SYS_RESOURCE: 10,000 sockets per side fit in
+// one process each, 20,000 do not).
+//
+// Reported per N: commit_p50_ms and commit_p99_ms, from the mutation's
+// commit returning to a subscriber reading the event, over all deliveries
+// (the processes share the machine's clock); deliveries/s, over the time
+// from the first commit to the last delivery (offered: N × 20/s); B/sub and
+// goroutines/sub, the server's heap plus goroutine stacks (after GC, no
+// kernel socket buffers) and goroutines added by N idle subscriptions,
+// divided by N; server_us/delivery, the server process's CPU time from the
+// first mutation to the last delivery per delivery; missing, deliveries
+// that did not arrive within 45 s of the last mutation or ended in an
+// error. The two processes share the machine's 2 cores; the client
+// process's CPU time is printed too.
+//
+//	go test -run XXX -bench Fanout -benchtime 1x ./bench/
+//	MESHGATE_FANOUT_SUBSCRIBERS=1000,5000,10000 MESHGATE_FANOUT_SOURCES=8 go test … (the defaults)
+//	MESHGATE_FANOUT_HEAP_PROFILE=/tmp/fanout.heap go test …   (the server's heap with N idle subscriptions)
+func BenchmarkFanout(b *testing.B) {
+	list := os.Getenv(fanoutSubscribersEnv)
+	if list == "" {
+		list = fanoutDefault
+	}
+	sources := fanoutSources
+	if s := os.Getenv(fanoutSourcesEnv); s != "" {
+		var err error
+		if sources, err = strconv.Atoi(s); err != nil || sources < 0 || sources > 250 {
+			b.Fatalf("%s=%q: want 0…250", fanoutSourcesEnv, s)
+		}
+	}
+	for _, f := range strings.Split(list, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("%s=%q: want subscriber counts like %s", fanoutSubscribersEnv, list, fanoutDefault)
+		}
+		b.Run(fmt.Sprintf("subscribers=%d", n), func(b *testing.B) { fanout(b, n, sources) })
+	}
+}
+
+// fanoutGateway is the gateway's pieces, wired as run() wires them.
+type fanoutGateway struct {
+	url  string // ws://…/graphql
+	mesh *demo.Mesh
+	hub  *streaming.Hub
+}
+
+func startFanoutGateway(b *testing.B) *fanoutGateway {
+	ctx := context.Background()
+	dir := b.TempDir()
+	mesh, err := demo.Open(ctx, func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") })
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mesh.Close() })
+	// 20 customers, 200 orders: the mutations update customers 1…20.
+	if _, err := mesh.Seed(ctx, 0.01, func(string, string, int, int) {}); err != nil {
+		b.Fatal(err)
+	}
+	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(broker.Close)
+	k := streaming.KafkaConfig{Brokers: broker.Addrs(), Partitions: partitions, ReplicationFactor: 1}
+	pub, err := streaming.NewPublisher(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pub.Close() })
+	consumers := streaming.Consumers(mesh, streaming.Reactions(mesh), codec, k, nil)
+	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: k, Buffer: 1024}
+	res := &resolvers.Resolver{Data: mesh, Version: "bench", BatchWait: 2 * time.Millisecond, Hub: hub, LiveRate: 4, Consumers: consumers, Codec: codec}
+	srv := httptest.NewServer(web.NewServer(web.Config{
+		Resolver: res, Ready: mesh.Ping,
+		MaxBodyBytes: 1 << 20, ComplexityLimit: 5000, QueryTimeout: 30 * time.Second,
+		PingInterval: 15 * time.Second, WSWriteBuffer: 64 << 10,
+	}))
+
+	gctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(gctx)
+	g.Go(func() error { return hub.Run(gctx) })
+	for _, c := range consumers {
+		g.Go(func() error { return c.Run(gctx) })
+	}
+	for _, s := range mesh.Stores {
+		relay := &streaming.Relay{Store: s, Sender: pub, Codec: codec}
+		g.Go(func() error { return relay.Run(gctx) })
+	}
+	b.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		cancel()
+		if err := g.Wait(); err != nil {
+			b.Errorf("gateway: %v", err)
+		}
+	})
+
+	select {
+	case <-hub.Ready():
+	case <-time.After(30 * time.Second):
+		b.Fatal("the hub did not start consuming within 30 s")
+	}
+	// Let the reactions to the seed finish, so that they do not run during
+	// the measurement.
+	waitFor(b, 60*time.Second, "the reactions to the seed", func() bool {
+		for _, c := range consumers {
+			lags, err := c.Lag(ctx, mesh.Store)
+			if err != nil {
+				return false
+			}
+			for _, l := range lags {
+				if l.Pending > 0 {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	return &fanoutGateway{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql", mesh: mesh, hub: hub}
+}
+
+// waitFor polls cond every 10 ms until it holds, failing b after timeout.
+func waitFor(b *testing.B, timeout time.Duration, what string, cond func() bool) {
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		<-tick.C
+	}
+}
+
+// serverMemory returns the heap in use and the goroutine stacks after a
+// GC, and the goroutine count.
+func serverMemory() (heap, stack uint64, goroutines int) {
+	runtime.GC()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc, ms.StackInuse, runtime.NumGoroutine()
+}
+
+// cpuTime returns the CPU time (user + system) this process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func fanout(b *testing.B, n, sources int) {
+	ctx := context.Background()
+	g := startFanoutGateway(b)
+	heap0, stack0, gr0 := serverMemory()
+
+	// The subscribers: a child process.
+	out := filepath.Join(b.TempDir(), "deliveries.bin")
+	cmd := exec.Command(os.Args[0], "-test.run=^TestFanoutClients$", "-test.count=1")
+	cmd.Env = append(os.Environ(),
+		childURLEnv+"="+g.url, childNEnv+"="+strconv.Itoa(n),
+		childSourcesEnv+"="+strconv.Itoa(sources), childOutEnv+"="+out)
+	stderr := &lockedBuffer{}
+	cmd.Stderr = stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var exitErr error // set before exited closes
+	exited := make(chan struct{})
+	lines := make(chan string, 16)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), childPrefix); ok {
+				lines <- strings.TrimSpace(l)
+			} else {
+				stderr.WriteString(sc.Text() + "\n") // test framework output, for failures
+			}
+		}
+		exitErr = cmd.Wait()
+		close(exited)
+		close(lines)
+	}()
+	b.Cleanup(func() {
+		select {
+		case <-exited:
+		default:
+			cmd.Process.Kill() // our child, by its pid
+			<-exited
+		}
+	})
+	childLine := func(timeout time.Duration, what string) string {
+		select {
+		case l, ok := <-lines:
+			if !ok {
+				<-exited
+				b.Fatalf("the client process ended before %s: %v\n%s", what, exitErr, stderr.String())
+			}
+			if strings.HasPrefix(l, "error") {
+				b.Fatalf("client process: %s", l)
+			}
+			return l
+		case <-time.After(timeout):
+			b.Fatalf("the client process did not report %s within %v\n%s", what, timeout, stderr.String())
+		}
+		return ""
+	}
+	connected := childLine(90*time.Second, "its subscriptions")
+	// Registration is asynchronous: wait until the hub has them all.
+	waitFor(b, 60*time.Second, fmt.Sprintf("%d subscriptions in the hub", n), func() bool {
+		return g.hub.Stats().Subscribers >= int64(n)
+	})
+	heap1, stack1, gr1 := serverMemory()
+	if name := os.Getenv(fanoutHeapProfileEnv); name != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", name, n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	heapPerSub := (float64(heap1) - float64(heap0)) / float64(n)
+	stackPerSub := (float64(stack1) - float64(stack0)) / float64(n)
+	perSub := heapPerSub + stackPerSub
+	goroutinesPerSub := float64(gr1-gr0) / float64(n)
+
+	// The mutations: 20/s for 5 s, one at a time, each commit time kept.
+	// Nothing else writes customers, so mutation i commits sequence base+1+i.
+	store := g.mesh.Customers
+	base, err := store.Latest(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := int(fanoutRate * fanoutDuration.Seconds())
+	commits := make([]int64, m)
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	tick := time.NewTicker(time.Second / fanoutRate)
+	for i := range m {
+		<-tick.C
+		if _, err := store.Update(ctx, int64(1+i%20), map[string]any{"name": fmt.Sprintf("Fanout %d", i)}); err != nil {
+			tick.Stop()
+			b.Fatal(err)
+		}
+		commits[i] = time.Now().UnixNano()
+	}
+	tick.Stop()
+	if last, err := store.Latest(ctx); err != nil || last != base+int64(m) {
+		b.Fatalf("customers log at %d (%v), want %d: another writer?", last, err, base+int64(m))
+	}
+	fmt.Fprintf(stdin, "expect %d\n", m)
+	stdin.Close()
+	done := childLine(fanoutDrain+30*time.Second, "its deliveries")
+	serverCPU := cpuTime() - cpu0
+	select {
+	case <-exited:
+		if exitErr != nil {
+			b.Fatalf("client process: %v\n%s", exitErr, stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		b.Fatal("the client process did not exit")
+	}
+	b.StopTimer()
+
+	// Latencies from the deliveries file: (sequence, receive time) pairs.
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	lat := make([]time.Duration, 0, len(raw)/16)
+	var lastRecv int64
+	stray := 0
+	for i := 0; i+16 <= len(raw); i += 16 {
+		seq := int64(binary.LittleEndian.Uint64(raw[i:]))
+		at := int64(binary.LittleEndian.Uint64(raw[i+8:]))
+		k := seq - base - 1
+		if k < 0 || k >= int64(m) {
+			stray++
+			continue
+		}
+		lat = append(lat, time.Duration(at-commits[k]))
+		lastRecv = max(lastRecv, at)
+	}
+	if stray > 0 {
+		b.Errorf("%d deliveries of sequences outside the benchmark's mutations", stray)
+	}
+	slices.Sort(lat)
+	at := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(max(int(p/100*float64(len(lat))+0.5)-1, 0), len(lat)-1)]
+	}
+	want := n * m
+	missing := want - len(lat)
+	rate := 0.0
+	if lastRecv > commits[0] {
+		rate = float64(len(lat)) / (float64(lastRecv-commits[0]) / 1e9)
+	}
+	b.ReportMetric(ms(at(50)), "commit_p50_ms")
+	b.ReportMetric(ms(at(99)), "commit_p99_ms")
+	b.ReportMetric(rate, "deliveries/s")
+	b.ReportMetric(perSub, "B/sub")
+	b.ReportMetric(float64(serverCPU.Microseconds())/float64(max(len(lat), 1)), "server_us/delivery")
+	b.ReportMetric(goroutinesPerSub, "goroutines/sub")
+	b.ReportMetric(float64(missing), "missing")
+	fmt.Printf("fan-out, %d subscribers (%s), %d mutations at %d/s: commit->client p50 %.1f ms p99 %.1f ms max %.1f ms; "+
+		"%d of %d deliveries (%s), %.0f deliveries/s (offered %d/s), server CPU %.1f s (%.1f µs/delivery); "+
+		"idle subscription %.1f KiB (heap %.1f + stacks %.1f), %.1f goroutines\n",
+		n, connected, m, fanoutRate, ms(at(50)), ms(at(99)), ms(at(100)),
+		len(lat), want, done, rate, n*fanoutRate, serverCPU.Seconds(), float64(serverCPU.Microseconds())/float64(max(len(lat), 1)),
+		perSub/1024, heapPerSub/1024, stackPerSub/1024, goroutinesPerSub)
+	if missing > 0 {
+		b.Errorf("%d of %d deliveries missing", missing, want)
+	}
+}
+
+// lockedBuffer collects the client process's output from two goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *lockedBuffer) WriteString(s string) {
+	l.Write([]byte(s))
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestFanoutClients is BenchmarkFanout's client process, not a test: it is
+// skipped unless the benchmark starts it. It opens N subscriptions to
+// MESHGATE_FANOUT_CHILD_URL over graphql-transport-ws, prints
+// "fanout-child: subscribed …", reads "expect M" on stdin, waits until every
+// subscription got M events (or fanoutDrain passes), writes each delivery
+// as (sequence, receive time in Unix ns), little-endian int64s, to
+// MESHGATE_FANOUT_CHILD_OUT and prints "fanout-child: done …".
+func TestFanoutClients(t *testing.T) {
+	url := os.Getenv(childURLEnv)
+	if url == "" {
+		t.Skip("the client process of BenchmarkFanout")
+	}
+	fail := func(format string, args ...any) {
+		fmt.Printf(childPrefix+" error "+format+"\n", args...)
+		t.FailNow()
+	}
+	n, err := strconv.Atoi(os.Getenv(childNEnv))
+	if err != nil || n < 1 {
+		fail("%s=%q", childNEnv, os.Getenv(childNEnv))
+	}
+	sources, _ := strconv.Atoi(os.Getenv(childSourcesEnv))
+
+	var (
+		received atomic.Int64
+		target   atomic.Int64
+		failures atomic.Int64
+		firstErr atomic.Value
+		doneOnce sync.Once
+		done     = make(chan struct{})
+		readers  sync.WaitGroup
+	)
+	target.Store(int64(^uint64(0) >> 1))
+	check := func() {
+		if received.Load() >= target.Load() {
+			doneOnce.Do(func() { close(done) })
+		}
+	}
+	subs := make([]*fanoutSubscriber, n)
+	start := time.Now()
+	jobs := make(chan int)
+	var dialers errgroup.Group
+	for range 32 {
+		dialers.Go(func() error {
+			for i := range jobs {
+				s, err := dialSubscriber(url, i, sources)
+				if err != nil {
+					for range jobs { // drain: the first error ends the run
+					}
+					return fmt.Errorf("subscriber %d: %w", i, err)
+				}
+				subs[i] = s
+				readers.Go(func() {
+					s.read(func(seq int64) {
+						received.Add(1)
+						check()
+					}, func(why string) {
+						failures.Add(1)
+						firstErr.CompareAndSwap(nil, why)
+						check()
+					})
+				})
+			}
+			return nil
+		})
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	if err := dialers.Wait(); err != nil {
+		fail("%v", err)
+	}
+	sourceDesc := "127.0.0.1"
+	if sources > 0 {
+		sourceDesc = fmt.Sprintf("127.0.0.2-127.0.0.%d", 1+min(sources, n))
+	}
+	fmt.Printf("%s subscribed %d from %s in %v\n", childPrefix, n, sourceDesc, time.Since(start).Round(time.Millisecond))
+	cpu0 := cpuTime()
+
+	// Wait for "expect M", then for the deliveries.
+	var m int
+	sc := bufio.NewScanner(os.Stdin)
+	for m == 0 && sc.Scan() {
+		fmt.Sscanf(sc.Text(), "expect %d", &m)
+	}
+	if m == 0 {
+		fail("stdin closed before expect")
+	}
+	target.Store(int64(n) * int64(m))
+	check()
+	select {
+	case <-done:
+	case <-time.After(fanoutDrain):
+	}
+	for _, s := range subs {
+		s.c.Close()
+	}
+	readers.Wait()
+	cpu := cpuTime() - cpu0
+
+	f, err := os.Create(os.Getenv(childOutEnv))
+	if err != nil {
+		fail("%v", err)
+	}
+	w := bufio.NewWriterSize(f, 1<<20)
+	var rec [16]byte
+	total := 0
+	for _, s := range subs {
+		for _, d := range s.got {
+			binary.LittleEndian.PutUint64(rec[:], uint64(d.seq))
+			binary.LittleEndian.PutUint64(rec[8:], uint64(d.at))
+			w.Write(rec[:])
+			total++
+		}
+	}
+	if err := w.Flush(); err != nil {
+		fail("%v", err)
+	}
+	if err := f.Close(); err != nil {
+		fail("%v", err)
+	}
+	status := "complete"
+	if int64(total) < int64(n)*int64(m) {
+		status = "incomplete"
+	}
+	if e := failures.Load(); e > 0 {
+		status = fmt.Sprintf("%s, %d subscription errors, first: %v", status, e, firstErr.Load())
+	}
+	fmt.Printf("%s done %s; client CPU %.1f s\n", childPrefix, status, cpu.Seconds())
+}
+
+// fanoutSubscriber is one websocket with one changes subscription.
+type fanoutSubscriber struct {
+	c   *websocket.Conn
+	got []delivery // written by read only
+}
+
+type delivery struct{ seq, at int64 }
+
+// dialSubscriber connects subscriber i (from source address 127.0.0.(2 +
+// i mod sources), or the kernel's choice when sources is 0), completes
+// connection_init and subscribes.
+func dialSubscriber(url string, i, sources int) (*fanoutSubscriber, error) {
+	nd := &net.Dialer{Timeout: 10 * time.Second}
+	if sources > 0 {
+		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%sources))}
+	}
+	d := websocket.Dialer{
+		NetDialContext: nd.DialContext, Subprotocols: []string{"graphql-transport-ws"},
+		HandshakeTimeout: 10 * time.Second, ReadBufferSize: 1024, WriteBufferSize: 1024,
+	}
+	c, _, err := d.Dial(url, nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.WriteJSON(map[string]any{"type": "connection_init", "payload": map[string]any{}}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var ack struct{ Type string }
+	if err := c.ReadJSON(&ack); err != nil || ack.Type != "connection_ack" {
+		c.Close()
+		return nil, fmt.Errorf("connection_ack: %v %q", err, ack.Type)
+	}
+	c.SetReadDeadline(time.Time{})
+	if err := c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": fanoutQuery}}); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return &fanoutSubscriber{c: c, got: make([]delivery, 0, fanoutRate*int(fanoutDuration.Seconds()))}, nil
+}
+
+// read records events until the connection closes; it answers the
+// protocol's pings (websocket ping frames are answered by gorilla).
+func (s *fanoutSubscriber) read(onEvent func(seq int64), onFailure func(why string)) {
+	for {
+		_, data, err := s.c.ReadMessage()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) && !websocket.IsCloseError(err, websocket.CloseNormalClosure) && !errors.Is(err, io.EOF) {
+				onFailure(err.Error())
+			}
+			return
+		}
+		at := time.Now().UnixNano()
+		var msg struct {
+			Type    string
+			Payload json.RawMessage
+		}
+		if err := json.Unmarshal(data, &msg); err != nil {
+			onFailure(err.Error())
+			continue
+		}
+		switch msg.Type {
+		case "next":
+			var p struct {
+				Data struct {
+					Changes struct{ Sequence int64 }
+				}
+				Errors []json.RawMessage
+			}
+			if err := json.Unmarshal(msg.Payload, &p); err != nil || len(p.Errors) > 0 {
+				onFailure(fmt.Sprintf("next: %v %s", err, msg.Payload))
+				continue
+			}
+			s.got = append(s.got, delivery{p.Data.Changes.Sequence, at})
+			onEvent(p.Data.Changes.Sequence)
+		case "ping":
+			s.c.WriteJSON(map[string]any{"type": "pong"})
+		case "pong":
+		default:
+			onFailure(fmt.Sprintf("%s: %s", msg.Type, msg.Payload))
+		}
+	}
+}
