@@ -19,85 +19,10 @@
 import { createClient } from 'graphql-ws';
 import WebSocket from 'ws';
 
-const REQUEST_TIMEOUT_MS = 15_000; // one HTTP request
-const EVENT_TIMEOUT_MS = 10_000; // one awaited event
-const LIVE_TIMEOUT_MS = 20_000; // until a fresh subscription reports its first event
-const POLL_MS = 200; // wait for an event between two mutations while going live
-const CHECK_TIMEOUT_MS = 60_000; // one check
-const OVERALL_TIMEOUT_MS = 180_000; // the whole suite
+import { assert, describe, suite, EVENT_TIMEOUT_MS, LIVE_TIMEOUT_MS, POLL_MS } from './lib.mjs';
 
-const base = (process.argv[2] || process.env.MESHGATE_E2E_URL || '').replace(/\/+$/, '');
-if (!/^https?:\/\//.test(base)) {
-  console.error('usage: node graphql-ws.mjs http://HOST:PORT');
-  process.exit(2);
-}
-const httpURL = `${base}/graphql`;
-const wsURL = `${base.replace(/^http/, 'ws')}/graphql`;
-const run = `gws-${process.pid}-${Date.now()}`;
-
-let passed = 0;
-let failed = 0;
-const clients = new Set();
-
-const watchdog = setTimeout(() => {
-  console.log(`FAIL  the suite did not finish within ${OVERALL_TIMEOUT_MS / 1000} s`);
-  console.log(`${passed} passed, ${failed + 1} failed`);
-  process.exit(1);
-}, OVERALL_TIMEOUT_MS);
-
-/** A readable one-line cause for a thrown value. */
-function describe(err) {
-  if (Array.isArray(err)) return `GraphQL errors ${JSON.stringify(err)}`;
-  if (err && typeof err === 'object' && 'code' in err && 'reason' in err) {
-    return `websocket closed: ${err.code} ${err.reason}`; // a CloseEvent
-  }
-  if (!(err instanceof Error)) return JSON.stringify(err);
-  let msg = err.message;
-  for (let c = err.cause, depth = 0; c && depth < 3; c = c.cause, depth++) {
-    msg += ` <- ${c.code ? `${c.code} ` : ''}${c.message ?? c}`;
-  }
-  return msg;
-}
-
-function assert(cond, msg) {
-  if (!cond) throw new Error(msg);
-}
-
-/** Runs one named check with a timeout and prints its result. */
-async function check(name, fn) {
-  let timer;
-  try {
-    await Promise.race([
-      fn(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS);
-      }),
-    ]);
-    passed++;
-    console.log(`ok    ${name}`);
-    return true;
-  } catch (err) {
-    failed++;
-    console.log(`FAIL  ${name}: ${describe(err)}`);
-    return false;
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** Posts a GraphQL request and returns data; GraphQL errors throw. */
-async function gql(query, variables = {}) {
-  const res = await fetch(httpURL, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
-    body: JSON.stringify({ query, variables }),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const body = await res.json();
-  if (body.errors?.length) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(body.errors)}`);
-  if (!res.ok) throw new Error(`HTTP ${res.status}`);
-  return body.data;
-}
+const s = suite('graphql-ws.mjs', 'gws');
+const { run, httpURL, wsURL, clients, check, gql } = s;
 
 /** The last sequence of the customers product's log. */
 async function latestCustomersSequence() {
@@ -189,7 +114,7 @@ console.log(`graphql-ws client against ${wsURL}`);
 try {
   await gql('{ __typename }');
 } catch (err) {
-  clearTimeout(watchdog);
+  clearTimeout(s.watchdog);
   console.log(`FAIL  cannot reach ${httpURL}: ${describe(err)}`);
   console.log('0 passed, 1 failed');
   process.exit(1);
@@ -300,6 +225,5 @@ await check('since: <bad cursor> gets an error with extensions.code BAD_USER_INP
 });
 
 for (const c of clients) await c.dispose();
-clearTimeout(watchdog);
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed > 0 ? 1 : 0);
+clearTimeout(s.watchdog);
+s.finish();

@@ -1,0 +1,98 @@
+// Shared by the e2e subscription suites: arguments, per-check reporting with
+// timeouts, the closing `N passed, M failed` line, and a GraphQL POST helper.
+
+export const REQUEST_TIMEOUT_MS = 15_000; // one HTTP request
+export const EVENT_TIMEOUT_MS = 10_000; // one awaited event
+export const LIVE_TIMEOUT_MS = 20_000; // until a fresh subscription reports its first event
+export const POLL_MS = 200; // wait for an event between two mutations while going live
+export const CHECK_TIMEOUT_MS = 60_000; // one check
+export const OVERALL_TIMEOUT_MS = 180_000; // the whole suite
+
+/** A readable one-line cause for a thrown value. */
+export function describe(err) {
+  if (Array.isArray(err)) return `GraphQL errors ${JSON.stringify(err)}`;
+  if (err && typeof err === 'object' && 'code' in err && 'reason' in err) {
+    return `websocket closed: ${err.code} ${err.reason}`; // a CloseEvent
+  }
+  if (!(err instanceof Error)) return JSON.stringify(err);
+  let msg = err.message;
+  for (let c = err.cause, depth = 0; c && depth < 3; c = c.cause, depth++) {
+    msg += ` <- ${c.code ? `${c.code} ` : ''}${c.message ?? c}`;
+  }
+  return msg;
+}
+
+export function assert(cond, msg) {
+  if (!cond) throw new Error(msg);
+}
+
+/**
+ * Starts a suite run by `node e2e/<script> http://HOST:PORT`: parses the base
+ * URL (exit 2 on bad usage), arms the overall watchdog, and returns the run's
+ * state and helpers. finish() prints the closing line and exits.
+ */
+export function suite(script, prefix) {
+  const base = (process.argv[2] || process.env.MESHGATE_E2E_URL || '').replace(/\/+$/, '');
+  if (!/^https?:\/\//.test(base)) {
+    console.error(`usage: node ${script} http://HOST:PORT`);
+    process.exit(2);
+  }
+  const s = {
+    base,
+    httpURL: `${base}/graphql`,
+    wsURL: `${base.replace(/^http/, 'ws')}/graphql`,
+    run: `${prefix}-${process.pid}-${Date.now()}`,
+    passed: 0,
+    failed: 0,
+    clients: new Set(),
+  };
+  s.watchdog = setTimeout(() => {
+    console.log(`FAIL  the suite did not finish within ${OVERALL_TIMEOUT_MS / 1000} s`);
+    console.log(`${s.passed} passed, ${s.failed + 1} failed`);
+    process.exit(1);
+  }, OVERALL_TIMEOUT_MS);
+
+  /** Runs one named check with a timeout and prints its result. */
+  s.check = async (name, fn) => {
+    let timer;
+    try {
+      await Promise.race([
+        fn(),
+        new Promise((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${CHECK_TIMEOUT_MS / 1000} s`)), CHECK_TIMEOUT_MS);
+        }),
+      ]);
+      s.passed++;
+      console.log(`ok    ${name}`);
+      return true;
+    } catch (err) {
+      s.failed++;
+      console.log(`FAIL  ${name}: ${describe(err)}`);
+      return false;
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+
+  /** Posts a GraphQL request and returns data; GraphQL errors throw. */
+  s.gql = async (query, variables = {}) => {
+    const res = await fetch(s.httpURL, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', accept: 'application/graphql-response+json' },
+      body: JSON.stringify({ query, variables }),
+      signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
+    });
+    const body = await res.json();
+    if (body.errors?.length) throw new Error(`${query.slice(0, 60)}…: ${JSON.stringify(body.errors)}`);
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    return body.data;
+  };
+
+  /** Prints the closing line and exits (1 on any failure). */
+  s.finish = () => {
+    clearTimeout(s.watchdog);
+    console.log(`${s.passed} passed, ${s.failed} failed`);
+    process.exit(s.failed > 0 ? 1 : 0);
+  };
+  return s;
+}
