@@ -279,6 +279,12 @@ func TestMeshConvergesExactly(t *testing.T) {
 			g.gql(t, `mutation($id: ID!) { cancelOrder(id: $id) { id } }`, map[string]any{"id": ids[i]}).must(t)
 		}
 
+		// Kill the gateway right away, typically while the consumers are still
+		// working through the orders, and start it again: the work resumes
+		// (the embedded broker restarts empty, so everything is redelivered).
+		g.stop(t)
+		g = startGateway(t, args...)
+
 		// Convergence: sales equals SQL over orders; stock equals initial
 		// minus live reservations; no order is left PLACED.
 		var last string
