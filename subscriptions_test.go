@@ -379,7 +379,10 @@ func TestNoLeaksOverConnectCycles(t *testing.T) {
 	}
 	g1, h1 := settle()
 	t.Logf("after 200 cycles: %d goroutines, %d KiB heap; after 2,200: %d goroutines, %d KiB heap", g0, h0>>10, g1, h1>>10)
-	if g1 > g0+10 {
+	// The gateway's own background work (Kafka fetchers, consumer groups,
+	// relays) moves the count by a few dozen; a leak of even one goroutine
+	// per cycle would add 2,000 (a subscription holds five).
+	if g1 > g0+50 {
 		t.Errorf("goroutines grew from %d to %d over 2,000 connect/disconnect cycles", g0, g1)
 	}
 	if h1 > h0+4<<20 {
