@@ -96,3 +96,77 @@ export function suite(script, prefix) {
   };
   return s;
 }
+
+/**
+ * The checks both subscription suites run with their own client library,
+ * given as { newClient, subscribe, dispose } (see e2e/graphql-ws.mjs): a
+ * preflight that stops the suite when nothing answers, then (a) a typed
+ * subscription honours its where filter.
+ */
+export async function checkFilter(s, { newClient, subscribe, dispose }) {
+  const { run, httpURL, check, gql } = s;
+  try {
+    await gql('{ __typename }');
+  } catch (err) {
+    clearTimeout(s.watchdog);
+    console.log(`FAIL  cannot reach ${httpURL}: ${describe(err)}`);
+    console.log('0 passed, 1 failed');
+    process.exit(1);
+  }
+  // (a) A typed subscription with a where filter.
+  await check('customerChanged(where: country SE) delivers the UPDATE of customer 2, nothing of customer 1', async () => {
+    const client = newClient();
+    try {
+      const sub = subscribe(client, 'subscription { customerChanged(where: {country: {eq: "SE"}}) { op after { id name country } cursor } }');
+      const setNames = new Set();
+      const round = async (tag) => {
+        const name = `Sven ${run} ${tag}`;
+        setNames.add(name);
+        await gql(
+          'mutation($a: String!, $b: String!) { a: updateCustomer(id: 1, input: {country: "DE", name: $a}) { id } b: updateCustomer(id: 2, input: {country: "SE", name: $b}) { id } }',
+          { a: `Anna ${run} ${tag}`, b: name },
+        );
+        return name;
+      };
+      const expectSE = (ev) => {
+        assert(ev.op === 'UPDATE', `op ${ev.op}, want UPDATE: ${JSON.stringify(ev)}`);
+        assert(ev.after?.id === '2', `an event for customer ${ev.after?.id} passed the filter: ${JSON.stringify(ev)}`);
+        assert(ev.after.country === 'SE', `country ${ev.after.country}: ${JSON.stringify(ev)}`);
+        assert(setNames.has(ev.after.name), `unexpected name ${ev.after.name}`);
+        assert(typeof ev.cursor === 'string' && ev.cursor.length > 0, `cursor ${ev.cursor}`);
+      };
+      expectSE(await sub.firstEvent('customerChanged', (i) => round(`warm ${i}`)));
+      // Live now: one more round. Customer 1's change commits first (mutation
+      // fields run in order), so if the filter let it through it would come
+      // before customer 2's marker.
+      const marker = await round('marker');
+      for (;;) {
+        const ev = await sub.event('customerChanged');
+        expectSE(ev);
+        if (ev.after.name === marker) break;
+      }
+      const d = await gql('{ customer(id: 1) { name country } }');
+      assert(d.customer.name === `Anna ${run} marker` && d.customer.country === 'DE', `customer 1 is ${JSON.stringify(d.customer)}`);
+      sub.unsubscribe();
+    } finally {
+      await dispose(client);
+    }
+  });
+}
+
+/** (c) A bad since cursor is bad input; query takes $since. */
+export async function checkBadCursor(s, { newClient, subscribe, dispose }, query) {
+  await s.check('since: <bad cursor> gets an error with extensions.code BAD_USER_INPUT', async () => {
+    const client = newClient();
+    try {
+      const sub = subscribe(client, query, { since: 'garbage' });
+      const it = await sub.next(EVENT_TIMEOUT_MS);
+      assert(it, `no answer within ${EVENT_TIMEOUT_MS} ms`);
+      assert(it.errors, `want GraphQL errors, got ${JSON.stringify(it.data ?? it.error ?? it)}`);
+      const codes = it.errors.map((e) => e.extensions?.code);
+      assert(codes.includes('BAD_USER_INPUT'), `error codes ${JSON.stringify(codes)}: ${JSON.stringify(it.errors)}`);
+    } finally {
+      await dispose(client);
+    }
+  });
+}
