@@ -107,7 +107,7 @@ const (
 // the consumer receiving the record (recv_*), and the achieved rate.
 func BenchmarkCommitToKafka(b *testing.B) {
 	backends(b, func(b *testing.B, backend string) {
-		store := openStore(b, backend, customers.Product, customers.Migrations)
+		store := openStore(b, backend, &customers.Product.Descriptor, customers.Migrations)
 		k := kafka(b)
 		topic := codec.Topic(customers.Product.Name, customers.Entity)
 		createTopic(b, k, topic)
@@ -239,7 +239,7 @@ const relayEntries = 20000
 func BenchmarkRelayPublish(b *testing.B) {
 	backends(b, func(b *testing.B, backend string) {
 		ctx := context.Background()
-		store := openStore(b, backend, customers.Product, customers.Migrations)
+		store := openStore(b, backend, &customers.Product.Descriptor, customers.Migrations)
 		const batch = 500
 		for i := 0; i < relayEntries; i += batch {
 			if _, err := store.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
@@ -266,7 +266,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 		}
 		raw := make([]*sarama.ProducerMessage, len(entries))
 		for i := range entries {
-			if raw[i], err = codec.Message(customers.Product, &entries[i]); err != nil {
+			if raw[i], err = codec.Message(&customers.Product.Descriptor, &entries[i]); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -287,7 +287,7 @@ func BenchmarkRelayPublish(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer pub.Close()
-		warm, _ := codec.Message(customers.Product, &entries[0])
+		warm, _ := codec.Message(&customers.Product.Descriptor, &entries[0])
 		if err := pub.Send(ctx, []*sarama.ProducerMessage{warm}); err != nil { // connect, producer id
 			b.Fatal(err)
 		}

@@ -53,7 +53,7 @@ func BenchmarkMutationVsPgbench(b *testing.B) {
 	ctx := context.Background()
 
 	// meshgate: the real write path, as the server opens the store.
-	store := customers.Store{Store: openStore(b, "postgres", customers.Product, customers.Migrations)}
+	store := customers.Store{Store: openStore(b, "postgres", &customers.Product.Descriptor, customers.Migrations)}
 	// Warm up the pool and the plan cache.
 	for i := range mutationClients {
 		if _, err := store.Create(ctx, customers.Input{Name: "Warm Up", Email: fmt.Sprintf("warm-%d@example.org", i), Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
@@ -85,7 +85,7 @@ func BenchmarkMutationVsPgbench(b *testing.B) {
 	// pgbench: the same SQL on an identical schema (made by the same
 	// migrations), same database, same number of clients.
 	schema, dsn := pgSchema(b, base, "customers")
-	s2, err := products.Open(ctx, customers.Product, dsn, customers.Migrations)
+	s2, err := products.Open(ctx, &customers.Product.Descriptor, dsn, customers.Migrations)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -35,7 +35,7 @@ func BenchmarkOutboxRound(b *testing.B) {
 		}
 		results := map[bool][2]time.Duration{}
 		for _, indexed := range []bool{false, true} {
-			s := openStore(b, backend, customers.Product, customers.Migrations)
+			s := openStore(b, backend, &customers.Product.Descriptor, customers.Migrations)
 			if !indexed {
 				if _, err := s.DB.ExecContext(ctx, "DROP INDEX mg_audit_log_unpublished"); err != nil {
 					b.Fatal(err)

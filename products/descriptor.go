@@ -17,7 +17,9 @@ const (
 
 // Descriptor is a data product's metadata: who owns it, what it is, and the
 // entities it manages. It is the single source for query compilation, the
-// audit log and the catalog.
+// audit log, the catalog and the generated SDL. Products do not write its
+// entities by hand: Define derives them from the products' bun models and
+// their struct tags (see Product).
 type Descriptor struct {
 	Name        string
 	Domain      string
@@ -26,6 +28,8 @@ type Descriptor struct {
 	Kind        Kind
 	Description string
 	Entities    []*Entity
+	// Enums are the GraphQL enums of the product's fields.
+	Enums []*Enum
 	// Inputs are the change topics of other products this product
 	// consumes. The catalog derives the mesh's lineage from them.
 	Inputs []Input
@@ -61,6 +65,10 @@ const (
 	TypeFloat
 	TypeTime
 	TypeEnum
+	// TypeObject is a column holding a structured value (JSON text) whose
+	// GraphQL type the product declares by hand; it is neither filtered,
+	// sorted nor grouped.
+	TypeObject
 )
 
 // Entity is one table of a product exposed as a GraphQL type.
@@ -72,6 +80,9 @@ type Entity struct {
 	// Model is a nil pointer to the entity's bun model, e.g.
 	// (*Customer)(nil); the catalog reads SQL column types from it.
 	Model any
+	// Plural names the entity's list field (e.g. "orders"), Lookup its
+	// lookup by id ("order"; "" for none).
+	Plural, Lookup string
 }
 
 // Classification is how sensitive a field's data is.
@@ -132,7 +143,16 @@ type Field struct {
 	DateOf string
 	// Derived fields exist only for grouping and are not filterable.
 	Derived bool
+	// NoFilter keeps a stored field out of the entity's filter.
+	NoFilter bool
+	// Enum is the GraphQL enum of a TypeEnum field.
+	Enum *Enum
+	// GoName is the field of the model holding the value, e.g. "CustomerID".
+	GoName string
 }
+
+// Filterable tells whether the field can be used in a where filter.
+func (f *Field) Filterable() bool { return !f.Derived && !f.NoFilter && f.Type != TypeObject }
 
 // Level returns the field's classification, defaulted (see Classification).
 func (f *Field) Level() Classification {

@@ -99,7 +99,7 @@ func (c compiler) where(x *sqlExpr, e *Entity, w map[string]any, path string) er
 			}
 		default:
 			f := e.Field(k)
-			if f == nil || f.Derived {
+			if f == nil || !f.Filterable() {
 				return Invalid(p, "%s cannot be filtered on %q", e.Name, k)
 			}
 			fm, ok := v.(map[string]any)

@@ -54,7 +54,7 @@ func matchWhere(e *Entity, w map[string]any, img map[string]any, path string) (b
 			}
 		default:
 			f := e.Field(k)
-			if f == nil || f.Derived {
+			if f == nil || !f.Filterable() {
 				return false, Invalid(p, "%s cannot be filtered on %q", e.Name, k)
 			}
 			fm, ok := v.(map[string]any)

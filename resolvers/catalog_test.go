@@ -411,7 +411,7 @@ func TestProductSDL(t *testing.T) {
 func fakeStores() []*products.Store {
 	out := make([]*products.Store, len(demo.Products))
 	for i, d := range demo.Products {
-		out[i] = &products.Store{Product: d}
+		out[i] = &products.Store{Product: &d.Descriptor}
 	}
 	return out
 }

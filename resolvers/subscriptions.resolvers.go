@@ -19,7 +19,7 @@ import (
 )
 
 func (r *subscriptionResolver) CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error) {
-	f, err := entityFilter(customers.Product, customers.Entity, where, ops)
+	f, err := entityFilter(&customers.Product.Descriptor, customers.Entity, where, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -34,7 +34,7 @@ func (r *subscriptionResolver) CustomerChanged(ctx context.Context, where map[st
 }
 
 func (r *subscriptionResolver) OrderChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderChange, error) {
-	f, err := entityFilter(orders.Product, orders.Entity, where, ops)
+	f, err := entityFilter(&orders.Product.Descriptor, orders.Entity, where, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -49,7 +49,7 @@ func (r *subscriptionResolver) OrderChanged(ctx context.Context, where map[strin
 }
 
 func (r *subscriptionResolver) OrderLineChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderLineChange, error) {
-	f, err := entityFilter(orders.Product, orders.LineEntity, where, ops)
+	f, err := entityFilter(&orders.Product.Descriptor, orders.LineEntity, where, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -64,7 +64,7 @@ func (r *subscriptionResolver) OrderLineChanged(ctx context.Context, where map[s
 }
 
 func (r *subscriptionResolver) ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.ItemChange, error) {
-	f, err := entityFilter(inventory.Product, inventory.Entity, where, ops)
+	f, err := entityFilter(&inventory.Product.Descriptor, inventory.Entity, where, ops)
 	if err != nil {
 		return nil, err
 	}
@@ -79,7 +79,7 @@ func (r *subscriptionResolver) ItemChanged(ctx context.Context, where map[string
 }
 
 func (r *subscriptionResolver) InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.InteractionChange, error) {
-	f, err := entityFilter(engagement.Product, engagement.Entity, where, ops)
+	f, err := entityFilter(&engagement.Product.Descriptor, engagement.Entity, where, ops)
 	if err != nil {
 		return nil, err
 	}

@@ -17,20 +17,27 @@ const (
 	SegmentEnterprise    = "ENTERPRISE"
 )
 
-var segments = []string{SegmentConsumer, SegmentSmallBusiness, SegmentEnterprise}
+// Segments is the CustomerSegment enum.
+var Segments = &products.Enum{Name: "CustomerSegment", Description: "Market segment of a customer.", Values: []products.EnumValue{
+	{Name: SegmentConsumer, Description: "A private person."},
+	{Name: SegmentSmallBusiness, Description: "A business with fewer than 250 employees."},
+	{Name: SegmentEnterprise, Description: "A large business."},
+}}
+
+var segments = Segments.Names()
 
 // Customer is a row of the customers table and the GraphQL Customer type.
 type Customer struct {
-	bun.BaseModel `bun:"table:customers"`
+	bun.BaseModel `bun:"table:customers" mesh:"Customer" doc:"A customer of the company. Owned by the customers data product."`
 
-	ID        int64     `bun:"id,pk,autoincrement" json:"id"`
-	Name      string    `bun:"name,notnull" json:"name"`
-	Email     string    `bun:"email,notnull,unique" json:"email"`
-	Phone     *string   `bun:"phone" json:"phone"`
-	Country   string    `bun:"country,notnull" json:"country"`
-	Segment   string    `bun:"segment,notnull" json:"segment"`
-	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt"`
-	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt"`
+	ID        int64     `bun:"id,pk,autoincrement" json:"id" doc:"Stable identifier, assigned by the customers product."`
+	Name      string    `bun:"name,notnull" json:"name" mesh:"sort,pii" doc:"Full name."`
+	Email     string    `bun:"email,notnull,unique" json:"email" mesh:"sort,pii" doc:"E-mail address; personal data."`
+	Phone     *string   `bun:"phone" json:"phone" mesh:"pii" doc:"Phone number in E.164 form; personal data."`
+	Country   string    `bun:"country,notnull" json:"country" mesh:"sort,group" doc:"Country of residence, ISO 3166-1 alpha-2."`
+	Segment   string    `bun:"segment,notnull" json:"segment" mesh:"enum=CustomerSegment,sort,group" doc:"Market segment."`
+	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt" mesh:"sort" doc:"When the customer was created."`
+	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the customer was last changed."`
 
 	products.Window
 }
@@ -39,30 +46,20 @@ type Customer struct {
 // gateway's generated code.
 func (Customer) IsEntity() {}
 
-// Entity describes the Customer entity for queries, audit and catalog.
-var Entity = &products.Entity{
-	Name: "Customer", Table: "customers",
-	Description: "A customer of the company.",
-	Model:       (*Customer)(nil),
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Full name.", PII: true},
-		{Name: "email", Column: "email", Type: products.TypeString, Sort: "EMAIL", Description: "E-mail address.", PII: true},
-		{Name: "phone", Column: "phone", Type: products.TypeString, Nullable: true, Description: "Phone number, E.164.", PII: true},
-		{Name: "country", Column: "country", Type: products.TypeString, Sort: "COUNTRY", Group: "COUNTRY", Description: "ISO 3166-1 alpha-2 country."},
-		{Name: "segment", Column: "segment", Type: products.TypeEnum, Sort: "SEGMENT", Group: "SEGMENT", Description: "Market segment."},
-		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "Creation time."},
-		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
+// Product is the customers data product.
+var Product = products.Define(&products.Product{
+	Descriptor: products.Descriptor{
+		Name:        "customers",
+		Domain:      "sales",
+		Owner:       "customer-data-team",
+		Contact:     "customer-data@example.com",
+		Kind:        products.Operational,
+		Description: "Customers of the company: identity, contact details, country and market segment.",
+		Enums:       []*products.Enum{Segments},
 	},
-}
+	Models:     []any{(*Customer)(nil)},
+	Migrations: Migrations,
+})
 
-// Product is the customers data product's descriptor.
-var Product = &products.Descriptor{
-	Name:        "customers",
-	Domain:      "sales",
-	Owner:       "customer-data-team",
-	Contact:     "customer-data@example.com",
-	Kind:        products.Operational,
-	Description: "Customers of the company: identity, contact details, country and market segment.",
-	Entities:    []*products.Entity{Entity},
-}
+// Entity describes the Customer entity for queries, audit and catalog.
+var Entity = Product.Entity("Customer")

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/migrate"
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
@@ -21,15 +20,7 @@ import (
 )
 
 // Products lists the mesh's data products in the order they are opened and seeded.
-var Products = []*products.Descriptor{customers.Product, inventory.Product, orders.Product, engagement.Product, sales.Product}
-
-var migrations = map[string]*migrate.Migrations{
-	customers.Product.Name:  customers.Migrations,
-	inventory.Product.Name:  inventory.Migrations,
-	orders.Product.Name:     orders.Migrations,
-	engagement.Product.Name: engagement.Migrations,
-	sales.Product.Name:      sales.Migrations,
-}
+var Products = []*products.Product{customers.Product, inventory.Product, orders.Product, engagement.Product, sales.Product}
 
 // Mesh is the set of open product stores.
 type Mesh struct {
@@ -55,10 +46,13 @@ func (m *Mesh) Store(name string) *products.Store {
 // Open opens every product's store; dsn returns the DSN of a product. On
 // error, stores opened so far are closed. The caller closes the mesh.
 func Open(ctx context.Context, dsn func(product string) string, hooks ...bun.QueryHook) (*Mesh, error) {
+	if err := products.CheckReferences(Products); err != nil {
+		return nil, err
+	}
 	m := &Mesh{}
 	byName := map[string]*products.Store{}
 	for _, d := range Products {
-		s, err := products.Open(ctx, d, dsn(d.Name), migrations[d.Name], hooks...)
+		s, err := products.Open(ctx, &d.Descriptor, dsn(d.Name), d.Migrations, hooks...)
 		if err != nil {
 			m.Close()
 			return nil, err

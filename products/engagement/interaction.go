@@ -12,21 +12,36 @@ import (
 
 // Channels and kinds of interaction.
 var (
-	Channels = []string{"EMAIL", "PHONE", "CHAT", "WEB", "STORE", "SOCIAL"}
-	Kinds    = []string{"INQUIRY", "COMPLAINT", "FEEDBACK", "SUPPORT", "MARKETING"}
+	ChannelEnum = &products.Enum{Name: "Channel", Description: "Where an interaction happened.", Values: []products.EnumValue{
+		{Name: "EMAIL", Description: "E-mail."},
+		{Name: "PHONE", Description: "Telephone."},
+		{Name: "CHAT", Description: "Live chat."},
+		{Name: "WEB", Description: "The web shop."},
+		{Name: "STORE", Description: "A physical store."},
+		{Name: "SOCIAL", Description: "Social media."},
+	}}
+	KindEnum = &products.Enum{Name: "InteractionKind", Description: "What an interaction was about.", Values: []products.EnumValue{
+		{Name: "INQUIRY", Description: "A question."},
+		{Name: "COMPLAINT", Description: "A complaint."},
+		{Name: "FEEDBACK", Description: "Praise or a suggestion."},
+		{Name: "SUPPORT", Description: "Help with a product or order."},
+		{Name: "MARKETING", Description: "A marketing contact."},
+	}}
+	Channels = ChannelEnum.Names()
+	Kinds    = KindEnum.Names()
 )
 
 // Interaction is a row of the interactions table and the GraphQL Interaction type.
 type Interaction struct {
-	bun.BaseModel `bun:"table:interactions"`
+	bun.BaseModel `bun:"table:interactions" mesh:"Interaction" doc:"A contact between a customer and the company. Owned by the engagement data product."`
 
-	ID         int64     `bun:"id,pk,autoincrement" json:"id"`
-	CustomerID int64     `bun:"customer_id,notnull" json:"customerId"`
-	Channel    string    `bun:"channel,notnull" json:"channel"`
-	Kind       string    `bun:"kind,notnull" json:"kind"`
-	Sentiment  float64   `bun:"sentiment,notnull" json:"sentiment"`
-	Note       *string   `bun:"note" json:"note"`
-	OccurredAt time.Time `bun:"occurred_at,notnull" json:"occurredAt"`
+	ID         int64     `bun:"id,pk,autoincrement" json:"id" doc:"Stable identifier, assigned by the engagement product."`
+	CustomerID int64     `bun:"customer_id,notnull" json:"customerId" mesh:"ref=customers.Customer,sort,group" doc:"The customer (a key into the customers product)."`
+	Channel    string    `bun:"channel,notnull" json:"channel" mesh:"enum=Channel,sort,group" doc:"Where the interaction happened."`
+	Kind       string    `bun:"kind,notnull" json:"kind" mesh:"enum=InteractionKind,sort,group" doc:"What the interaction was about."`
+	Sentiment  float64   `bun:"sentiment,notnull" json:"sentiment" mesh:"sort,aggregate" doc:"Sentiment from -1 (negative) to 1 (positive)."`
+	Note       *string   `bun:"note" json:"note" mesh:"pii,level=RESTRICTED" doc:"Free-text note; may hold personal data."`
+	OccurredAt time.Time `bun:"occurred_at,notnull" json:"occurredAt" mesh:"sort,day=occurredDate" doc:"When the interaction happened."`
 
 	products.Window
 }
@@ -35,30 +50,20 @@ type Interaction struct {
 // gateway's generated code.
 func (Interaction) IsEntity() {}
 
-// Entity describes the Interaction entity.
-var Entity = &products.Entity{
-	Name: "Interaction", Table: "interactions",
-	Description: "A contact between a customer and the company.",
-	Model:       (*Interaction)(nil),
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer.", References: &products.Reference{Product: "customers", Entity: "Customer"}},
-		{Name: "channel", Column: "channel", Type: products.TypeEnum, Sort: "CHANNEL", Group: "CHANNEL", Description: "Where it happened."},
-		{Name: "kind", Column: "kind", Type: products.TypeEnum, Sort: "KIND", Group: "KIND", Description: "What it was about."},
-		{Name: "sentiment", Column: "sentiment", Type: products.TypeFloat, Sort: "SENTIMENT", Numeric: true, Description: "Sentiment, -1 to 1."},
-		{Name: "note", Column: "note", Type: products.TypeString, Nullable: true, PII: true, Classification: products.Restricted, Description: "Free-text note."},
-		{Name: "occurredAt", Column: "occurred_at", Type: products.TypeTime, Sort: "OCCURRED_AT", Description: "When it happened."},
-		{Name: "occurredDate", Type: products.TypeString, Group: "OCCURRED_DATE", DateOf: "occurredAt", Derived: true, Description: "UTC day it happened."},
+// Product is the engagement data product.
+var Product = products.Define(&products.Product{
+	Descriptor: products.Descriptor{
+		Name:        "engagement",
+		Domain:      "marketing",
+		Owner:       "customer-experience-team",
+		Contact:     "cx@example.com",
+		Kind:        products.Engagement,
+		Description: "Interactions with customers across channels, with their kind and sentiment.",
+		Enums:       []*products.Enum{ChannelEnum, KindEnum},
 	},
-}
+	Models:     []any{(*Interaction)(nil)},
+	Migrations: Migrations,
+})
 
-// Product is the engagement data product's descriptor.
-var Product = &products.Descriptor{
-	Name:        "engagement",
-	Domain:      "marketing",
-	Owner:       "customer-experience-team",
-	Contact:     "cx@example.com",
-	Kind:        products.Engagement,
-	Description: "Interactions with customers across channels, with their kind and sentiment.",
-	Entities:    []*products.Entity{Entity},
-}
+// Entity describes the Interaction entity.
+var Entity = Product.Entity("Interaction")

@@ -12,16 +12,16 @@ import (
 
 // Item is a row of the items table and the GraphQL Item type.
 type Item struct {
-	bun.BaseModel `bun:"table:items"`
+	bun.BaseModel `bun:"table:items" mesh:"Item" doc:"A stock-keeping item. Owned by the inventory data product."`
 
-	ID        int64     `bun:"id,pk,autoincrement" json:"id"`
-	SKU       string    `bun:"sku,notnull,unique" json:"sku"`
-	Name      string    `bun:"name,notnull" json:"name"`
-	Category  string    `bun:"category,notnull" json:"category"`
-	Price     float64   `bun:"price,notnull" json:"price"`
-	Stock     int       `bun:"stock,notnull" json:"stock"`
-	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt"`
-	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt"`
+	ID        int64     `bun:"id,pk,autoincrement" json:"id" mesh:"level=PUBLIC" doc:"Stable identifier, assigned by the inventory product."`
+	SKU       string    `bun:"sku,notnull,unique" json:"sku" mesh:"sort,level=PUBLIC" doc:"Stock-keeping unit, unique."`
+	Name      string    `bun:"name,notnull" json:"name" mesh:"sort,level=PUBLIC" doc:"Display name."`
+	Category  string    `bun:"category,notnull" json:"category" mesh:"sort,group,level=PUBLIC" doc:"Product category."`
+	Price     float64   `bun:"price,notnull" json:"price" mesh:"sort,aggregate,level=PUBLIC" doc:"Current unit price."`
+	Stock     int       `bun:"stock,notnull" json:"stock" mesh:"sort,aggregate" doc:"Units on hand and not reserved."`
+	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt" mesh:"sort" doc:"When the item was created."`
+	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the item was last changed."`
 
 	products.Window
 }
@@ -30,30 +30,23 @@ type Item struct {
 // gateway's generated code.
 func (Item) IsEntity() {}
 
-// Entity describes the Item entity.
-var Entity = &products.Entity{
-	Name: "Item", Table: "items",
-	Description: "A stock-keeping item.",
-	Model:       (*Item)(nil),
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier.", Classification: products.Public},
-		{Name: "sku", Column: "sku", Type: products.TypeString, Sort: "SKU", Description: "Stock-keeping unit.", Classification: products.Public},
-		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Display name.", Classification: products.Public},
-		{Name: "category", Column: "category", Type: products.TypeString, Sort: "CATEGORY", Group: "CATEGORY", Description: "Product category.", Classification: products.Public},
-		{Name: "price", Column: "price", Type: products.TypeFloat, Sort: "PRICE", Numeric: true, Description: "Unit price.", Classification: products.Public},
-		{Name: "stock", Column: "stock", Type: products.TypeInt, Sort: "STOCK", Numeric: true, Description: "Units on hand."},
-		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "Creation time."},
-		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
+// Product is the inventory data product.
+var Product = products.Define(&products.Product{
+	Descriptor: products.Descriptor{
+		Name:        "inventory",
+		Domain:      "supply-chain",
+		Owner:       "warehouse-team",
+		Contact:     "warehouse@example.com",
+		Kind:        products.Operational,
+		Description: "Items for sale with their prices and the stock on hand.",
+		Enums:       []*products.Enum{ReservationStatuses},
 	},
-}
+	Models:     []any{(*Item)(nil), (*Reservation)(nil)},
+	Migrations: Migrations,
+})
 
-// Product is the inventory data product's descriptor.
-var Product = &products.Descriptor{
-	Name:        "inventory",
-	Domain:      "supply-chain",
-	Owner:       "warehouse-team",
-	Contact:     "warehouse@example.com",
-	Kind:        products.Operational,
-	Description: "Items for sale with their prices and the stock on hand.",
-	Entities:    []*products.Entity{Entity, ReservationEntity},
-}
+// Entities of the inventory product.
+var (
+	Entity            = Product.Entity("Item")
+	ReservationEntity = Product.Entity("Reservation")
+)

@@ -18,17 +18,24 @@ const (
 	Released    = "RELEASED"
 )
 
+// ReservationStatuses is the ReservationStatus enum.
+var ReservationStatuses = &products.Enum{Name: "ReservationStatus", Description: "State of a reservation.", Values: []products.EnumValue{
+	{Name: Reserved, Description: "Stock is held for every line."},
+	{Name: Backordered, Description: "Some line lacked stock; nothing is held."},
+	{Name: Released, Description: "The order was cancelled; the stock went back."},
+}}
+
 // Reservation is the stock inventory holds (or could not hold) for an
 // order. Its id is the order's id. Orders learns from its change events
 // whether an order is reserved or backordered.
 type Reservation struct {
-	bun.BaseModel `bun:"table:reservations"`
+	bun.BaseModel `bun:"table:reservations" mesh:"Reservation" doc:"Stock inventory holds for an order, or the record that it was short. Its id is the order's id."`
 
-	ID        int64             `bun:"id,pk" json:"id"`
-	Status    string            `bun:"status,notnull" json:"status"`
-	Lines     []ReservationLine `bun:"lines,type:text,notnull" json:"lines"`
-	CreatedAt time.Time         `bun:"created_at,notnull" json:"createdAt"`
-	UpdatedAt time.Time         `bun:"updated_at,notnull" json:"updatedAt"`
+	ID        int64             `bun:"id,pk" json:"id" doc:"The order's id."`
+	Status    string            `bun:"status,notnull" json:"status" mesh:"enum=ReservationStatus,sort,group" doc:"Whether the stock is held, was short, or was given back."`
+	Lines     []ReservationLine `bun:"lines,type:text,notnull" json:"lines" mesh:"object" doc:"The stock per item of the order."`
+	CreatedAt time.Time         `bun:"created_at,notnull" json:"createdAt" mesh:"sort" doc:"When inventory saw the order."`
+	UpdatedAt time.Time         `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the reservation last changed."`
 
 	products.Window
 }
@@ -42,19 +49,6 @@ type ReservationLine struct {
 	Quantity int   `json:"quantity"`
 	// Short is set on a backordered reservation's lines lacking stock.
 	Short bool `json:"short,omitempty"`
-}
-
-// ReservationEntity describes the Reservation entity.
-var ReservationEntity = &products.Entity{
-	Name: "Reservation", Table: "reservations", Model: (*Reservation)(nil),
-	Description: "Stock held for an order, or the record that it was short.",
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The order's id."},
-		{Name: "status", Column: "status", Type: products.TypeEnum, Sort: "STATUS", Group: "STATUS", Description: "RESERVED, BACKORDERED or RELEASED."},
-		{Name: "lines", Column: "lines", Type: products.TypeString, Description: "The stock per item of the order (JSON)."},
-		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "When the order was seen."},
-		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
-	},
 }
 
 // orderEvent is what inventory reads of an order change event.

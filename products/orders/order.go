@@ -18,17 +18,26 @@ const (
 	StatusShipped     = "SHIPPED"
 )
 
+// Statuses is the OrderStatus enum.
+var Statuses = &products.Enum{Name: "OrderStatus", Description: "Lifecycle state of an order.", Values: []products.EnumValue{
+	{Name: StatusPlaced, Description: "Placed; stock not yet reserved."},
+	{Name: StatusReserved, Description: "Stock reserved for every line."},
+	{Name: StatusBackordered, Description: "Some stock is short; waiting for replenishment."},
+	{Name: StatusCancelled, Description: "Cancelled by the customer or the company."},
+	{Name: StatusShipped, Description: "Handed to the carrier."},
+}}
+
 // Order is a row of the orders table and the GraphQL Order type.
 type Order struct {
-	bun.BaseModel `bun:"table:orders"`
+	bun.BaseModel `bun:"table:orders" mesh:"Order" doc:"An order placed by a customer. Owned by the orders data product."`
 
-	ID         int64     `bun:"id,pk,autoincrement" json:"id"`
-	CustomerID int64     `bun:"customer_id,notnull" json:"customerId"`
-	Status     string    `bun:"status,notnull" json:"status"`
-	Total      float64   `bun:"total,notnull" json:"total"`
-	Currency   string    `bun:"currency,notnull" json:"currency"`
-	PlacedAt   time.Time `bun:"placed_at,notnull" json:"placedAt"`
-	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updatedAt"`
+	ID         int64     `bun:"id,pk,autoincrement" json:"id" doc:"Stable identifier, assigned by the orders product."`
+	CustomerID int64     `bun:"customer_id,notnull" json:"customerId" mesh:"ref=customers.Customer,sort,group" doc:"The customer who placed the order (a key into the customers product)."`
+	Status     string    `bun:"status,notnull" json:"status" mesh:"enum=OrderStatus,sort,group" doc:"Lifecycle state."`
+	Total      float64   `bun:"total,notnull" json:"total" mesh:"sort,aggregate" doc:"Sum of the line amounts."`
+	Currency   string    `bun:"currency,notnull" json:"currency" mesh:"sort,group" doc:"ISO 4217 currency of all amounts of the order."`
+	PlacedAt   time.Time `bun:"placed_at,notnull" json:"placedAt" mesh:"sort,day=placedDate" doc:"When the order was placed."`
+	UpdatedAt  time.Time `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the order was last changed."`
 	// Lines travel with the order's creation event (they are not stored in
 	// this table), so that products reacting to a new order get it whole.
 	Lines []*Line `bun:"-" json:"lines,omitempty"`
@@ -42,14 +51,14 @@ func (Order) IsEntity() {}
 
 // Line is a row of the order_lines table and the GraphQL OrderLine type.
 type Line struct {
-	bun.BaseModel `bun:"table:order_lines"`
+	bun.BaseModel `bun:"table:order_lines" mesh:"OrderLine" doc:"A line of an order: a quantity of one item at a price."`
 
-	ID        int64   `bun:"id,pk,autoincrement" json:"id"`
-	OrderID   int64   `bun:"order_id,notnull" json:"orderId"`
-	ItemID    int64   `bun:"item_id,notnull" json:"itemId"`
-	Quantity  int     `bun:"quantity,notnull" json:"quantity"`
-	UnitPrice float64 `bun:"unit_price,notnull" json:"unitPrice"`
-	Amount    float64 `bun:"amount,notnull" json:"amount"`
+	ID        int64   `bun:"id,pk,autoincrement" json:"id" doc:"Stable identifier."`
+	OrderID   int64   `bun:"order_id,notnull" json:"orderId" mesh:"ref=orders.Order,sort,group" doc:"The order this line belongs to."`
+	ItemID    int64   `bun:"item_id,notnull" json:"itemId" mesh:"ref=inventory.Item,sort,group" doc:"The item ordered (a key into the inventory product)."`
+	Quantity  int     `bun:"quantity,notnull" json:"quantity" mesh:"sort,aggregate" doc:"Units ordered, at least 1."`
+	UnitPrice float64 `bun:"unit_price,notnull" json:"unitPrice" mesh:"sort,aggregate" doc:"Price of one unit when the order was placed, from inventory."`
+	Amount    float64 `bun:"amount,notnull" json:"amount" mesh:"sort,aggregate" doc:"quantity × unitPrice."`
 
 	products.Window
 }
@@ -58,45 +67,23 @@ type Line struct {
 // gateway's generated code.
 func (Line) IsEntity() {}
 
-// Entity describes the Order entity.
-var Entity = &products.Entity{
-	Name: "Order", Table: "orders",
-	Description: "An order placed by a customer.",
-	Model:       (*Order)(nil),
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "customerId", Column: "customer_id", Type: products.TypeID, Sort: "CUSTOMER_ID", Group: "CUSTOMER_ID", Description: "The customer who placed it.", References: &products.Reference{Product: "customers", Entity: "Customer"}},
-		{Name: "status", Column: "status", Type: products.TypeEnum, Sort: "STATUS", Group: "STATUS", Description: "Lifecycle state."},
-		{Name: "total", Column: "total", Type: products.TypeFloat, Sort: "TOTAL", Numeric: true, Description: "Sum of the line amounts."},
-		{Name: "currency", Column: "currency", Type: products.TypeString, Sort: "CURRENCY", Group: "CURRENCY", Description: "ISO 4217 currency."},
-		{Name: "placedAt", Column: "placed_at", Type: products.TypeTime, Sort: "PLACED_AT", Description: "When it was placed."},
-		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},
-		{Name: "placedDate", Type: products.TypeString, Group: "PLACED_DATE", DateOf: "placedAt", Derived: true, Description: "UTC day it was placed."},
+// Product is the orders data product.
+var Product = products.Define(&products.Product{
+	Descriptor: products.Descriptor{
+		Name:        "orders",
+		Domain:      "sales",
+		Owner:       "order-management-team",
+		Contact:     "orders@example.com",
+		Kind:        products.Operational,
+		Description: "Orders placed by customers and their lines, with status and totals.",
+		Enums:       []*products.Enum{Statuses},
 	},
-}
+	Models:     []any{(*Order)(nil), (*Line)(nil)},
+	Migrations: Migrations,
+})
 
-// LineEntity describes the OrderLine entity.
-var LineEntity = &products.Entity{
-	Name: "OrderLine", Table: "order_lines",
-	Description: "A line of an order.",
-	Model:       (*Line)(nil),
-	Fields: []*products.Field{
-		{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "Stable identifier."},
-		{Name: "orderId", Column: "order_id", Type: products.TypeID, Sort: "ORDER_ID", Group: "ORDER_ID", Description: "The order.", References: &products.Reference{Product: "orders", Entity: "Order"}},
-		{Name: "itemId", Column: "item_id", Type: products.TypeID, Sort: "ITEM_ID", Group: "ITEM_ID", Description: "The item.", References: &products.Reference{Product: "inventory", Entity: "Item"}},
-		{Name: "quantity", Column: "quantity", Type: products.TypeInt, Sort: "QUANTITY", Numeric: true, Description: "Units ordered."},
-		{Name: "unitPrice", Column: "unit_price", Type: products.TypeFloat, Sort: "UNIT_PRICE", Numeric: true, Description: "Unit price when placed."},
-		{Name: "amount", Column: "amount", Type: products.TypeFloat, Sort: "AMOUNT", Numeric: true, Description: "quantity × unitPrice."},
-	},
-}
-
-// Product is the orders data product's descriptor.
-var Product = &products.Descriptor{
-	Name:        "orders",
-	Domain:      "sales",
-	Owner:       "order-management-team",
-	Contact:     "orders@example.com",
-	Kind:        products.Operational,
-	Description: "Orders placed by customers and their lines, with status and totals.",
-	Entities:    []*products.Entity{Entity, LineEntity},
-}
+// Entities of the orders product.
+var (
+	Entity     = Product.Entity("Order")
+	LineEntity = Product.Entity("OrderLine")
+)

@@ -17,12 +17,12 @@ import (
 // DailyRevenue is the revenue and order count of one UTC day, over orders
 // that are not cancelled.
 type DailyRevenue struct {
-	bun.BaseModel `bun:"table:daily_revenue"`
+	bun.BaseModel `bun:"table:daily_revenue" mesh:"DailyRevenue,plural=dailyRevenue,lookup=-" doc:"Revenue and order count of one UTC day, over orders that are not cancelled."`
 
-	ID      int64   `bun:"id,pk" json:"id"` // YYYYMMDD
-	Date    string  `bun:"date,notnull" json:"date"`
-	Orders  int     `bun:"orders,notnull" json:"orders"`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue"`
+	ID      int64   `bun:"id,pk" json:"id" doc:"The day as YYYYMMDD."`
+	Date    string  `bun:"date,notnull" json:"date" mesh:"sort" doc:"The day, YYYY-MM-DD."`
+	Orders  int     `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders placed that day and not cancelled."`
+	Revenue float64 `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
 
 	products.Window
 }
@@ -33,15 +33,15 @@ func (DailyRevenue) IsEntity() {}
 // CustomerValue is a customer's lifetime value: orders, revenue, first and
 // last order, with the customer's country and segment for slicing.
 type CustomerValue struct {
-	bun.BaseModel `bun:"table:customer_value"`
+	bun.BaseModel `bun:"table:customer_value" mesh:"CustomerValue,plural=customerValues" doc:"A customer's lifetime value, over orders that are not cancelled."`
 
-	ID           int64      `bun:"id,pk" json:"id"` // the customer's id
-	Country      string     `bun:"country,notnull" json:"country"`
-	Segment      string     `bun:"segment,notnull" json:"segment"`
-	Orders       int        `bun:"orders,notnull" json:"orders"`
-	Revenue      float64    `bun:"revenue,notnull" json:"revenue"`
-	FirstOrderAt *time.Time `bun:"first_order_at" json:"firstOrderAt"`
-	LastOrderAt  *time.Time `bun:"last_order_at" json:"lastOrderAt"`
+	ID           int64      `bun:"id,pk" json:"id" mesh:"ref=customers.Customer" doc:"The customer's id."`
+	Country      string     `bun:"country,notnull" json:"country" mesh:"sort,group" doc:"The customer's country (ISO 3166-1 alpha-2) as last seen."`
+	Segment      string     `bun:"segment,notnull" json:"segment" mesh:"sort,group" doc:"The customer's segment as last seen."`
+	Orders       int        `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders."`
+	Revenue      float64    `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
+	FirstOrderAt *time.Time `bun:"first_order_at" json:"firstOrderAt" doc:"The first order, if any."`
+	LastOrderAt  *time.Time `bun:"last_order_at" json:"lastOrderAt" doc:"The last order, if any."`
 
 	products.Window
 }
@@ -51,12 +51,12 @@ func (CustomerValue) IsEntity() {}
 
 // ItemSales is what an item sold over orders that are not cancelled.
 type ItemSales struct {
-	bun.BaseModel `bun:"table:item_sales"`
+	bun.BaseModel `bun:"table:item_sales" mesh:"ItemSales,plural=itemSales,lookup=-" doc:"What an item sold, over orders that are not cancelled."`
 
-	ID      int64   `bun:"id,pk" json:"id"` // the item's id
-	Orders  int     `bun:"orders,notnull" json:"orders"`
-	Units   int     `bun:"units,notnull" json:"units"`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue"`
+	ID      int64   `bun:"id,pk" json:"id" mesh:"ref=inventory.Item" doc:"The item's id."`
+	Orders  int     `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders with the item."`
+	Units   int     `bun:"units,notnull" json:"units" mesh:"sort,aggregate" doc:"Units sold."`
+	Revenue float64 `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Revenue."`
 
 	products.Window
 }
@@ -86,53 +86,26 @@ type orderLine struct {
 	Amount   float64 `bun:"amount,notnull"`
 }
 
+// Product is the sales data product.
+var Product = products.Define(&products.Product{
+	Descriptor: products.Descriptor{
+		Name:        "sales",
+		Domain:      "sales",
+		Owner:       "sales-analytics-team",
+		Contact:     "sales-analytics@example.com",
+		Kind:        products.Analytical,
+		Description: "Revenue per day, customer lifetime value and item sales, derived from the orders and customers change events.",
+	},
+	Models:     []any{(*DailyRevenue)(nil), (*CustomerValue)(nil), (*ItemSales)(nil)},
+	Migrations: Migrations,
+})
+
 // Entities of the sales product.
 var (
-	DailyEntity = &products.Entity{
-		Name: "DailyRevenue", Table: "daily_revenue",
-		Description: "Revenue and order count per UTC day.",
-		Fields: []*products.Field{
-			{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The day as YYYYMMDD."},
-			{Name: "date", Column: "date", Type: products.TypeString, Sort: "DATE", Description: "The day, YYYY-MM-DD."},
-			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders placed that day, not cancelled."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Their total."},
-		},
-	}
-	CustomerValueEntity = &products.Entity{
-		Name: "CustomerValue", Table: "customer_value",
-		Description: "A customer's lifetime value.",
-		Fields: []*products.Field{
-			{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The customer's id."},
-			{Name: "country", Column: "country", Type: products.TypeString, Sort: "COUNTRY", Group: "COUNTRY", Description: "The customer's country."},
-			{Name: "segment", Column: "segment", Type: products.TypeString, Sort: "SEGMENT", Group: "SEGMENT", Description: "The customer's segment."},
-			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders, not cancelled."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Their total."},
-			{Name: "firstOrderAt", Column: "first_order_at", Type: products.TypeTime, Nullable: true, Description: "First order."},
-			{Name: "lastOrderAt", Column: "last_order_at", Type: products.TypeTime, Nullable: true, Description: "Last order."},
-		},
-	}
-	ItemSalesEntity = &products.Entity{
-		Name: "ItemSales", Table: "item_sales",
-		Description: "What an item sold.",
-		Fields: []*products.Field{
-			{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The item's id."},
-			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders with the item, not cancelled."},
-			{Name: "units", Column: "units", Type: products.TypeInt, Sort: "UNITS", Numeric: true, Description: "Units sold."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Revenue."},
-		},
-	}
+	DailyEntity         = Product.Entity("DailyRevenue")
+	CustomerValueEntity = Product.Entity("CustomerValue")
+	ItemSalesEntity     = Product.Entity("ItemSales")
 )
-
-// Product is the sales data product's descriptor.
-var Product = &products.Descriptor{
-	Name:        "sales",
-	Domain:      "sales",
-	Owner:       "sales-analytics-team",
-	Contact:     "sales-analytics@example.com",
-	Kind:        products.Analytical,
-	Description: "Revenue per day, customer lifetime value and item sales, derived from the orders and customers change events.",
-	Entities:    []*products.Entity{DailyEntity, CustomerValueEntity, ItemSalesEntity},
-}
 
 // Stats are the headline figures of the sales product.
 type Stats struct {
