@@ -1,4 +1,6 @@
 package main
 
-// graph/ is generated from schema/ by gqlgen (a tool dependency in go.mod).
-//go:generate go tool gqlgen generate --config gqlgen.yml
+// products/gen writes schema/<product>.gen.graphqls from the data products'
+// Go models, then runs gqlgen (a tool dependency in go.mod) with its plugin
+// to regenerate graph/ and the resolvers' generated bodies.
+//go:generate go run ./products/gen

@@ -41,13 +41,17 @@ type ResolverRoot interface {
 	CatalogEntity() CatalogEntityResolver
 	CatalogProduct() CatalogProductResolver
 	Customer() CustomerResolver
+	CustomerValue() CustomerValueResolver
+	DailyRevenue() DailyRevenueResolver
 	Entity() EntityResolver
 	Interaction() InteractionResolver
 	Item() ItemResolver
+	ItemSales() ItemSalesResolver
 	Mutation() MutationResolver
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
 	Query() QueryResolver
+	Reservation() ReservationResolver
 	ReservationLine() ReservationLineResolver
 	Subscription() SubscriptionResolver
 }
@@ -200,6 +204,7 @@ type ComplexityRoot struct {
 	CustomerValue struct {
 		Country      func(childComplexity int) int
 		FirstOrderAt func(childComplexity int) int
+		History      func(childComplexity int, first *int, after *string, last *int, before *string) int
 		ID           func(childComplexity int) int
 		LastOrderAt  func(childComplexity int) int
 		Orders       func(childComplexity int) int
@@ -214,6 +219,16 @@ type ComplexityRoot struct {
 		Max   func(childComplexity int) int
 		Min   func(childComplexity int) int
 		Sum   func(childComplexity int) int
+	}
+
+	CustomerValueChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	CustomerValueConnection struct {
@@ -240,9 +255,28 @@ type ComplexityRoot struct {
 
 	DailyRevenue struct {
 		Date    func(childComplexity int) int
+		History func(childComplexity int, first *int, after *string, last *int, before *string) int
 		ID      func(childComplexity int) int
 		Orders  func(childComplexity int) int
 		Revenue func(childComplexity int) int
+	}
+
+	DailyRevenueAggregate struct {
+		Avg   func(childComplexity int) int
+		Count func(childComplexity int) int
+		Max   func(childComplexity int) int
+		Min   func(childComplexity int) int
+		Sum   func(childComplexity int) int
+	}
+
+	DailyRevenueChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	DailyRevenueConnection struct {
@@ -255,6 +289,11 @@ type ComplexityRoot struct {
 	DailyRevenueEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	DailyRevenueNumbers struct {
+		Orders  func(childComplexity int) int
+		Revenue func(childComplexity int) int
 	}
 
 	Entity struct {
@@ -389,10 +428,29 @@ type ComplexityRoot struct {
 	}
 
 	ItemSales struct {
+		History func(childComplexity int, first *int, after *string, last *int, before *string) int
 		ID      func(childComplexity int) int
 		Orders  func(childComplexity int) int
 		Revenue func(childComplexity int) int
 		Units   func(childComplexity int) int
+	}
+
+	ItemSalesAggregate struct {
+		Avg   func(childComplexity int) int
+		Count func(childComplexity int) int
+		Max   func(childComplexity int) int
+		Min   func(childComplexity int) int
+		Sum   func(childComplexity int) int
+	}
+
+	ItemSalesChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
 	}
 
 	ItemSalesConnection struct {
@@ -405,6 +463,12 @@ type ComplexityRoot struct {
 	ItemSalesEdge struct {
 		Cursor func(childComplexity int) int
 		Node   func(childComplexity int) int
+	}
+
+	ItemSalesNumbers struct {
+		Orders  func(childComplexity int) int
+		Revenue func(childComplexity int) int
+		Units   func(childComplexity int) int
 	}
 
 	LineageLink struct {
@@ -556,16 +620,19 @@ type ComplexityRoot struct {
 		Catalog                 func(childComplexity int, product *string, domain *string, classification *model.Classification, pii *bool) int
 		ConsumerLag             func(childComplexity int) int
 		Customer                func(childComplexity int, id int64) int
+		CustomerValue           func(childComplexity int, id int64) int
 		CustomerValues          func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		CustomerValuesAggregate func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Customers               func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		CustomersAggregate      func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		DailyRevenue            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		DailyRevenueAggregate   func(childComplexity int, where map[string]any, having map[string]any) int
 		Interaction             func(childComplexity int, id int64) int
 		Interactions            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		InteractionsAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Item                    func(childComplexity int, id int64) int
 		ItemSales               func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		ItemSalesAggregate      func(childComplexity int, where map[string]any, having map[string]any) int
 		Items                   func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		ItemsAggregate          func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Mesh                    func(childComplexity int) int
@@ -575,7 +642,9 @@ type ComplexityRoot struct {
 		OrderLinesAggregate     func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Orders                  func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		OrdersAggregate         func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
-		Reservation             func(childComplexity int, orderID int64) int
+		Reservation             func(childComplexity int, id int64) int
+		Reservations            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
+		ReservationsAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		SalesStats              func(childComplexity int) int
 		__resolve__service      func(childComplexity int) int
 		__resolve_entities      func(childComplexity int, representations []map[string]any) int
@@ -583,10 +652,42 @@ type ComplexityRoot struct {
 
 	Reservation struct {
 		CreatedAt func(childComplexity int) int
+		History   func(childComplexity int, first *int, after *string, last *int, before *string) int
 		ID        func(childComplexity int) int
 		Lines     func(childComplexity int) int
 		Status    func(childComplexity int) int
 		UpdatedAt func(childComplexity int) int
+	}
+
+	ReservationAggregate struct {
+		Count func(childComplexity int) int
+		Group func(childComplexity int) int
+	}
+
+	ReservationChange struct {
+		Actor    func(childComplexity int) int
+		After    func(childComplexity int) int
+		At       func(childComplexity int) int
+		Before   func(childComplexity int) int
+		Cursor   func(childComplexity int) int
+		Op       func(childComplexity int) int
+		Sequence func(childComplexity int) int
+	}
+
+	ReservationConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	ReservationEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
+	ReservationGroup struct {
+		Status func(childComplexity int) int
 	}
 
 	ReservationLine struct {
@@ -605,15 +706,19 @@ type ComplexityRoot struct {
 	}
 
 	Subscription struct {
-		AuditEntries       func(childComplexity int, product *string, entity *string, actor *string, since *string) int
-		Changes            func(childComplexity int, products []string, entities []string, ops []products.Op, since *string) int
-		CustomerChanged    func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
-		CustomerValue      func(childComplexity int, customerID int64) int
-		InteractionChanged func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
-		ItemChanged        func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
-		OrderChanged       func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
-		OrderLineChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
-		SalesStats         func(childComplexity int) int
+		AuditEntries         func(childComplexity int, product *string, entity *string, actor *string, since *string) int
+		Changes              func(childComplexity int, products []string, entities []string, ops []products.Op, since *string) int
+		CustomerChanged      func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		CustomerValue        func(childComplexity int, customerID int64) int
+		CustomerValueChanged func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		DailyRevenueChanged  func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		InteractionChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		ItemChanged          func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		ItemSalesChanged     func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		OrderChanged         func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		OrderLineChanged     func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		ReservationChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		SalesStats           func(childComplexity int) int
 	}
 
 	_Service struct {
@@ -639,10 +744,16 @@ type CatalogProductResolver interface {
 	Sdl(ctx context.Context, obj *model.CatalogProduct) (string, error)
 }
 type CustomerResolver interface {
-	Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error)
-	Interactions(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.InteractionConnection, error)
-	History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
+	Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[orders.Order], error)
+	Interactions(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[engagement.Interaction], error)
 	Value(ctx context.Context, obj *customers.Customer) (*sales.CustomerValue, error)
+}
+type CustomerValueResolver interface {
+	History(ctx context.Context, obj *sales.CustomerValue, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
+}
+type DailyRevenueResolver interface {
+	History(ctx context.Context, obj *sales.DailyRevenue, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 }
 type EntityResolver interface {
 	FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error)
@@ -656,12 +767,15 @@ type EntityResolver interface {
 	FindManyReservationByIDs(ctx context.Context, reps []*model.ReservationByIDsInput) ([]*inventory.Reservation, error)
 }
 type InteractionResolver interface {
+	History(ctx context.Context, obj *engagement.Interaction, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 	Customer(ctx context.Context, obj *engagement.Interaction) (*customers.Customer, error)
-	History(ctx context.Context, obj *engagement.Interaction, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
 }
 type ItemResolver interface {
-	History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 	Sales(ctx context.Context, obj *inventory.Item) (*sales.ItemSales, error)
+}
+type ItemSalesResolver interface {
+	History(ctx context.Context, obj *sales.ItemSales, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 }
 type MutationResolver interface {
 	CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error)
@@ -677,54 +791,66 @@ type MutationResolver interface {
 	CancelOrder(ctx context.Context, id int64) (*orders.Order, error)
 }
 type OrderResolver interface {
+	History(ctx context.Context, obj *orders.Order, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
+	Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error)
 	Customer(ctx context.Context, obj *orders.Order) (*customers.Customer, error)
 	Lines(ctx context.Context, obj *orders.Order) ([]*orders.Line, error)
-	History(ctx context.Context, obj *orders.Order, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
-	Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error)
 }
 type OrderLineResolver interface {
+	History(ctx context.Context, obj *orders.Line, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 	Order(ctx context.Context, obj *orders.Line) (*orders.Order, error)
 	Item(ctx context.Context, obj *orders.Line) (*inventory.Item, error)
-	History(ctx context.Context, obj *orders.Line, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
 }
 type QueryResolver interface {
 	Mesh(ctx context.Context) (*model.MeshInfo, error)
-	AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error)
+	AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 	Catalog(ctx context.Context, product *string, domain *string, classification *model.Classification, pii *bool) ([]*model.CatalogProduct, error)
 	Customer(ctx context.Context, id int64) (*customers.Customer, error)
-	Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerConnection, error)
+	Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[customers.Customer], error)
 	CustomersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
 	Interaction(ctx context.Context, id int64) (*engagement.Interaction, error)
-	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.InteractionConnection, error)
+	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[engagement.Interaction], error)
 	InteractionsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
 	Item(ctx context.Context, id int64) (*inventory.Item, error)
-	Items(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemConnection, error)
+	Items(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[inventory.Item], error)
 	ItemsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
-	Reservation(ctx context.Context, orderID int64) (*inventory.Reservation, error)
+	Reservation(ctx context.Context, id int64) (*inventory.Reservation, error)
+	Reservations(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[inventory.Reservation], error)
+	ReservationsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
 	Order(ctx context.Context, id int64) (*orders.Order, error)
-	Orders(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error)
+	Orders(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[orders.Order], error)
 	OrdersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
 	OrderLine(ctx context.Context, id int64) (*orders.Line, error)
-	OrderLines(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderLineConnection, error)
+	OrderLines(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[orders.Line], error)
 	OrderLinesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
-	DailyRevenue(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.DailyRevenueConnection, error)
-	CustomerValues(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerValueConnection, error)
+	DailyRevenue(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[sales.DailyRevenue], error)
+	DailyRevenueAggregate(ctx context.Context, where map[string]any, having map[string]any) ([]*products.AggregateRow, error)
+	CustomerValue(ctx context.Context, id int64) (*sales.CustomerValue, error)
+	CustomerValues(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[sales.CustomerValue], error)
 	CustomerValuesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
-	ItemSales(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemSalesConnection, error)
+	ItemSales(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[sales.ItemSales], error)
+	ItemSalesAggregate(ctx context.Context, where map[string]any, having map[string]any) ([]*products.AggregateRow, error)
 	SalesStats(ctx context.Context) (*sales.Stats, error)
 	ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, error)
+}
+type ReservationResolver interface {
+	History(ctx context.Context, obj *inventory.Reservation, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 }
 type ReservationLineResolver interface {
 	Item(ctx context.Context, obj *inventory.ReservationLine) (*inventory.Item, error)
 }
 type SubscriptionResolver interface {
-	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error)
-	OrderChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderChange, error)
-	OrderLineChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderLineChange, error)
-	ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.ItemChange, error)
-	InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.InteractionChange, error)
 	Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error)
 	AuditEntries(ctx context.Context, product *string, entity *string, actor *string, since *string) (<-chan *products.AuditEntry, error)
+	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[customers.Customer], error)
+	InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[engagement.Interaction], error)
+	ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[inventory.Item], error)
+	ReservationChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[inventory.Reservation], error)
+	OrderChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[orders.Order], error)
+	OrderLineChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[orders.Line], error)
+	DailyRevenueChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[sales.DailyRevenue], error)
+	CustomerValueChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[sales.CustomerValue], error)
+	ItemSalesChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[sales.ItemSales], error)
 	SalesStats(ctx context.Context) (<-chan *sales.Stats, error)
 	CustomerValue(ctx context.Context, customerID int64) (<-chan *sales.CustomerValue, error)
 }
@@ -1365,6 +1491,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerValue.FirstOrderAt(childComplexity), true
+	case "CustomerValue.history":
+		if e.ComplexityRoot.CustomerValue.History == nil {
+			break
+		}
+
+		args, err := ec.field_CustomerValue_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.CustomerValue.History(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "CustomerValue.id":
 		if e.ComplexityRoot.CustomerValue.ID == nil {
 			break
@@ -1432,6 +1569,49 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.CustomerValueAggregate.Sum(childComplexity), true
+
+	case "CustomerValueChange.actor":
+		if e.ComplexityRoot.CustomerValueChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.Actor(childComplexity), true
+	case "CustomerValueChange.after":
+		if e.ComplexityRoot.CustomerValueChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.After(childComplexity), true
+	case "CustomerValueChange.at":
+		if e.ComplexityRoot.CustomerValueChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.At(childComplexity), true
+	case "CustomerValueChange.before":
+		if e.ComplexityRoot.CustomerValueChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.Before(childComplexity), true
+	case "CustomerValueChange.cursor":
+		if e.ComplexityRoot.CustomerValueChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.Cursor(childComplexity), true
+	case "CustomerValueChange.op":
+		if e.ComplexityRoot.CustomerValueChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.Op(childComplexity), true
+	case "CustomerValueChange.sequence":
+		if e.ComplexityRoot.CustomerValueChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.CustomerValueChange.Sequence(childComplexity), true
 
 	case "CustomerValueConnection.edges":
 		if e.ComplexityRoot.CustomerValueConnection.Edges == nil {
@@ -1503,6 +1683,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DailyRevenue.Date(childComplexity), true
+	case "DailyRevenue.history":
+		if e.ComplexityRoot.DailyRevenue.History == nil {
+			break
+		}
+
+		args, err := ec.field_DailyRevenue_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.DailyRevenue.History(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "DailyRevenue.id":
 		if e.ComplexityRoot.DailyRevenue.ID == nil {
 			break
@@ -1521,6 +1712,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DailyRevenue.Revenue(childComplexity), true
+
+	case "DailyRevenueAggregate.avg":
+		if e.ComplexityRoot.DailyRevenueAggregate.Avg == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueAggregate.Avg(childComplexity), true
+	case "DailyRevenueAggregate.count":
+		if e.ComplexityRoot.DailyRevenueAggregate.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueAggregate.Count(childComplexity), true
+	case "DailyRevenueAggregate.max":
+		if e.ComplexityRoot.DailyRevenueAggregate.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueAggregate.Max(childComplexity), true
+	case "DailyRevenueAggregate.min":
+		if e.ComplexityRoot.DailyRevenueAggregate.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueAggregate.Min(childComplexity), true
+	case "DailyRevenueAggregate.sum":
+		if e.ComplexityRoot.DailyRevenueAggregate.Sum == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueAggregate.Sum(childComplexity), true
+
+	case "DailyRevenueChange.actor":
+		if e.ComplexityRoot.DailyRevenueChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.Actor(childComplexity), true
+	case "DailyRevenueChange.after":
+		if e.ComplexityRoot.DailyRevenueChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.After(childComplexity), true
+	case "DailyRevenueChange.at":
+		if e.ComplexityRoot.DailyRevenueChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.At(childComplexity), true
+	case "DailyRevenueChange.before":
+		if e.ComplexityRoot.DailyRevenueChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.Before(childComplexity), true
+	case "DailyRevenueChange.cursor":
+		if e.ComplexityRoot.DailyRevenueChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.Cursor(childComplexity), true
+	case "DailyRevenueChange.op":
+		if e.ComplexityRoot.DailyRevenueChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.Op(childComplexity), true
+	case "DailyRevenueChange.sequence":
+		if e.ComplexityRoot.DailyRevenueChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueChange.Sequence(childComplexity), true
 
 	case "DailyRevenueConnection.edges":
 		if e.ComplexityRoot.DailyRevenueConnection.Edges == nil {
@@ -1559,6 +1824,19 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.DailyRevenueEdge.Node(childComplexity), true
+
+	case "DailyRevenueNumbers.orders":
+		if e.ComplexityRoot.DailyRevenueNumbers.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueNumbers.Orders(childComplexity), true
+	case "DailyRevenueNumbers.revenue":
+		if e.ComplexityRoot.DailyRevenueNumbers.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DailyRevenueNumbers.Revenue(childComplexity), true
 
 	case "Entity.findManyCustomerByIDs":
 		if e.ComplexityRoot.Entity.FindManyCustomerByIDs == nil {
@@ -2112,6 +2390,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.ItemNumbers.Stock(childComplexity), true
 
+	case "ItemSales.history":
+		if e.ComplexityRoot.ItemSales.History == nil {
+			break
+		}
+
+		args, err := ec.field_ItemSales_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.ItemSales.History(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "ItemSales.id":
 		if e.ComplexityRoot.ItemSales.ID == nil {
 			break
@@ -2136,6 +2425,80 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ItemSales.Units(childComplexity), true
+
+	case "ItemSalesAggregate.avg":
+		if e.ComplexityRoot.ItemSalesAggregate.Avg == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesAggregate.Avg(childComplexity), true
+	case "ItemSalesAggregate.count":
+		if e.ComplexityRoot.ItemSalesAggregate.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesAggregate.Count(childComplexity), true
+	case "ItemSalesAggregate.max":
+		if e.ComplexityRoot.ItemSalesAggregate.Max == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesAggregate.Max(childComplexity), true
+	case "ItemSalesAggregate.min":
+		if e.ComplexityRoot.ItemSalesAggregate.Min == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesAggregate.Min(childComplexity), true
+	case "ItemSalesAggregate.sum":
+		if e.ComplexityRoot.ItemSalesAggregate.Sum == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesAggregate.Sum(childComplexity), true
+
+	case "ItemSalesChange.actor":
+		if e.ComplexityRoot.ItemSalesChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.Actor(childComplexity), true
+	case "ItemSalesChange.after":
+		if e.ComplexityRoot.ItemSalesChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.After(childComplexity), true
+	case "ItemSalesChange.at":
+		if e.ComplexityRoot.ItemSalesChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.At(childComplexity), true
+	case "ItemSalesChange.before":
+		if e.ComplexityRoot.ItemSalesChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.Before(childComplexity), true
+	case "ItemSalesChange.cursor":
+		if e.ComplexityRoot.ItemSalesChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.Cursor(childComplexity), true
+	case "ItemSalesChange.op":
+		if e.ComplexityRoot.ItemSalesChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.Op(childComplexity), true
+	case "ItemSalesChange.sequence":
+		if e.ComplexityRoot.ItemSalesChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesChange.Sequence(childComplexity), true
 
 	case "ItemSalesConnection.edges":
 		if e.ComplexityRoot.ItemSalesConnection.Edges == nil {
@@ -2174,6 +2537,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.ItemSalesEdge.Node(childComplexity), true
+
+	case "ItemSalesNumbers.orders":
+		if e.ComplexityRoot.ItemSalesNumbers.Orders == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesNumbers.Orders(childComplexity), true
+	case "ItemSalesNumbers.revenue":
+		if e.ComplexityRoot.ItemSalesNumbers.Revenue == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesNumbers.Revenue(childComplexity), true
+	case "ItemSalesNumbers.units":
+		if e.ComplexityRoot.ItemSalesNumbers.Units == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ItemSalesNumbers.Units(childComplexity), true
 
 	case "LineageLink.consumer":
 		if e.ComplexityRoot.LineageLink.Consumer == nil {
@@ -2837,6 +3219,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.Customer(childComplexity, args["id"].(int64)), true
+	case "Query.customerValue":
+		if e.ComplexityRoot.Query.CustomerValue == nil {
+			break
+		}
+
+		args, err := ec.field_Query_customerValue_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.CustomerValue(childComplexity, args["id"].(int64)), true
 	case "Query.customerValues":
 		if e.ComplexityRoot.Query.CustomerValues == nil {
 			break
@@ -2892,6 +3285,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DailyRevenue(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
+	case "Query.dailyRevenueAggregate":
+		if e.ComplexityRoot.Query.DailyRevenueAggregate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_dailyRevenueAggregate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DailyRevenueAggregate(childComplexity, args["where"].(map[string]any), args["having"].(map[string]any)), true
 	case "Query.interaction":
 		if e.ComplexityRoot.Query.Interaction == nil {
 			break
@@ -2948,6 +3352,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.ItemSales(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
+	case "Query.itemSalesAggregate":
+		if e.ComplexityRoot.Query.ItemSalesAggregate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_itemSalesAggregate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ItemSalesAggregate(childComplexity, args["where"].(map[string]any), args["having"].(map[string]any)), true
 	case "Query.items":
 		if e.ComplexityRoot.Query.Items == nil {
 			break
@@ -3052,7 +3467,29 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 			return 0, false
 		}
 
-		return e.ComplexityRoot.Query.Reservation(childComplexity, args["orderId"].(int64)), true
+		return e.ComplexityRoot.Query.Reservation(childComplexity, args["id"].(int64)), true
+	case "Query.reservations":
+		if e.ComplexityRoot.Query.Reservations == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reservations_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.Reservations(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string), args["where"].(map[string]any), args["orderBy"].([]map[string]any)), true
+	case "Query.reservationsAggregate":
+		if e.ComplexityRoot.Query.ReservationsAggregate == nil {
+			break
+		}
+
+		args, err := ec.field_Query_reservationsAggregate_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.ReservationsAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
 	case "Query.salesStats":
 		if e.ComplexityRoot.Query.SalesStats == nil {
 			break
@@ -3083,6 +3520,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Reservation.CreatedAt(childComplexity), true
+	case "Reservation.history":
+		if e.ComplexityRoot.Reservation.History == nil {
+			break
+		}
+
+		args, err := ec.field_Reservation_history_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Reservation.History(childComplexity, args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Reservation.id":
 		if e.ComplexityRoot.Reservation.ID == nil {
 			break
@@ -3107,6 +3555,107 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Reservation.UpdatedAt(childComplexity), true
+
+	case "ReservationAggregate.count":
+		if e.ComplexityRoot.ReservationAggregate.Count == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationAggregate.Count(childComplexity), true
+	case "ReservationAggregate.group":
+		if e.ComplexityRoot.ReservationAggregate.Group == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationAggregate.Group(childComplexity), true
+
+	case "ReservationChange.actor":
+		if e.ComplexityRoot.ReservationChange.Actor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.Actor(childComplexity), true
+	case "ReservationChange.after":
+		if e.ComplexityRoot.ReservationChange.After == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.After(childComplexity), true
+	case "ReservationChange.at":
+		if e.ComplexityRoot.ReservationChange.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.At(childComplexity), true
+	case "ReservationChange.before":
+		if e.ComplexityRoot.ReservationChange.Before == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.Before(childComplexity), true
+	case "ReservationChange.cursor":
+		if e.ComplexityRoot.ReservationChange.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.Cursor(childComplexity), true
+	case "ReservationChange.op":
+		if e.ComplexityRoot.ReservationChange.Op == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.Op(childComplexity), true
+	case "ReservationChange.sequence":
+		if e.ComplexityRoot.ReservationChange.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationChange.Sequence(childComplexity), true
+
+	case "ReservationConnection.edges":
+		if e.ComplexityRoot.ReservationConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.Edges(childComplexity), true
+	case "ReservationConnection.nodes":
+		if e.ComplexityRoot.ReservationConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.Nodes(childComplexity), true
+	case "ReservationConnection.pageInfo":
+		if e.ComplexityRoot.ReservationConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.PageInfo(childComplexity), true
+	case "ReservationConnection.totalCount":
+		if e.ComplexityRoot.ReservationConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationConnection.TotalCount(childComplexity), true
+
+	case "ReservationEdge.cursor":
+		if e.ComplexityRoot.ReservationEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEdge.Cursor(childComplexity), true
+	case "ReservationEdge.node":
+		if e.ComplexityRoot.ReservationEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationEdge.Node(childComplexity), true
+
+	case "ReservationGroup.status":
+		if e.ComplexityRoot.ReservationGroup.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.ReservationGroup.Status(childComplexity), true
 
 	case "ReservationLine.item":
 		if e.ComplexityRoot.ReservationLine.Item == nil {
@@ -3208,6 +3757,28 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.CustomerValue(childComplexity, args["customerId"].(int64)), true
+	case "Subscription.customerValueChanged":
+		if e.ComplexityRoot.Subscription.CustomerValueChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_customerValueChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.CustomerValueChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.dailyRevenueChanged":
+		if e.ComplexityRoot.Subscription.DailyRevenueChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_dailyRevenueChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.DailyRevenueChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
 	case "Subscription.interactionChanged":
 		if e.ComplexityRoot.Subscription.InteractionChanged == nil {
 			break
@@ -3230,6 +3801,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.ItemChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.itemSalesChanged":
+		if e.ComplexityRoot.Subscription.ItemSalesChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_itemSalesChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ItemSalesChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
 	case "Subscription.orderChanged":
 		if e.ComplexityRoot.Subscription.OrderChanged == nil {
 			break
@@ -3252,6 +3834,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.OrderLineChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.reservationChanged":
+		if e.ComplexityRoot.Subscription.ReservationChanged == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_reservationChanged_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.ReservationChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
 	case "Subscription.salesStats":
 		if e.ComplexityRoot.Subscription.SalesStats == nil {
 			break
@@ -3290,6 +3883,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("CustomerValueWhere", ec.unmarshalInputCustomerValueWhere),
 			graphql.NewInputUnmarshaler("CustomerWhere", ec.unmarshalInputCustomerWhere),
 			graphql.NewInputUnmarshaler("DailyRevenueByIDsInput", ec.unmarshalInputDailyRevenueByIDsInput),
+			graphql.NewInputUnmarshaler("DailyRevenueHaving", ec.unmarshalInputDailyRevenueHaving),
+			graphql.NewInputUnmarshaler("DailyRevenueNumbersFilter", ec.unmarshalInputDailyRevenueNumbersFilter),
 			graphql.NewInputUnmarshaler("DailyRevenueOrderBy", ec.unmarshalInputDailyRevenueOrderBy),
 			graphql.NewInputUnmarshaler("DailyRevenueWhere", ec.unmarshalInputDailyRevenueWhere),
 			graphql.NewInputUnmarshaler("FloatFilter", ec.unmarshalInputFloatFilter),
@@ -3306,6 +3901,8 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("ItemNumbersFilter", ec.unmarshalInputItemNumbersFilter),
 			graphql.NewInputUnmarshaler("ItemOrderBy", ec.unmarshalInputItemOrderBy),
 			graphql.NewInputUnmarshaler("ItemSalesByIDsInput", ec.unmarshalInputItemSalesByIDsInput),
+			graphql.NewInputUnmarshaler("ItemSalesHaving", ec.unmarshalInputItemSalesHaving),
+			graphql.NewInputUnmarshaler("ItemSalesNumbersFilter", ec.unmarshalInputItemSalesNumbersFilter),
 			graphql.NewInputUnmarshaler("ItemSalesOrderBy", ec.unmarshalInputItemSalesOrderBy),
 			graphql.NewInputUnmarshaler("ItemSalesWhere", ec.unmarshalInputItemSalesWhere),
 			graphql.NewInputUnmarshaler("ItemWhere", ec.unmarshalInputItemWhere),
@@ -3322,6 +3919,10 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("OrderStatusFilter", ec.unmarshalInputOrderStatusFilter),
 			graphql.NewInputUnmarshaler("OrderWhere", ec.unmarshalInputOrderWhere),
 			graphql.NewInputUnmarshaler("ReservationByIDsInput", ec.unmarshalInputReservationByIDsInput),
+			graphql.NewInputUnmarshaler("ReservationHaving", ec.unmarshalInputReservationHaving),
+			graphql.NewInputUnmarshaler("ReservationOrderBy", ec.unmarshalInputReservationOrderBy),
+			graphql.NewInputUnmarshaler("ReservationStatusFilter", ec.unmarshalInputReservationStatusFilter),
+			graphql.NewInputUnmarshaler("ReservationWhere", ec.unmarshalInputReservationWhere),
 			graphql.NewInputUnmarshaler("StringFilter", ec.unmarshalInputStringFilter),
 			graphql.NewInputUnmarshaler("TimeFilter", ec.unmarshalInputTimeFilter),
 			graphql.NewInputUnmarshaler("UpdateCustomerInput", ec.unmarshalInputUpdateCustomerInput),
@@ -3560,7 +4161,10 @@ type CatalogDownloads {
   odcs: String!
 }
 `, BuiltIn: false},
-	{Name: "../schema/customers.graphqls", Input: `# Data product "customers" (operational): who buys from us.
+	{Name: "../schema/customers.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
+# Data product "customers" (operational): its entities with their filters, orderings,
+# connections, aggregates, lookups and change subscriptions. The rest of its
+# schema is written by hand in customers.graphqls.
 
 extend schema
   @dataProduct(
@@ -3590,36 +4194,6 @@ type Customer @key(fields: "id") @entityResolver(multi: true) @entity(product: "
   createdAt: Time! @classification(level: INTERNAL)
   "When the customer was last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Orders placed by this customer (resolved by the orders product)."
-  orders(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Only orders matching this filter."
-    where: OrderWhere
-    "Sort keys, most significant first; ties are broken by id."
-    orderBy: [OrderOrderBy!]
-  ): OrderConnection!
-  "Interactions with this customer (resolved by the engagement product)."
-  interactions(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Only interactions matching this filter."
-    where: InteractionWhere
-    "Sort keys, most significant first; ties are broken by id."
-    orderBy: [InteractionOrderBy!]
-  ): InteractionConnection!
   "Audit entries of this customer, oldest first."
   history(
     "Page size from the start."
@@ -3643,7 +4217,7 @@ enum CustomerSegment {
   ENTERPRISE
 }
 
-"Conditions on a customer segment."
+"Conditions on a value of CustomerSegment; all given conditions must hold."
 input CustomerSegmentFilter {
   "Equal to."
   eq: CustomerSegment
@@ -3695,9 +4269,9 @@ enum CustomerSortField {
   COUNTRY
   "By segment."
   SEGMENT
-  "By creation time."
+  "By created at."
   CREATED_AT
-  "By last change."
+  "By updated at."
   UPDATED_AT
 }
 
@@ -3739,13 +4313,13 @@ enum CustomerGroupField {
 
 "Values of the grouped fields of a customer group; fields not grouped by are null."
 type CustomerGroup {
-  "Country of the group."
+  "The group's country."
   country: String
-  "Segment of the group."
+  "The group's segment."
   segment: CustomerSegment
 }
 
-"Conditions on customer groups (SQL HAVING)."
+"Conditions on groups of customers (SQL HAVING)."
 input CustomerHaving {
   "Condition on the number of customers in the group."
   count: IntFilter
@@ -3757,6 +4331,106 @@ type CustomerAggregate {
   group: CustomerGroup
   "Number of customers."
   count: Int!
+}
+
+"A change of a customer."
+type CustomerChange {
+  "What happened."
+  op: AuditOp!
+  "The customer before the change; null for CREATE."
+  before: Customer
+  "The customer after the change; null for DELETE."
+  after: Customer
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the customers product's log."
+  sequence: Long!
+}
+
+extend type Query {
+  "One customer by id, or null."
+  customer(
+    "Id of the customer."
+    id: ID!
+  ): Customer
+  "Customers, filtered, sorted and paged."
+  customers(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only customers matching this filter."
+    where: CustomerWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [CustomerOrderBy!]
+  ): CustomerConnection!
+  "Aggregates over customers, optionally grouped."
+  customersAggregate(
+    "Only customers matching this filter."
+    where: CustomerWhere
+    "Fields to group by; without it, one row aggregates all matching customers."
+    groupBy: [CustomerGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: CustomerHaving
+  ): [CustomerAggregate!]!
+}
+
+extend type Subscription {
+  "Changes of customers; where is evaluated on the row after the change (before, for deletes)."
+  customerChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: CustomerWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): CustomerChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/customers.graphqls", Input: `# Data product "customers" (operational): who buys from us. Its entities,
+# with their filters, orderings, aggregates, lookups and change
+# subscriptions, are generated from its Go models into
+# customers.gen.graphqls; here are its mutations and the fields it adds.
+
+extend type Customer {
+  "Orders placed by this customer (resolved by the orders product)."
+  orders(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only orders matching this filter."
+    where: OrderWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [OrderOrderBy!]
+  ): OrderConnection! @children(key: "customerId")
+  "Interactions with this customer (resolved by the engagement product)."
+  interactions(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only interactions matching this filter."
+    where: InteractionWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [InteractionOrderBy!]
+  ): InteractionConnection! @children(key: "customerId")
 }
 
 "A new customer."
@@ -3787,38 +4461,6 @@ input UpdateCustomerInput {
   segment: CustomerSegment
 }
 
-extend type Query {
-  "One customer by id, or null."
-  customer(
-    "Id of the customer."
-    id: ID!
-  ): Customer
-  "Customers, filtered, sorted and paged."
-  customers(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Only customers matching this filter."
-    where: CustomerWhere
-    "Sort keys, most significant first; ties are broken by id."
-    orderBy: [CustomerOrderBy!]
-  ): CustomerConnection!
-  "Counts of customers, optionally grouped."
-  customersAggregate(
-    "Only customers matching this filter."
-    where: CustomerWhere
-    "Fields to group by; without it, one row aggregates all matching customers."
-    groupBy: [CustomerGroupField!]
-    "Conditions on the groups (SQL HAVING)."
-    having: CustomerHaving
-  ): [CustomerAggregate!]!
-}
-
 "Writes to the data products. Every mutation runs in one transaction of the owning product."
 type Mutation {
   "Create a customer."
@@ -3840,7 +4482,10 @@ type Mutation {
   ): Customer!
 }
 `, BuiltIn: false},
-	{Name: "../schema/engagement.graphqls", Input: `# Data product "engagement" (engagement): how customers interact with us.
+	{Name: "../schema/engagement.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
+# Data product "engagement" (engagement): its entities with their filters, orderings,
+# connections, aggregates, lookups and change subscriptions. The rest of its
+# schema is written by hand in engagement.graphqls.
 
 extend schema
   @dataProduct(
@@ -3868,8 +4513,6 @@ type Interaction @key(fields: "id") @entityResolver(multi: true) @entity(product
   note: String @pii @classification(level: RESTRICTED)
   "When the interaction happened."
   occurredAt: Time! @classification(level: INTERNAL)
-  "The customer (resolved by the customers product); null if deleted since."
-  customer: Customer
   "Audit entries of this interaction, oldest first."
   history(
     "Page size from the start."
@@ -3899,6 +4542,20 @@ enum Channel {
   SOCIAL
 }
 
+"Conditions on a value of Channel; all given conditions must hold."
+input ChannelFilter {
+  "Equal to."
+  eq: Channel
+  "Not equal to."
+  ne: Channel
+  "One of."
+  in: [Channel!]
+  "None of."
+  notIn: [Channel!]
+  "True: the field is null; false: it is not."
+  isNull: Boolean
+}
+
 "What an interaction was about."
 enum InteractionKind {
   "A question."
@@ -3913,21 +4570,7 @@ enum InteractionKind {
   MARKETING
 }
 
-"Conditions on a channel."
-input ChannelFilter {
-  "Equal to."
-  eq: Channel
-  "Not equal to."
-  ne: Channel
-  "One of."
-  in: [Channel!]
-  "None of."
-  notIn: [Channel!]
-  "True: the field is null; false: it is not."
-  isNull: Boolean
-}
-
-"Conditions on an interaction kind."
+"Conditions on a value of InteractionKind; all given conditions must hold."
 input InteractionKindFilter {
   "Equal to."
   eq: InteractionKind
@@ -3969,7 +4612,7 @@ input InteractionWhere {
 enum InteractionSortField {
   "By id."
   ID
-  "By customer."
+  "By customer id."
   CUSTOMER_ID
   "By channel."
   CHANNEL
@@ -3977,7 +4620,7 @@ enum InteractionSortField {
   KIND
   "By sentiment."
   SENTIMENT
-  "By time."
+  "By occurred at."
   OCCURRED_AT
 }
 
@@ -4011,25 +4654,25 @@ type InteractionEdge {
 
 "Fields interactions can be grouped by."
 enum InteractionGroupField {
-  "By customer."
+  "By customer id."
   CUSTOMER_ID
   "By channel."
   CHANNEL
   "By kind."
   KIND
-  "By the UTC day it happened."
+  "By the UTC day (YYYY-MM-DD) of occurredAt."
   OCCURRED_DATE
 }
 
 "Values of the grouped fields of an interaction group; fields not grouped by are null."
 type InteractionGroup {
-  "Customer of the group."
+  "The group's customer id."
   customerId: ID
-  "Channel of the group."
+  "The group's channel."
   channel: Channel
-  "Kind of the group."
+  "The group's kind."
   kind: InteractionKind
-  "UTC day (YYYY-MM-DD) of the group."
+  "The group's UTC day (YYYY-MM-DD) of occurredAt."
   occurredDate: String
 }
 
@@ -4045,7 +4688,7 @@ input InteractionNumbersFilter {
   sentiment: FloatFilter
 }
 
-"Conditions on interaction groups (SQL HAVING)."
+"Conditions on groups of interactions (SQL HAVING)."
 input InteractionHaving {
   "Condition on the number of interactions in the group."
   count: IntFilter
@@ -4075,34 +4718,22 @@ type InteractionAggregate {
   max: InteractionNumbers!
 }
 
-"A new interaction."
-input CreateInteractionInput {
-  "The customer; must exist in the customers product."
-  customerId: ID!
-  "Where it happened."
-  channel: Channel!
-  "What it was about."
-  kind: InteractionKind!
-  "Sentiment from -1 to 1."
-  sentiment: Float!
-  "Free-text note, up to 2000 characters."
-  note: String
-  "When it happened; now if omitted."
-  occurredAt: Time
-}
-
-"Changes to an interaction; omitted fields keep their value."
-input UpdateInteractionInput {
-  "Where it happened."
-  channel: Channel
-  "What it was about."
-  kind: InteractionKind
-  "Sentiment from -1 to 1."
-  sentiment: Float
-  "Free-text note; null clears it."
-  note: String
-  "When it happened."
-  occurredAt: Time
+"A change of an interaction."
+type InteractionChange {
+  "What happened."
+  op: AuditOp!
+  "The interaction before the change; null for CREATE."
+  before: Interaction
+  "The interaction after the change; null for DELETE."
+  after: Interaction
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the engagement product's log."
+  sequence: Long!
 }
 
 extend type Query {
@@ -4137,6 +4768,57 @@ extend type Query {
   ): [InteractionAggregate!]!
 }
 
+extend type Subscription {
+  "Changes of interactions; where is evaluated on the row after the change (before, for deletes)."
+  interactionChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: InteractionWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): InteractionChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/engagement.graphqls", Input: `# Data product "engagement" (engagement): how customers interact with us.
+# Its entities are generated from its Go models into
+# engagement.gen.graphqls; here are its mutations and the fields it adds.
+
+extend type Interaction {
+  "The customer (resolved by the customers product); null if deleted since."
+  customer: Customer @lookup(key: "customerId")
+}
+
+"A new interaction."
+input CreateInteractionInput {
+  "The customer; must exist in the customers product."
+  customerId: ID!
+  "Where it happened."
+  channel: Channel!
+  "What it was about."
+  kind: InteractionKind!
+  "Sentiment from -1 to 1."
+  sentiment: Float!
+  "Free-text note, up to 2000 characters."
+  note: String
+  "When it happened; now if omitted."
+  occurredAt: Time
+}
+
+"Changes to an interaction; omitted fields keep their value."
+input UpdateInteractionInput {
+  "Where it happened."
+  channel: Channel
+  "What it was about."
+  kind: InteractionKind
+  "Sentiment from -1 to 1."
+  sentiment: Float
+  "Free-text note; null clears it."
+  note: String
+  "When it happened."
+  occurredAt: Time
+}
+
 extend type Mutation {
   "Record an interaction."
   createInteraction(
@@ -4157,7 +4839,10 @@ extend type Mutation {
   ): Interaction!
 }
 `, BuiltIn: false},
-	{Name: "../schema/inventory.graphqls", Input: `# Data product "inventory" (operational): what we sell and how much is in stock.
+	{Name: "../schema/inventory.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
+# Data product "inventory" (operational): its entities with their filters, orderings,
+# connections, aggregates, lookups and change subscriptions. The rest of its
+# schema is written by hand in inventory.graphqls.
 
 extend schema
   @dataProduct(
@@ -4200,6 +4885,53 @@ type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inve
   ): AuditEntryConnection!
 }
 
+"Stock inventory holds for an order, or the record that it was short. Its id is the order's id."
+type Reservation @key(fields: "id") @entityResolver(multi: true) @entity(product: "inventory", table: "reservations") {
+  "The order's id."
+  id: ID! @classification(level: INTERNAL)
+  "Whether the stock is held, was short, or was given back."
+  status: ReservationStatus! @classification(level: INTERNAL)
+  "When inventory saw the order."
+  createdAt: Time! @classification(level: INTERNAL)
+  "When the reservation last changed."
+  updatedAt: Time! @classification(level: INTERNAL)
+  "Audit entries of this reservation, oldest first."
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
+}
+
+"State of a reservation."
+enum ReservationStatus {
+  "Stock is held for every line."
+  RESERVED
+  "Some line lacked stock; nothing is held."
+  BACKORDERED
+  "The order was cancelled; the stock went back."
+  RELEASED
+}
+
+"Conditions on a value of ReservationStatus; all given conditions must hold."
+input ReservationStatusFilter {
+  "Equal to."
+  eq: ReservationStatus
+  "Not equal to."
+  ne: ReservationStatus
+  "One of."
+  in: [ReservationStatus!]
+  "None of."
+  notIn: [ReservationStatus!]
+  "True: the field is null; false: it is not."
+  isNull: Boolean
+}
+
 "Filter on items. Fields combine with AND."
 input ItemWhere {
   "All of these hold."
@@ -4230,7 +4962,7 @@ input ItemWhere {
 enum ItemSortField {
   "By id."
   ID
-  "By SKU."
+  "By sku."
   SKU
   "By name."
   NAME
@@ -4240,9 +4972,9 @@ enum ItemSortField {
   PRICE
   "By stock."
   STOCK
-  "By creation time."
+  "By created at."
   CREATED_AT
-  "By last change."
+  "By updated at."
   UPDATED_AT
 }
 
@@ -4282,7 +5014,7 @@ enum ItemGroupField {
 
 "Values of the grouped fields of an item group; fields not grouped by are null."
 type ItemGroup {
-  "Category of the group."
+  "The group's category."
   category: String
 }
 
@@ -4302,7 +5034,7 @@ input ItemNumbersFilter {
   stock: FloatFilter
 }
 
-"Conditions on item groups (SQL HAVING)."
+"Conditions on groups of items (SQL HAVING)."
 input ItemHaving {
   "Condition on the number of items in the group."
   count: IntFilter
@@ -4332,32 +5064,124 @@ type ItemAggregate {
   max: ItemNumbers!
 }
 
-"A new item."
-input CreateItemInput {
-  "Stock-keeping unit, unique, 1 to 64 characters."
-  sku: String!
-  "Display name, 1 to 200 characters."
-  name: String!
-  "Product category, 1 to 100 characters."
-  category: String!
-  "Unit price, zero or more."
-  price: Float!
-  "Units on hand, zero or more."
-  stock: Int!
+"A change of an item."
+type ItemChange {
+  "What happened."
+  op: AuditOp!
+  "The item before the change; null for CREATE."
+  before: Item
+  "The item after the change; null for DELETE."
+  after: Item
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the inventory product's log."
+  sequence: Long!
 }
 
-"Changes to an item; omitted fields keep their value."
-input UpdateItemInput {
-  "Stock-keeping unit, unique."
-  sku: String
-  "Display name."
-  name: String
-  "Product category."
-  category: String
-  "Unit price, zero or more."
-  price: Float
-  "Units on hand, zero or more."
-  stock: Int
+"Filter on reservations. Fields combine with AND."
+input ReservationWhere {
+  "All of these hold."
+  and: [ReservationWhere!]
+  "At least one of these holds."
+  or: [ReservationWhere!]
+  "This does not hold."
+  not: ReservationWhere
+  "Condition on id."
+  id: IDFilter
+  "Condition on status."
+  status: ReservationStatusFilter
+  "Condition on createdAt."
+  createdAt: TimeFilter
+  "Condition on updatedAt."
+  updatedAt: TimeFilter
+}
+
+"Fields reservations can be sorted by."
+enum ReservationSortField {
+  "By id."
+  ID
+  "By status."
+  STATUS
+  "By created at."
+  CREATED_AT
+  "By updated at."
+  UPDATED_AT
+}
+
+"One sort key for reservations; ties are broken by id."
+input ReservationOrderBy {
+  "Field to sort by."
+  field: ReservationSortField!
+  "Direction, ascending by default."
+  direction: OrderDirection = ASC
+}
+
+"A page of reservations."
+type ReservationConnection {
+  "The reservations of this page with their cursors."
+  edges: [ReservationEdge!]!
+  "The reservations of this page."
+  nodes: [Reservation!]!
+  "Paging information."
+  pageInfo: PageInfo!
+  "Number of reservations matching the filter, over all pages."
+  totalCount: Int!
+}
+
+"A reservation with its cursor."
+type ReservationEdge {
+  "Opaque cursor for after/before."
+  cursor: String!
+  "The reservation."
+  node: Reservation!
+}
+
+"Fields reservations can be grouped by."
+enum ReservationGroupField {
+  "By status."
+  STATUS
+}
+
+"Values of the grouped fields of a reservation group; fields not grouped by are null."
+type ReservationGroup {
+  "The group's status."
+  status: ReservationStatus
+}
+
+"Conditions on groups of reservations (SQL HAVING)."
+input ReservationHaving {
+  "Condition on the number of reservations in the group."
+  count: IntFilter
+}
+
+"An aggregate over reservations: one row per group."
+type ReservationAggregate {
+  "The group's key; null without groupBy."
+  group: ReservationGroup
+  "Number of reservations."
+  count: Int!
+}
+
+"A change of a reservation."
+type ReservationChange {
+  "What happened."
+  op: AuditOp!
+  "The reservation before the change; null for CREATE."
+  before: Reservation
+  "The reservation after the change; null for DELETE."
+  after: Reservation
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the inventory product's log."
+  sequence: Long!
 }
 
 extend type Query {
@@ -4390,6 +5214,110 @@ extend type Query {
     "Conditions on the groups (SQL HAVING)."
     having: ItemHaving
   ): [ItemAggregate!]!
+  "One reservation by id, or null."
+  reservation(
+    "Id of the reservation."
+    id: ID!
+  ): Reservation
+  "Reservations, filtered, sorted and paged."
+  reservations(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only reservations matching this filter."
+    where: ReservationWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [ReservationOrderBy!]
+  ): ReservationConnection!
+  "Aggregates over reservations, optionally grouped."
+  reservationsAggregate(
+    "Only reservations matching this filter."
+    where: ReservationWhere
+    "Fields to group by; without it, one row aggregates all matching reservations."
+    groupBy: [ReservationGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: ReservationHaving
+  ): [ReservationAggregate!]!
+}
+
+extend type Subscription {
+  "Changes of items; where is evaluated on the row after the change (before, for deletes)."
+  itemChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: ItemWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): ItemChange!
+  "Changes of reservations; where is evaluated on the row after the change (before, for deletes)."
+  reservationChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: ReservationWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): ReservationChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/inventory.graphqls", Input: `# Data product "inventory" (operational): what we sell and how much is in
+# stock. Its entities are generated from its Go models into
+# inventory.gen.graphqls; here are its mutations and the fields it adds.
+
+extend type Reservation {
+  "The stock per item of the order."
+  lines: [ReservationLine!]! @classification(level: INTERNAL)
+}
+
+"The stock of one item for a reservation."
+type ReservationLine {
+  "The item."
+  itemId: ID!
+  "Units of the order's line."
+  quantity: Int!
+  "True when the item lacked stock (backordered reservations)."
+  short: Boolean!
+  "The item (null if deleted since)."
+  item: Item @lookup(key: "itemId")
+}
+
+extend type Order {
+  "Inventory's reservation for the order (resolved by the inventory product); null until inventory has seen the order."
+  reservation: Reservation @lookup
+}
+
+"A new item."
+input CreateItemInput {
+  "Stock-keeping unit, unique, 1 to 64 characters."
+  sku: String!
+  "Display name, 1 to 200 characters."
+  name: String!
+  "Product category, 1 to 100 characters."
+  category: String!
+  "Unit price, zero or more."
+  price: Float!
+  "Units on hand, zero or more."
+  stock: Int!
+}
+
+"Changes to an item; omitted fields keep their value."
+input UpdateItemInput {
+  "Stock-keeping unit, unique."
+  sku: String
+  "Display name."
+  name: String
+  "Product category."
+  category: String
+  "Unit price, zero or more."
+  price: Float
+  "Units on hand, zero or more."
+  stock: Int
 }
 
 extend type Mutation {
@@ -4410,55 +5338,6 @@ extend type Mutation {
     "Id of the item to delete."
     id: ID!
   ): Item!
-}
-
-"Stock inventory holds for an order, or the record that it was short. Its id is the order's id."
-type Reservation @key(fields: "id") @entityResolver(multi: true) @entity(product: "inventory", table: "reservations") {
-  "The order's id."
-  id: ID! @classification(level: INTERNAL)
-  "Whether the stock is held, was short, or was given back."
-  status: ReservationStatus! @classification(level: INTERNAL)
-  "The stock per item of the order."
-  lines: [ReservationLine!]! @classification(level: INTERNAL)
-  "When inventory saw the order."
-  createdAt: Time! @classification(level: INTERNAL)
-  "When the reservation last changed."
-  updatedAt: Time! @classification(level: INTERNAL)
-}
-
-"State of a reservation."
-enum ReservationStatus {
-  "Stock is held for every line."
-  RESERVED
-  "Some line lacked stock; nothing is held."
-  BACKORDERED
-  "The order was cancelled; the stock went back."
-  RELEASED
-}
-
-"The stock of one item for a reservation."
-type ReservationLine {
-  "The item."
-  itemId: ID!
-  "Units of the order's line."
-  quantity: Int!
-  "True when the item lacked stock (backordered reservations)."
-  short: Boolean!
-  "The item (null if deleted since)."
-  item: Item
-}
-
-extend type Order {
-  "Inventory's reservation for the order (resolved by the inventory product); null until inventory has seen the order."
-  reservation: Reservation
-}
-
-extend type Query {
-  "Inventory's reservation for an order, or null."
-  reservation(
-    "The order's id."
-    orderId: ID!
-  ): Reservation
 }
 `, BuiltIn: false},
 	{Name: "../schema/mesh.graphqls", Input: `# Shared vocabulary of the mesh: scalars, paging, filters and ordering used by
@@ -4515,6 +5394,29 @@ directive @entityResolver(
   "True: one resolver call gets every representation of the type."
   multi: Boolean
 ) on OBJECT
+
+"""
+Resolves a field with one entity of the mesh (maybe of another product): the
+row of the returned entity whose field ` + "`" + `by` + "`" + ` equals the parent's field ` + "`" + `key` + "`" + `.
+The rows wanted by all parents of a level are read with one statement.
+"""
+directive @lookup(
+  "The parent's field holding the key."
+  key: String = "id"
+  "The returned entity's field matching the key: its id, or a unique reference."
+  by: String = "id"
+) on FIELD_DEFINITION
+
+"""
+Resolves a field with the rows of an entity (maybe of another product) whose
+field ` + "`" + `key` + "`" + ` holds the parent's id: a connection (paged, filtered, sorted) or
+a plain list. The rows of all parents of a level are read with one windowed
+statement.
+"""
+directive @children(
+  "The field of the returned entity holding the parent's id."
+  key: String!
+) on FIELD_DEFINITION
 
 "How sensitive data is, least sensitive first."
 enum Classification {
@@ -4791,7 +5693,10 @@ input TimeFilter {
   isNull: Boolean
 }
 `, BuiltIn: false},
-	{Name: "../schema/orders.graphqls", Input: `# Data product "orders" (operational): what customers buy.
+	{Name: "../schema/orders.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
+# Data product "orders" (operational): its entities with their filters, orderings,
+# connections, aggregates, lookups and change subscriptions. The rest of its
+# schema is written by hand in orders.graphqls.
 
 extend schema
   @dataProduct(
@@ -4819,11 +5724,34 @@ type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "ord
   placedAt: Time! @classification(level: INTERNAL)
   "When the order was last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "The customer who placed the order (resolved by the customers product); null if deleted since."
-  customer: Customer
-  "The order's lines, by id."
-  lines: [OrderLine!]!
   "Audit entries of this order, oldest first."
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
+}
+
+"A line of an order: a quantity of one item at a price."
+type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: "orders", table: "order_lines") {
+  "Stable identifier."
+  id: ID! @classification(level: INTERNAL)
+  "The order this line belongs to."
+  orderId: ID! @classification(level: INTERNAL)
+  "The item ordered (a key into the inventory product)."
+  itemId: ID! @classification(level: INTERNAL)
+  "Units ordered, at least 1."
+  quantity: Int! @classification(level: INTERNAL)
+  "Price of one unit when the order was placed, from inventory."
+  unitPrice: Float! @classification(level: INTERNAL)
+  "quantity × unitPrice."
+  amount: Float! @classification(level: INTERNAL)
+  "Audit entries of this order line, oldest first."
   history(
     "Page size from the start."
     first: Int
@@ -4850,7 +5778,7 @@ enum OrderStatus {
   SHIPPED
 }
 
-"Conditions on an order status."
+"Conditions on a value of OrderStatus; all given conditions must hold."
 input OrderStatusFilter {
   "Equal to."
   eq: OrderStatus
@@ -4900,9 +5828,9 @@ enum OrderSortField {
   TOTAL
   "By currency."
   CURRENCY
-  "By time placed."
+  "By placed at."
   PLACED_AT
-  "By last change."
+  "By updated at."
   UPDATED_AT
 }
 
@@ -4936,25 +5864,25 @@ type OrderEdge {
 
 "Fields orders can be grouped by."
 enum OrderGroupField {
-  "By customer."
+  "By customer id."
   CUSTOMER_ID
   "By status."
   STATUS
   "By currency."
   CURRENCY
-  "By the UTC day the order was placed."
+  "By the UTC day (YYYY-MM-DD) of placedAt."
   PLACED_DATE
 }
 
 "Values of the grouped fields of an order group; fields not grouped by are null."
 type OrderGroup {
-  "Customer of the group."
+  "The group's customer id."
   customerId: ID
-  "Status of the group."
+  "The group's status."
   status: OrderStatus
-  "Currency of the group."
+  "The group's currency."
   currency: String
-  "UTC day (YYYY-MM-DD) of the group."
+  "The group's UTC day (YYYY-MM-DD) of placedAt."
   placedDate: String
 }
 
@@ -4970,7 +5898,7 @@ input OrderNumbersFilter {
   total: FloatFilter
 }
 
-"Conditions on order groups (SQL HAVING)."
+"Conditions on groups of orders (SQL HAVING)."
 input OrderHaving {
   "Condition on the number of orders in the group."
   count: IntFilter
@@ -5000,35 +5928,22 @@ type OrderAggregate {
   max: OrderNumbers!
 }
 
-"A line of an order: a quantity of one item at a price."
-type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: "orders", table: "order_lines") {
-  "Stable identifier."
-  id: ID! @classification(level: INTERNAL)
-  "The order this line belongs to."
-  orderId: ID! @classification(level: INTERNAL)
-  "The item ordered (a key into the inventory product)."
-  itemId: ID! @classification(level: INTERNAL)
-  "Units ordered, at least 1."
-  quantity: Int! @classification(level: INTERNAL)
-  "Price of one unit when the order was placed, from inventory."
-  unitPrice: Float! @classification(level: INTERNAL)
-  "quantity × unitPrice."
-  amount: Float! @classification(level: INTERNAL)
-  "The order this line belongs to."
-  order: Order!
-  "The item ordered (resolved by the inventory product); null if deleted since."
-  item: Item
-  "Audit entries of this order line, oldest first."
-  history(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-  ): AuditEntryConnection!
+"A change of an order."
+type OrderChange {
+  "What happened."
+  op: AuditOp!
+  "The order before the change; null for CREATE."
+  before: Order
+  "The order after the change; null for DELETE."
+  after: Order
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the orders product's log."
+  sequence: Long!
 }
 
 "Filter on order lines. Fields combine with AND."
@@ -5057,9 +5972,9 @@ input OrderLineWhere {
 enum OrderLineSortField {
   "By id."
   ID
-  "By order."
+  "By order id."
   ORDER_ID
-  "By item."
+  "By item id."
   ITEM_ID
   "By quantity."
   QUANTITY
@@ -5079,13 +5994,13 @@ input OrderLineOrderBy {
 
 "A page of order lines."
 type OrderLineConnection {
-  "The lines of this page with their cursors."
+  "The order lines of this page with their cursors."
   edges: [OrderLineEdge!]!
-  "The lines of this page."
+  "The order lines of this page."
   nodes: [OrderLine!]!
   "Paging information."
   pageInfo: PageInfo!
-  "Number of lines matching the filter, over all pages."
+  "Number of order lines matching the filter, over all pages."
   totalCount: Int!
 }
 
@@ -5093,23 +6008,23 @@ type OrderLineConnection {
 type OrderLineEdge {
   "Opaque cursor for after/before."
   cursor: String!
-  "The line."
+  "The order line."
   node: OrderLine!
 }
 
 "Fields order lines can be grouped by."
 enum OrderLineGroupField {
-  "By order."
+  "By order id."
   ORDER_ID
-  "By item."
+  "By item id."
   ITEM_ID
 }
 
-"Values of the grouped fields of an order-line group; fields not grouped by are null."
+"Values of the grouped fields of an order line group; fields not grouped by are null."
 type OrderLineGroup {
-  "Order of the group."
+  "The group's order id."
   orderId: ID
-  "Item of the group."
+  "The group's item id."
   itemId: ID
 }
 
@@ -5133,9 +6048,9 @@ input OrderLineNumbersFilter {
   amount: FloatFilter
 }
 
-"Conditions on order-line groups (SQL HAVING)."
+"Conditions on groups of order lines (SQL HAVING)."
 input OrderLineHaving {
-  "Condition on the number of lines in the group."
+  "Condition on the number of order lines in the group."
   count: IntFilter
   "Conditions on sums."
   sum: OrderLineNumbersFilter
@@ -5151,7 +6066,7 @@ input OrderLineHaving {
 type OrderLineAggregate {
   "The group's key; null without groupBy."
   group: OrderLineGroup
-  "Number of lines."
+  "Number of order lines."
   count: Int!
   "Sums."
   sum: OrderLineNumbers!
@@ -5163,12 +6078,22 @@ type OrderLineAggregate {
   max: OrderLineNumbers!
 }
 
-"One line of a new order."
-input OrderLineInput {
-  "The item to order; must exist in inventory."
-  itemId: ID!
-  "Units to order, 1 to 10000."
-  quantity: Int!
+"A change of an order line."
+type OrderLineChange {
+  "What happened."
+  op: AuditOp!
+  "The order line before the change; null for CREATE."
+  before: OrderLine
+  "The order line after the change; null for DELETE."
+  after: OrderLine
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the orders product's log."
+  sequence: Long!
 }
 
 extend type Query {
@@ -5232,6 +6157,53 @@ extend type Query {
   ): [OrderLineAggregate!]!
 }
 
+extend type Subscription {
+  "Changes of orders; where is evaluated on the row after the change (before, for deletes)."
+  orderChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: OrderWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): OrderChange!
+  "Changes of order lines; where is evaluated on the row after the change (before, for deletes)."
+  orderLineChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: OrderLineWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): OrderLineChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/orders.graphqls", Input: `# Data product "orders" (operational): what customers buy. Its entities are
+# generated from its Go models into orders.gen.graphqls; here are its
+# mutations and the fields it adds.
+
+extend type Order {
+  "The customer who placed the order (resolved by the customers product); null if deleted since."
+  customer: Customer @lookup(key: "customerId")
+  "The order's lines, by id."
+  lines: [OrderLine!]! @children(key: "orderId")
+}
+
+extend type OrderLine {
+  "The order this line belongs to."
+  order: Order! @lookup(key: "orderId")
+  "The item ordered (resolved by the inventory product); null if deleted since."
+  item: Item @lookup(key: "itemId")
+}
+
+"One line of a new order."
+input OrderLineInput {
+  "The item to order; must exist in inventory."
+  itemId: ID!
+  "Units to order, 1 to 10000."
+  quantity: Int!
+}
+
 extend type Mutation {
   "Place an order: checks the customer and items, prices the lines from inventory and computes the total."
   placeOrder(
@@ -5249,8 +6221,10 @@ extend type Mutation {
   ): Order!
 }
 `, BuiltIn: false},
-	{Name: "../schema/sales.graphqls", Input: `# Data product "sales" (analytical): derived from the change events of
-# orders and customers, never from their tables.
+	{Name: "../schema/sales.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
+# Data product "sales" (analytical): its entities with their filters, orderings,
+# connections, aggregates, lookups and change subscriptions. The rest of its
+# schema is written by hand in sales.graphqls.
 
 extend schema
   @dataProduct(
@@ -5272,6 +6246,17 @@ type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(produc
   orders: Int! @classification(level: INTERNAL)
   "Their total."
   revenue: Float! @classification(level: INTERNAL)
+  "Audit entries of this daily revenue, oldest first."
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "A customer's lifetime value, over orders that are not cancelled."
@@ -5290,6 +6275,17 @@ type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(produ
   firstOrderAt: Time @classification(level: INTERNAL)
   "The last order, if any."
   lastOrderAt: Time @classification(level: INTERNAL)
+  "Audit entries of this customer value, oldest first."
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "What an item sold, over orders that are not cancelled."
@@ -5302,6 +6298,17 @@ type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   units: Int! @classification(level: INTERNAL)
   "Revenue."
   revenue: Float! @classification(level: INTERNAL)
+  "Audit entries of this item sales, oldest first."
+  history(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): AuditEntryConnection!
 }
 
 "Filter on daily revenue. Fields combine with AND."
@@ -5312,7 +6319,7 @@ input DailyRevenueWhere {
   or: [DailyRevenueWhere!]
   "This does not hold."
   not: DailyRevenueWhere
-  "Condition on id (YYYYMMDD)."
+  "Condition on id."
   id: IDFilter
   "Condition on date."
   date: StringFilter
@@ -5324,7 +6331,7 @@ input DailyRevenueWhere {
 
 "Fields daily revenue can be sorted by."
 enum DailyRevenueSortField {
-  "By day."
+  "By id."
   ID
   "By date."
   DATE
@@ -5344,25 +6351,87 @@ input DailyRevenueOrderBy {
 
 "A page of daily revenue."
 type DailyRevenueConnection {
-  "The days of this page with their cursors."
+  "The daily revenue of this page with their cursors."
   edges: [DailyRevenueEdge!]!
-  "The days of this page."
+  "The daily revenue of this page."
   nodes: [DailyRevenue!]!
   "Paging information."
   pageInfo: PageInfo!
-  "Number of days matching the filter."
+  "Number of daily revenue matching the filter, over all pages."
   totalCount: Int!
 }
 
-"A day with its cursor."
+"A daily revenue with its cursor."
 type DailyRevenueEdge {
   "Opaque cursor for after/before."
   cursor: String!
-  "The day."
+  "The daily revenue."
   node: DailyRevenue!
 }
 
-"Filter on customer value. Fields combine with AND."
+"Numeric fields of daily revenue, aggregated."
+type DailyRevenueNumbers {
+  "Aggregate of orders."
+  orders: Float
+  "Aggregate of revenue."
+  revenue: Float
+}
+
+"Conditions on aggregated numeric fields of daily revenue."
+input DailyRevenueNumbersFilter {
+  "Condition on the aggregate of orders."
+  orders: FloatFilter
+  "Condition on the aggregate of revenue."
+  revenue: FloatFilter
+}
+
+"Conditions on groups of daily revenue (SQL HAVING)."
+input DailyRevenueHaving {
+  "Condition on the number of daily revenue in the group."
+  count: IntFilter
+  "Conditions on sums."
+  sum: DailyRevenueNumbersFilter
+  "Conditions on averages."
+  avg: DailyRevenueNumbersFilter
+  "Conditions on minimums."
+  min: DailyRevenueNumbersFilter
+  "Conditions on maximums."
+  max: DailyRevenueNumbersFilter
+}
+
+"An aggregate over daily revenue: one row per group."
+type DailyRevenueAggregate {
+  "Number of daily revenue."
+  count: Int!
+  "Sums."
+  sum: DailyRevenueNumbers!
+  "Averages."
+  avg: DailyRevenueNumbers!
+  "Minimums."
+  min: DailyRevenueNumbers!
+  "Maximums."
+  max: DailyRevenueNumbers!
+}
+
+"A change of a daily revenue."
+type DailyRevenueChange {
+  "What happened."
+  op: AuditOp!
+  "The daily revenue before the change; null for CREATE."
+  before: DailyRevenue
+  "The daily revenue after the change; null for DELETE."
+  after: DailyRevenue
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the sales product's log."
+  sequence: Long!
+}
+
+"Filter on customer values. Fields combine with AND."
 input CustomerValueWhere {
   "All of these hold."
   and: [CustomerValueWhere!]
@@ -5370,7 +6439,7 @@ input CustomerValueWhere {
   or: [CustomerValueWhere!]
   "This does not hold."
   not: CustomerValueWhere
-  "Condition on the customer's id."
+  "Condition on id."
   id: IDFilter
   "Condition on country."
   country: StringFilter
@@ -5380,15 +6449,15 @@ input CustomerValueWhere {
   orders: IntFilter
   "Condition on revenue."
   revenue: FloatFilter
-  "Condition on the first order."
+  "Condition on firstOrderAt."
   firstOrderAt: TimeFilter
-  "Condition on the last order."
+  "Condition on lastOrderAt."
   lastOrderAt: TimeFilter
 }
 
-"Fields customer value can be sorted by."
+"Fields customer values can be sorted by."
 enum CustomerValueSortField {
-  "By customer."
+  "By id."
   ID
   "By country."
   COUNTRY
@@ -5400,7 +6469,7 @@ enum CustomerValueSortField {
   REVENUE
 }
 
-"One sort key for customer value; ties are broken by id."
+"One sort key for customer values; ties are broken by id."
 input CustomerValueOrderBy {
   "Field to sort by."
   field: CustomerValueSortField!
@@ -5410,13 +6479,13 @@ input CustomerValueOrderBy {
 
 "A page of customer values."
 type CustomerValueConnection {
-  "The values of this page with their cursors."
+  "The customer values of this page with their cursors."
   edges: [CustomerValueEdge!]!
-  "The values of this page."
+  "The customer values of this page."
   nodes: [CustomerValue!]!
   "Paging information."
   pageInfo: PageInfo!
-  "Number of customers matching the filter."
+  "Number of customer values matching the filter, over all pages."
   totalCount: Int!
 }
 
@@ -5424,11 +6493,11 @@ type CustomerValueConnection {
 type CustomerValueEdge {
   "Opaque cursor for after/before."
   cursor: String!
-  "The value."
+  "The customer value."
   node: CustomerValue!
 }
 
-"Fields customer value can be grouped by."
+"Fields customer values can be grouped by."
 enum CustomerValueGroupField {
   "By country."
   COUNTRY
@@ -5436,15 +6505,15 @@ enum CustomerValueGroupField {
   SEGMENT
 }
 
-"Values of the grouped fields of a customer-value group; fields not grouped by are null."
+"Values of the grouped fields of a customer value group; fields not grouped by are null."
 type CustomerValueGroup {
-  "Country of the group."
+  "The group's country."
   country: String
-  "Segment of the group."
+  "The group's segment."
   segment: String
 }
 
-"Numeric fields of customer value, aggregated."
+"Numeric fields of customer values, aggregated."
 type CustomerValueNumbers {
   "Aggregate of orders."
   orders: Float
@@ -5452,7 +6521,7 @@ type CustomerValueNumbers {
   revenue: Float
 }
 
-"Conditions on aggregated numeric fields of customer value."
+"Conditions on aggregated numeric fields of customer values."
 input CustomerValueNumbersFilter {
   "Condition on the aggregate of orders."
   orders: FloatFilter
@@ -5460,9 +6529,9 @@ input CustomerValueNumbersFilter {
   revenue: FloatFilter
 }
 
-"Conditions on customer-value groups (SQL HAVING)."
+"Conditions on groups of customer values (SQL HAVING)."
 input CustomerValueHaving {
-  "Condition on the number of customers in the group."
+  "Condition on the number of customer values in the group."
   count: IntFilter
   "Conditions on sums."
   sum: CustomerValueNumbersFilter
@@ -5474,11 +6543,11 @@ input CustomerValueHaving {
   max: CustomerValueNumbersFilter
 }
 
-"An aggregate over customer value, e.g. revenue by country and segment."
+"An aggregate over customer values: one row per group."
 type CustomerValueAggregate {
   "The group's key; null without groupBy."
   group: CustomerValueGroup
-  "Number of customers."
+  "Number of customer values."
   count: Int!
   "Sums."
   sum: CustomerValueNumbers!
@@ -5490,6 +6559,24 @@ type CustomerValueAggregate {
   max: CustomerValueNumbers!
 }
 
+"A change of a customer value."
+type CustomerValueChange {
+  "What happened."
+  op: AuditOp!
+  "The customer value before the change; null for CREATE."
+  before: CustomerValue
+  "The customer value after the change; null for DELETE."
+  after: CustomerValue
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the sales product's log."
+  sequence: Long!
+}
+
 "Filter on item sales. Fields combine with AND."
 input ItemSalesWhere {
   "All of these hold."
@@ -5498,7 +6585,7 @@ input ItemSalesWhere {
   or: [ItemSalesWhere!]
   "This does not hold."
   not: ItemSalesWhere
-  "Condition on the item's id."
+  "Condition on id."
   id: IDFilter
   "Condition on orders."
   orders: IntFilter
@@ -5510,7 +6597,7 @@ input ItemSalesWhere {
 
 "Fields item sales can be sorted by."
 enum ItemSalesSortField {
-  "By item."
+  "By id."
   ID
   "By orders."
   ORDERS
@@ -5530,23 +6617,200 @@ input ItemSalesOrderBy {
 
 "A page of item sales."
 type ItemSalesConnection {
-  "The items of this page with their cursors."
+  "The item sales of this page with their cursors."
   edges: [ItemSalesEdge!]!
-  "The items of this page."
+  "The item sales of this page."
   nodes: [ItemSales!]!
   "Paging information."
   pageInfo: PageInfo!
-  "Number of items matching the filter."
+  "Number of item sales matching the filter, over all pages."
   totalCount: Int!
 }
 
-"Item sales with a cursor."
+"An item sales with its cursor."
 type ItemSalesEdge {
   "Opaque cursor for after/before."
   cursor: String!
-  "The item's sales."
+  "The item sales."
   node: ItemSales!
 }
+
+"Numeric fields of item sales, aggregated."
+type ItemSalesNumbers {
+  "Aggregate of orders."
+  orders: Float
+  "Aggregate of units."
+  units: Float
+  "Aggregate of revenue."
+  revenue: Float
+}
+
+"Conditions on aggregated numeric fields of item sales."
+input ItemSalesNumbersFilter {
+  "Condition on the aggregate of orders."
+  orders: FloatFilter
+  "Condition on the aggregate of units."
+  units: FloatFilter
+  "Condition on the aggregate of revenue."
+  revenue: FloatFilter
+}
+
+"Conditions on groups of item sales (SQL HAVING)."
+input ItemSalesHaving {
+  "Condition on the number of item sales in the group."
+  count: IntFilter
+  "Conditions on sums."
+  sum: ItemSalesNumbersFilter
+  "Conditions on averages."
+  avg: ItemSalesNumbersFilter
+  "Conditions on minimums."
+  min: ItemSalesNumbersFilter
+  "Conditions on maximums."
+  max: ItemSalesNumbersFilter
+}
+
+"An aggregate over item sales: one row per group."
+type ItemSalesAggregate {
+  "Number of item sales."
+  count: Int!
+  "Sums."
+  sum: ItemSalesNumbers!
+  "Averages."
+  avg: ItemSalesNumbers!
+  "Minimums."
+  min: ItemSalesNumbers!
+  "Maximums."
+  max: ItemSalesNumbers!
+}
+
+"A change of an item sales."
+type ItemSalesChange {
+  "What happened."
+  op: AuditOp!
+  "The item sales before the change; null for CREATE."
+  before: ItemSales
+  "The item sales after the change; null for DELETE."
+  after: ItemSales
+  "Resume point: subscribe with since: cursor to get what follows this event."
+  cursor: String!
+  "Who made the change."
+  actor: String!
+  "When it was committed."
+  at: Time!
+  "Position in the sales product's log."
+  sequence: Long!
+}
+
+extend type Query {
+  "Daily revenue, filtered, sorted and paged."
+  dailyRevenue(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only daily revenue matching this filter."
+    where: DailyRevenueWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [DailyRevenueOrderBy!]
+  ): DailyRevenueConnection!
+  "Aggregates over daily revenue, optionally grouped."
+  dailyRevenueAggregate(
+    "Only daily revenue matching this filter."
+    where: DailyRevenueWhere
+    "Conditions on the groups (SQL HAVING)."
+    having: DailyRevenueHaving
+  ): [DailyRevenueAggregate!]!
+  "One customer value by id, or null."
+  customerValue(
+    "Id of the customer value."
+    id: ID!
+  ): CustomerValue
+  "Customer values, filtered, sorted and paged."
+  customerValues(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only customer values matching this filter."
+    where: CustomerValueWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [CustomerValueOrderBy!]
+  ): CustomerValueConnection!
+  "Aggregates over customer values, optionally grouped."
+  customerValuesAggregate(
+    "Only customer values matching this filter."
+    where: CustomerValueWhere
+    "Fields to group by; without it, one row aggregates all matching customer values."
+    groupBy: [CustomerValueGroupField!]
+    "Conditions on the groups (SQL HAVING)."
+    having: CustomerValueHaving
+  ): [CustomerValueAggregate!]!
+  "Item sales, filtered, sorted and paged."
+  itemSales(
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+    "Only item sales matching this filter."
+    where: ItemSalesWhere
+    "Sort keys, most significant first; ties are broken by id."
+    orderBy: [ItemSalesOrderBy!]
+  ): ItemSalesConnection!
+  "Aggregates over item sales, optionally grouped."
+  itemSalesAggregate(
+    "Only item sales matching this filter."
+    where: ItemSalesWhere
+    "Conditions on the groups (SQL HAVING)."
+    having: ItemSalesHaving
+  ): [ItemSalesAggregate!]!
+}
+
+extend type Subscription {
+  "Changes of daily revenue; where is evaluated on the row after the change (before, for deletes)."
+  dailyRevenueChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: DailyRevenueWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): DailyRevenueChange!
+  "Changes of customer values; where is evaluated on the row after the change (before, for deletes)."
+  customerValueChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: CustomerValueWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): CustomerValueChange!
+  "Changes of item sales; where is evaluated on the row after the change (before, for deletes)."
+  itemSalesChanged(
+    "Only changes whose row (after, or before for deletes) matches."
+    where: ItemSalesWhere
+    "Only these kinds of change."
+    ops: [AuditOp!]
+    "Resume after this cursor (from an earlier event)."
+    since: String
+  ): ItemSalesChange!
+}
+`, BuiltIn: false},
+	{Name: "../schema/sales.graphqls", Input: `# Data product "sales" (analytical): derived from the change events of
+# orders and customers, never from their tables. Its entities are generated
+# from its Go models into sales.gen.graphqls; here are its live figures and
+# the fields it adds.
 
 "Headline figures of the sales product, for dashboards."
 type SalesStats {
@@ -5580,69 +6844,15 @@ type ConsumerLag {
 
 extend type Customer {
   "The customer's lifetime value (resolved by the sales product); null before the first event reached sales."
-  value: CustomerValue
+  value: CustomerValue @lookup
 }
 
 extend type Item {
   "What the item sold (resolved by the sales product); null if it never sold."
-  sales: ItemSales
+  sales: ItemSales @lookup
 }
 
 extend type Query {
-  "Revenue per UTC day, filtered, sorted and paged."
-  dailyRevenue(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Filter."
-    where: DailyRevenueWhere
-    "Sort keys, ties broken by id."
-    orderBy: [DailyRevenueOrderBy!]
-  ): DailyRevenueConnection!
-  "Customer lifetime values, filtered, sorted and paged."
-  customerValues(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Filter."
-    where: CustomerValueWhere
-    "Sort keys, ties broken by id."
-    orderBy: [CustomerValueOrderBy!]
-  ): CustomerValueConnection!
-  "Aggregates over customer value, e.g. revenue by country and segment."
-  customerValuesAggregate(
-    "Filter on the customers."
-    where: CustomerValueWhere
-    "Fields to group by."
-    groupBy: [CustomerValueGroupField!]
-    "Filter on the groups."
-    having: CustomerValueHaving
-  ): [CustomerValueAggregate!]!
-  "Sales per item, filtered, sorted and paged."
-  itemSales(
-    "Page size from the start."
-    first: Int
-    "Cursor to continue after."
-    after: String
-    "Page size from the end."
-    last: Int
-    "Cursor to continue before."
-    before: String
-    "Filter."
-    where: ItemSalesWhere
-    "Sort keys, ties broken by id."
-    orderBy: [ItemSalesOrderBy!]
-  ): ItemSalesConnection!
   "Headline sales figures."
   salesStats: SalesStats!
   "How far each reacting product has applied the changes of its sources."
@@ -5659,9 +6869,11 @@ extend type Subscription {
   ): CustomerValue
 }
 `, BuiltIn: false},
-	{Name: "../schema/subscriptions.graphqls", Input: `# Live streams of the mesh's changes. Every event carries an opaque cursor;
-# subscribing again with since: <cursor> delivers everything after it
-# (replayed from the audit logs, then live) with no gap and no duplicate.
+	{Name: "../schema/subscriptions.graphqls", Input: `# Live streams of the mesh's changes (each entity's own, <entity>Changed, is
+# generated with the entity into schema/<product>.gen.graphqls). Every event
+# carries an opaque cursor; subscribing again with since: <cursor> delivers
+# everything after it (replayed from the audit logs, then live) with no gap
+# and no duplicate.
 
 """
 Live change streams. Events come from the products' Kafka topics, so a change
@@ -5671,51 +6883,6 @@ whose extensions.code is SLOW_CONSUMER and whose extensions.cursor resumes
 where it stopped.
 """
 type Subscription {
-  "Changes of customers; where is evaluated on the row after the change (before, for deletes)."
-  customerChanged(
-    "Only changes whose row (after, or before for deletes) matches."
-    where: CustomerWhere
-    "Only these kinds of change."
-    ops: [AuditOp!]
-    "Resume after this cursor (from an earlier event)."
-    since: String
-  ): CustomerChange!
-  "Changes of orders; where is evaluated on the row after the change (before, for deletes)."
-  orderChanged(
-    "Only changes whose row (after, or before for deletes) matches."
-    where: OrderWhere
-    "Only these kinds of change."
-    ops: [AuditOp!]
-    "Resume after this cursor (from an earlier event)."
-    since: String
-  ): OrderChange!
-  "Changes of order lines; where is evaluated on the row after the change (before, for deletes)."
-  orderLineChanged(
-    "Only changes whose row (after, or before for deletes) matches."
-    where: OrderLineWhere
-    "Only these kinds of change."
-    ops: [AuditOp!]
-    "Resume after this cursor (from an earlier event)."
-    since: String
-  ): OrderLineChange!
-  "Changes of items; where is evaluated on the row after the change (before, for deletes)."
-  itemChanged(
-    "Only changes whose row (after, or before for deletes) matches."
-    where: ItemWhere
-    "Only these kinds of change."
-    ops: [AuditOp!]
-    "Resume after this cursor (from an earlier event)."
-    since: String
-  ): ItemChange!
-  "Changes of interactions; where is evaluated on the row after the change (before, for deletes)."
-  interactionChanged(
-    "Only changes whose row (after, or before for deletes) matches."
-    where: InteractionWhere
-    "Only these kinds of change."
-    ops: [AuditOp!]
-    "Resume after this cursor (from an earlier event)."
-    since: String
-  ): InteractionChange!
   "Every change of the chosen products and entities (all if omitted), with JSON images."
   changes(
     "Only these data products."
@@ -5738,96 +6905,6 @@ type Subscription {
     "Resume after this cursor (from an earlier event)."
     since: String
   ): AuditEntry!
-}
-
-"A change of a customer."
-type CustomerChange {
-  "What happened."
-  op: AuditOp!
-  "The customer before the change; null for CREATE."
-  before: Customer
-  "The customer after the change; null for DELETE."
-  after: Customer
-  "Resume point: subscribe with since: cursor to get what follows this event."
-  cursor: String!
-  "Who made the change."
-  actor: String!
-  "When it was committed."
-  at: Time!
-  "Position in the customers product's log."
-  sequence: Long!
-}
-
-"A change of an order."
-type OrderChange {
-  "What happened."
-  op: AuditOp!
-  "The order before the change; null for CREATE."
-  before: Order
-  "The order after the change; null for DELETE."
-  after: Order
-  "Resume point: subscribe with since: cursor to get what follows this event."
-  cursor: String!
-  "Who made the change."
-  actor: String!
-  "When it was committed."
-  at: Time!
-  "Position in the orders product's log."
-  sequence: Long!
-}
-
-"A change of an order line."
-type OrderLineChange {
-  "What happened."
-  op: AuditOp!
-  "The line before the change; null for CREATE."
-  before: OrderLine
-  "The line after the change; null for DELETE."
-  after: OrderLine
-  "Resume point: subscribe with since: cursor to get what follows this event."
-  cursor: String!
-  "Who made the change."
-  actor: String!
-  "When it was committed."
-  at: Time!
-  "Position in the orders product's log."
-  sequence: Long!
-}
-
-"A change of an item."
-type ItemChange {
-  "What happened."
-  op: AuditOp!
-  "The item before the change; null for CREATE."
-  before: Item
-  "The item after the change; null for DELETE."
-  after: Item
-  "Resume point: subscribe with since: cursor to get what follows this event."
-  cursor: String!
-  "Who made the change."
-  actor: String!
-  "When it was committed."
-  at: Time!
-  "Position in the inventory product's log."
-  sequence: Long!
-}
-
-"A change of an interaction."
-type InteractionChange {
-  "What happened."
-  op: AuditOp!
-  "The interaction before the change; null for CREATE."
-  before: Interaction
-  "The interaction after the change; null for DELETE."
-  after: Interaction
-  "Resume point: subscribe with since: cursor to get what follows this event."
-  cursor: String!
-  "Who made the change."
-  actor: String!
-  "When it was committed."
-  at: Time!
-  "Position in the engagement product's log."
-  sequence: Long!
 }
 
 "A change of any entity, with JSON images."
@@ -6183,12 +7260,12 @@ func (ec *executionContext) childFields_Customer(ctx context.Context, field grap
 		return ec.fieldContext_Customer_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Customer_updatedAt(ctx, field)
+	case "history":
+		return ec.fieldContext_Customer_history(ctx, field)
 	case "orders":
 		return ec.fieldContext_Customer_orders(ctx, field)
 	case "interactions":
 		return ec.fieldContext_Customer_interactions(ctx, field)
-	case "history":
-		return ec.fieldContext_Customer_history(ctx, field)
 	case "value":
 		return ec.fieldContext_Customer_value(ctx, field)
 	}
@@ -6275,6 +7352,8 @@ func (ec *executionContext) childFields_CustomerValue(ctx context.Context, field
 		return ec.fieldContext_CustomerValue_firstOrderAt(ctx, field)
 	case "lastOrderAt":
 		return ec.fieldContext_CustomerValue_lastOrderAt(ctx, field)
+	case "history":
+		return ec.fieldContext_CustomerValue_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CustomerValue", field.Name)
 }
@@ -6295,6 +7374,26 @@ func (ec *executionContext) childFields_CustomerValueAggregate(ctx context.Conte
 		return ec.fieldContext_CustomerValueAggregate_max(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type CustomerValueAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_CustomerValueChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_CustomerValueChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_CustomerValueChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_CustomerValueChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_CustomerValueChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_CustomerValueChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_CustomerValueChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_CustomerValueChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type CustomerValueChange", field.Name)
 }
 
 func (ec *executionContext) childFields_CustomerValueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6351,8 +7450,46 @@ func (ec *executionContext) childFields_DailyRevenue(ctx context.Context, field 
 		return ec.fieldContext_DailyRevenue_orders(ctx, field)
 	case "revenue":
 		return ec.fieldContext_DailyRevenue_revenue(ctx, field)
+	case "history":
+		return ec.fieldContext_DailyRevenue_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DailyRevenue", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenueAggregate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_DailyRevenueAggregate_count(ctx, field)
+	case "sum":
+		return ec.fieldContext_DailyRevenueAggregate_sum(ctx, field)
+	case "avg":
+		return ec.fieldContext_DailyRevenueAggregate_avg(ctx, field)
+	case "min":
+		return ec.fieldContext_DailyRevenueAggregate_min(ctx, field)
+	case "max":
+		return ec.fieldContext_DailyRevenueAggregate_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenueChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_DailyRevenueChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_DailyRevenueChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_DailyRevenueChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_DailyRevenueChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_DailyRevenueChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_DailyRevenueChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_DailyRevenueChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueChange", field.Name)
 }
 
 func (ec *executionContext) childFields_DailyRevenueConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6377,6 +7514,16 @@ func (ec *executionContext) childFields_DailyRevenueEdge(ctx context.Context, fi
 		return ec.fieldContext_DailyRevenueEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_DailyRevenueNumbers(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orders":
+		return ec.fieldContext_DailyRevenueNumbers_orders(ctx, field)
+	case "revenue":
+		return ec.fieldContext_DailyRevenueNumbers_revenue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueNumbers", field.Name)
 }
 
 func (ec *executionContext) childFields_FieldReference(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6419,10 +7566,10 @@ func (ec *executionContext) childFields_Interaction(ctx context.Context, field g
 		return ec.fieldContext_Interaction_note(ctx, field)
 	case "occurredAt":
 		return ec.fieldContext_Interaction_occurredAt(ctx, field)
-	case "customer":
-		return ec.fieldContext_Interaction_customer(ctx, field)
 	case "history":
 		return ec.fieldContext_Interaction_history(ctx, field)
+	case "customer":
+		return ec.fieldContext_Interaction_customer(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Interaction", field.Name)
 }
@@ -6627,8 +7774,46 @@ func (ec *executionContext) childFields_ItemSales(ctx context.Context, field gra
 		return ec.fieldContext_ItemSales_units(ctx, field)
 	case "revenue":
 		return ec.fieldContext_ItemSales_revenue(ctx, field)
+	case "history":
+		return ec.fieldContext_ItemSales_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ItemSales", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSalesAggregate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "count":
+		return ec.fieldContext_ItemSalesAggregate_count(ctx, field)
+	case "sum":
+		return ec.fieldContext_ItemSalesAggregate_sum(ctx, field)
+	case "avg":
+		return ec.fieldContext_ItemSalesAggregate_avg(ctx, field)
+	case "min":
+		return ec.fieldContext_ItemSalesAggregate_min(ctx, field)
+	case "max":
+		return ec.fieldContext_ItemSalesAggregate_max(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSalesAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSalesChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_ItemSalesChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_ItemSalesChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_ItemSalesChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_ItemSalesChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_ItemSalesChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_ItemSalesChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_ItemSalesChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSalesChange", field.Name)
 }
 
 func (ec *executionContext) childFields_ItemSalesConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6653,6 +7838,18 @@ func (ec *executionContext) childFields_ItemSalesEdge(ctx context.Context, field
 		return ec.fieldContext_ItemSalesEdge_node(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type ItemSalesEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ItemSalesNumbers(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "orders":
+		return ec.fieldContext_ItemSalesNumbers_orders(ctx, field)
+	case "units":
+		return ec.fieldContext_ItemSalesNumbers_units(ctx, field)
+	case "revenue":
+		return ec.fieldContext_ItemSalesNumbers_revenue(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ItemSalesNumbers", field.Name)
 }
 
 func (ec *executionContext) childFields_LineageLink(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -6697,14 +7894,14 @@ func (ec *executionContext) childFields_Order(ctx context.Context, field graphql
 		return ec.fieldContext_Order_placedAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Order_updatedAt(ctx, field)
-	case "customer":
-		return ec.fieldContext_Order_customer(ctx, field)
-	case "lines":
-		return ec.fieldContext_Order_lines(ctx, field)
 	case "history":
 		return ec.fieldContext_Order_history(ctx, field)
 	case "reservation":
 		return ec.fieldContext_Order_reservation(ctx, field)
+	case "customer":
+		return ec.fieldContext_Order_customer(ctx, field)
+	case "lines":
+		return ec.fieldContext_Order_lines(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Order", field.Name)
 }
@@ -6799,12 +7996,12 @@ func (ec *executionContext) childFields_OrderLine(ctx context.Context, field gra
 		return ec.fieldContext_OrderLine_unitPrice(ctx, field)
 	case "amount":
 		return ec.fieldContext_OrderLine_amount(ctx, field)
+	case "history":
+		return ec.fieldContext_OrderLine_history(ctx, field)
 	case "order":
 		return ec.fieldContext_OrderLine_order(ctx, field)
 	case "item":
 		return ec.fieldContext_OrderLine_item(ctx, field)
-	case "history":
-		return ec.fieldContext_OrderLine_history(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type OrderLine", field.Name)
 }
@@ -6921,14 +8118,78 @@ func (ec *executionContext) childFields_Reservation(ctx context.Context, field g
 		return ec.fieldContext_Reservation_id(ctx, field)
 	case "status":
 		return ec.fieldContext_Reservation_status(ctx, field)
-	case "lines":
-		return ec.fieldContext_Reservation_lines(ctx, field)
 	case "createdAt":
 		return ec.fieldContext_Reservation_createdAt(ctx, field)
 	case "updatedAt":
 		return ec.fieldContext_Reservation_updatedAt(ctx, field)
+	case "history":
+		return ec.fieldContext_Reservation_history(ctx, field)
+	case "lines":
+		return ec.fieldContext_Reservation_lines(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type Reservation", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationAggregate(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "group":
+		return ec.fieldContext_ReservationAggregate_group(ctx, field)
+	case "count":
+		return ec.fieldContext_ReservationAggregate_count(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationAggregate", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationChange(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "op":
+		return ec.fieldContext_ReservationChange_op(ctx, field)
+	case "before":
+		return ec.fieldContext_ReservationChange_before(ctx, field)
+	case "after":
+		return ec.fieldContext_ReservationChange_after(ctx, field)
+	case "cursor":
+		return ec.fieldContext_ReservationChange_cursor(ctx, field)
+	case "actor":
+		return ec.fieldContext_ReservationChange_actor(ctx, field)
+	case "at":
+		return ec.fieldContext_ReservationChange_at(ctx, field)
+	case "sequence":
+		return ec.fieldContext_ReservationChange_sequence(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationChange", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_ReservationConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_ReservationConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_ReservationConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_ReservationConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_ReservationEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_ReservationEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationEdge", field.Name)
+}
+
+func (ec *executionContext) childFields_ReservationGroup(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "status":
+		return ec.fieldContext_ReservationGroup_status(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type ReservationGroup", field.Name)
 }
 
 func (ec *executionContext) childFields_ReservationLine(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -7085,6 +8346,44 @@ func (ec *executionContext) childFields___Type(ctx context.Context, field graphq
 
 // region    ***************************** args.gotpl *****************************
 
+func (ec *executionContext) field_CustomerValue_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Customer_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7231,6 +8530,44 @@ func (ec *executionContext) field_Customer_orders_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_DailyRevenue_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
 func (ec *executionContext) field_Entity_findManyCustomerByIDs_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -7358,6 +8695,44 @@ func (ec *executionContext) field_Entity_findManyReservationByIDs_args(ctx conte
 }
 
 func (ec *executionContext) field_Interaction_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	return args, nil
+}
+
+func (ec *executionContext) field_ItemSales_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
@@ -7863,6 +9238,20 @@ func (ec *executionContext) field_Query_catalog_args(ctx context.Context, rawArg
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_customerValue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
+		func(ctx context.Context, v any) (int64, error) {
+			return ec.unmarshalNID2int64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["id"] = arg0
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_customerValuesAggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8045,6 +9434,28 @@ func (ec *executionContext) field_Query_customers_args(ctx context.Context, rawA
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_dailyRevenueAggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalODailyRevenueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "having",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalODailyRevenueHaving2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["having"] = arg1
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_dailyRevenue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8194,6 +9605,28 @@ func (ec *executionContext) field_Query_interactions_args(ctx context.Context, r
 		return nil, err
 	}
 	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_itemSalesAggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOItemSalesWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "having",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOItemSalesHaving2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["having"] = arg1
 	return args, nil
 }
 
@@ -8548,14 +9981,136 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 func (ec *executionContext) field_Query_reservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
-	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "orderId",
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "id",
 		func(ctx context.Context, v any) (int64, error) {
 			return ec.unmarshalNID2int64(ctx, v)
 		})
 	if err != nil {
 		return nil, err
 	}
-	args["orderId"] = arg0
+	args["id"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reservationsAggregate_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOReservationWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "groupBy",
+		func(ctx context.Context, v any) ([]string, error) {
+			return ec.unmarshalOReservationGroupField2ᚕstringᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["groupBy"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "having",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOReservationHaving2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["having"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_reservations_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOReservationWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "orderBy",
+		func(ctx context.Context, v any) ([]map[string]any, error) {
+			return ec.unmarshalOReservationOrderBy2ᚕmapᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Reservation_history_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg3
 	return args, nil
 }
 
@@ -8665,6 +10220,36 @@ func (ec *executionContext) field_Subscription_customerChanged_args(ctx context.
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_customerValueChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOCustomerValueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_customerValue_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8676,6 +10261,36 @@ func (ec *executionContext) field_Subscription_customerValue_args(ctx context.Co
 		return nil, err
 	}
 	args["customerId"] = arg0
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_dailyRevenueChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalODailyRevenueWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
 	return args, nil
 }
 
@@ -8739,6 +10354,36 @@ func (ec *executionContext) field_Subscription_itemChanged_args(ctx context.Cont
 	return args, nil
 }
 
+func (ec *executionContext) field_Subscription_itemSalesChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOItemSalesWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Subscription_orderChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -8775,6 +10420,36 @@ func (ec *executionContext) field_Subscription_orderLineChanged_args(ctx context
 	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
 		func(ctx context.Context, v any) (map[string]any, error) {
 			return ec.unmarshalOOrderLineWhere2map(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["where"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ops",
+		func(ctx context.Context, v any) ([]products.Op, error) {
+			return ec.unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ops"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_reservationChanged_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "where",
+		func(ctx context.Context, v any) (map[string]any, error) {
+			return ec.unmarshalOReservationWhere2map(ctx, v)
 		})
 	if err != nil {
 		return nil, err
@@ -9126,7 +10801,7 @@ func (ec *executionContext) fieldContext_AuditEntry_cursor(_ context.Context, fi
 	return graphql.NewScalarFieldContext("AuditEntry", field, true, true, "String")
 }
 
-func (ec *executionContext) _AuditEntryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9138,8 +10813,8 @@ func (ec *executionContext) _AuditEntryConnection_edges(ctx context.Context, fie
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.AuditEntryEdge) graphql.Marshaler {
-			return ec.marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -9158,7 +10833,7 @@ func (ec *executionContext) fieldContext_AuditEntryConnection_edges(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEntryConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9190,7 +10865,7 @@ func (ec *executionContext) fieldContext_AuditEntryConnection_nodes(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEntryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9222,7 +10897,7 @@ func (ec *executionContext) fieldContext_AuditEntryConnection_pageInfo(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _AuditEntryConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9245,7 +10920,7 @@ func (ec *executionContext) fieldContext_AuditEntryConnection_totalCount(_ conte
 	return graphql.NewScalarFieldContext("AuditEntryConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _AuditEntryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -9268,7 +10943,7 @@ func (ec *executionContext) fieldContext_AuditEntryEdge_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("AuditEntryEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _AuditEntryEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.AuditEntryEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _AuditEntryEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[products.AuditEntry]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10697,6 +12372,50 @@ func (ec *executionContext) fieldContext_Customer_updatedAt(_ context.Context, f
 	return graphql.NewScalarFieldContext("Customer", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Customer_history(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Customer_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Customer().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Customer_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Customer",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Customer_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Customer_orders(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -10710,8 +12429,8 @@ func (ec *executionContext) _Customer_orders(ctx context.Context, field graphql.
 			return ec.Resolvers.Customer().Orders(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
-			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
+			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10754,8 +12473,8 @@ func (ec *executionContext) _Customer_interactions(ctx context.Context, field gr
 			return ec.Resolvers.Customer().Interactions(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.InteractionConnection) graphql.Marshaler {
-			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
+			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -10779,50 +12498,6 @@ func (ec *executionContext) fieldContext_Customer_interactions(ctx context.Conte
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Customer_interactions_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Customer_history(ctx context.Context, field graphql.CollectedField, obj *customers.Customer) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Customer_history(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Customer().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Customer_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Customer",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuditEntryConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Customer_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -10916,7 +12591,7 @@ func (ec *executionContext) fieldContext_CustomerAggregate_count(_ context.Conte
 	return graphql.NewScalarFieldContext("CustomerAggregate", field, false, false, "Int")
 }
 
-func (ec *executionContext) _CustomerChange_op(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10939,7 +12614,7 @@ func (ec *executionContext) fieldContext_CustomerChange_op(_ context.Context, fi
 	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _CustomerChange_before(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -10971,7 +12646,7 @@ func (ec *executionContext) fieldContext_CustomerChange_before(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerChange_after(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11003,7 +12678,7 @@ func (ec *executionContext) fieldContext_CustomerChange_after(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11026,7 +12701,7 @@ func (ec *executionContext) fieldContext_CustomerChange_cursor(_ context.Context
 	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _CustomerChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11049,7 +12724,7 @@ func (ec *executionContext) fieldContext_CustomerChange_actor(_ context.Context,
 	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _CustomerChange_at(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11072,7 +12747,7 @@ func (ec *executionContext) fieldContext_CustomerChange_at(_ context.Context, fi
 	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "Time")
 }
 
-func (ec *executionContext) _CustomerChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.CustomerChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11095,7 +12770,7 @@ func (ec *executionContext) fieldContext_CustomerChange_sequence(_ context.Conte
 	return graphql.NewScalarFieldContext("CustomerChange", field, false, false, "Long")
 }
 
-func (ec *executionContext) _CustomerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CustomerConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11107,8 +12782,8 @@ func (ec *executionContext) _CustomerConnection_edges(ctx context.Context, field
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.CustomerEdge) graphql.Marshaler {
-			return ec.marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[customers.Customer]) graphql.Marshaler {
+			return ec.marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11127,7 +12802,7 @@ func (ec *executionContext) fieldContext_CustomerConnection_edges(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.CustomerConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11159,7 +12834,7 @@ func (ec *executionContext) fieldContext_CustomerConnection_nodes(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CustomerConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11191,7 +12866,7 @@ func (ec *executionContext) fieldContext_CustomerConnection_pageInfo(_ context.C
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.CustomerConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11214,7 +12889,7 @@ func (ec *executionContext) fieldContext_CustomerConnection_totalCount(_ context
 	return graphql.NewScalarFieldContext("CustomerConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _CustomerEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11237,7 +12912,7 @@ func (ec *executionContext) fieldContext_CustomerEdge_cursor(_ context.Context, 
 	return graphql.NewScalarFieldContext("CustomerEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _CustomerEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CustomerEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[customers.Customer]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11494,6 +13169,50 @@ func (ec *executionContext) fieldContext_CustomerValue_lastOrderAt(_ context.Con
 	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Time")
 }
 
+func (ec *executionContext) _CustomerValue_history(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValue_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.CustomerValue().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValue_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValue",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_CustomerValue_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _CustomerValueAggregate_group(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -11677,7 +13396,186 @@ func (ec *executionContext) fieldContext_CustomerValueAggregate_max(_ context.Co
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerValueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _CustomerValueChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "CustomerValueChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _CustomerValueChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValueChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _CustomerValueChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _CustomerValueChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.CustomerValue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_CustomerValueChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_CustomerValueChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("CustomerValueChange", field, false, false, "Long")
+}
+
+func (ec *executionContext) _CustomerValueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11689,8 +13587,8 @@ func (ec *executionContext) _CustomerValueConnection_edges(ctx context.Context, 
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.CustomerValueEdge) graphql.Marshaler {
-			return ec.marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[sales.CustomerValue]) graphql.Marshaler {
+			return ec.marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -11709,7 +13607,7 @@ func (ec *executionContext) fieldContext_CustomerValueConnection_edges(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerValueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11741,7 +13639,7 @@ func (ec *executionContext) fieldContext_CustomerValueConnection_nodes(_ context
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerValueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11773,7 +13671,7 @@ func (ec *executionContext) fieldContext_CustomerValueConnection_pageInfo(_ cont
 	return fc, nil
 }
 
-func (ec *executionContext) _CustomerValueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11796,7 +13694,7 @@ func (ec *executionContext) fieldContext_CustomerValueConnection_totalCount(_ co
 	return graphql.NewScalarFieldContext("CustomerValueConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _CustomerValueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -11819,7 +13717,7 @@ func (ec *executionContext) fieldContext_CustomerValueEdge_cursor(_ context.Cont
 	return graphql.NewScalarFieldContext("CustomerValueEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _CustomerValueEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.CustomerValueEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _CustomerValueEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.CustomerValue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12071,7 +13969,381 @@ func (ec *executionContext) fieldContext_DailyRevenue_revenue(_ context.Context,
 	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Float")
 }
 
-func (ec *executionContext) _DailyRevenueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenue_history(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenue_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.DailyRevenue().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenue_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenue",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_DailyRevenue_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueAggregate_count(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueAggregate_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueAggregate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueAggregate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DailyRevenueAggregate_sum(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueAggregate_sum(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sum, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNDailyRevenueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueAggregate_sum(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueAggregate_avg(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueAggregate_avg(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Avg, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNDailyRevenueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueAggregate_avg(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueAggregate_min(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueAggregate_min(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Min, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNDailyRevenueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueAggregate_min(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueAggregate_max(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueAggregate_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNDailyRevenueNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueAggregate_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _DailyRevenueChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.DailyRevenue) graphql.Marshaler {
+			return ec.marshalODailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.DailyRevenue) graphql.Marshaler {
+			return ec.marshalODailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐDailyRevenue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "DailyRevenueChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenue(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _DailyRevenueChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _DailyRevenueChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DailyRevenueChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.DailyRevenue]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueChange", field, false, false, "Long")
+}
+
+func (ec *executionContext) _DailyRevenueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12083,8 +14355,8 @@ func (ec *executionContext) _DailyRevenueConnection_edges(ctx context.Context, f
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.DailyRevenueEdge) graphql.Marshaler {
-			return ec.marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[sales.DailyRevenue]) graphql.Marshaler {
+			return ec.marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -12103,7 +14375,7 @@ func (ec *executionContext) fieldContext_DailyRevenueConnection_edges(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _DailyRevenueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenueConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12135,7 +14407,7 @@ func (ec *executionContext) fieldContext_DailyRevenueConnection_nodes(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _DailyRevenueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenueConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12167,7 +14439,7 @@ func (ec *executionContext) fieldContext_DailyRevenueConnection_pageInfo(_ conte
 	return fc, nil
 }
 
-func (ec *executionContext) _DailyRevenueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenueConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12190,7 +14462,7 @@ func (ec *executionContext) fieldContext_DailyRevenueConnection_totalCount(_ con
 	return graphql.NewScalarFieldContext("DailyRevenueConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _DailyRevenueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenueEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12213,7 +14485,7 @@ func (ec *executionContext) fieldContext_DailyRevenueEdge_cursor(_ context.Conte
 	return graphql.NewScalarFieldContext("DailyRevenueEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _DailyRevenueEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _DailyRevenueEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.DailyRevenue]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12243,6 +14515,70 @@ func (ec *executionContext) fieldContext_DailyRevenueEdge_node(_ context.Context
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _DailyRevenueNumbers_orders(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueNumbers_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["orders"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _DailyRevenueNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DailyRevenueNumbers_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["revenue"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DailyRevenueNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Float")
 }
 
 func (ec *executionContext) _Entity_findManyCustomerByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -12940,6 +15276,50 @@ func (ec *executionContext) fieldContext_Interaction_occurredAt(_ context.Contex
 	return graphql.NewScalarFieldContext("Interaction", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Interaction_history(ctx context.Context, field graphql.CollectedField, obj *engagement.Interaction) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Interaction_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Interaction().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Interaction_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Interaction",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Interaction_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Interaction_customer(ctx context.Context, field graphql.CollectedField, obj *engagement.Interaction) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -12968,50 +15348,6 @@ func (ec *executionContext) fieldContext_Interaction_customer(_ context.Context,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Customer(ctx, field)
 		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Interaction_history(ctx context.Context, field graphql.CollectedField, obj *engagement.Interaction) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Interaction_history(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Interaction().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Interaction_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Interaction",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuditEntryConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Interaction_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
 	}
 	return fc, nil
 }
@@ -13199,7 +15535,7 @@ func (ec *executionContext) fieldContext_InteractionAggregate_max(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionChange_op(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13222,7 +15558,7 @@ func (ec *executionContext) fieldContext_InteractionChange_op(_ context.Context,
 	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _InteractionChange_before(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13254,7 +15590,7 @@ func (ec *executionContext) fieldContext_InteractionChange_before(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionChange_after(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13286,7 +15622,7 @@ func (ec *executionContext) fieldContext_InteractionChange_after(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13309,7 +15645,7 @@ func (ec *executionContext) fieldContext_InteractionChange_cursor(_ context.Cont
 	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _InteractionChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13332,7 +15668,7 @@ func (ec *executionContext) fieldContext_InteractionChange_actor(_ context.Conte
 	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _InteractionChange_at(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13355,7 +15691,7 @@ func (ec *executionContext) fieldContext_InteractionChange_at(_ context.Context,
 	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "Time")
 }
 
-func (ec *executionContext) _InteractionChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.InteractionChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13378,7 +15714,7 @@ func (ec *executionContext) fieldContext_InteractionChange_sequence(_ context.Co
 	return graphql.NewScalarFieldContext("InteractionChange", field, false, false, "Long")
 }
 
-func (ec *executionContext) _InteractionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.InteractionConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13390,8 +15726,8 @@ func (ec *executionContext) _InteractionConnection_edges(ctx context.Context, fi
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.InteractionEdge) graphql.Marshaler {
-			return ec.marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[engagement.Interaction]) graphql.Marshaler {
+			return ec.marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -13410,7 +15746,7 @@ func (ec *executionContext) fieldContext_InteractionConnection_edges(_ context.C
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.InteractionConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13442,7 +15778,7 @@ func (ec *executionContext) fieldContext_InteractionConnection_nodes(_ context.C
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.InteractionConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13474,7 +15810,7 @@ func (ec *executionContext) fieldContext_InteractionConnection_pageInfo(_ contex
 	return fc, nil
 }
 
-func (ec *executionContext) _InteractionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.InteractionConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13497,7 +15833,7 @@ func (ec *executionContext) fieldContext_InteractionConnection_totalCount(_ cont
 	return graphql.NewScalarFieldContext("InteractionConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _InteractionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.InteractionEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13520,7 +15856,7 @@ func (ec *executionContext) fieldContext_InteractionEdge_cursor(_ context.Contex
 	return graphql.NewScalarFieldContext("InteractionEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _InteractionEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.InteractionEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _InteractionEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[engagement.Interaction]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13909,8 +16245,8 @@ func (ec *executionContext) _Item_history(ctx context.Context, field graphql.Col
 			return ec.Resolvers.Item().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14155,7 +16491,7 @@ func (ec *executionContext) fieldContext_ItemAggregate_max(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemChange_op(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14178,7 +16514,7 @@ func (ec *executionContext) fieldContext_ItemChange_op(_ context.Context, field 
 	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _ItemChange_before(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14210,7 +16546,7 @@ func (ec *executionContext) fieldContext_ItemChange_before(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemChange_after(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14242,7 +16578,7 @@ func (ec *executionContext) fieldContext_ItemChange_after(_ context.Context, fie
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14265,7 +16601,7 @@ func (ec *executionContext) fieldContext_ItemChange_cursor(_ context.Context, fi
 	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _ItemChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14288,7 +16624,7 @@ func (ec *executionContext) fieldContext_ItemChange_actor(_ context.Context, fie
 	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _ItemChange_at(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14311,7 +16647,7 @@ func (ec *executionContext) fieldContext_ItemChange_at(_ context.Context, field 
 	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "Time")
 }
 
-func (ec *executionContext) _ItemChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.ItemChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14334,7 +16670,7 @@ func (ec *executionContext) fieldContext_ItemChange_sequence(_ context.Context, 
 	return graphql.NewScalarFieldContext("ItemChange", field, false, false, "Long")
 }
 
-func (ec *executionContext) _ItemConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ItemConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14346,8 +16682,8 @@ func (ec *executionContext) _ItemConnection_edges(ctx context.Context, field gra
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.ItemEdge) graphql.Marshaler {
-			return ec.marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[inventory.Item]) graphql.Marshaler {
+			return ec.marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14366,7 +16702,7 @@ func (ec *executionContext) fieldContext_ItemConnection_edges(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.ItemConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14398,7 +16734,7 @@ func (ec *executionContext) fieldContext_ItemConnection_nodes(_ context.Context,
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ItemConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14430,7 +16766,7 @@ func (ec *executionContext) fieldContext_ItemConnection_pageInfo(_ context.Conte
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ItemConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14453,7 +16789,7 @@ func (ec *executionContext) fieldContext_ItemConnection_totalCount(_ context.Con
 	return graphql.NewScalarFieldContext("ItemConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _ItemEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ItemEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14476,7 +16812,7 @@ func (ec *executionContext) fieldContext_ItemEdge_cursor(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("ItemEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _ItemEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ItemEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[inventory.Item]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14696,7 +17032,381 @@ func (ec *executionContext) fieldContext_ItemSales_revenue(_ context.Context, fi
 	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Float")
 }
 
-func (ec *executionContext) _ItemSalesConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSales_history(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSales_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.ItemSales().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSales_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSales",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_ItemSales_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesAggregate_count(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesAggregate_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesAggregate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesAggregate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ItemSalesAggregate_sum(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesAggregate_sum(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sum, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNItemSalesNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesAggregate_sum(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesAggregate_avg(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesAggregate_avg(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Avg, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNItemSalesNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesAggregate_avg(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesAggregate_min(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesAggregate_min(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Min, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNItemSalesNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesAggregate_min(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesAggregate_max(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesAggregate_max(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Max, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNItemSalesNumbers2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesAggregate_max(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesNumbers(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _ItemSalesChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+			return ec.marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.ItemSales) graphql.Marshaler {
+			return ec.marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐItemSales(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ItemSalesChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSales(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ItemSalesChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ItemSalesChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ItemSalesChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[sales.ItemSales]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesChange", field, false, false, "Long")
+}
+
+func (ec *executionContext) _ItemSalesConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14708,8 +17418,8 @@ func (ec *executionContext) _ItemSalesConnection_edges(ctx context.Context, fiel
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.ItemSalesEdge) graphql.Marshaler {
-			return ec.marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[sales.ItemSales]) graphql.Marshaler {
+			return ec.marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -14728,7 +17438,7 @@ func (ec *executionContext) fieldContext_ItemSalesConnection_edges(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemSalesConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSalesConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14760,7 +17470,7 @@ func (ec *executionContext) fieldContext_ItemSalesConnection_nodes(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemSalesConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSalesConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14792,7 +17502,7 @@ func (ec *executionContext) fieldContext_ItemSalesConnection_pageInfo(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _ItemSalesConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSalesConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14815,7 +17525,7 @@ func (ec *executionContext) fieldContext_ItemSalesConnection_totalCount(_ contex
 	return graphql.NewScalarFieldContext("ItemSalesConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _ItemSalesEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSalesEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14838,7 +17548,7 @@ func (ec *executionContext) fieldContext_ItemSalesEdge_cursor(_ context.Context,
 	return graphql.NewScalarFieldContext("ItemSalesEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _ItemSalesEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _ItemSalesEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[sales.ItemSales]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -14868,6 +17578,102 @@ func (ec *executionContext) fieldContext_ItemSalesEdge_node(_ context.Context, f
 		},
 	}
 	return fc, nil
+}
+
+func (ec *executionContext) _ItemSalesNumbers_orders(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesNumbers_orders(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["orders"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ItemSalesNumbers_units(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesNumbers_units(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["units"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "units")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesNumbers_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
+}
+
+func (ec *executionContext) _ItemSalesNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ItemSalesNumbers_revenue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["revenue"].(type) {
+			case *float64:
+				return v, nil
+			case float64:
+				return &v, nil
+			case nil:
+				return (*float64)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
+			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ItemSalesNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
 }
 
 func (ec *executionContext) _LineageLink_consumer(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
@@ -15676,6 +18482,82 @@ func (ec *executionContext) fieldContext_Order_updatedAt(_ context.Context, fiel
 	return graphql.NewScalarFieldContext("Order", field, false, false, "Time")
 }
 
+func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Order().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Order_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Order_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Order_reservation(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Order_reservation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.Order().Reservation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Order_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Order",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Order_customer(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -15735,82 +18617,6 @@ func (ec *executionContext) fieldContext_Order_lines(_ context.Context, field gr
 		IsResolver: true,
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_OrderLine(ctx, field)
-		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Order_history(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Order_history(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Order().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Order_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Order",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuditEntryConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Order_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Order_reservation(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Order_reservation(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return ec.Resolvers.Order().Reservation(ctx, obj)
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
-			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
-		},
-		true,
-		false,
-	)
-}
-func (ec *executionContext) fieldContext_Order_reservation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Order",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_Reservation(ctx, field)
 		},
 	}
 	return fc, nil
@@ -15999,7 +18805,7 @@ func (ec *executionContext) fieldContext_OrderAggregate_max(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderChange_op(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16022,7 +18828,7 @@ func (ec *executionContext) fieldContext_OrderChange_op(_ context.Context, field
 	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _OrderChange_before(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16054,7 +18860,7 @@ func (ec *executionContext) fieldContext_OrderChange_before(_ context.Context, f
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderChange_after(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16086,7 +18892,7 @@ func (ec *executionContext) fieldContext_OrderChange_after(_ context.Context, fi
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16109,7 +18915,7 @@ func (ec *executionContext) fieldContext_OrderChange_cursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16132,7 +18938,7 @@ func (ec *executionContext) fieldContext_OrderChange_actor(_ context.Context, fi
 	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderChange_at(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16155,7 +18961,7 @@ func (ec *executionContext) fieldContext_OrderChange_at(_ context.Context, field
 	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "Time")
 }
 
-func (ec *executionContext) _OrderChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.OrderChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16178,7 +18984,7 @@ func (ec *executionContext) fieldContext_OrderChange_sequence(_ context.Context,
 	return graphql.NewScalarFieldContext("OrderChange", field, false, false, "Long")
 }
 
-func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16190,8 +18996,8 @@ func (ec *executionContext) _OrderConnection_edges(ctx context.Context, field gr
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.OrderEdge) graphql.Marshaler {
-			return ec.marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[orders.Order]) graphql.Marshaler {
+			return ec.marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -16210,7 +19016,7 @@ func (ec *executionContext) fieldContext_OrderConnection_edges(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16242,7 +19048,7 @@ func (ec *executionContext) fieldContext_OrderConnection_nodes(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16274,7 +19080,7 @@ func (ec *executionContext) fieldContext_OrderConnection_pageInfo(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.OrderConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16297,7 +19103,7 @@ func (ec *executionContext) fieldContext_OrderConnection_totalCount(_ context.Co
 	return graphql.NewScalarFieldContext("OrderConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _OrderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16320,7 +19126,7 @@ func (ec *executionContext) fieldContext_OrderEdge_cursor(_ context.Context, fie
 	return graphql.NewScalarFieldContext("OrderEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.OrderEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[orders.Order]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16618,6 +19424,50 @@ func (ec *executionContext) fieldContext_OrderLine_amount(_ context.Context, fie
 	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Float")
 }
 
+func (ec *executionContext) _OrderLine_history(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_OrderLine_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.OrderLine().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_OrderLine_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "OrderLine",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_OrderLine_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _OrderLine_order(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16678,50 +19528,6 @@ func (ec *executionContext) fieldContext_OrderLine_item(_ context.Context, field
 		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 			return ec.childFields_Item(ctx, field)
 		},
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _OrderLine_history(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_OrderLine_history(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.OrderLine().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_OrderLine_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "OrderLine",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_AuditEntryConnection(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_OrderLine_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
 	}
 	return fc, nil
 }
@@ -16909,7 +19715,7 @@ func (ec *executionContext) fieldContext_OrderLineAggregate_max(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineChange_op(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16932,7 +19738,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_op(_ context.Context, f
 	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _OrderLineChange_before(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16964,7 +19770,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_before(_ context.Contex
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineChange_after(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -16996,7 +19802,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_after(_ context.Context
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineChange_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17019,7 +19825,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_cursor(_ context.Contex
 	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderLineChange_actor(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17042,7 +19848,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_actor(_ context.Context
 	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderLineChange_at(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17065,7 +19871,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_at(_ context.Context, f
 	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "Time")
 }
 
-func (ec *executionContext) _OrderLineChange_sequence(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineChange) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17088,7 +19894,7 @@ func (ec *executionContext) fieldContext_OrderLineChange_sequence(_ context.Cont
 	return graphql.NewScalarFieldContext("OrderLineChange", field, false, false, "Long")
 }
 
-func (ec *executionContext) _OrderLineConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17100,8 +19906,8 @@ func (ec *executionContext) _OrderLineConnection_edges(ctx context.Context, fiel
 			return obj.Edges, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []*model.OrderLineEdge) graphql.Marshaler {
-			return ec.marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineEdgeᚄ(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[orders.Line]) graphql.Marshaler {
+			return ec.marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
 		},
 		true,
 		true,
@@ -17120,7 +19926,7 @@ func (ec *executionContext) fieldContext_OrderLineConnection_edges(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17152,7 +19958,7 @@ func (ec *executionContext) fieldContext_OrderLineConnection_nodes(_ context.Con
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17184,7 +19990,7 @@ func (ec *executionContext) fieldContext_OrderLineConnection_pageInfo(_ context.
 	return fc, nil
 }
 
-func (ec *executionContext) _OrderLineConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineConnection) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17207,7 +20013,7 @@ func (ec *executionContext) fieldContext_OrderLineConnection_totalCount(_ contex
 	return graphql.NewScalarFieldContext("OrderLineConnection", field, false, false, "Int")
 }
 
-func (ec *executionContext) _OrderLineEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17230,7 +20036,7 @@ func (ec *executionContext) fieldContext_OrderLineEdge_cursor(_ context.Context,
 	return graphql.NewScalarFieldContext("OrderLineEdge", field, false, false, "String")
 }
 
-func (ec *executionContext) _OrderLineEdge_node(ctx context.Context, field graphql.CollectedField, obj *model.OrderLineEdge) (ret graphql.Marshaler) {
+func (ec *executionContext) _OrderLineEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[orders.Line]) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -17591,8 +20397,8 @@ func (ec *executionContext) _Query_auditLog(ctx context.Context, field graphql.C
 			return ec.Resolvers.Query().AuditLog(ctx, fc.Args["product"].(string), fc.Args["entity"].(*string), fc.Args["key"].(*int64), fc.Args["actor"].(*string), fc.Args["op"].(*products.Op), fc.Args["since"].(*time.Time), fc.Args["until"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -17723,8 +20529,8 @@ func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.
 			return ec.Resolvers.Query().Customers(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.CustomerConnection) graphql.Marshaler {
-			return ec.marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[customers.Customer]) graphql.Marshaler {
+			return ec.marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -17855,8 +20661,8 @@ func (ec *executionContext) _Query_interactions(ctx context.Context, field graph
 			return ec.Resolvers.Query().Interactions(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.InteractionConnection) graphql.Marshaler {
-			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
+			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -17987,8 +20793,8 @@ func (ec *executionContext) _Query_items(ctx context.Context, field graphql.Coll
 			return ec.Resolvers.Query().Items(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ItemConnection) graphql.Marshaler {
-			return ec.marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[inventory.Item]) graphql.Marshaler {
+			return ec.marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18072,7 +20878,7 @@ func (ec *executionContext) _Query_reservation(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Query().Reservation(ctx, fc.Args["orderId"].(int64))
+			return ec.Resolvers.Query().Reservation(ctx, fc.Args["id"].(int64))
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
@@ -18100,6 +20906,94 @@ func (ec *executionContext) fieldContext_Query_reservation(ctx context.Context, 
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_reservation_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_reservations(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reservations(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().Reservations(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[inventory.Reservation]) graphql.Marshaler {
+			return ec.marshalNReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reservations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reservations_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_reservationsAggregate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_reservationsAggregate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ReservationsAggregate(ctx, fc.Args["where"].(map[string]any), fc.Args["groupBy"].([]string), fc.Args["having"].(map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+			return ec.marshalNReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_reservationsAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationAggregate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_reservationsAggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18163,8 +21057,8 @@ func (ec *executionContext) _Query_orders(ctx context.Context, field graphql.Col
 			return ec.Resolvers.Query().Orders(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
-			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
+			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18295,8 +21189,8 @@ func (ec *executionContext) _Query_orderLines(ctx context.Context, field graphql
 			return ec.Resolvers.Query().OrderLines(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderLineConnection) graphql.Marshaler {
-			return ec.marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Line]) graphql.Marshaler {
+			return ec.marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18383,8 +21277,8 @@ func (ec *executionContext) _Query_dailyRevenue(ctx context.Context, field graph
 			return ec.Resolvers.Query().DailyRevenue(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.DailyRevenueConnection) graphql.Marshaler {
-			return ec.marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
+			return ec.marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18414,6 +21308,94 @@ func (ec *executionContext) fieldContext_Query_dailyRevenue(ctx context.Context,
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_dailyRevenueAggregate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_dailyRevenueAggregate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DailyRevenueAggregate(ctx, fc.Args["where"].(map[string]any), fc.Args["having"].(map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+			return ec.marshalNDailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_dailyRevenueAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueAggregate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_dailyRevenueAggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_customerValue(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_customerValue(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().CustomerValue(ctx, fc.Args["id"].(int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *sales.CustomerValue) graphql.Marshaler {
+			return ec.marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐCustomerValue(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_customerValue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValue(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_customerValue_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_customerValues(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18427,8 +21409,8 @@ func (ec *executionContext) _Query_customerValues(ctx context.Context, field gra
 			return ec.Resolvers.Query().CustomerValues(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.CustomerValueConnection) graphql.Marshaler {
-			return ec.marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.CustomerValue]) graphql.Marshaler {
+			return ec.marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18515,8 +21497,8 @@ func (ec *executionContext) _Query_itemSales(ctx context.Context, field graphql.
 			return ec.Resolvers.Query().ItemSales(ctx, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string), fc.Args["where"].(map[string]any), fc.Args["orderBy"].([]map[string]any))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ItemSalesConnection) graphql.Marshaler {
-			return ec.marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesConnection(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.ItemSales]) graphql.Marshaler {
+			return ec.marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
 		true,
@@ -18540,6 +21522,50 @@ func (ec *executionContext) fieldContext_Query_itemSales(ctx context.Context, fi
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_itemSales_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_itemSalesAggregate(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_itemSalesAggregate(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().ItemSalesAggregate(ctx, fc.Args["where"].(map[string]any), fc.Args["having"].(map[string]any))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+			return ec.marshalNItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Query_itemSalesAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesAggregate(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_itemSalesAggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -18808,38 +21834,6 @@ func (ec *executionContext) fieldContext_Reservation_status(_ context.Context, f
 	return graphql.NewScalarFieldContext("Reservation", field, false, false, "ReservationStatus")
 }
 
-func (ec *executionContext) _Reservation_lines(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
-	return graphql.ResolveField(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Reservation_lines(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			return obj.Lines, nil
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v []inventory.ReservationLine) graphql.Marshaler {
-			return ec.marshalNReservationLine2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLineᚄ(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Reservation_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Reservation",
-		Field:      field,
-		IsMethod:   false,
-		IsResolver: false,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ReservationLine(ctx, field)
-		},
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Reservation_createdAt(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -18884,6 +21878,522 @@ func (ec *executionContext) _Reservation_updatedAt(ctx context.Context, field gr
 }
 func (ec *executionContext) fieldContext_Reservation_updatedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
 	return graphql.NewScalarFieldContext("Reservation", field, false, false, "Time")
+}
+
+func (ec *executionContext) _Reservation_history(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_history(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Reservation().History(ctx, obj, fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Reservation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_AuditEntryConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Reservation_history_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Reservation_lines(ctx context.Context, field graphql.CollectedField, obj *inventory.Reservation) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Reservation_lines(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Lines, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []inventory.ReservationLine) graphql.Marshaler {
+			return ec.marshalNReservationLine2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLineᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Reservation_lines(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Reservation",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationLine(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationAggregate_group(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationAggregate_group(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Group, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalOReservationGroup2map(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationAggregate_group(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationAggregate",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationGroup(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationAggregate_count(ctx context.Context, field graphql.CollectedField, obj *products.AggregateRow) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationAggregate_count(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Count, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationAggregate_count(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationAggregate", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReservationChange_op(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_op(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Op, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v products.Op) graphql.Marshaler {
+			return ec.marshalNAuditOp2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOp(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_op(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationChange", field, false, false, "AuditOp")
+}
+
+func (ec *executionContext) _ReservationChange_before(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_before(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Before, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationChange_after(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_after(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.After, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationChange",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationChange_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ReservationChange_actor(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_actor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Actor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_actor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationChange", field, false, false, "String")
+}
+
+func (ec *executionContext) _ReservationChange_at(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationChange", field, false, false, "Time")
+}
+
+func (ec *executionContext) _ReservationChange_sequence(ctx context.Context, field graphql.CollectedField, obj *products.Change[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationChange_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationChange_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationChange", field, false, false, "Long")
+}
+
+func (ec *executionContext) _ReservationConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[inventory.Reservation]) graphql.Marshaler {
+			return ec.marshalNReservationEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
+			return ec.marshalNReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _ReservationEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _ReservationEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[inventory.Reservation]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+			return ec.marshalNReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "ReservationEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_Reservation(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _ReservationGroup_status(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_ReservationGroup_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			switch v := obj["status"].(type) {
+			case *string:
+				return v, nil
+			case string:
+				return &v, nil
+			case nil:
+				return (*string)(nil), nil
+			default:
+				return nil, fmt.Errorf("unexpected type %T for field %s", v, "status")
+			}
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOReservationStatus2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_ReservationGroup_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("ReservationGroup", field, false, false, "ReservationStatus")
 }
 
 func (ec *executionContext) _ReservationLine_itemId(ctx context.Context, field graphql.CollectedField, obj *inventory.ReservationLine) (ret graphql.Marshaler) {
@@ -19102,226 +22612,6 @@ func (ec *executionContext) fieldContext_SalesStats_at(_ context.Context, field 
 	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_customerChanged(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().CustomerChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.CustomerChange) graphql.Marshaler {
-			return ec.marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerChange(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_CustomerChange(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_customerChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_orderChanged(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().OrderChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderChange) graphql.Marshaler {
-			return ec.marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderChange(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderChange(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_orderLineChanged(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().OrderLineChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.OrderLineChange) graphql.Marshaler {
-			return ec.marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineChange(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_OrderLineChange(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_orderLineChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_itemChanged(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().ItemChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.ItemChange) graphql.Marshaler {
-			return ec.marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemChange(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_ItemChange(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_itemChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
-func (ec *executionContext) _Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
-	return graphql.ResolveFieldStream(
-		ctx,
-		ec.OperationContext,
-		field,
-		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.fieldContext_Subscription_interactionChanged(ctx, field)
-		},
-		func(ctx context.Context) (any, error) {
-			fc := graphql.GetFieldContext(ctx)
-			return ec.Resolvers.Subscription().InteractionChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
-		},
-		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.InteractionChange) graphql.Marshaler {
-			return ec.marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionChange(ctx, selections, v)
-		},
-		true,
-		true,
-	)
-}
-func (ec *executionContext) fieldContext_Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	fc = &graphql.FieldContext{
-		Object:     "Subscription",
-		Field:      field,
-		IsMethod:   true,
-		IsResolver: true,
-		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
-			return ec.childFields_InteractionChange(ctx, field)
-		},
-	}
-	defer func() {
-		if r := recover(); r != nil {
-			err = ec.Recover(ctx, r)
-			ec.Error(ctx, err)
-		}
-	}()
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if fc.Args, err = ec.field_Subscription_interactionChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
-		ec.Error(ctx, err)
-		return fc, err
-	}
-	return fc, nil
-}
-
 func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
 	return graphql.ResolveFieldStream(
 		ctx,
@@ -19404,6 +22694,402 @@ func (ec *executionContext) fieldContext_Subscription_auditEntries(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_auditEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_customerChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CustomerChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[customers.Customer]) graphql.Marshaler {
+			return ec.marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_customerChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_customerChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_interactionChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().InteractionChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[engagement.Interaction]) graphql.Marshaler {
+			return ec.marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_interactionChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_InteractionChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_interactionChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_itemChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ItemChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[inventory.Item]) graphql.Marshaler {
+			return ec.marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_itemChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_itemChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_reservationChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_reservationChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ReservationChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[inventory.Reservation]) graphql.Marshaler {
+			return ec.marshalNReservationChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_reservationChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ReservationChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_reservationChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[orders.Order]) graphql.Marshaler {
+			return ec.marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_orderLineChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().OrderLineChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[orders.Line]) graphql.Marshaler {
+			return ec.marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_orderLineChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_OrderLineChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_orderLineChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_dailyRevenueChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_dailyRevenueChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().DailyRevenueChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[sales.DailyRevenue]) graphql.Marshaler {
+			return ec.marshalNDailyRevenueChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_dailyRevenueChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DailyRevenueChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_dailyRevenueChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_customerValueChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_customerValueChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().CustomerValueChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[sales.CustomerValue]) graphql.Marshaler {
+			return ec.marshalNCustomerValueChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_customerValueChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_CustomerValueChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_customerValueChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_itemSalesChanged(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_itemSalesChanged(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().ItemSalesChanged(ctx, fc.Args["where"].(map[string]any), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Change[sales.ItemSales]) graphql.Marshaler {
+			return ec.marshalNItemSalesChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_itemSalesChanged(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_ItemSalesChange(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_itemSalesChanged_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -21558,6 +25244,127 @@ func UnmarshalDailyRevenueByIDsInput(ctx context.Context, raw any) (model.DailyR
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputDailyRevenueHaving(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"count", "sum", "avg", "min", "max"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["count"] = data
+		case "sum":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sum"))
+			data, err := ec.unmarshalODailyRevenueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["sum"] = data
+		case "avg":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("avg"))
+			data, err := ec.unmarshalODailyRevenueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["avg"] = data
+		case "min":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("min"))
+			data, err := ec.unmarshalODailyRevenueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["min"] = data
+		case "max":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("max"))
+			data, err := ec.unmarshalODailyRevenueNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["max"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDailyRevenueHaving unmarshals raw into the DailyRevenueHaving input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDailyRevenueHaving(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueHaving", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDailyRevenueNumbersFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orders", "revenue"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDailyRevenueNumbersFilter unmarshals raw into the DailyRevenueNumbersFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDailyRevenueNumbersFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueNumbersFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputDailyRevenueOrderBy(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -22640,6 +26447,134 @@ func UnmarshalItemSalesByIDsInput(ctx context.Context, raw any) (model.ItemSales
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputItemSalesHaving(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"count", "sum", "avg", "min", "max"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["count"] = data
+		case "sum":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("sum"))
+			data, err := ec.unmarshalOItemSalesNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["sum"] = data
+		case "avg":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("avg"))
+			data, err := ec.unmarshalOItemSalesNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["avg"] = data
+		case "min":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("min"))
+			data, err := ec.unmarshalOItemSalesNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["min"] = data
+		case "max":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("max"))
+			data, err := ec.unmarshalOItemSalesNumbersFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["max"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemSalesHaving unmarshals raw into the ItemSalesHaving input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemSalesHaving(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemSalesHaving", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputItemSalesNumbersFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"orders", "units", "revenue"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "orders":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["orders"] = data
+		case "units":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("units"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["units"] = data
+		case "revenue":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
+			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["revenue"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalItemSalesNumbersFilter unmarshals raw into the ItemSalesNumbersFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalItemSalesNumbersFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ItemSalesNumbersFilter", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputItemSalesOrderBy(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -23693,6 +27628,259 @@ func UnmarshalReservationByIDsInput(ctx context.Context, raw any) (model.Reserva
 	return out, err
 }
 
+func (ec *executionContext) unmarshalInputReservationHaving(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"count"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "count":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("count"))
+			data, err := ec.unmarshalOIntFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["count"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationHaving unmarshals raw into the ReservationHaving input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationHaving(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationHaving", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReservationOrderBy(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	if _, present := asMap["direction"]; !present {
+		asMap["direction"] = "ASC"
+	}
+
+	fieldsInOrder := [...]string{"field", "direction"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "field":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("field"))
+			data, err := ec.unmarshalNReservationSortField2string(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["field"] = data
+		case "direction":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("direction"))
+			data, err := ec.unmarshalOOrderDirection2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["direction"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationOrderBy unmarshals raw into the ReservationOrderBy input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationOrderBy(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationOrderBy", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReservationStatusFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eq", "ne", "in", "notIn", "isNull"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eq"))
+			data, err := ec.unmarshalOReservationStatus2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["eq"] = data
+		case "ne":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ne"))
+			data, err := ec.unmarshalOReservationStatus2ᚖstring(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["ne"] = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalOReservationStatus2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["in"] = data
+		case "notIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notIn"))
+			data, err := ec.unmarshalOReservationStatus2ᚕstringᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["notIn"] = data
+		case "isNull":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isNull"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["isNull"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationStatusFilter unmarshals raw into the ReservationStatusFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationStatusFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationStatusFilter", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputReservationWhere(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"and", "or", "not", "id", "status", "createdAt", "updatedAt"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "and":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("and"))
+			data, err := ec.unmarshalOReservationWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["and"] = data
+		case "or":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("or"))
+			data, err := ec.unmarshalOReservationWhere2ᚕmapᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["or"] = data
+		case "not":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("not"))
+			data, err := ec.unmarshalOReservationWhere2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["not"] = data
+		case "id":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("id"))
+			data, err := ec.unmarshalOIDFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["id"] = data
+		case "status":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("status"))
+			data, err := ec.unmarshalOReservationStatusFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["status"] = data
+		case "createdAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("createdAt"))
+			data, err := ec.unmarshalOTimeFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["createdAt"] = data
+		case "updatedAt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("updatedAt"))
+			data, err := ec.unmarshalOTimeFilter2map(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["updatedAt"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalReservationWhere unmarshals raw into the ReservationWhere input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalReservationWhere(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "ReservationWhere", raw, &out)
+	return out, err
+}
+
 func (ec *executionContext) unmarshalInputStringFilter(ctx context.Context, obj any) (map[string]any, error) {
 	var it map[string]any
 	if obj == nil {
@@ -24290,7 +28478,7 @@ func (ec *executionContext) _AuditEntry(ctx context.Context, sel ast.SelectionSe
 
 var auditEntryConnectionImplementors = []string{"AuditEntryConnection"}
 
-func (ec *executionContext) _AuditEntryConnection(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEntryConnection) graphql.Marshaler {
+func (ec *executionContext) _AuditEntryConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[products.AuditEntry]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEntryConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -24338,7 +28526,7 @@ func (ec *executionContext) _AuditEntryConnection(ctx context.Context, sel ast.S
 
 var auditEntryEdgeImplementors = []string{"AuditEntryEdge"}
 
-func (ec *executionContext) _AuditEntryEdge(ctx context.Context, sel ast.SelectionSet, obj *model.AuditEntryEdge) graphql.Marshaler {
+func (ec *executionContext) _AuditEntryEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[products.AuditEntry]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, auditEntryEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -24846,6 +29034,12 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Customer_history(ctx, field, obj)
+				})
 		case "orders":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -24857,12 +29051,6 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_interactions(ctx, field, obj)
-				})
-		case "history":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Customer_history(ctx, field, obj)
 				})
 		case "value":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
@@ -24927,7 +29115,7 @@ func (ec *executionContext) _CustomerAggregate(ctx context.Context, sel ast.Sele
 
 var customerChangeImplementors = []string{"CustomerChange"}
 
-func (ec *executionContext) _CustomerChange(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerChange) graphql.Marshaler {
+func (ec *executionContext) _CustomerChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[customers.Customer]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerChangeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -24990,7 +29178,7 @@ func (ec *executionContext) _CustomerChange(ctx context.Context, sel ast.Selecti
 
 var customerConnectionImplementors = []string{"CustomerConnection"}
 
-func (ec *executionContext) _CustomerConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerConnection) graphql.Marshaler {
+func (ec *executionContext) _CustomerConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[customers.Customer]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25038,7 +29226,7 @@ func (ec *executionContext) _CustomerConnection(ctx context.Context, sel ast.Sel
 
 var customerEdgeImplementors = []string{"CustomerEdge"}
 
-func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerEdge) graphql.Marshaler {
+func (ec *executionContext) _CustomerEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[customers.Customer]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25126,38 +29314,44 @@ func (ec *executionContext) _CustomerValue(ctx context.Context, sel ast.Selectio
 		case "id":
 			out.Values[i] = ec._CustomerValue_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "country":
 			out.Values[i] = ec._CustomerValue_country(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "segment":
 			out.Values[i] = ec._CustomerValue_segment(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
 			out.Values[i] = ec._CustomerValue_orders(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "revenue":
 			out.Values[i] = ec._CustomerValue_revenue(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "firstOrderAt":
 			out.Values[i] = ec._CustomerValue_firstOrderAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "lastOrderAt":
 			out.Values[i] = ec._CustomerValue_lastOrderAt(ctx, field, obj)
 			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._CustomerValue_history(ctx, field, obj)
+				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
 		}
@@ -25233,9 +29427,72 @@ func (ec *executionContext) _CustomerValueAggregate(ctx context.Context, sel ast
 	return out
 }
 
+var customerValueChangeImplementors = []string{"CustomerValueChange"}
+
+func (ec *executionContext) _CustomerValueChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[sales.CustomerValue]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("CustomerValueChange")
+		case "op":
+			out.Values[i] = ec._CustomerValueChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._CustomerValueChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._CustomerValueChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._CustomerValueChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._CustomerValueChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._CustomerValueChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._CustomerValueChange_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var customerValueConnectionImplementors = []string{"CustomerValueConnection"}
 
-func (ec *executionContext) _CustomerValueConnection(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerValueConnection) graphql.Marshaler {
+func (ec *executionContext) _CustomerValueConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[sales.CustomerValue]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25283,7 +29540,7 @@ func (ec *executionContext) _CustomerValueConnection(ctx context.Context, sel as
 
 var customerValueEdgeImplementors = []string{"CustomerValueEdge"}
 
-func (ec *executionContext) _CustomerValueEdge(ctx context.Context, sel ast.SelectionSet, obj *model.CustomerValueEdge) graphql.Marshaler {
+func (ec *executionContext) _CustomerValueEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[sales.CustomerValue]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, customerValueEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25409,20 +29666,142 @@ func (ec *executionContext) _DailyRevenue(ctx context.Context, sel ast.Selection
 		case "id":
 			out.Values[i] = ec._DailyRevenue_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "date":
 			out.Values[i] = ec._DailyRevenue_date(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
 			out.Values[i] = ec._DailyRevenue_orders(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "revenue":
 			out.Values[i] = ec._DailyRevenue_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DailyRevenue_history(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueAggregateImplementors = []string{"DailyRevenueAggregate"}
+
+func (ec *executionContext) _DailyRevenueAggregate(ctx context.Context, sel ast.SelectionSet, obj *products.AggregateRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueAggregateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenueAggregate")
+		case "count":
+			out.Values[i] = ec._DailyRevenueAggregate_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sum":
+			out.Values[i] = ec._DailyRevenueAggregate_sum(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "avg":
+			out.Values[i] = ec._DailyRevenueAggregate_avg(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "min":
+			out.Values[i] = ec._DailyRevenueAggregate_min(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._DailyRevenueAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueChangeImplementors = []string{"DailyRevenueChange"}
+
+func (ec *executionContext) _DailyRevenueChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[sales.DailyRevenue]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenueChange")
+		case "op":
+			out.Values[i] = ec._DailyRevenueChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._DailyRevenueChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._DailyRevenueChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._DailyRevenueChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._DailyRevenueChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._DailyRevenueChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._DailyRevenueChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -25445,7 +29824,7 @@ func (ec *executionContext) _DailyRevenue(ctx context.Context, sel ast.Selection
 
 var dailyRevenueConnectionImplementors = []string{"DailyRevenueConnection"}
 
-func (ec *executionContext) _DailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, obj *model.DailyRevenueConnection) graphql.Marshaler {
+func (ec *executionContext) _DailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25493,7 +29872,7 @@ func (ec *executionContext) _DailyRevenueConnection(ctx context.Context, sel ast
 
 var dailyRevenueEdgeImplementors = []string{"DailyRevenueEdge"}
 
-func (ec *executionContext) _DailyRevenueEdge(ctx context.Context, sel ast.SelectionSet, obj *model.DailyRevenueEdge) graphql.Marshaler {
+func (ec *executionContext) _DailyRevenueEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[sales.DailyRevenue]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25510,6 +29889,44 @@ func (ec *executionContext) _DailyRevenueEdge(ctx context.Context, sel ast.Selec
 		case "node":
 			out.Values[i] = ec._DailyRevenueEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var dailyRevenueNumbersImplementors = []string{"DailyRevenueNumbers"}
+
+func (ec *executionContext) _DailyRevenueNumbers(ctx context.Context, sel ast.SelectionSet, obj map[string]any) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, dailyRevenueNumbersImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DailyRevenueNumbers")
+		case "orders":
+			out.Values[i] = ec._DailyRevenueNumbers_orders(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._DailyRevenueNumbers_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -25751,17 +30168,17 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "customer":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Interaction_customer(ctx, field, obj)
-				})
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Interaction_history(ctx, field, obj)
+				})
+		case "customer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Interaction_customer(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -25840,7 +30257,7 @@ func (ec *executionContext) _InteractionAggregate(ctx context.Context, sel ast.S
 
 var interactionChangeImplementors = []string{"InteractionChange"}
 
-func (ec *executionContext) _InteractionChange(ctx context.Context, sel ast.SelectionSet, obj *model.InteractionChange) graphql.Marshaler {
+func (ec *executionContext) _InteractionChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[engagement.Interaction]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, interactionChangeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25903,7 +30320,7 @@ func (ec *executionContext) _InteractionChange(ctx context.Context, sel ast.Sele
 
 var interactionConnectionImplementors = []string{"InteractionConnection"}
 
-func (ec *executionContext) _InteractionConnection(ctx context.Context, sel ast.SelectionSet, obj *model.InteractionConnection) graphql.Marshaler {
+func (ec *executionContext) _InteractionConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[engagement.Interaction]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, interactionConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -25951,7 +30368,7 @@ func (ec *executionContext) _InteractionConnection(ctx context.Context, sel ast.
 
 var interactionEdgeImplementors = []string{"InteractionEdge"}
 
-func (ec *executionContext) _InteractionEdge(ctx context.Context, sel ast.SelectionSet, obj *model.InteractionEdge) graphql.Marshaler {
+func (ec *executionContext) _InteractionEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[engagement.Interaction]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, interactionEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26208,7 +30625,7 @@ func (ec *executionContext) _ItemAggregate(ctx context.Context, sel ast.Selectio
 
 var itemChangeImplementors = []string{"ItemChange"}
 
-func (ec *executionContext) _ItemChange(ctx context.Context, sel ast.SelectionSet, obj *model.ItemChange) graphql.Marshaler {
+func (ec *executionContext) _ItemChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[inventory.Item]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemChangeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26271,7 +30688,7 @@ func (ec *executionContext) _ItemChange(ctx context.Context, sel ast.SelectionSe
 
 var itemConnectionImplementors = []string{"ItemConnection"}
 
-func (ec *executionContext) _ItemConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ItemConnection) graphql.Marshaler {
+func (ec *executionContext) _ItemConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[inventory.Item]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26319,7 +30736,7 @@ func (ec *executionContext) _ItemConnection(ctx context.Context, sel ast.Selecti
 
 var itemEdgeImplementors = []string{"ItemEdge"}
 
-func (ec *executionContext) _ItemEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ItemEdge) graphql.Marshaler {
+func (ec *executionContext) _ItemEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[inventory.Item]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26440,20 +30857,142 @@ func (ec *executionContext) _ItemSales(ctx context.Context, sel ast.SelectionSet
 		case "id":
 			out.Values[i] = ec._ItemSales_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "orders":
 			out.Values[i] = ec._ItemSales_orders(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "units":
 			out.Values[i] = ec._ItemSales_units(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "revenue":
 			out.Values[i] = ec._ItemSales_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._ItemSales_history(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemSalesAggregateImplementors = []string{"ItemSalesAggregate"}
+
+func (ec *executionContext) _ItemSalesAggregate(ctx context.Context, sel ast.SelectionSet, obj *products.AggregateRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesAggregateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSalesAggregate")
+		case "count":
+			out.Values[i] = ec._ItemSalesAggregate_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sum":
+			out.Values[i] = ec._ItemSalesAggregate_sum(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "avg":
+			out.Values[i] = ec._ItemSalesAggregate_avg(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "min":
+			out.Values[i] = ec._ItemSalesAggregate_min(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "max":
+			out.Values[i] = ec._ItemSalesAggregate_max(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemSalesChangeImplementors = []string{"ItemSalesChange"}
+
+func (ec *executionContext) _ItemSalesChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[sales.ItemSales]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSalesChange")
+		case "op":
+			out.Values[i] = ec._ItemSalesChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._ItemSalesChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._ItemSalesChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._ItemSalesChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._ItemSalesChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ItemSalesChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._ItemSalesChange_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
@@ -26476,7 +31015,7 @@ func (ec *executionContext) _ItemSales(ctx context.Context, sel ast.SelectionSet
 
 var itemSalesConnectionImplementors = []string{"ItemSalesConnection"}
 
-func (ec *executionContext) _ItemSalesConnection(ctx context.Context, sel ast.SelectionSet, obj *model.ItemSalesConnection) graphql.Marshaler {
+func (ec *executionContext) _ItemSalesConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[sales.ItemSales]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26524,7 +31063,7 @@ func (ec *executionContext) _ItemSalesConnection(ctx context.Context, sel ast.Se
 
 var itemSalesEdgeImplementors = []string{"ItemSalesEdge"}
 
-func (ec *executionContext) _ItemSalesEdge(ctx context.Context, sel ast.SelectionSet, obj *model.ItemSalesEdge) graphql.Marshaler {
+func (ec *executionContext) _ItemSalesEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[sales.ItemSales]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26541,6 +31080,49 @@ func (ec *executionContext) _ItemSalesEdge(ctx context.Context, sel ast.Selectio
 		case "node":
 			out.Values[i] = ec._ItemSalesEdge_node(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var itemSalesNumbersImplementors = []string{"ItemSalesNumbers"}
+
+func (ec *executionContext) _ItemSalesNumbers(ctx context.Context, sel ast.SelectionSet, obj map[string]any) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, itemSalesNumbersImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ItemSalesNumbers")
+		case "orders":
+			out.Values[i] = ec._ItemSalesNumbers_orders(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "units":
+			out.Values[i] = ec._ItemSalesNumbers_units(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "revenue":
+			out.Values[i] = ec._ItemSalesNumbers_revenue(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -26810,18 +31392,6 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
-		case "customer":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, false,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Order_customer(ctx, field, obj)
-				})
-		case "lines":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._Order_lines(ctx, field, obj)
-				})
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -26833,6 +31403,18 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_reservation(ctx, field, obj)
+				})
+		case "customer":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_customer(ctx, field, obj)
+				})
+		case "lines":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Order_lines(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -26911,7 +31493,7 @@ func (ec *executionContext) _OrderAggregate(ctx context.Context, sel ast.Selecti
 
 var orderChangeImplementors = []string{"OrderChange"}
 
-func (ec *executionContext) _OrderChange(ctx context.Context, sel ast.SelectionSet, obj *model.OrderChange) graphql.Marshaler {
+func (ec *executionContext) _OrderChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[orders.Order]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderChangeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -26974,7 +31556,7 @@ func (ec *executionContext) _OrderChange(ctx context.Context, sel ast.SelectionS
 
 var orderConnectionImplementors = []string{"OrderConnection"}
 
-func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *model.OrderConnection) graphql.Marshaler {
+func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[orders.Order]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -27022,7 +31604,7 @@ func (ec *executionContext) _OrderConnection(ctx context.Context, sel ast.Select
 
 var orderEdgeImplementors = []string{"OrderEdge"}
 
-func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderEdge) graphql.Marshaler {
+func (ec *executionContext) _OrderEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[orders.Order]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -27147,6 +31729,12 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 			if out.Values[i] == graphql.Null {
 				atomic.AddUint32(&out.Invalids, 1)
 			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._OrderLine_history(ctx, field, obj)
+				})
 		case "order":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
 				true, true,
@@ -27158,12 +31746,6 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderLine_item(ctx, field, obj)
-				})
-		case "history":
-			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
-				func(ctx context.Context) graphql.Marshaler {
-					return ec._OrderLine_history(ctx, field, obj)
 				})
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -27242,7 +31824,7 @@ func (ec *executionContext) _OrderLineAggregate(ctx context.Context, sel ast.Sel
 
 var orderLineChangeImplementors = []string{"OrderLineChange"}
 
-func (ec *executionContext) _OrderLineChange(ctx context.Context, sel ast.SelectionSet, obj *model.OrderLineChange) graphql.Marshaler {
+func (ec *executionContext) _OrderLineChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[orders.Line]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineChangeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -27305,7 +31887,7 @@ func (ec *executionContext) _OrderLineChange(ctx context.Context, sel ast.Select
 
 var orderLineConnectionImplementors = []string{"OrderLineConnection"}
 
-func (ec *executionContext) _OrderLineConnection(ctx context.Context, sel ast.SelectionSet, obj *model.OrderLineConnection) graphql.Marshaler {
+func (ec *executionContext) _OrderLineConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[orders.Line]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineConnectionImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -27353,7 +31935,7 @@ func (ec *executionContext) _OrderLineConnection(ctx context.Context, sel ast.Se
 
 var orderLineEdgeImplementors = []string{"OrderLineEdge"}
 
-func (ec *executionContext) _OrderLineEdge(ctx context.Context, sel ast.SelectionSet, obj *model.OrderLineEdge) graphql.Marshaler {
+func (ec *executionContext) _OrderLineEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[orders.Line]) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, orderLineEdgeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -27648,6 +32230,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_reservation(ctx, field)
 				})
+		case "reservations":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reservations(ctx, field)
+				})
+		case "reservationsAggregate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_reservationsAggregate(ctx, field)
+				})
 		case "order":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, false,
@@ -27690,6 +32284,18 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_dailyRevenue(ctx, field)
 				})
+		case "dailyRevenueAggregate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_dailyRevenueAggregate(ctx, field)
+				})
+		case "customerValue":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_customerValue(ctx, field)
+				})
 		case "customerValues":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
 				true, true,
@@ -27707,6 +32313,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, true,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_itemSales(ctx, field)
+				})
+		case "itemSalesAggregate":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_itemSalesAggregate(ctx, field)
 				})
 		case "salesStats":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -27777,26 +32389,252 @@ func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionS
 		case "id":
 			out.Values[i] = ec._Reservation_id(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "status":
 			out.Values[i] = ec._Reservation_status(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
-		case "lines":
-			out.Values[i] = ec._Reservation_lines(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "createdAt":
 			out.Values[i] = ec._Reservation_createdAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "updatedAt":
 			out.Values[i] = ec._Reservation_updatedAt(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "history":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Reservation_history(ctx, field, obj)
+				})
+		case "lines":
+			out.Values[i] = ec._Reservation_lines(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationAggregateImplementors = []string{"ReservationAggregate"}
+
+func (ec *executionContext) _ReservationAggregate(ctx context.Context, sel ast.SelectionSet, obj *products.AggregateRow) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationAggregateImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationAggregate")
+		case "group":
+			out.Values[i] = ec._ReservationAggregate_group(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "count":
+			out.Values[i] = ec._ReservationAggregate_count(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationChangeImplementors = []string{"ReservationChange"}
+
+func (ec *executionContext) _ReservationChange(ctx context.Context, sel ast.SelectionSet, obj *products.Change[inventory.Reservation]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationChangeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationChange")
+		case "op":
+			out.Values[i] = ec._ReservationChange_op(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "before":
+			out.Values[i] = ec._ReservationChange_before(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "after":
+			out.Values[i] = ec._ReservationChange_after(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
+		case "cursor":
+			out.Values[i] = ec._ReservationChange_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "actor":
+			out.Values[i] = ec._ReservationChange_actor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "at":
+			out.Values[i] = ec._ReservationChange_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "sequence":
+			out.Values[i] = ec._ReservationChange_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationConnectionImplementors = []string{"ReservationConnection"}
+
+func (ec *executionContext) _ReservationConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[inventory.Reservation]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationConnection")
+		case "edges":
+			out.Values[i] = ec._ReservationConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._ReservationConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._ReservationConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._ReservationConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationEdgeImplementors = []string{"ReservationEdge"}
+
+func (ec *executionContext) _ReservationEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[inventory.Reservation]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationEdge")
+		case "cursor":
+			out.Values[i] = ec._ReservationEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._ReservationEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var reservationGroupImplementors = []string{"ReservationGroup"}
+
+func (ec *executionContext) _ReservationGroup(ctx context.Context, sel ast.SelectionSet, obj map[string]any) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, reservationGroupImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("ReservationGroup")
+		case "status":
+			out.Values[i] = ec._ReservationGroup_status(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
 				out.Invalids++
 			}
 		default:
@@ -27931,20 +32769,28 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 	}
 
 	switch fields[0].Name {
-	case "customerChanged":
-		return ec._Subscription_customerChanged(ctx, fields[0])
-	case "orderChanged":
-		return ec._Subscription_orderChanged(ctx, fields[0])
-	case "orderLineChanged":
-		return ec._Subscription_orderLineChanged(ctx, fields[0])
-	case "itemChanged":
-		return ec._Subscription_itemChanged(ctx, fields[0])
-	case "interactionChanged":
-		return ec._Subscription_interactionChanged(ctx, fields[0])
 	case "changes":
 		return ec._Subscription_changes(ctx, fields[0])
 	case "auditEntries":
 		return ec._Subscription_auditEntries(ctx, fields[0])
+	case "customerChanged":
+		return ec._Subscription_customerChanged(ctx, fields[0])
+	case "interactionChanged":
+		return ec._Subscription_interactionChanged(ctx, fields[0])
+	case "itemChanged":
+		return ec._Subscription_itemChanged(ctx, fields[0])
+	case "reservationChanged":
+		return ec._Subscription_reservationChanged(ctx, fields[0])
+	case "orderChanged":
+		return ec._Subscription_orderChanged(ctx, fields[0])
+	case "orderLineChanged":
+		return ec._Subscription_orderLineChanged(ctx, fields[0])
+	case "dailyRevenueChanged":
+		return ec._Subscription_dailyRevenueChanged(ctx, fields[0])
+	case "customerValueChanged":
+		return ec._Subscription_customerValueChanged(ctx, fields[0])
+	case "itemSalesChanged":
+		return ec._Subscription_itemSalesChanged(ctx, fields[0])
 	case "salesStats":
 		return ec._Subscription_salesStats(ctx, fields[0])
 	case "customerValue":
@@ -28373,7 +33219,7 @@ func (ec *executionContext) marshalNAuditEntry2ᚖgithubᚗcomᚋmeshgateᚋmesh
 	return ec._AuditEntry(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryConnection(ctx context.Context, sel ast.SelectionSet, v *model.AuditEntryConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEntryConnection!")
 		return graphql.Null
@@ -28381,11 +33227,11 @@ func (ec *executionContext) marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshg
 	return ec._AuditEntryConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.AuditEntryEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[products.AuditEntry]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNAuditEntryEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryEdge(ctx, sel, v[i])
+		return ec.marshalNAuditEntryEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -28397,7 +33243,7 @@ func (ec *executionContext) marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgate
 	return ret
 }
 
-func (ec *executionContext) marshalNAuditEntryEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐAuditEntryEdge(ctx context.Context, sel ast.SelectionSet, v *model.AuditEntryEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNAuditEntryEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[products.AuditEntry]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "AuditEntryEdge!")
 		return graphql.Null
@@ -28642,7 +33488,7 @@ func (ec *executionContext) unmarshalNCustomerByIDsInput2ᚕᚖgithubᚗcomᚋme
 	return res, nil
 }
 
-func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerChange(ctx context.Context, sel ast.SelectionSet, v *model.CustomerChange) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[customers.Customer]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerChange!")
 		return graphql.Null
@@ -28650,7 +33496,7 @@ func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋ
 	return ec._CustomerChange(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerConnection(ctx context.Context, sel ast.SelectionSet, v *model.CustomerConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[customers.Customer]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerConnection!")
 		return graphql.Null
@@ -28658,11 +33504,11 @@ func (ec *executionContext) marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgat
 	return ec._CustomerConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CustomerEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[customers.Customer]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCustomerEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerEdge(ctx, sel, v[i])
+		return ec.marshalNCustomerEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -28674,7 +33520,7 @@ func (ec *executionContext) marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgate�
 	return ret
 }
 
-func (ec *executionContext) marshalNCustomerEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerEdge(ctx context.Context, sel ast.SelectionSet, v *model.CustomerEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[customers.Customer]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerEdge!")
 		return graphql.Null
@@ -28791,7 +33637,15 @@ func (ec *executionContext) unmarshalNCustomerValueByIDsInput2ᚕᚖgithubᚗcom
 	return res, nil
 }
 
-func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueConnection(ctx context.Context, sel ast.SelectionSet, v *model.CustomerValueConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerValueChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[sales.CustomerValue]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "CustomerValueChange!")
+		return graphql.Null
+	}
+	return ec._CustomerValueChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.CustomerValue]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerValueConnection!")
 		return graphql.Null
@@ -28799,11 +33653,11 @@ func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋme
 	return ec._CustomerValueConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CustomerValueEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.CustomerValue]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdge(ctx, sel, v[i])
+		return ec.marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -28815,7 +33669,7 @@ func (ec *executionContext) marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshg
 	return ret
 }
 
-func (ec *executionContext) marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueEdge(ctx context.Context, sel ast.SelectionSet, v *model.CustomerValueEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNCustomerValueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[sales.CustomerValue]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerValueEdge!")
 		return graphql.Null
@@ -28898,6 +33752,30 @@ func (ec *executionContext) marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋme
 	return ec._DailyRevenue(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNDailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDailyRevenueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNDailyRevenueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenueAggregate!")
+		return graphql.Null
+	}
+	return ec._DailyRevenueAggregate(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNDailyRevenueByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx context.Context, v any) ([]*model.DailyRevenueByIDsInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
@@ -28912,7 +33790,15 @@ func (ec *executionContext) unmarshalNDailyRevenueByIDsInput2ᚕᚖgithubᚗcom�
 	return res, nil
 }
 
-func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueConnection(ctx context.Context, sel ast.SelectionSet, v *model.DailyRevenueConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNDailyRevenueChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[sales.DailyRevenue]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenueChange!")
+		return graphql.Null
+	}
+	return ec._DailyRevenueChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DailyRevenueConnection!")
 		return graphql.Null
@@ -28920,11 +33806,11 @@ func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmes
 	return ec._DailyRevenueConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.DailyRevenueEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.DailyRevenue]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdge(ctx, sel, v[i])
+		return ec.marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -28936,12 +33822,20 @@ func (ec *executionContext) marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshga
 	return ret
 }
 
-func (ec *executionContext) marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueEdge(ctx context.Context, sel ast.SelectionSet, v *model.DailyRevenueEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNDailyRevenueEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[sales.DailyRevenue]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DailyRevenueEdge!")
 		return graphql.Null
 	}
 	return ec._DailyRevenueEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNDailyRevenueNumbers2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DailyRevenueNumbers!")
+		return graphql.Null
+	}
+	return ec._DailyRevenueNumbers(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNDailyRevenueOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
@@ -29104,7 +33998,7 @@ func (ec *executionContext) unmarshalNInteractionByIDsInput2ᚕᚖgithubᚗcom�
 	return res, nil
 }
 
-func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionChange(ctx context.Context, sel ast.SelectionSet, v *model.InteractionChange) graphql.Marshaler {
+func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[engagement.Interaction]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionChange!")
 		return graphql.Null
@@ -29112,7 +34006,7 @@ func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgate
 	return ec._InteractionChange(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionConnection(ctx context.Context, sel ast.SelectionSet, v *model.InteractionConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionConnection!")
 		return graphql.Null
@@ -29120,11 +34014,11 @@ func (ec *executionContext) marshalNInteractionConnection2ᚖgithubᚗcomᚋmesh
 	return ec._InteractionConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.InteractionEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[engagement.Interaction]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNInteractionEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionEdge(ctx, sel, v[i])
+		return ec.marshalNInteractionEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -29136,7 +34030,7 @@ func (ec *executionContext) marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgat
 	return ret
 }
 
-func (ec *executionContext) marshalNInteractionEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionEdge(ctx context.Context, sel ast.SelectionSet, v *model.InteractionEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNInteractionEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[engagement.Interaction]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionEdge!")
 		return graphql.Null
@@ -29266,7 +34160,7 @@ func (ec *executionContext) unmarshalNItemByIDsInput2ᚕᚖgithubᚗcomᚋmeshga
 	return res, nil
 }
 
-func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemChange(ctx context.Context, sel ast.SelectionSet, v *model.ItemChange) graphql.Marshaler {
+func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[inventory.Item]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemChange!")
 		return graphql.Null
@@ -29274,7 +34168,7 @@ func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmesh
 	return ec._ItemChange(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemConnection(ctx context.Context, sel ast.SelectionSet, v *model.ItemConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Item]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemConnection!")
 		return graphql.Null
@@ -29282,11 +34176,11 @@ func (ec *executionContext) marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋ
 	return ec._ItemConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ItemEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[inventory.Item]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNItemEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemEdge(ctx, sel, v[i])
+		return ec.marshalNItemEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -29298,7 +34192,7 @@ func (ec *executionContext) marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmes
 	return ret
 }
 
-func (ec *executionContext) marshalNItemEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemEdge(ctx context.Context, sel ast.SelectionSet, v *model.ItemEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNItemEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[inventory.Item]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemEdge!")
 		return graphql.Null
@@ -29357,6 +34251,30 @@ func (ec *executionContext) marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 	return ec._ItemSales(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemSalesAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNItemSalesAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSalesAggregate!")
+		return graphql.Null
+	}
+	return ec._ItemSalesAggregate(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNItemSalesByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx context.Context, v any) ([]*model.ItemSalesByIDsInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
@@ -29371,7 +34289,15 @@ func (ec *executionContext) unmarshalNItemSalesByIDsInput2ᚕᚖgithubᚗcomᚋm
 	return res, nil
 }
 
-func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesConnection(ctx context.Context, sel ast.SelectionSet, v *model.ItemSalesConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNItemSalesChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[sales.ItemSales]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSalesChange!")
+		return graphql.Null
+	}
+	return ec._ItemSalesChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.ItemSales]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemSalesConnection!")
 		return graphql.Null
@@ -29379,11 +34305,11 @@ func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshga
 	return ec._ItemSalesConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ItemSalesEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.ItemSales]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdge(ctx, sel, v[i])
+		return ec.marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -29395,12 +34321,20 @@ func (ec *executionContext) marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgate�
 	return ret
 }
 
-func (ec *executionContext) marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesEdge(ctx context.Context, sel ast.SelectionSet, v *model.ItemSalesEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNItemSalesEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[sales.ItemSales]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemSalesEdge!")
 		return graphql.Null
 	}
 	return ec._ItemSalesEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNItemSalesNumbers2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ItemSalesNumbers!")
+		return graphql.Null
+	}
+	return ec._ItemSalesNumbers(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalNItemSalesOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
@@ -29554,7 +34488,7 @@ func (ec *executionContext) unmarshalNOrderByIDsInput2ᚕᚖgithubᚗcomᚋmeshg
 	return res, nil
 }
 
-func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderChange) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[orders.Order]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderChange!")
 		return graphql.Null
@@ -29562,7 +34496,7 @@ func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmes
 	return ec._OrderChange(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderConnection!")
 		return graphql.Null
@@ -29570,11 +34504,11 @@ func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgate�
 	return ec._OrderConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[orders.Order]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderEdge(ctx, sel, v[i])
+		return ec.marshalNOrderEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -29586,7 +34520,7 @@ func (ec *executionContext) marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋme
 	return ret
 }
 
-func (ec *executionContext) marshalNOrderEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderEdge(ctx context.Context, sel ast.SelectionSet, v *model.OrderEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[orders.Order]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderEdge!")
 		return graphql.Null
@@ -29670,7 +34604,7 @@ func (ec *executionContext) unmarshalNOrderLineByIDsInput2ᚕᚖgithubᚗcomᚋm
 	return res, nil
 }
 
-func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineChange(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineChange) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[orders.Line]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderLineChange!")
 		return graphql.Null
@@ -29678,7 +34612,7 @@ func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgate�
 	return ec._OrderLineChange(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineConnection(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineConnection) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Line]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderLineConnection!")
 		return graphql.Null
@@ -29686,11 +34620,11 @@ func (ec *executionContext) marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshga
 	return ec._OrderLineConnection(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.OrderLineEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[orders.Line]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
 		fc.Result = &v[i]
-		return ec.marshalNOrderLineEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineEdge(ctx, sel, v[i])
+		return ec.marshalNOrderLineEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
 	})
 
 	for _, e := range ret {
@@ -29702,7 +34636,7 @@ func (ec *executionContext) marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgate�
 	return ret
 }
 
-func (ec *executionContext) marshalNOrderLineEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineEdge(ctx context.Context, sel ast.SelectionSet, v *model.OrderLineEdge) graphql.Marshaler {
+func (ec *executionContext) marshalNOrderLineEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[orders.Line]) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderLineEdge!")
 		return graphql.Null
@@ -29829,6 +34763,54 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReservation2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v *inventory.Reservation) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Reservation!")
+		return graphql.Null
+	}
+	return ec._Reservation(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReservationAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationAggregate!")
+		return graphql.Null
+	}
+	return ec._ReservationAggregate(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNReservationByIDsInput2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx context.Context, v any) ([]*model.ReservationByIDsInput, error) {
 	vSlice := graphql.CoerceList(v)
 	var err error
@@ -29841,6 +34823,60 @@ func (ec *executionContext) unmarshalNReservationByIDsInput2ᚕᚖgithubᚗcom�
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalNReservationChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐChange(ctx context.Context, sel ast.SelectionSet, v *products.Change[inventory.Reservation]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationChange!")
+		return graphql.Null
+	}
+	return ec._ReservationChange(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Reservation]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationConnection!")
+		return graphql.Null
+	}
+	return ec._ReservationConnection(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNReservationEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[inventory.Reservation]) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNReservationEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[inventory.Reservation]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "ReservationEdge!")
+		return graphql.Null
+	}
+	return ec._ReservationEdge(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNReservationGroupField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReservationGroupField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ReservationGroupField!")
+	}
+	return res
 }
 
 func (ec *executionContext) marshalNReservationLine2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationLine(ctx context.Context, sel ast.SelectionSet, v inventory.ReservationLine) graphql.Marshaler {
@@ -29863,6 +34899,25 @@ func (ec *executionContext) marshalNReservationLine2ᚕgithubᚗcomᚋmeshgate�
 	return ret
 }
 
+func (ec *executionContext) unmarshalNReservationOrderBy2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputReservationOrderBy(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNReservationSortField2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNReservationSortField2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "ReservationSortField!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNReservationStatus2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -29875,6 +34930,11 @@ func (ec *executionContext) marshalNReservationStatus2string(ctx context.Context
 		graphql.AddInvalidNullFromMarshaler(ctx, "ReservationStatus!")
 	}
 	return res
+}
+
+func (ec *executionContext) unmarshalNReservationWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := ec.unmarshalInputReservationWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx context.Context, sel ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
@@ -30822,6 +35882,22 @@ func (ec *executionContext) unmarshalODailyRevenueByIDsInput2ᚖgithubᚗcomᚋm
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalODailyRevenueHaving2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDailyRevenueHaving(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalODailyRevenueNumbersFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDailyRevenueNumbersFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalODailyRevenueOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -31376,6 +36452,22 @@ func (ec *executionContext) unmarshalOItemSalesByIDsInput2ᚖgithubᚗcomᚋmesh
 	return &res, graphql.ErrorOnPath(ctx, err)
 }
 
+func (ec *executionContext) unmarshalOItemSalesHaving2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputItemSalesHaving(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOItemSalesNumbersFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputItemSalesNumbersFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
 func (ec *executionContext) unmarshalOItemSalesOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
 	if v == nil {
 		return nil, nil
@@ -31825,6 +36917,161 @@ func (ec *executionContext) unmarshalOReservationByIDsInput2ᚖgithubᚗcomᚋme
 	}
 	res, err := ec.unmarshalInputReservationByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOReservationGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ReservationGroup(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalOReservationGroupField2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReservationGroupField2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOReservationGroupField2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationGroupField2string(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOReservationHaving2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputReservationHaving(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOReservationOrderBy2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReservationOrderBy2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) unmarshalOReservationStatus2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]string, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReservationStatus2string(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalOReservationStatus2ᚕstringᚄ(ctx context.Context, sel ast.SelectionSet, v []string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationStatus2string(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalOReservationStatus2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalString(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOReservationStatus2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(*v)
+	return res
+}
+
+func (ec *executionContext) unmarshalOReservationStatusFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputReservationStatusFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOReservationWhere2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputReservationWhere(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalOReservationWhere2ᚕmapᚄ(ctx context.Context, v any) ([]map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]map[string]any, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNReservationWhere2map(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
 }
 
 func (ec *executionContext) unmarshalOString2string(ctx context.Context, v any) (string, error) {

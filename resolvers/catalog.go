@@ -164,13 +164,16 @@ func (r *Resolver) catalogEntity(s *products.Store, e *products.Entity, f Catalo
 	return ce
 }
 
-// graphQLType is the GraphQL type a field of an entity the API does not
-// serve would have (the type of its values in change events).
+// graphQLType is the GraphQL type of a stored scalar field, as
+// products/gen writes it into the SDL.
 func graphQLType(f *products.Field) string {
 	t := map[products.FieldType]string{
 		products.TypeID: "ID", products.TypeString: "String", products.TypeInt: "Int",
 		products.TypeFloat: "Float", products.TypeTime: "Time", products.TypeEnum: "String",
 	}[f.Type]
+	if f.Enum != nil {
+		t = f.Enum.Name
+	}
 	if !f.Nullable {
 		t += "!"
 	}
@@ -257,7 +260,9 @@ func productSDL(s *ast.Schema, ds []*products.Descriptor, product string) string
 		if p == nil || p.Src == nil || p.Src.BuiltIn {
 			return ""
 		}
-		return strings.TrimSuffix(path.Base(p.Src.Name), ".graphqls")
+		// A product's schema is its own file and the one generated from
+		// its Go models (<product>.gen.graphqls).
+		return strings.TrimSuffix(strings.TrimSuffix(path.Base(p.Src.Name), ".graphqls"), ".gen")
 	}
 	owners := map[string]bool{}
 	for _, d := range ds {
@@ -286,6 +291,10 @@ func productSDL(s *ast.Schema, ds []*products.Descriptor, product string) string
 	}
 	byPosition := func(a, b *ast.Definition) int {
 		if c := strings.Compare(fileOf(a.Position), fileOf(b.Position)); c != 0 {
+			return c
+		}
+		// The generated file (<product>.gen.graphqls) first.
+		if c := strings.Compare(path.Base(a.Position.Src.Name), path.Base(b.Position.Src.Name)); c != 0 {
 			return c
 		}
 		return a.Position.Line - b.Position.Line

@@ -9,29 +9,18 @@ import (
 	"context"
 
 	"github.com/meshgate/meshgate/graph"
-	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
+	"github.com/meshgate/meshgate/products/engagement"
+	"github.com/meshgate/meshgate/products/orders"
 )
 
-func (r *customerResolver) Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error) {
-	p, err := loadersFrom(ctx).customerOrders.load(ctx, obj.ID, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return orderConnection(p), nil
+func (r *customerResolver) Orders(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[orders.Order], error) {
+	return children[orders.Order](ctx, r.Resolver, "customerId", obj.ID, first, after, last, before, where, orderBy)
 }
 
-func (r *customerResolver) Interactions(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.InteractionConnection, error) {
-	p, err := loadersFrom(ctx).customerInteractions.load(ctx, obj.ID, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return interactionConnection(p), nil
-}
-
-func (r *customerResolver) History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
-	return history(ctx, customers.Entity.Name, obj.ID, first, after, last, before)
+func (r *customerResolver) Interactions(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[engagement.Interaction], error) {
+	return children[engagement.Interaction](ctx, r.Resolver, "customerId", obj.ID, first, after, last, before, where, orderBy)
 }
 
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error) {
@@ -46,27 +35,6 @@ func (r *mutationResolver) DeleteCustomer(ctx context.Context, id int64) (*custo
 	return r.Data.Customers.Delete(ctx, id)
 }
 
-func (r *queryResolver) Customer(ctx context.Context, id int64) (*customers.Customer, error) {
-	return getOrNil(products.Get[customers.Customer](ctx, r.Data.Customers.DB, customers.Entity, id))
-}
-
-func (r *queryResolver) Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerConnection, error) {
-	p, err := products.List[customers.Customer](ctx, r.Data.Customers.DB, customers.Entity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return customerConnection(p), nil
-}
-
-func (r *queryResolver) CustomersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Customers.DB, customers.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *Resolver) Customer() graph.CustomerResolver { return &customerResolver{r} }
-
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }
 
-type (
-	customerResolver struct{ *Resolver }
-	mutationResolver struct{ *Resolver }
-)
+type mutationResolver struct{ *Resolver }

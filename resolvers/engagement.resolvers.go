@@ -8,19 +8,12 @@ package resolvers
 import (
 	"context"
 
-	"github.com/meshgate/meshgate/graph"
-	"github.com/meshgate/meshgate/graph/model"
-	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/engagement"
 )
 
 func (r *interactionResolver) Customer(ctx context.Context, obj *engagement.Interaction) (*customers.Customer, error) {
-	return loadersFrom(ctx).customer.Load(ctx, obj.CustomerID)
-}
-
-func (r *interactionResolver) History(ctx context.Context, obj *engagement.Interaction, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
-	return history(ctx, engagement.Entity.Name, obj.ID, first, after, last, before)
+	return lookup[customers.Customer](ctx, r.Resolver, "id", obj.CustomerID)
 }
 
 func (r *mutationResolver) CreateInteraction(ctx context.Context, input engagement.Input) (*engagement.Interaction, error) {
@@ -34,23 +27,3 @@ func (r *mutationResolver) UpdateInteraction(ctx context.Context, id int64, inpu
 func (r *mutationResolver) DeleteInteraction(ctx context.Context, id int64) (*engagement.Interaction, error) {
 	return r.Data.Engagement.Delete(ctx, id)
 }
-
-func (r *queryResolver) Interaction(ctx context.Context, id int64) (*engagement.Interaction, error) {
-	return getOrNil(products.Get[engagement.Interaction](ctx, r.Data.Engagement.DB, engagement.Entity, id))
-}
-
-func (r *queryResolver) Interactions(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.InteractionConnection, error) {
-	p, err := products.List[engagement.Interaction](ctx, r.Data.Engagement.DB, engagement.Entity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return interactionConnection(p), nil
-}
-
-func (r *queryResolver) InteractionsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Engagement.DB, engagement.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *Resolver) Interaction() graph.InteractionResolver { return &interactionResolver{r} }
-
-type interactionResolver struct{ *Resolver }

@@ -18,39 +18,39 @@ import (
 )
 
 func (r *entityResolver) FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error) {
-	return findMany[customers.Customer](ctx, r.Data.Customers.DB, customers.Entity, reps, func(rep *model.CustomerByIDsInput) int64 { return rep.ID })
+	return findMany[customers.Customer](ctx, r.Resolver, reps, func(rep *model.CustomerByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyCustomerValueByIDs(ctx context.Context, reps []*model.CustomerValueByIDsInput) ([]*sales.CustomerValue, error) {
-	return findMany[sales.CustomerValue](ctx, r.Data.Sales.DB, sales.CustomerValueEntity, reps, func(rep *model.CustomerValueByIDsInput) int64 { return rep.ID })
+	return findMany[sales.CustomerValue](ctx, r.Resolver, reps, func(rep *model.CustomerValueByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyDailyRevenueByIDs(ctx context.Context, reps []*model.DailyRevenueByIDsInput) ([]*sales.DailyRevenue, error) {
-	return findMany[sales.DailyRevenue](ctx, r.Data.Sales.DB, sales.DailyEntity, reps, func(rep *model.DailyRevenueByIDsInput) int64 { return rep.ID })
+	return findMany[sales.DailyRevenue](ctx, r.Resolver, reps, func(rep *model.DailyRevenueByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyInteractionByIDs(ctx context.Context, reps []*model.InteractionByIDsInput) ([]*engagement.Interaction, error) {
-	return findMany[engagement.Interaction](ctx, r.Data.Engagement.DB, engagement.Entity, reps, func(rep *model.InteractionByIDsInput) int64 { return rep.ID })
+	return findMany[engagement.Interaction](ctx, r.Resolver, reps, func(rep *model.InteractionByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyItemByIDs(ctx context.Context, reps []*model.ItemByIDsInput) ([]*inventory.Item, error) {
-	return findMany[inventory.Item](ctx, r.Data.Inventory.DB, inventory.Entity, reps, func(rep *model.ItemByIDsInput) int64 { return rep.ID })
+	return findMany[inventory.Item](ctx, r.Resolver, reps, func(rep *model.ItemByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyItemSalesByIDs(ctx context.Context, reps []*model.ItemSalesByIDsInput) ([]*sales.ItemSales, error) {
-	return findMany[sales.ItemSales](ctx, r.Data.Sales.DB, sales.ItemSalesEntity, reps, func(rep *model.ItemSalesByIDsInput) int64 { return rep.ID })
+	return findMany[sales.ItemSales](ctx, r.Resolver, reps, func(rep *model.ItemSalesByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyOrderByIDs(ctx context.Context, reps []*model.OrderByIDsInput) ([]*orders.Order, error) {
-	return findMany[orders.Order](ctx, r.Data.Orders.DB, orders.Entity, reps, func(rep *model.OrderByIDsInput) int64 { return rep.ID })
+	return findMany[orders.Order](ctx, r.Resolver, reps, func(rep *model.OrderByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyOrderLineByIDs(ctx context.Context, reps []*model.OrderLineByIDsInput) ([]*orders.Line, error) {
-	return findMany[orders.Line](ctx, r.Data.Orders.DB, orders.LineEntity, reps, func(rep *model.OrderLineByIDsInput) int64 { return rep.ID })
+	return findMany[orders.Line](ctx, r.Resolver, reps, func(rep *model.OrderLineByIDsInput) int64 { return rep.ID })
 }
 
 func (r *entityResolver) FindManyReservationByIDs(ctx context.Context, reps []*model.ReservationByIDsInput) ([]*inventory.Reservation, error) {
-	return findMany[inventory.Reservation](ctx, r.Data.Inventory.DB, inventory.ReservationEntity, reps, func(rep *model.ReservationByIDsInput) int64 { return rep.ID })
+	return findMany[inventory.Reservation](ctx, r.Resolver, reps, func(rep *model.ReservationByIDsInput) int64 { return rep.ID })
 }
 
 func (r *Resolver) Entity() graph.EntityResolver { return &entityResolver{r} }

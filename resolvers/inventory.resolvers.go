@@ -9,15 +9,9 @@ import (
 	"context"
 
 	"github.com/meshgate/meshgate/graph"
-	"github.com/meshgate/meshgate/graph/model"
-	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 )
-
-func (r *itemResolver) History(ctx context.Context, obj *inventory.Item, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
-	return history(ctx, inventory.Entity.Name, obj.ID, first, after, last, before)
-}
 
 func (r *mutationResolver) CreateItem(ctx context.Context, input inventory.Input) (*inventory.Item, error) {
 	return r.Data.Inventory.Create(ctx, input)
@@ -32,40 +26,15 @@ func (r *mutationResolver) DeleteItem(ctx context.Context, id int64) (*inventory
 }
 
 func (r *orderResolver) Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error) {
-	return loadersFrom(ctx).reservation.Load(ctx, obj.ID)
-}
-
-func (r *queryResolver) Item(ctx context.Context, id int64) (*inventory.Item, error) {
-	return getOrNil(products.Get[inventory.Item](ctx, r.Data.Inventory.DB, inventory.Entity, id))
-}
-
-func (r *queryResolver) Items(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemConnection, error) {
-	p, err := products.List[inventory.Item](ctx, r.Data.Inventory.DB, inventory.Entity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return itemConnection(p), nil
-}
-
-func (r *queryResolver) ItemsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Inventory.DB, inventory.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *queryResolver) Reservation(ctx context.Context, orderID int64) (*inventory.Reservation, error) {
-	return getOrNil(products.Get[inventory.Reservation](ctx, r.Data.Inventory.DB, inventory.ReservationEntity, orderID))
+	return lookup[inventory.Reservation](ctx, r.Resolver, "id", obj.ID)
 }
 
 func (r *reservationLineResolver) Item(ctx context.Context, obj *inventory.ReservationLine) (*inventory.Item, error) {
-	return loadersFrom(ctx).item.Load(ctx, obj.ItemID)
+	return lookup[inventory.Item](ctx, r.Resolver, "id", obj.ItemID)
 }
-
-func (r *Resolver) Item() graph.ItemResolver { return &itemResolver{r} }
 
 func (r *Resolver) ReservationLine() graph.ReservationLineResolver {
 	return &reservationLineResolver{r}
 }
 
-type (
-	itemResolver            struct{ *Resolver }
-	reservationLineResolver struct{ *Resolver }
-)
+type reservationLineResolver struct{ *Resolver }

@@ -11,27 +11,18 @@ import (
 	"github.com/vikstrous/dataloadgen"
 
 	"github.com/meshgate/meshgate/products"
-	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/engagement"
-	"github.com/meshgate/meshgate/products/inventory"
-	"github.com/meshgate/meshgate/products/orders"
-	"github.com/meshgate/meshgate/products/sales"
 )
 
 // loaders batch the lookups of one GraphQL operation. They live as long as
-// the operation and cache what they loaded for it.
+// the operation and cache what they loaded for it. There is one loader per
+// entity and field it is looked up by (e.g. Customer by id, Shipment by
+// orderId), one per entity and parent field for nested lists (the orders
+// of customers), and one per entity for histories, made on first use: all
+// the fields of one level that need the same rows share a statement.
 type loaders struct {
-	customer             *dataloadgen.Loader[int64, *customers.Customer]
-	item                 *dataloadgen.Loader[int64, *inventory.Item]
-	order                *dataloadgen.Loader[int64, *orders.Order]
-	orderLines           *childLoader[orders.Line]
-	customerOrders       *childLoader[orders.Order]
-	customerInteractions *childLoader[engagement.Interaction]
-	reservation          *dataloadgen.Loader[int64, *inventory.Reservation]
-	customerValue        *dataloadgen.Loader[int64, *sales.CustomerValue]
-	itemSales            *dataloadgen.Loader[int64, *sales.ItemSales]
-	// history holds one audit-log loader per entity (GraphQL type name).
-	history map[string]*childLoader[products.AuditEntry]
+	wait time.Duration
+	mu   sync.Mutex
+	m    map[string]any
 }
 
 type loadersKey struct{}
@@ -39,46 +30,43 @@ type loadersKey struct{}
 // WithLoaders wraps the execution of one GraphQL operation with fresh batch
 // loaders. Install it with the server's AroundOperations.
 func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	m := r.Data
 	wait := r.BatchWait
 	if wait <= 0 {
 		wait = 2 * time.Millisecond
 	}
-	l := &loaders{
-		customer:             byID[customers.Customer](m.Customers.DB, customers.Entity, wait),
-		item:                 byID[inventory.Item](m.Inventory.DB, inventory.Entity, wait),
-		order:                byID[orders.Order](m.Orders.DB, orders.Entity, wait),
-		orderLines:           newChildLoader[orders.Line](m.Orders.DB, orders.LineEntity, "order_id", wait),
-		customerOrders:       newChildLoader[orders.Order](m.Orders.DB, orders.Entity, "customer_id", wait),
-		customerInteractions: newChildLoader[engagement.Interaction](m.Engagement.DB, engagement.Entity, "customer_id", wait),
-		reservation:          byID[inventory.Reservation](m.Inventory.DB, inventory.ReservationEntity, wait),
-		customerValue:        byID[sales.CustomerValue](m.Sales.DB, sales.CustomerValueEntity, wait),
-		itemSales:            byID[sales.ItemSales](m.Sales.DB, sales.ItemSalesEntity, wait),
-		history:              map[string]*childLoader[products.AuditEntry]{},
+	return next(context.WithValue(ctx, loadersKey{}, &loaders{wait: wait, m: map[string]any{}}))
+}
+
+// loader returns the operation's loader named key, made by mk on first use.
+func loader[L any](ctx context.Context, key string, mk func(wait time.Duration) L) L {
+	l := ctx.Value(loadersKey{}).(*loaders)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if v, ok := l.m[key]; ok {
+		return v.(L)
 	}
-	for _, s := range m.Stores {
-		for _, e := range s.Product.Entities {
-			l.history[e.Name] = newChildLoader[products.AuditEntry](s.DB, products.AuditEntity, "key", wait)
+	v := mk(l.wait)
+	l.m[key] = v
+	return v
+}
+
+// byField batches lookups by a key field (id, or a unique reference) into
+// one IN query; a missing row loads as nil.
+func byField[T any](db bun.IDB, e *products.Entity, field string, wait time.Duration) *dataloadgen.Loader[int64, *T] {
+	return dataloadgen.NewLoader(func(ctx context.Context, keys []int64) ([]*T, []error) {
+		var rows map[int64]*T
+		var err error
+		if field == "id" {
+			rows, err = products.GetMany[T](ctx, db, e, keys)
+		} else {
+			rows, err = products.GetManyBy[T](ctx, db, e, field, keys)
 		}
-	}
-	return next(context.WithValue(ctx, loadersKey{}, l))
-}
-
-func loadersFrom(ctx context.Context) *loaders {
-	return ctx.Value(loadersKey{}).(*loaders)
-}
-
-// byID batches lookups by primary key into one IN query; a missing row
-// loads as nil.
-func byID[T any](db bun.IDB, e *products.Entity, wait time.Duration) *dataloadgen.Loader[int64, *T] {
-	return dataloadgen.NewLoader(func(ctx context.Context, ids []int64) ([]*T, []error) {
-		rows, err := products.GetMany[T](ctx, db, e, ids)
 		if err != nil {
 			return nil, []error{err}
 		}
-		out := make([]*T, len(ids))
-		for i, id := range ids {
-			out[i] = rows[id]
+		out := make([]*T, len(keys))
+		for i, k := range keys {
+			out[i] = rows[k]
 		}
 		return out, nil
 	}, dataloadgen.WithWait(wait))

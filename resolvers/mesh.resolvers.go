@@ -38,7 +38,7 @@ func (r *queryResolver) Mesh(ctx context.Context) (*model.MeshInfo, error) {
 	return &model.MeshInfo{Version: r.Version, Products: names}, nil
 }
 
-func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
+func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error) {
 	var store *products.Store
 	for _, s := range r.Data.Stores {
 		if s.Product.Name == product {
@@ -75,7 +75,7 @@ func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *st
 	if err != nil {
 		return nil, err
 	}
-	return auditConnection(p), nil
+	return products.NewConnection(p), nil
 }
 
 func (r *Resolver) AuditEntry() graph.AuditEntryResolver { return &auditEntryResolver{r} }

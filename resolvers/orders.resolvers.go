@@ -8,9 +8,6 @@ package resolvers
 import (
 	"context"
 
-	"github.com/meshgate/meshgate/graph"
-	"github.com/meshgate/meshgate/graph/model"
-	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
@@ -33,74 +30,17 @@ func (r *mutationResolver) CancelOrder(ctx context.Context, id int64) (*orders.O
 }
 
 func (r *orderResolver) Customer(ctx context.Context, obj *orders.Order) (*customers.Customer, error) {
-	return loadersFrom(ctx).customer.Load(ctx, obj.CustomerID)
+	return lookup[customers.Customer](ctx, r.Resolver, "id", obj.CustomerID)
 }
 
 func (r *orderResolver) Lines(ctx context.Context, obj *orders.Order) ([]*orders.Line, error) {
-	p, err := loadersFrom(ctx).orderLines.load(ctx, obj.ID, products.ListArgs{First: &maxLines})
-	if err != nil {
-		return nil, err
-	}
-	return p.Nodes, nil
-}
-
-func (r *orderResolver) History(ctx context.Context, obj *orders.Order, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
-	return history(ctx, orders.Entity.Name, obj.ID, first, after, last, before)
+	return childList[orders.Line](ctx, r.Resolver, "orderId", obj.ID)
 }
 
 func (r *orderLineResolver) Order(ctx context.Context, obj *orders.Line) (*orders.Order, error) {
-	o, err := loadersFrom(ctx).order.Load(ctx, obj.OrderID)
-	if err == nil && o == nil {
-		err = products.Errorf(products.NotFound, "order %d does not exist", obj.OrderID)
-	}
-	return o, err
+	return lookupRequired[orders.Order](ctx, r.Resolver, "id", obj.OrderID)
 }
 
 func (r *orderLineResolver) Item(ctx context.Context, obj *orders.Line) (*inventory.Item, error) {
-	return loadersFrom(ctx).item.Load(ctx, obj.ItemID)
+	return lookup[inventory.Item](ctx, r.Resolver, "id", obj.ItemID)
 }
-
-func (r *orderLineResolver) History(ctx context.Context, obj *orders.Line, first *int, after *string, last *int, before *string) (*model.AuditEntryConnection, error) {
-	return history(ctx, orders.LineEntity.Name, obj.ID, first, after, last, before)
-}
-
-func (r *queryResolver) Order(ctx context.Context, id int64) (*orders.Order, error) {
-	return getOrNil(products.Get[orders.Order](ctx, r.Data.Orders.DB, orders.Entity, id))
-}
-
-func (r *queryResolver) Orders(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderConnection, error) {
-	p, err := products.List[orders.Order](ctx, r.Data.Orders.DB, orders.Entity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return orderConnection(p), nil
-}
-
-func (r *queryResolver) OrdersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Orders.DB, orders.Entity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *queryResolver) OrderLine(ctx context.Context, id int64) (*orders.Line, error) {
-	return getOrNil(products.Get[orders.Line](ctx, r.Data.Orders.DB, orders.LineEntity, id))
-}
-
-func (r *queryResolver) OrderLines(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.OrderLineConnection, error) {
-	p, err := products.List[orders.Line](ctx, r.Data.Orders.DB, orders.LineEntity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return orderLineConnection(p), nil
-}
-
-func (r *queryResolver) OrderLinesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Orders.DB, orders.LineEntity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *Resolver) Order() graph.OrderResolver { return &orderResolver{r} }
-
-func (r *Resolver) OrderLine() graph.OrderLineResolver { return &orderLineResolver{r} }
-
-type (
-	orderResolver     struct{ *Resolver }
-	orderLineResolver struct{ *Resolver }
-)

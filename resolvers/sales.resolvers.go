@@ -17,39 +17,11 @@ import (
 )
 
 func (r *customerResolver) Value(ctx context.Context, obj *customers.Customer) (*sales.CustomerValue, error) {
-	return loadersFrom(ctx).customerValue.Load(ctx, obj.ID)
+	return lookup[sales.CustomerValue](ctx, r.Resolver, "id", obj.ID)
 }
 
 func (r *itemResolver) Sales(ctx context.Context, obj *inventory.Item) (*sales.ItemSales, error) {
-	return loadersFrom(ctx).itemSales.Load(ctx, obj.ID)
-}
-
-func (r *queryResolver) DailyRevenue(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.DailyRevenueConnection, error) {
-	p, err := products.List[sales.DailyRevenue](ctx, r.Data.Sales.DB, sales.DailyEntity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return dailyRevenueConnection(p), nil
-}
-
-func (r *queryResolver) CustomerValues(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.CustomerValueConnection, error) {
-	p, err := products.List[sales.CustomerValue](ctx, r.Data.Sales.DB, sales.CustomerValueEntity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return customerValueConnection(p), nil
-}
-
-func (r *queryResolver) CustomerValuesAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
-	return products.Aggregate(ctx, r.Data.Sales.DB, sales.CustomerValueEntity, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
-}
-
-func (r *queryResolver) ItemSales(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*model.ItemSalesConnection, error) {
-	p, err := products.List[sales.ItemSales](ctx, r.Data.Sales.DB, sales.ItemSalesEntity, listArgs(ctx, first, after, last, before, where, orderBy))
-	if err != nil {
-		return nil, err
-	}
-	return itemSalesConnection(p), nil
+	return lookup[sales.ItemSales](ctx, r.Resolver, "id", obj.ID)
 }
 
 func (r *queryResolver) SalesStats(ctx context.Context) (*sales.Stats, error) {

@@ -11,87 +11,8 @@ import (
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
-	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/engagement"
-	"github.com/meshgate/meshgate/products/inventory"
-	"github.com/meshgate/meshgate/products/orders"
 	"github.com/meshgate/meshgate/streaming"
 )
-
-func (r *subscriptionResolver) CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.CustomerChange, error) {
-	f, err := entityFilter(&customers.Product.Descriptor, customers.Entity, where, ops)
-	if err != nil {
-		return nil, err
-	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.CustomerChange, error) {
-		before, after, err := rows[customers.Customer](ev.Entry)
-		if err != nil {
-			return nil, err
-		}
-		a := ev.Entry
-		return &model.CustomerChange{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
-	})
-}
-
-func (r *subscriptionResolver) OrderChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderChange, error) {
-	f, err := entityFilter(&orders.Product.Descriptor, orders.Entity, where, ops)
-	if err != nil {
-		return nil, err
-	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.OrderChange, error) {
-		before, after, err := rows[orders.Order](ev.Entry)
-		if err != nil {
-			return nil, err
-		}
-		a := ev.Entry
-		return &model.OrderChange{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
-	})
-}
-
-func (r *subscriptionResolver) OrderLineChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.OrderLineChange, error) {
-	f, err := entityFilter(&orders.Product.Descriptor, orders.LineEntity, where, ops)
-	if err != nil {
-		return nil, err
-	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.OrderLineChange, error) {
-		before, after, err := rows[orders.Line](ev.Entry)
-		if err != nil {
-			return nil, err
-		}
-		a := ev.Entry
-		return &model.OrderLineChange{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
-	})
-}
-
-func (r *subscriptionResolver) ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.ItemChange, error) {
-	f, err := entityFilter(&inventory.Product.Descriptor, inventory.Entity, where, ops)
-	if err != nil {
-		return nil, err
-	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.ItemChange, error) {
-		before, after, err := rows[inventory.Item](ev.Entry)
-		if err != nil {
-			return nil, err
-		}
-		a := ev.Entry
-		return &model.ItemChange{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
-	})
-}
-
-func (r *subscriptionResolver) InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *model.InteractionChange, error) {
-	f, err := entityFilter(&engagement.Product.Descriptor, engagement.Entity, where, ops)
-	if err != nil {
-		return nil, err
-	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.InteractionChange, error) {
-		before, after, err := rows[engagement.Interaction](ev.Entry)
-		if err != nil {
-			return nil, err
-		}
-		a := ev.Entry
-		return &model.InteractionChange{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
-	})
-}
 
 func (r *subscriptionResolver) Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error) {
 	f := &streaming.Filter{Products: set(products), Entities: set(entities), Ops: opSet(ops)}

@@ -10,32 +10,7 @@ import (
 	"time"
 
 	"github.com/meshgate/meshgate/products"
-	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/engagement"
-	"github.com/meshgate/meshgate/products/inventory"
-	"github.com/meshgate/meshgate/products/orders"
-	"github.com/meshgate/meshgate/products/sales"
 )
-
-// A page of audit entries, oldest first.
-type AuditEntryConnection struct {
-	// The entries of this page with their cursors.
-	Edges []*AuditEntryEdge `json:"edges"`
-	// The entries of this page.
-	Nodes []*products.AuditEntry `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of entries matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// An audit entry with its cursor.
-type AuditEntryEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The entry.
-	Node *products.AuditEntry `json:"node"`
-}
 
 // Download paths of a product's metadata, relative to the gateway's address.
 type CatalogDownloads struct {
@@ -165,90 +140,12 @@ type CustomerByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
-// A change of a customer.
-type CustomerChange struct {
-	// What happened.
-	Op products.Op `json:"op"`
-	// The customer before the change; null for CREATE.
-	Before *customers.Customer `json:"before,omitempty"`
-	// The customer after the change; null for DELETE.
-	After *customers.Customer `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the customers product's log.
-	Sequence int64 `json:"sequence"`
-}
-
-// A page of customers.
-type CustomerConnection struct {
-	// The customers of this page with their cursors.
-	Edges []*CustomerEdge `json:"edges"`
-	// The customers of this page.
-	Nodes []*customers.Customer `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of customers matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// A customer with its cursor.
-type CustomerEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The customer.
-	Node *customers.Customer `json:"node"`
-}
-
 type CustomerValueByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
-// A page of customer values.
-type CustomerValueConnection struct {
-	// The values of this page with their cursors.
-	Edges []*CustomerValueEdge `json:"edges"`
-	// The values of this page.
-	Nodes []*sales.CustomerValue `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of customers matching the filter.
-	TotalCount int `json:"totalCount"`
-}
-
-// A customer value with its cursor.
-type CustomerValueEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The value.
-	Node *sales.CustomerValue `json:"node"`
-}
-
 type DailyRevenueByIDsInput struct {
 	ID int64 `json:"ID"`
-}
-
-// A page of daily revenue.
-type DailyRevenueConnection struct {
-	// The days of this page with their cursors.
-	Edges []*DailyRevenueEdge `json:"edges"`
-	// The days of this page.
-	Nodes []*sales.DailyRevenue `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of days matching the filter.
-	TotalCount int `json:"totalCount"`
-}
-
-// A day with its cursor.
-type DailyRevenueEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The day.
-	Node *sales.DailyRevenue `json:"node"`
 }
 
 // The key of an entity, referenced from a field of another entity (maybe of another product).
@@ -275,108 +172,12 @@ type InteractionByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
-// A change of an interaction.
-type InteractionChange struct {
-	// What happened.
-	Op products.Op `json:"op"`
-	// The interaction before the change; null for CREATE.
-	Before *engagement.Interaction `json:"before,omitempty"`
-	// The interaction after the change; null for DELETE.
-	After *engagement.Interaction `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the engagement product's log.
-	Sequence int64 `json:"sequence"`
-}
-
-// A page of interactions.
-type InteractionConnection struct {
-	// The interactions of this page with their cursors.
-	Edges []*InteractionEdge `json:"edges"`
-	// The interactions of this page.
-	Nodes []*engagement.Interaction `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of interactions matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// An interaction with its cursor.
-type InteractionEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The interaction.
-	Node *engagement.Interaction `json:"node"`
-}
-
 type ItemByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
-// A change of an item.
-type ItemChange struct {
-	// What happened.
-	Op products.Op `json:"op"`
-	// The item before the change; null for CREATE.
-	Before *inventory.Item `json:"before,omitempty"`
-	// The item after the change; null for DELETE.
-	After *inventory.Item `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the inventory product's log.
-	Sequence int64 `json:"sequence"`
-}
-
-// A page of items.
-type ItemConnection struct {
-	// The items of this page with their cursors.
-	Edges []*ItemEdge `json:"edges"`
-	// The items of this page.
-	Nodes []*inventory.Item `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of items matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// An item with its cursor.
-type ItemEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The item.
-	Node *inventory.Item `json:"node"`
-}
-
 type ItemSalesByIDsInput struct {
 	ID int64 `json:"ID"`
-}
-
-// A page of item sales.
-type ItemSalesConnection struct {
-	// The items of this page with their cursors.
-	Edges []*ItemSalesEdge `json:"edges"`
-	// The items of this page.
-	Nodes []*sales.ItemSales `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of items matching the filter.
-	TotalCount int `json:"totalCount"`
-}
-
-// Item sales with a cursor.
-type ItemSalesEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The item's sales.
-	Node *sales.ItemSales `json:"node"`
 }
 
 // One product consuming the change events of another product's entity.
@@ -409,84 +210,8 @@ type OrderByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
-// A change of an order.
-type OrderChange struct {
-	// What happened.
-	Op products.Op `json:"op"`
-	// The order before the change; null for CREATE.
-	Before *orders.Order `json:"before,omitempty"`
-	// The order after the change; null for DELETE.
-	After *orders.Order `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the orders product's log.
-	Sequence int64 `json:"sequence"`
-}
-
-// A page of orders.
-type OrderConnection struct {
-	// The orders of this page with their cursors.
-	Edges []*OrderEdge `json:"edges"`
-	// The orders of this page.
-	Nodes []*orders.Order `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of orders matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// An order with its cursor.
-type OrderEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The order.
-	Node *orders.Order `json:"node"`
-}
-
 type OrderLineByIDsInput struct {
 	ID int64 `json:"ID"`
-}
-
-// A change of an order line.
-type OrderLineChange struct {
-	// What happened.
-	Op products.Op `json:"op"`
-	// The line before the change; null for CREATE.
-	Before *orders.Line `json:"before,omitempty"`
-	// The line after the change; null for DELETE.
-	After *orders.Line `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the orders product's log.
-	Sequence int64 `json:"sequence"`
-}
-
-// A page of order lines.
-type OrderLineConnection struct {
-	// The lines of this page with their cursors.
-	Edges []*OrderLineEdge `json:"edges"`
-	// The lines of this page.
-	Nodes []*orders.Line `json:"nodes"`
-	// Paging information.
-	PageInfo *products.PageInfo `json:"pageInfo"`
-	// Number of lines matching the filter, over all pages.
-	TotalCount int `json:"totalCount"`
-}
-
-// An order line with its cursor.
-type OrderLineEdge struct {
-	// Opaque cursor for after/before.
-	Cursor string `json:"cursor"`
-	// The line.
-	Node *orders.Line `json:"node"`
 }
 
 // Read access to every data product.

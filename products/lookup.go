@@ -1,0 +1,43 @@
+package products
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+
+	"github.com/uptrace/bun"
+)
+
+// GetManyBy returns the rows whose field (a unique column holding an int64,
+// e.g. a reference) has one of the values, in one statement, keyed by that
+// value. Missing values are absent from the map.
+func GetManyBy[T any](ctx context.Context, db bun.IDB, e *Entity, field string, values []int64) (map[int64]*T, error) {
+	f := e.Field(field)
+	if f == nil || f.Derived || f.Type != TypeID {
+		return nil, fmt.Errorf("get %s by %s: not a key or reference of the entity", e.Name, field)
+	}
+	out := make(map[int64]*T, len(values))
+	if len(values) == 0 {
+		return out, nil
+	}
+	var rows []*T
+	if err := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(f.Column), bun.List(values)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("get %s by %s: %w", e.Name, field, err)
+	}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	for _, r := range rows {
+		v, err := columnValue(table, r, f.Column)
+		if err != nil {
+			return nil, err
+		}
+		switch k := v.(type) {
+		case int64:
+			out[k] = r
+		case *int64:
+			if k != nil {
+				out[*k] = r
+			}
+		}
+	}
+	return out, nil
+}

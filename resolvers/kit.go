@@ -1,0 +1,201 @@
+package resolvers
+
+// The generic resolvers of every entity: the generated resolver files
+// (products/gen's gqlgen plugin) call these with the entity's model type,
+// e.g. list[orders.Order](ctx, r.Resolver, first, after, …). The entity
+// and its product's store are found through the model type
+// (products.EntityOf), so nothing here names a product.
+
+import (
+	"context"
+	"fmt"
+	"reflect"
+	"time"
+
+	"github.com/vikstrous/dataloadgen"
+
+	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/streaming"
+)
+
+// windowed is a model pointer usable in windowed (per parent) lists.
+type windowed[T any] interface {
+	*T
+	products.Windowed
+}
+
+// entity returns the descriptor of T's entity and its product's store.
+func entity[T any](r *Resolver) (*products.Descriptor, *products.Entity, *products.Store, error) {
+	d, e := products.EntityOf(reflect.TypeFor[T]())
+	if e == nil {
+		return nil, nil, nil, fmt.Errorf("%s is not the model of a defined entity", reflect.TypeFor[T]())
+	}
+	s := r.Data.Store(d.Name)
+	if s == nil {
+		return nil, nil, nil, fmt.Errorf("the gateway does not serve the %s product", d.Name)
+	}
+	return d, e, s, nil
+}
+
+// get resolves a lookup by id: the row, or null.
+func get[T any](ctx context.Context, r *Resolver, id int64) (*T, error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	return getOrNil(products.Get[T](ctx, s.DB, e, id))
+}
+
+// list resolves an entity's list field: filtered, ordered, one page.
+func list[T any](ctx context.Context, r *Resolver, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[T], error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	p, err := products.List[T](ctx, s.DB, e, listArgs(ctx, first, after, last, before, where, orderBy))
+	if err != nil {
+		return nil, err
+	}
+	return products.NewConnection(p), nil
+}
+
+// aggregate resolves an entity's aggregate field.
+func aggregate[T any](ctx context.Context, r *Resolver, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	return products.Aggregate(ctx, s.DB, e, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
+}
+
+// changed resolves an entity's change subscription.
+func changed[T any](ctx context.Context, r *Resolver, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[T], error) {
+	d, e, _, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	f, err := entityFilter(d, e, where, ops)
+	if err != nil {
+		return nil, err
+	}
+	return subscribe(ctx, r, f, since, func(ev streaming.Event) (*products.Change[T], error) {
+		before, after, err := rows[T](ev.Entry)
+		if err != nil {
+			return nil, err
+		}
+		a := ev.Entry
+		return &products.Change[T]{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
+	})
+}
+
+// history resolves an entity's history field: the audit entries of one
+// row, batched over the rows of a level.
+func history[T any](ctx context.Context, r *Resolver, key int64, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	a := listArgs(ctx, first, after, last, before, map[string]any{"entity": map[string]any{"eq": e.Name}}, nil)
+	l := loader(ctx, "history "+e.Name, func(wait time.Duration) *childLoader[products.AuditEntry] {
+		return newChildLoader[products.AuditEntry](s.DB, products.AuditEntity, "key", wait)
+	})
+	p, err := l.load(ctx, key, a)
+	if err != nil {
+		return nil, err
+	}
+	return products.NewConnection(p), nil
+}
+
+// lookup resolves a field holding the row of T whose field by (its id, or
+// a unique reference) equals key, batched over the rows of a level (a
+// @lookup field). A missing row is null.
+func lookup[T any](ctx context.Context, r *Resolver, by string, key int64) (*T, error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	l := loader(ctx, "lookup "+e.Name+"."+by, func(wait time.Duration) *dataloadgen.Loader[int64, *T] {
+		return byField[T](s.DB, e, by, wait)
+	})
+	return l.Load(ctx, key)
+}
+
+// lookupOptional is lookup for a key that may be null.
+func lookupOptional[T any](ctx context.Context, r *Resolver, by string, key *int64) (*T, error) {
+	if key == nil {
+		return nil, nil
+	}
+	return lookup[T](ctx, r, by, *key)
+}
+
+// lookupRequired is lookup for a non-null field: a missing row is
+// NOT_FOUND.
+func lookupRequired[T any](ctx context.Context, r *Resolver, by string, key int64) (*T, error) {
+	v, err := lookup[T](ctx, r, by, key)
+	if err == nil && v == nil {
+		_, e, _, _ := entity[T](r)
+		err = products.Errorf(products.NotFound, "%s with %s %d does not exist", e.Name, by, key)
+	}
+	return v, err
+}
+
+// children resolves a connection of the rows of T whose field fk holds the
+// parent's key (a @children field), one windowed statement for all parents
+// of a level that ask with the same arguments.
+func children[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string, key int64, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[T], error) {
+	p, err := childPage[T, PT](ctx, r, fk, key, listArgs(ctx, first, after, last, before, where, orderBy))
+	if err != nil {
+		return nil, err
+	}
+	return products.NewConnection(p), nil
+}
+
+// childList is children for a plain list field: every child (up to
+// products.MaxPageSize), ordered by id.
+func childList[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string, key int64) ([]*T, error) {
+	n := products.MaxPageSize
+	p, err := childPage[T, PT](ctx, r, fk, key, products.ListArgs{First: &n})
+	if err != nil {
+		return nil, err
+	}
+	return p.Nodes, nil
+}
+
+func childPage[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string, key int64, a products.ListArgs) (*products.Page[T], error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	f := e.Field(fk)
+	if f == nil || f.Derived {
+		return nil, fmt.Errorf("%s has no field %s", e.Name, fk)
+	}
+	l := loader(ctx, "children "+e.Name+"."+fk, func(wait time.Duration) *childLoader[T] {
+		return newChildLoader[T, PT](s.DB, e, f.Column, wait)
+	})
+	return l.load(ctx, key, a)
+}
+
+// findMany resolves a batch of Apollo Federation representations of one
+// entity type with ONE statement (products.GetMany). The result follows the
+// order of reps; a representation whose row does not exist resolves to nil
+// (null in _entities).
+func findMany[T any, R any](ctx context.Context, r *Resolver, reps []R, id func(R) int64) ([]*T, error) {
+	_, e, s, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	ids := make([]int64, len(reps))
+	for i, rep := range reps {
+		ids[i] = id(rep)
+	}
+	rows, err := products.GetMany[T](ctx, s.DB, e, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*T, len(reps))
+	for i, id := range ids {
+		out[i] = rows[id]
+	}
+	return out, nil
+}
