@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
 )
 
@@ -45,17 +46,17 @@ type figures struct {
 func cents(v float64) int64 { return int64(math.Round(v * 100)) }
 
 // sourceFigures computes, with SQL over the orders store, what sales must show.
-func sourceFigures(t *testing.T, ctx context.Context, m *demo.Mesh) figures {
+func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
 	t.Helper()
 	f := figures{Days: map[string]string{}, Custs: map[int64]string{}, Items: map[int64]string{}}
-	db := m.Orders.DB
+	db := m.Store("orders").DB
 	var rows []struct {
 		Day     string  `bun:"day"`
 		N       int     `bun:"n"`
 		Revenue float64 `bun:"revenue"`
 	}
 	dayExpr := "substr(placed_at, 1, 10)"
-	if m.Orders.Dialect().String() == "pg" {
+	if m.Store("orders").Dialect().String() == "pg" {
 		dayExpr = "to_char(placed_at AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
 	}
 	if err := db.NewSelect().TableExpr("orders").ColumnExpr(dayExpr+" AS day, COUNT(*) AS n, SUM(total) AS revenue").
@@ -97,10 +98,10 @@ func sourceFigures(t *testing.T, ctx context.Context, m *demo.Mesh) figures {
 }
 
 // salesFigures reads the same figures from the sales store.
-func salesFigures(t *testing.T, ctx context.Context, m *demo.Mesh) figures {
+func salesFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
 	t.Helper()
 	f := figures{Days: map[string]string{}, Custs: map[int64]string{}, Items: map[int64]string{}}
-	db := m.Sales.DB
+	db := m.Store("sales").DB
 	var days []struct {
 		Date    string  `bun:"date"`
 		Orders  int     `bun:"orders"`
@@ -181,18 +182,18 @@ func diff(a, b figures) string {
 
 // checkStock: every item's stock is its seeded stock minus what live
 // reservations hold.
-func checkStock(t *testing.T, ctx context.Context, m *demo.Mesh, initial map[int64]int) string {
+func checkStock(t *testing.T, ctx context.Context, m *products.Mesh, initial map[int64]int) string {
 	var items []struct {
 		ID    int64 `bun:"id"`
 		Stock int   `bun:"stock"`
 	}
-	if err := m.Inventory.DB.NewSelect().TableExpr("items").Column("id", "stock").Scan(ctx, &items); err != nil {
+	if err := m.Store("inventory").DB.NewSelect().TableExpr("items").Column("id", "stock").Scan(ctx, &items); err != nil {
 		t.Fatal(err)
 	}
 	var res []struct {
 		Lines string `bun:"lines"`
 	}
-	if err := m.Inventory.DB.NewSelect().TableExpr("reservations").Column("lines").Where("status = 'RESERVED'").Scan(ctx, &res); err != nil {
+	if err := m.Store("inventory").DB.NewSelect().TableExpr("reservations").Column("lines").Where("status = 'RESERVED'").Scan(ctx, &res); err != nil {
 		t.Fatal(err)
 	}
 	held := map[int64]int{}
@@ -235,7 +236,7 @@ func TestMeshConvergesExactly(t *testing.T) {
 			Key   int64  `bun:"key"`
 			After string `bun:"after"`
 		}
-		if err := m.Inventory.DB.NewSelect().TableExpr("mg_audit_log").Column("key", "after").
+		if err := m.Store("inventory").DB.NewSelect().TableExpr("mg_audit_log").Column("key", "after").
 			Where("entity = 'Item' AND op = 'CREATE'").Scan(ctx, &created); err != nil {
 			t.Fatal(err)
 		}
@@ -299,7 +300,7 @@ func TestMeshConvergesExactly(t *testing.T) {
 				last = checkStock(t, ctx, m, initial)
 			}
 			if last == "" {
-				placed, err := m.Orders.DB.NewSelect().TableExpr("orders").Where("status = 'PLACED'").Count(ctx)
+				placed, err := m.Store("orders").DB.NewSelect().TableExpr("orders").Where("status = 'PLACED'").Count(ctx)
 				if err != nil {
 					t.Fatal(err)
 				}

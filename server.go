@@ -26,7 +26,6 @@ import (
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
-	"github.com/meshgate/meshgate/products/sales"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
 	"github.com/meshgate/meshgate/web"
@@ -272,7 +271,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{fmt.Errorf("usage: meshgate replay <product> [flags]; derived products: %s", strings.Join(replayable(), ", "))}
 		}
 		replay, args = args[1], args[2:]
-		if resetters[replay] == nil {
+		if p := product(replay); p == nil || p.Reset == nil {
 			return usageError{fmt.Errorf("%q is not a derived product; derived products: %s", replay, strings.Join(replayable(), ", "))}
 		}
 	}
@@ -352,7 +351,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer publisher.Close()
 	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
-	consumers := streaming.Consumers(mesh, streaming.Reactions(mesh), codec, kafka, log)
+	consumers := streaming.Consumers(mesh, codec, kafka, log)
 	if replay != "" {
 		return runReplay(ctx, replay, mesh, consumers, publisher, codec, log, stdout)
 	}
@@ -430,15 +429,24 @@ func splitList(s string) []string {
 	return out
 }
 
-// resetters delete what a derived product derived, for a replay.
-var resetters = map[string]func(context.Context, *products.Tx) error{
-	sales.Product.Name: sales.Reset,
+// product returns the registered product of the name, or nil.
+func product(name string) *products.Product {
+	for _, p := range demo.Products {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
 }
 
+// replayable lists the derived products: those that can rebuild what they
+// derived (products.Product.Reset).
 func replayable() []string {
 	var out []string
-	for name := range resetters {
-		out = append(out, name)
+	for _, p := range demo.Products {
+		if p.Reset != nil {
+			out = append(out, p.Name)
+		}
 	}
 	sort.Strings(out)
 	return out
@@ -447,16 +455,16 @@ func replayable() []string {
 // runReplay rebuilds product from the beginning of its inputs, with the
 // relays running so that the inputs' topics hold their history (on the
 // embedded broker they start empty), and reports progress on stdout.
-func runReplay(ctx context.Context, product string, mesh *demo.Mesh, consumers []*streaming.Consumer,
+func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers []*streaming.Consumer,
 	publisher *streaming.Publisher, codec streaming.Codec, log *slog.Logger, stdout io.Writer) error {
 	var consumer *streaming.Consumer
 	for _, c := range consumers {
-		if c.Reaction.Store.Product.Name == product {
+		if c.Store.Product.Name == name {
 			consumer = c
 		}
 	}
 	if consumer == nil {
-		return usageError{fmt.Errorf("%s reacts to no other product", product)}
+		return usageError{fmt.Errorf("%s reacts to no other product", name)}
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(rctx)
@@ -469,28 +477,28 @@ func runReplay(ctx context.Context, product string, mesh *demo.Mesh, consumers [
 		sources[s.Product.Name] = s
 	}
 	start := time.Now()
-	err := streaming.Replay(gctx, consumer, resetters[product], sources, func(done, total int64) {
+	err := streaming.Replay(gctx, consumer, mesh.Product(name).Reset, sources, func(done, total int64) {
 		pct := 100.0
 		if total > 0 {
 			pct = 100 * float64(done) / float64(total)
 		}
-		fmt.Fprintf(stdout, "replay %s: %d of %d changes applied (%.0f%%)\n", product, done, total, pct)
+		fmt.Fprintf(stdout, "replay %s: %d of %d changes applied (%.0f%%)\n", name, done, total, pct)
 	})
 	cancel()
 	if gerr := g.Wait(); err == nil {
 		err = gerr
 	}
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", product, err)
+		return fmt.Errorf("replay %s: %w", name, err)
 	}
-	fmt.Fprintf(stdout, "replay %s: done in %s\n", product, time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "replay %s: done in %s\n", name, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
 // lagMetrics exposes, per reacting product and source, how many changes are
 // not applied yet (meshgate_consumer_lag) and the source sequence applied
 // (meshgate_consumer_applied_sequence), computed at scrape time.
-func lagMetrics(mesh *demo.Mesh, consumers []*streaming.Consumer) []prometheus.Collector {
+func lagMetrics(mesh *products.Mesh, consumers []*streaming.Consumer) []prometheus.Collector {
 	var out []prometheus.Collector
 	for _, c := range consumers {
 		seen := map[string]bool{}
@@ -499,7 +507,7 @@ func lagMetrics(mesh *demo.Mesh, consumers []*streaming.Consumer) []prometheus.C
 				continue
 			}
 			seen[in.Product] = true
-			labels := prometheus.Labels{"product": c.Reaction.Store.Product.Name, "source": in.Product}
+			labels := prometheus.Labels{"product": c.Store.Product.Name, "source": in.Product}
 			value := func(pick func(streaming.Lag) float64) func() float64 {
 				return func() float64 {
 					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

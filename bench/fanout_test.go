@@ -28,6 +28,8 @@ import (
 	"github.com/gorilla/websocket"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
@@ -118,7 +120,7 @@ func BenchmarkFanout(b *testing.B) {
 // fanoutGateway is the gateway's pieces, wired as run() wires them.
 type fanoutGateway struct {
 	url  string // ws://…/graphql
-	mesh *demo.Mesh
+	mesh *products.Mesh
 	hub  *streaming.Hub
 }
 
@@ -145,7 +147,7 @@ func startFanoutGateway(b *testing.B) *fanoutGateway {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { pub.Close() })
-	consumers := streaming.Consumers(mesh, streaming.Reactions(mesh), codec, k, nil)
+	consumers := streaming.Consumers(mesh, codec, k, nil)
 	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: k, Buffer: 1024}
 	res := &resolvers.Resolver{Data: mesh, Version: "bench", BatchWait: 2 * time.Millisecond, Hub: hub, LiveRate: 4, Consumers: consumers, Codec: codec}
 	srv := httptest.NewServer(web.NewServer(web.Config{
@@ -314,7 +316,7 @@ func fanout(b *testing.B, n, sources int) {
 
 	// The mutations: 20/s for 5 s, one at a time, each commit time kept.
 	// Nothing else writes customers, so mutation i commits sequence base+1+i.
-	store := g.mesh.Customers
+	store := customers.New(g.mesh)
 	base, err := store.Latest(ctx)
 	if err != nil {
 		b.Fatal(err)

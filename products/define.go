@@ -1,6 +1,7 @@
 package products
 
 import (
+	"context"
 	"fmt"
 	"reflect"
 	"slices"
@@ -53,6 +54,17 @@ type Product struct {
 	Models []any
 	// Migrations create and evolve the product's store.
 	Migrations *migrate.Migrations
+	// Seed, if set, writes the product's demo data into its empty store
+	// (see Mesh.Seed).
+	Seed func(ctx context.Context, m *Mesh, s Seeding) error
+	// Reaction, if set, is how the product reacts to other products'
+	// changes; the gateway runs it with a Kafka consumer group of the
+	// product's own.
+	Reaction *Reaction
+	// Reset, if set, deletes everything the product derived from its
+	// inputs, so that "meshgate replay <product>" can rebuild it from the
+	// beginning of its inputs (a derived product).
+	Reset func(ctx context.Context, tx *Tx) error
 }
 
 // Define derives the product's entities from its models (see Product),
@@ -131,11 +143,25 @@ func (p *Product) Describe() error {
 	default:
 		return fmt.Errorf("product %s: unknown kind %q", p.Name, p.Kind)
 	}
+	if r := p.Reaction; r != nil {
+		if r.NewBatch == nil || len(r.Inputs) == 0 {
+			return fmt.Errorf("product %s: a reaction needs inputs and NewBatch", p.Name)
+		}
+		for _, in := range r.Inputs {
+			if in.Product == "" || in.Entity == "" {
+				return fmt.Errorf("product %s: a reaction input must name a product and an entity", p.Name)
+			}
+		}
+	}
+	if p.Reset != nil && p.Reaction == nil {
+		return fmt.Errorf("product %s: Reset rebuilds what a reaction derived; the product has no Reaction", p.Name)
+	}
 	return p.Validate()
 }
 
-// CheckReferences fails on a field that references an entity none of the
-// products has, and on two products or entities of the same name.
+// CheckReferences fails on a field or a reaction input that references an
+// entity none of the products has, and on two products or entities of the
+// same name.
 func CheckReferences(ps []*Product) error {
 	byName := map[string]*Product{}
 	entities := map[string]string{}
@@ -152,6 +178,13 @@ func CheckReferences(ps []*Product) error {
 		}
 	}
 	for _, p := range ps {
+		if p.Reaction != nil {
+			for _, in := range p.Reaction.Inputs {
+				if q := byName[in.Product]; q == nil || q.Entity(in.Entity) == nil {
+					return fmt.Errorf("%s: reacts to unknown entity %s.%s", p.Name, in.Product, in.Entity)
+				}
+			}
+		}
 		for _, e := range p.Entities {
 			for _, f := range e.Fields {
 				r := f.References

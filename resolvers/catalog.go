@@ -96,14 +96,18 @@ func (r *Resolver) lineage(ds []*products.Descriptor) ([]products.Link, error) {
 	for i, d := range declared {
 		var inputs []products.Input
 		for _, c := range r.Consumers {
-			if c.Reaction == nil || c.Reaction.Store == nil || c.Reaction.Store.Product.Name != d.Name {
+			if c.Reaction == nil || c.Store == nil || c.Store.Product.Name != d.Name {
 				continue
 			}
 			for _, in := range c.Reaction.Inputs {
 				same := func(x products.Input) bool { return x.Product == in.Product && x.Entity == in.Entity }
 				if !slices.ContainsFunc(d.Inputs, same) && !slices.ContainsFunc(inputs, same) {
+					desc := "Reacts to its change events"
+					if in.Description != "" {
+						desc = strings.TrimSuffix(in.Description, ".")
+					}
 					inputs = append(inputs, products.Input{Product: in.Product, Entity: in.Entity,
-						Description: "Reacts to its change events (consumer group " + c.Group + ")."})
+						Description: desc + " (consumer group " + c.Group + ")."})
 				}
 			}
 		}

@@ -54,7 +54,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 // openMesh opens the demo mesh on fresh stores of the backend, seeded at
 // scale 0.01 (20 customers, 5 items, 200 orders, 100 interactions), and
 // closes and removes it when the test ends.
-func openMesh(t *testing.T, backend string, hooks ...bun.QueryHook) *demo.Mesh {
+func openMesh(t *testing.T, backend string, hooks ...bun.QueryHook) *products.Mesh {
 	t.Helper()
 	ctx := context.Background()
 	var dsn func(string) string
@@ -104,13 +104,13 @@ func newClient(r *Resolver) *client.Client {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: r}))
 	srv.AddTransport(transport.POST{})
 	srv.Use(extension.Introspection{})
-	if r.Data.Customers.Store != nil { // a whole mesh, not just descriptors
+	if r.Data.Stores[0].DB != nil { // a whole mesh, not just descriptors
 		srv.AroundOperations(r.WithLoaders)
 	}
 	return client.New(srv)
 }
 
-func testResolver(mesh *demo.Mesh) *Resolver {
+func testResolver(mesh *products.Mesh) *Resolver {
 	return &Resolver{Data: mesh, Version: "test", Codec: streaming.Codec{Prefix: "meshgate"}, BatchWait: time.Millisecond}
 }
 
@@ -241,7 +241,7 @@ func TestCatalog(t *testing.T) {
 			t.Errorf("customers freshness after seeding: %+v", before)
 		}
 		start := time.Now()
-		if _, err := mesh.Customers.Create(context.Background(), customers.Input{
+		if _, err := customers.New(mesh).Create(context.Background(), customers.Input{
 			Name: "Ada Lovelace", Email: "ada@example.org", Country: "GB", Segment: customers.SegmentConsumer,
 		}); err != nil {
 			t.Fatal(err)
@@ -303,7 +303,7 @@ func TestCatalog(t *testing.T) {
 // consumer lists its inputs, the producer its consumers, with topics.
 func TestCatalogLineage(t *testing.T) {
 	mesh := openMesh(t, "sqlite")
-	inventory := *mesh.Inventory.Product
+	inventory := *mesh.Store("inventory").Product
 	inventory.Inputs = []products.Input{{Product: "orders", Entity: "Order", Description: "Reserves stock when an order is placed."}}
 	stores := slices.Clone(mesh.Stores)
 	for i, s := range stores {
@@ -312,7 +312,7 @@ func TestCatalogLineage(t *testing.T) {
 			stores[i] = s2
 		}
 	}
-	r := testResolver(&demo.Mesh{Stores: stores})
+	r := testResolver(&products.Mesh{Stores: stores})
 	ps, err := r.CatalogProducts(CatalogFilter{})
 	if err != nil {
 		t.Fatal(err)
@@ -349,7 +349,7 @@ func TestCatalogLineage(t *testing.T) {
 func TestCatalogLineageFromConsumers(t *testing.T) {
 	mesh := openMesh(t, "sqlite")
 	r := testResolver(mesh)
-	r.Consumers = streaming.Consumers(mesh, streaming.Reactions(mesh), r.Codec, streaming.KafkaConfig{}, nil)
+	r.Consumers = streaming.Consumers(mesh, r.Codec, streaming.KafkaConfig{}, nil)
 	var resp catalogResponse
 	newClient(r).MustPost(catalogQuery, &resp, client.Var("product", "orders"))
 	var consumers []string
@@ -375,7 +375,7 @@ func TestCatalogLineageFromConsumers(t *testing.T) {
 // (go test -run TestProductSDL -update rewrites them) and checks that it
 // parses and keeps the metadata directives.
 func TestProductSDL(t *testing.T) {
-	r := testResolver(&demo.Mesh{Stores: fakeStores()})
+	r := testResolver(&products.Mesh{Stores: fakeStores()})
 	for _, d := range demo.Products {
 		sdl, ok := r.ProductSDL(d.Name)
 		if !ok {

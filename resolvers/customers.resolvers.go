@@ -24,15 +24,15 @@ func (r *customerResolver) Interactions(ctx context.Context, obj *customers.Cust
 }
 
 func (r *mutationResolver) CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error) {
-	return r.Data.Customers.Create(ctx, input)
+	return customers.New(r.Data).Create(ctx, input)
 }
 
 func (r *mutationResolver) UpdateCustomer(ctx context.Context, id int64, input map[string]any) (*customers.Customer, error) {
-	return r.Data.Customers.Update(ctx, id, input)
+	return customers.New(r.Data).Update(ctx, id, input)
 }
 
 func (r *mutationResolver) DeleteCustomer(ctx context.Context, id int64) (*customers.Customer, error) {
-	return r.Data.Customers.Delete(ctx, id)
+	return customers.New(r.Data).Delete(ctx, id)
 }
 
 func (r *Resolver) Mutation() graph.MutationResolver { return &mutationResolver{r} }

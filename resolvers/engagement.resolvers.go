@@ -17,13 +17,13 @@ func (r *interactionResolver) Customer(ctx context.Context, obj *engagement.Inte
 }
 
 func (r *mutationResolver) CreateInteraction(ctx context.Context, input engagement.Input) (*engagement.Interaction, error) {
-	return r.Data.Engagement.Create(ctx, input)
+	return engagement.New(r.Data).Create(ctx, input)
 }
 
 func (r *mutationResolver) UpdateInteraction(ctx context.Context, id int64, input map[string]any) (*engagement.Interaction, error) {
-	return r.Data.Engagement.Update(ctx, id, input)
+	return engagement.New(r.Data).Update(ctx, id, input)
 }
 
 func (r *mutationResolver) DeleteInteraction(ctx context.Context, id int64) (*engagement.Interaction, error) {
-	return r.Data.Engagement.Delete(ctx, id)
+	return engagement.New(r.Data).Delete(ctx, id)
 }

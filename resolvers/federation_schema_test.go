@@ -170,7 +170,7 @@ func TestSchemaDirectivesMatchDescriptors(t *testing.T) {
 // TestServiceSDL checks _service { sdl }: it parses, declares Federation v2
 // through @link, and keeps the catalog directives and the keys.
 func TestServiceSDL(t *testing.T) {
-	c := newClient(testResolver(&demo.Mesh{Stores: fakeStores()}))
+	c := newClient(testResolver(&products.Mesh{Stores: fakeStores()}))
 	var resp struct {
 		Service struct{ Sdl string } `json:"_service"`
 	}
@@ -281,7 +281,7 @@ func TestEntitiesBatched(t *testing.T) {
 // descriptions, deprecations and specifiedByURL) and checks the catalog
 // facts it shows.
 func TestIntrospection(t *testing.T) {
-	c := newClient(testResolver(&demo.Mesh{Stores: fakeStores()}))
+	c := newClient(testResolver(&products.Mesh{Stores: fakeStores()}))
 	var resp struct {
 		Schema struct {
 			Types []struct {

@@ -14,15 +14,15 @@ import (
 )
 
 func (r *mutationResolver) CreateItem(ctx context.Context, input inventory.Input) (*inventory.Item, error) {
-	return r.Data.Inventory.Create(ctx, input)
+	return inventory.New(r.Data).Create(ctx, input)
 }
 
 func (r *mutationResolver) UpdateItem(ctx context.Context, id int64, input map[string]any) (*inventory.Item, error) {
-	return r.Data.Inventory.Update(ctx, id, input)
+	return inventory.New(r.Data).Update(ctx, id, input)
 }
 
 func (r *mutationResolver) DeleteItem(ctx context.Context, id int64) (*inventory.Item, error) {
-	return r.Data.Inventory.Delete(ctx, id)
+	return inventory.New(r.Data).Delete(ctx, id)
 }
 
 func (r *orderResolver) Reservation(ctx context.Context, obj *orders.Order) (*inventory.Reservation, error) {

@@ -108,8 +108,18 @@ func history[T any](ctx context.Context, r *Resolver, key int64, first *int, aft
 
 // lookup resolves a field holding the row of T whose field by (its id, or
 // a unique reference) equals key, batched over the rows of a level (a
-// @lookup field). A missing row is null.
-func lookup[T any](ctx context.Context, r *Resolver, by string, key int64) (*T, error) {
+// @lookup field). A missing row, or a null key, is null.
+func lookup[T any, K interface{ int64 | *int64 }](ctx context.Context, r *Resolver, by string, key K) (*T, error) {
+	var k int64
+	switch v := any(key).(type) {
+	case int64:
+		k = v
+	case *int64:
+		if v == nil {
+			return nil, nil
+		}
+		k = *v
+	}
 	_, e, s, err := entity[T](r)
 	if err != nil {
 		return nil, err
@@ -117,15 +127,7 @@ func lookup[T any](ctx context.Context, r *Resolver, by string, key int64) (*T, 
 	l := loader(ctx, "lookup "+e.Name+"."+by, func(wait time.Duration) *dataloadgen.Loader[int64, *T] {
 		return byField[T](s.DB, e, by, wait)
 	})
-	return l.Load(ctx, key)
-}
-
-// lookupOptional is lookup for a key that may be null.
-func lookupOptional[T any](ctx context.Context, r *Resolver, by string, key *int64) (*T, error) {
-	if key == nil {
-		return nil, nil
-	}
-	return lookup[T](ctx, r, by, *key)
+	return l.Load(ctx, k)
 }
 
 // lookupRequired is lookup for a non-null field: a missing row is

@@ -22,11 +22,11 @@ func (r *mutationResolver) PlaceOrder(ctx context.Context, customerID int64, lin
 	if currency != nil {
 		cur = *currency
 	}
-	return r.Data.Orders.Place(ctx, customerID, in, cur)
+	return orders.New(r.Data).Place(ctx, customerID, in, cur)
 }
 
 func (r *mutationResolver) CancelOrder(ctx context.Context, id int64) (*orders.Order, error) {
-	return r.Data.Orders.Cancel(ctx, id)
+	return orders.New(r.Data).Cancel(ctx, id)
 }
 
 func (r *orderResolver) Customer(ctx context.Context, obj *orders.Order) (*customers.Customer, error) {

@@ -8,13 +8,15 @@ package resolvers
 import (
 	"time"
 
-	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/streaming"
 )
 
 // Resolver is the root of all resolvers: the dependencies they share.
 type Resolver struct {
-	Data    *demo.Mesh
+	// Data is the mesh of data products the gateway serves, with their
+	// stores.
+	Data    *products.Mesh
 	Version string
 	// Hub streams live changes to subscriptions.
 	Hub *streaming.Hub

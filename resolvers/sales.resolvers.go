@@ -25,7 +25,7 @@ func (r *itemResolver) Sales(ctx context.Context, obj *inventory.Item) (*sales.I
 }
 
 func (r *queryResolver) SalesStats(ctx context.Context) (*sales.Stats, error) {
-	return sales.ComputeStats(ctx, r.Data.Sales.DB)
+	return sales.ComputeStats(ctx, r.Data.Store(sales.Product.Name).DB)
 }
 
 func (r *queryResolver) ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, error) {
@@ -51,7 +51,7 @@ func (r *queryResolver) ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, 
 func (r *subscriptionResolver) SalesStats(ctx context.Context) (<-chan *sales.Stats, error) {
 	f := &streaming.Filter{Products: map[string]bool{sales.Product.Name: true}}
 	return live(ctx, r.Resolver, f, func(ctx context.Context) (*sales.Stats, error) {
-		return sales.ComputeStats(ctx, r.Data.Sales.DB)
+		return sales.ComputeStats(ctx, r.Data.Store(sales.Product.Name).DB)
 	})
 }
 
@@ -62,6 +62,6 @@ func (r *subscriptionResolver) CustomerValue(ctx context.Context, customerID int
 		Match:    func(a *products.AuditEntry) (bool, error) { return a.Key == customerID, nil },
 	}
 	return live(ctx, r.Resolver, f, func(ctx context.Context) (*sales.CustomerValue, error) {
-		return getOrNil(products.Get[sales.CustomerValue](ctx, r.Data.Sales.DB, sales.CustomerValueEntity, customerID))
+		return getOrNil(products.Get[sales.CustomerValue](ctx, r.Data.Store(sales.Product.Name).DB, sales.CustomerValueEntity, customerID))
 	})
 }

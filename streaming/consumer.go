@@ -14,50 +14,19 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
-// Input is a stream a product reacts to: one entity of another product.
-type Input struct {
-	Product string
-	Entity  string
-}
-
-// Reaction is how a data product keeps itself in sync with others: the
-// inputs it consumes and what it does with their changes. Each batch of
-// changes gets a fresh Batch: Apply runs per change and Flush once at the
-// end, inside the product's write transaction, so the writes are audited
-// (and published) like any other.
-type Reaction struct {
-	Store    *products.Store
-	Inputs   []Input
-	NewBatch func() Batch
-}
-
-// Batch applies changes within one transaction.
-type Batch interface {
-	Apply(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error
-	Flush(ctx context.Context, tx *products.Tx) error
-}
-
-// Each adapts a per-change function to a Batch with nothing to flush.
-type Each func(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error
-
-// Apply calls the function.
-func (f Each) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error {
-	return f(ctx, tx, e)
-}
-
-// Flush does nothing.
-func (Each) Flush(context.Context, *products.Tx) error { return nil }
-
-// Consumer runs a Reaction off Kafka with a consumer group (one group per
-// consuming product, so several gateway instances share the partitions).
+// Consumer runs a product's Reaction off Kafka with a consumer group (one
+// group per consuming product, so several gateway instances share the
+// partitions).
 // Each batch of messages is applied in ONE transaction of the product's
 // store together with the record of which (source, sequence) were applied,
 // so a redelivered event is skipped; offsets are committed after the
 // transaction. Broker outages, rebalances and restarts lose nothing.
 type Consumer struct {
-	Reaction *Reaction
+	// Store is the reacting product's store.
+	Store    *products.Store
+	Reaction *products.Reaction
 	// Topics maps each source to its topic.
-	Topics func(Input) (string, error)
+	Topics func(products.Input) (string, error)
 	Codec  Codec
 	Kafka  KafkaConfig
 	Group  string
@@ -107,7 +76,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return nil
 		}
 		backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff)
-		log.Warn("consumer: failed; rejoining", "product", c.Reaction.Store.Product.Name, "group", c.Group, "error", err, "retry_in", backoff)
+		log.Warn("consumer: failed; rejoining", "product", c.Store.Product.Name, "group", c.Group, "error", err, "retry_in", backoff)
 		select {
 		case <-ctx.Done():
 			return nil
@@ -223,7 +192,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			if ctx.Err() != nil {
 				return nil
 			}
-			h.log.Error("consumer: applying changes failed; retrying", "product", h.c.Reaction.Store.Product.Name,
+			h.log.Error("consumer: applying changes failed; retrying", "product", h.c.Store.Product.Name,
 				"topic", claim.Topic(), "partition", claim.Partition(), "offset", pending[0].Offset, "error", err)
 			select {
 			case <-ctx.Done():
@@ -239,7 +208,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 // were new.
 func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (int, error) {
 	n := 0
-	_, err := c.Reaction.Store.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+	_, err := c.Store.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		n = 0
 		// Batches of one product apply one at a time, across instances too:
 		// derived rows are recomputed from what earlier batches committed.
@@ -287,7 +256,7 @@ type Lag struct {
 // Lag reports, per source product, how far the consumer's product is
 // behind. store returns a product's store.
 func (c *Consumer) Lag(ctx context.Context, store func(string) *products.Store) ([]Lag, error) {
-	own := c.Reaction.Store
+	own := c.Store
 	positions, err := own.SourcePositions(ctx)
 	if err != nil {
 		return nil, err

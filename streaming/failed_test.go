@@ -10,7 +10,6 @@ import (
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 )
@@ -22,7 +21,7 @@ type snapshot struct {
 	latest                   map[string]int64
 }
 
-func takeSnapshot(t *testing.T, m *demo.Mesh) snapshot {
+func takeSnapshot(t *testing.T, m *products.Mesh) snapshot {
 	t.Helper()
 	ctx := context.Background()
 	count := func(s *products.Store, model any) int64 {
@@ -33,9 +32,9 @@ func takeSnapshot(t *testing.T, m *demo.Mesh) snapshot {
 		return n
 	}
 	s := snapshot{
-		customers: count(m.Customers.Store, (*customers.Customer)(nil)),
-		orders:    count(m.Orders.Store, (*orders.Order)(nil)),
-		lines:     count(m.Orders.Store, (*orders.Line)(nil)),
+		customers: count(m.Store("customers"), (*customers.Customer)(nil)),
+		orders:    count(m.Store("orders"), (*orders.Order)(nil)),
+		lines:     count(m.Store("orders"), (*orders.Line)(nil)),
 		audit:     map[string]int64{},
 		latest:    map[string]int64{},
 	}
@@ -66,15 +65,15 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 			s.OnCommit(func() { commits.Add(1) })
 		}
 		ctx := context.Background()
-		kim, err := m.Customers.Create(ctx, customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
+		kim, err := customers.New(m).Create(ctx, customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
 		if err != nil {
 			t.Fatal(err)
 		}
-		mug, err := m.Inventory.Create(ctx, inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
+		mug, err := inventory.New(m).Create(ctx, inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		ola, err := m.Customers.Create(ctx, customers.Input{Name: "Ola", Email: "ola@example.org", Country: "NO", Segment: customers.SegmentConsumer})
+		ola, err := customers.New(m).Create(ctx, customers.Input{Name: "Ola", Email: "ola@example.org", Country: "NO", Segment: customers.SegmentConsumer})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,27 +89,27 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 			run  func() error
 		}{
 			{"duplicate email", products.BadUserInput, func() error {
-				_, err := m.Customers.Create(ctx, customers.Input{Name: "Kim Two", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
+				_, err := customers.New(m).Create(ctx, customers.Input{Name: "Kim Two", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
 				return err
 			}},
 			{"invalid country", products.BadUserInput, func() error {
-				_, err := m.Customers.Create(ctx, customers.Input{Name: "Nobody", Email: "nobody@example.org", Country: "Atlantis", Segment: customers.SegmentConsumer})
+				_, err := customers.New(m).Create(ctx, customers.Input{Name: "Nobody", Email: "nobody@example.org", Country: "Atlantis", Segment: customers.SegmentConsumer})
 				return err
 			}},
 			{"update to a taken email", products.BadUserInput, func() error {
-				_, err := m.Customers.Update(ctx, ola.ID, map[string]any{"email": "kim@example.org"})
+				_, err := customers.New(m).Update(ctx, ola.ID, map[string]any{"email": "kim@example.org"})
 				return err
 			}},
 			{"update of a missing customer", products.NotFound, func() error {
-				_, err := m.Customers.Update(ctx, 999999, map[string]any{"name": "Ghost"})
+				_, err := customers.New(m).Update(ctx, 999999, map[string]any{"name": "Ghost"})
 				return err
 			}},
 			{"order of a missing item", products.NotFound, func() error {
-				_, err := m.Orders.Place(ctx, kim.ID, []orders.LineInput{{ItemID: mug.ID, Quantity: 1}, {ItemID: 999999, Quantity: 1}}, "EUR")
+				_, err := orders.New(m).Place(ctx, kim.ID, []orders.LineInput{{ItemID: mug.ID, Quantity: 1}, {ItemID: 999999, Quantity: 1}}, "EUR")
 				return err
 			}},
 			{"unique violation in the database after a recorded insert", products.Conflict, func() error {
-				_, err := m.Customers.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+				_, err := m.Store("customers").Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 					ok := &customers.Customer{Name: "Fresh", Email: "fresh@example.org", Country: "DE", Segment: customers.SegmentConsumer, CreatedAt: tx.Now(), UpdatedAt: tx.Now()}
 					if _, err := tx.NewInsert().Model(ok).Returning("id").Exec(ctx); err != nil {
 						return err
@@ -127,7 +126,7 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 				return err
 			}},
 			{"error returned inside Store.Write after insert, update and delete", "", func() error {
-				_, err := m.Orders.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+				_, err := m.Store("orders").Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 					o := &orders.Order{CustomerID: kim.ID, Status: orders.StatusPlaced, Total: 1, Currency: "EUR", PlacedAt: tx.Now(), UpdatedAt: tx.Now()}
 					if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
 						return err
@@ -157,7 +156,7 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 				return err
 			}},
 			{"audit image that cannot be encoded", "", func() error {
-				_, err := m.Customers.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+				_, err := m.Store("customers").Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 					c := &customers.Customer{Name: "Image", Email: "image@example.org", Country: "DE", Segment: customers.SegmentConsumer, CreatedAt: tx.Now(), UpdatedAt: tx.Now()}
 					if _, err := tx.NewInsert().Model(c).Returning("id").Exec(ctx); err != nil {
 						return err
@@ -188,7 +187,7 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 
 		// Nothing reached Kafka: after one more good change the topics
 		// hold exactly the good changes, with no gap in the positions.
-		if _, err := m.Customers.Update(ctx, kim.ID, map[string]any{"name": "Kim Lee-Park"}); err != nil {
+		if _, err := customers.New(m).Update(ctx, kim.ID, map[string]any{"name": "Kim Lee-Park"}); err != nil {
 			t.Fatal(err)
 		}
 		good++

@@ -111,7 +111,7 @@ func postgresBackend(t testing.TB) backend {
 }
 
 // openMesh opens the demo mesh's four stores on b; the test closes them.
-func openMesh(t testing.TB, b backend) *demo.Mesh {
+func openMesh(t testing.TB, b backend) *products.Mesh {
 	t.Helper()
 	m, err := demo.Open(context.Background(), b.DSN)
 	if err != nil {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/demo"
 )
 
 // recordingSender passes messages on and remembers the (product, sequence)
@@ -61,7 +60,7 @@ func TestTwoInstancesPublishOnce(t *testing.T) {
 	const writers, perWriter = 4, 15
 	var wg sync.WaitGroup
 	for w := range writers {
-		store := []customers.Store{one.Customers, two.Customers}[w%2]
+		store := []customers.Store{customers.New(one), customers.New(two)}[w%2]
 		wg.Go(func() {
 			for i := range perWriter {
 				c, err := store.Create(context.Background(), customers.Input{Name: "Writer", Email: fmt.Sprintf("w%d-%d@example.org", w, i), Country: "SE", Segment: customers.SegmentConsumer})
@@ -114,13 +113,13 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 	b := postgresBackend(t)
 	one, two := openMesh(t, b), openMesh(t, b)
 	ctx := context.Background()
-	if _, err := one.Customers.Create(ctx, customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
+	if _, err := customers.New(one).Create(ctx, customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
 		t.Fatal(err)
 	}
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		n, err := one.Customers.Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+		n, err := one.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
 			close(inside)
 			<-release
 			return nil
@@ -136,7 +135,7 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 		t.Fatal("first instance never reached publish")
 	}
 	start := time.Now()
-	n, err := two.Customers.Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+	n, err := two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
 		t.Errorf("second instance got %d entries to publish while the first held the outbox", len(entries))
 		return nil
 	})
@@ -151,7 +150,7 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once the first committed, nothing is left for the second.
-	n, err = two.Customers.Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+	n, err = two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
 		t.Errorf("second instance republished %d marked entries", len(entries))
 		return nil
 	})
@@ -168,15 +167,15 @@ func TestOutboxLockIsPerStore(t *testing.T) {
 	t.Parallel()
 	one, two := openMesh(t, postgresBackend(t)), openMesh(t, postgresBackend(t))
 	ctx := context.Background()
-	for i, m := range []*demo.Mesh{one, two} {
-		if _, err := m.Customers.Create(ctx, customers.Input{Name: "Kim Lee", Email: fmt.Sprintf("kim%d@example.org", i), Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
+	for i, m := range []*products.Mesh{one, two} {
+		if _, err := customers.New(m).Create(ctx, customers.Input{Name: "Kim Lee", Email: fmt.Sprintf("kim%d@example.org", i), Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := one.Customers.Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+		_, err := one.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
 			close(inside)
 			<-release
 			return nil
@@ -194,7 +193,7 @@ func TestOutboxLockIsPerStore(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("first mesh never reached publish")
 	}
-	n, err := two.Customers.Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error { return nil })
+	n, err := two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error { return nil })
 	if err != nil || n != 1 {
 		t.Errorf("other mesh's Outbox = %d, %v while the first held its own outbox; want 1, nil", n, err)
 	}

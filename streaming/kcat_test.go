@@ -30,30 +30,30 @@ func TestKcatReadsChangeEvents(t *testing.T) {
 		as := func(req string) context.Context {
 			return products.WithRequestID(products.WithActor(context.Background(), "alice@example.org"), req)
 		}
-		kim, err := m.Customers.Create(as("req-1"), customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
+		kim, err := customers.New(m).Create(as("req-1"), customers.Input{Name: "Kim Lee", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Customers.Update(as("req-2"), kim.ID, map[string]any{"segment": customers.SegmentEnterprise}); err != nil {
+		if _, err := customers.New(m).Update(as("req-2"), kim.ID, map[string]any{"segment": customers.SegmentEnterprise}); err != nil {
 			t.Fatal(err)
 		}
-		ola, err := m.Customers.Create(as("req-3"), customers.Input{Name: "Ola Nordmann", Email: "ola@example.org", Country: "NO", Segment: customers.SegmentSmallBusiness})
+		ola, err := customers.New(m).Create(as("req-3"), customers.Input{Name: "Ola Nordmann", Email: "ola@example.org", Country: "NO", Segment: customers.SegmentSmallBusiness})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Customers.Delete(as("req-4"), ola.ID); err != nil {
+		if _, err := customers.New(m).Delete(as("req-4"), ola.ID); err != nil {
 			t.Fatal(err)
 		}
-		mug, err := m.Inventory.Create(as("req-5"), inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
+		mug, err := inventory.New(m).Create(as("req-5"), inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
-		order, err := m.Orders.Place(as("req-6"), kim.ID, []orders.LineInput{{ItemID: mug.ID, Quantity: 2}}, "EUR")
+		order, err := orders.New(m).Place(as("req-6"), kim.ID, []orders.LineInput{{ItemID: mug.ID, Quantity: 2}}, "EUR")
 		if err != nil {
 			t.Fatal(err)
 		}
 		// No actor, no request id: "anonymous" and "".
-		if _, err := m.Customers.Update(context.Background(), kim.ID, map[string]any{"name": "Kim Lee-Park"}); err != nil {
+		if _, err := customers.New(m).Update(context.Background(), kim.ID, map[string]any{"name": "Kim Lee-Park"}); err != nil {
 			t.Fatal(err)
 		}
 

@@ -8,7 +8,6 @@ import (
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
-	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 )
@@ -16,30 +15,30 @@ import (
 // mutate runs a mix of mutations on every product but engagement: n new
 // customers, an update of each, n items and n orders of two lines each. It
 // returns how many audit entries they wrote.
-func mutate(t testing.TB, m *demo.Mesh, tag string, n int) int {
+func mutate(t testing.TB, m *products.Mesh, tag string, n int) int {
 	t.Helper()
 	ctx := products.WithRequestID(products.WithActor(context.Background(), "tester"), tag)
 	var items []int64
 	for i := range n {
-		it, err := m.Inventory.Create(ctx, inventory.Input{SKU: fmt.Sprintf("%s-SKU-%d", tag, i), Name: "Item " + tag, Category: "Test", Price: float64(i) + 0.5, Stock: 100})
+		it, err := inventory.New(m).Create(ctx, inventory.Input{SKU: fmt.Sprintf("%s-SKU-%d", tag, i), Name: "Item " + tag, Category: "Test", Price: float64(i) + 0.5, Stock: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		items = append(items, it.ID)
 	}
 	for i := range n {
-		c, err := m.Customers.Create(ctx, customers.Input{Name: "Customer " + tag, Email: fmt.Sprintf("%s-%d@example.org", tag, i), Country: "DE", Segment: customers.SegmentConsumer})
+		c, err := customers.New(m).Create(ctx, customers.Input{Name: "Customer " + tag, Email: fmt.Sprintf("%s-%d@example.org", tag, i), Country: "DE", Segment: customers.SegmentConsumer})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := m.Customers.Update(ctx, c.ID, map[string]any{"segment": customers.SegmentEnterprise}); err != nil {
+		if _, err := customers.New(m).Update(ctx, c.ID, map[string]any{"segment": customers.SegmentEnterprise}); err != nil {
 			t.Fatal(err)
 		}
 		lines := []orders.LineInput{{ItemID: items[i], Quantity: 1}, {ItemID: items[(i+1)%n], Quantity: 2}}
 		if n == 1 {
 			lines = lines[:1]
 		}
-		if _, err := m.Orders.Place(ctx, c.ID, lines, "EUR"); err != nil {
+		if _, err := orders.New(m).Place(ctx, c.ID, lines, "EUR"); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -17,7 +17,7 @@ import (
 // (to count what there is to apply).
 func Replay(ctx context.Context, c *Consumer, reset func(ctx context.Context, tx *products.Tx) error,
 	sources map[string]*products.Store, progress func(done, total int64)) error {
-	store := c.Reaction.Store
+	store := c.Store
 	var total int64
 	for _, in := range c.Reaction.Inputs {
 		src := sources[in.Product]
@@ -44,7 +44,7 @@ func Replay(ctx context.Context, c *Consumer, reset func(ctx context.Context, tx
 		return fmt.Errorf("replay %s: reset: %w", store.Product.Name, err)
 	}
 	rc := &Consumer{
-		Reaction: c.Reaction, Topics: c.Topics, Codec: c.Codec, Kafka: c.Kafka, Log: c.Log,
+		Store: c.Store, Reaction: c.Reaction, Topics: c.Topics, Codec: c.Codec, Kafka: c.Kafka, Log: c.Log,
 		Batch: c.Batch, MaxBackoff: c.MaxBackoff,
 		Group: fmt.Sprintf("%s.replay-%d", c.Group, time.Now().UnixNano()),
 	}

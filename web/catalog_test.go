@@ -42,7 +42,7 @@ const catalogHost = "meshgate.example:8080"
 // openCatalogMesh opens the demo mesh on fresh stores of the backend
 // ("sqlite" or "postgres"), seeded at scale 0.01; it is closed and removed
 // when the test ends.
-func openCatalogMesh(t *testing.T, backend string) *demo.Mesh {
+func openCatalogMesh(t *testing.T, backend string) *products.Mesh {
 	t.Helper()
 	var dsn func(string) string
 	switch backend {
@@ -90,13 +90,13 @@ func openCatalogMesh(t *testing.T, backend string) *demo.Mesh {
 
 // catalogResolver serves the mesh like the gateway; its hub and consumers
 // never run: they only tell the catalog where Kafka is and who consumes what.
-func catalogResolver(mesh *demo.Mesh) *resolvers.Resolver {
+func catalogResolver(mesh *products.Mesh) *resolvers.Resolver {
 	codec := streaming.Codec{Prefix: "meshgate", Version: "test"}
 	kafka := streaming.KafkaConfig{Brokers: []string{"kafka.example:9092"}}
 	return &resolvers.Resolver{
 		Data: mesh, Version: "test", Codec: codec,
 		Hub:       &streaming.Hub{Codec: codec, Kafka: kafka},
-		Consumers: streaming.Consumers(mesh, streaming.Reactions(mesh), codec, kafka, nil),
+		Consumers: streaming.Consumers(mesh, codec, kafka, nil),
 	}
 }
 
@@ -270,10 +270,10 @@ func TestCatalogNotFound(t *testing.T) {
 func TestCatalogExportLineage(t *testing.T) {
 	mesh := openCatalogMesh(t, "sqlite")
 	stores := slices.Clone(mesh.Stores)
-	inventory := *mesh.Inventory.Product
+	inventory := *mesh.Store("inventory").Product
 	inventory.Inputs = []products.Input{{Product: "orders", Entity: "Order", Description: "Reserves stock when an order is placed."}}
-	stores[1] = &products.Store{DB: mesh.Inventory.DB, Product: &inventory}
-	res := &resolvers.Resolver{Data: &demo.Mesh{Stores: stores}, Codec: streaming.Codec{Prefix: "meshgate"}}
+	stores[1] = &products.Store{DB: mesh.Store("inventory").DB, Product: &inventory}
+	res := &resolvers.Resolver{Data: &products.Mesh{Stores: stores}, Codec: streaming.Codec{Prefix: "meshgate"}}
 	ps, err := res.CatalogProducts(resolvers.CatalogFilter{Product: "inventory"})
 	if err != nil || len(ps) != 1 {
 		t.Fatalf("catalog: %v, %d products", err, len(ps))

@@ -72,11 +72,11 @@ type fedResult struct {
 func TestFederationBatching(t *testing.T) {
 	forEachBackendInTurn(t, func(t *testing.T, backend string) {
 		g := newGateway(t, backend, gatewayOptions{batchWait: batchWait})
-		cs := loadAll[customers.Customer](t, g.mesh.Customers.DB)
-		os := loadAll[orders.Order](t, g.mesh.Orders.DB)
-		ls := loadAll[orders.Line](t, g.mesh.Orders.DB)
-		is := loadAll[inventory.Item](t, g.mesh.Inventory.DB)
-		ns := loadAll[engagement.Interaction](t, g.mesh.Engagement.DB)
+		cs := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
+		os := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
+		ls := loadAll[orders.Line](t, g.mesh.Store("orders").DB)
+		is := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)
+		ns := loadAll[engagement.Interaction](t, g.mesh.Store("engagement").DB)
 
 		// The expected counts below rely on every listed customer having
 		// orders: then the customers wanted by interaction.customer are a

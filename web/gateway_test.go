@@ -175,7 +175,7 @@ func newStmtCounter() *stmtCounter {
 }
 
 // watch maps the mesh's databases to their products.
-func (c *stmtCounter) watch(m *demo.Mesh) {
+func (c *stmtCounter) watch(m *products.Mesh) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, s := range m.Stores {
@@ -247,7 +247,7 @@ type gatewayOptions struct {
 type gateway struct {
 	backend string
 	stores  *storeSet
-	mesh    *demo.Mesh
+	mesh    *products.Mesh
 	stmts   *stmtCounter
 	srv     *httptest.Server
 	seeded  bool
@@ -526,9 +526,9 @@ var extraCustomers = []customers.Input{
 	{Name: "zed lower case", Email: "zed.lower@example.org", Country: "SE", Segment: "CONSUMER"},
 }
 
-func seedExtras(ctx context.Context, m *demo.Mesh) error {
+func seedExtras(ctx context.Context, m *products.Mesh) error {
 	for _, in := range extraCustomers {
-		if _, err := m.Customers.Create(ctx, in); err != nil {
+		if _, err := customers.New(m).Create(ctx, in); err != nil {
 			return fmt.Errorf("create %q: %w", in.Name, err)
 		}
 	}

@@ -394,7 +394,7 @@ func TestMutations(t *testing.T) {
 		})
 
 		t.Run("order", func(t *testing.T) {
-			items := loadAll[inventory.Item](t, g.mesh.Inventory.DB)
+			items := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)
 			p1, p3 := items[0].Price, items[2].Price
 			type order struct {
 				ID, CustomerID, Status, Currency, PlacedAt string
@@ -477,8 +477,8 @@ func TestMutationBadInput(t *testing.T) {
 		// Half the mutation scale: 10 customers, 2 items, 100 orders; the
 		// stores are read twice per case.
 		g := newGateway(t, backend, gatewayOptions{scale: mutationScale / 2})
-		cs := loadAll[customers.Customer](t, g.mesh.Customers.DB)
-		os := loadAll[orders.Order](t, g.mesh.Orders.DB)
+		cs := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
+		os := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 		var shipped, cancelled string
 		for _, o := range os {
 			switch {

@@ -180,7 +180,7 @@ func TestFilterCustomers(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
-		rows := loadAll[customers.Customer](t, g.mesh.Customers.DB)
+		rows := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
 		c1, cMid := rows[0], rows[len(rows)/2]
 		created := make([]time.Time, len(rows))
 		for i, r := range rows {
@@ -313,7 +313,7 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
 		t.Run("items", func(t *testing.T) {
-			rows := loadAll[inventory.Item](t, g.mesh.Inventory.DB)
+			rows := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)
 			prices := make([]float64, len(rows))
 			for i, r := range rows {
 				prices[i] = r.Price
@@ -337,7 +337,7 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 			})
 		})
 		t.Run("orders", func(t *testing.T) {
-			rows := loadAll[orders.Order](t, g.mesh.Orders.DB)
+			rows := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 			mid := rows[len(rows)/2].PlacedAt
 			checkFilters(t, g, orderList, rows, func(r *orders.Order) int64 { return r.ID }, []filterCase[orders.Order]{
 				{name: "total/gt", where: fld("total", "gt", 500.5), want: func(r *orders.Order) bool { return r.Total > 500.5 }},
@@ -353,7 +353,7 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 			})
 		})
 		t.Run("orderLines", func(t *testing.T) {
-			rows := loadAll[orders.Line](t, g.mesh.Orders.DB)
+			rows := loadAll[orders.Line](t, g.mesh.Store("orders").DB)
 			checkFilters(t, g, lineList, rows, func(r *orders.Line) int64 { return r.ID }, []filterCase[orders.Line]{
 				{name: "quantity/eq", where: fld("quantity", "eq", 2), want: func(r *orders.Line) bool { return r.Quantity == 2 }},
 				{name: "quantity/in", where: fld("quantity", "in", []any{1, 4}), want: func(r *orders.Line) bool { return r.Quantity == 1 || r.Quantity == 4 }},
@@ -365,7 +365,7 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 			})
 		})
 		t.Run("interactions", func(t *testing.T) {
-			rows := loadAll[engagement.Interaction](t, g.mesh.Engagement.DB)
+			rows := loadAll[engagement.Interaction](t, g.mesh.Store("engagement").DB)
 			mid := rows[len(rows)/2].OccurredAt
 			s := rows[4].Sentiment
 			checkFilters(t, g, interactionList, rows, func(r *engagement.Interaction) int64 { return r.ID }, []filterCase[engagement.Interaction]{
@@ -585,7 +585,7 @@ func TestOrderingAndPagination(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
 		t.Run("customers", func(t *testing.T) {
-			rows := loadAll[customers.Customer](t, g.mesh.Customers.DB)
+			rows := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
 			checkOrdering(t, g, customerList, rows, customerKeys, func(r *customers.Customer) int64 { return r.ID },
 				func(r *customers.Customer) bool { return r.Country != "DE" },
 				[]orderCase{
@@ -605,7 +605,7 @@ func TestOrderingAndPagination(t *testing.T) {
 				})
 		})
 		t.Run("orders", func(t *testing.T) {
-			rows := loadAll[orders.Order](t, g.mesh.Orders.DB)
+			rows := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 			checkOrdering(t, g, orderList, rows, orderKeys, func(r *orders.Order) int64 { return r.ID },
 				func(r *orders.Order) bool { return r.Status == "SHIPPED" || r.Status == "CANCELLED" },
 				[]orderCase{
@@ -617,7 +617,7 @@ func TestOrderingAndPagination(t *testing.T) {
 				})
 		})
 		t.Run("items", func(t *testing.T) {
-			rows := loadAll[inventory.Item](t, g.mesh.Inventory.DB)
+			rows := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)
 			checkOrdering(t, g, itemList, rows, itemKeys, func(r *inventory.Item) int64 { return r.ID }, nil,
 				[]orderCase{
 					{name: "category price desc", orderBy: []map[string]any{by("CATEGORY"), by("PRICE", "DESC")}, size: 3},
@@ -628,7 +628,7 @@ func TestOrderingAndPagination(t *testing.T) {
 				})
 		})
 		t.Run("orderLines", func(t *testing.T) {
-			rows := loadAll[orders.Line](t, g.mesh.Orders.DB)
+			rows := loadAll[orders.Line](t, g.mesh.Store("orders").DB)
 			w := fld("orderId", "lte", "60")
 			keep := func(r *orders.Line) bool { return r.OrderID <= 60 }
 			checkOrdering(t, g, lineList, rows, lineKeys, func(r *orders.Line) int64 { return r.ID }, keep,
@@ -638,7 +638,7 @@ func TestOrderingAndPagination(t *testing.T) {
 				})
 		})
 		t.Run("interactions", func(t *testing.T) {
-			rows := loadAll[engagement.Interaction](t, g.mesh.Engagement.DB)
+			rows := loadAll[engagement.Interaction](t, g.mesh.Store("engagement").DB)
 			checkOrdering(t, g, interactionList, rows, interactionKeys, func(r *engagement.Interaction) int64 { return r.ID }, nil,
 				[]orderCase{
 					{name: "channel sentiment desc", orderBy: []map[string]any{by("CHANNEL"), by("SENTIMENT", "DESC")}, size: 23},
@@ -653,7 +653,7 @@ func TestPaginationEdges(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
-		rows := loadAll[customers.Customer](t, g.mesh.Customers.DB)
+		rows := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
 		orderBy := []map[string]any{by("COUNTRY"), by("NAME", "DESC")}
 		want := expectOrder(rows, customerKeys, orderBy, func(r *customers.Customer) int64 { return r.ID })
 		all := fetch(t, g, customerList, map[string]any{"orderBy": orderBy, "first": products.MaxPageSize})
@@ -723,7 +723,7 @@ func TestNestedPagination(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
-		all := loadAll[orders.Order](t, g.mesh.Orders.DB)
+		all := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 		const q = `query($id: ID!, $first: Int, $after: String, $last: Int, $before: String, $where: OrderWhere) {
   customer(id: $id) { list: orders(first: $first, after: $after, last: $last, before: $before, where: $where, orderBy: [{field: TOTAL, direction: DESC}]) {
     totalCount pageInfo { hasNextPage hasPreviousPage startCursor endCursor } edges { cursor node { id } } nodes { id } } }
@@ -953,11 +953,11 @@ func TestLookups(t *testing.T) {
 	t.Parallel()
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := sharedGateway(t, backend)
-		c := loadAll[customers.Customer](t, g.mesh.Customers.DB)[4]
-		o := loadAll[orders.Order](t, g.mesh.Orders.DB)[10]
-		l := loadAll[orders.Line](t, g.mesh.Orders.DB)[20]
-		it := loadAll[inventory.Item](t, g.mesh.Inventory.DB)[3]
-		in := loadAll[engagement.Interaction](t, g.mesh.Engagement.DB)[7]
+		c := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)[4]
+		o := loadAll[orders.Order](t, g.mesh.Store("orders").DB)[10]
+		l := loadAll[orders.Line](t, g.mesh.Store("orders").DB)[20]
+		it := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)[3]
+		in := loadAll[engagement.Interaction](t, g.mesh.Store("engagement").DB)[7]
 		var out struct {
 			Customer struct {
 				ID, Name, Email, Country, Segment, CreatedAt string
@@ -1255,7 +1255,7 @@ FROM orders GROUP BY customer_id HAVING AVG(total) >= ? AND MAX(total) < ? AND M
 			}})
 			checkAgg(t, got, want, "total", "customerId")
 		})
-		rows := loadAll[orders.Order](t, g.mesh.Orders.DB)
+		rows := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 		day := func(o *orders.Order) string { return o.PlacedAt.UTC().Format(time.DateOnly) }
 		total := func(o *orders.Order) float64 { return o.Total }
 		t.Run("orders by placed date", func(t *testing.T) {
@@ -1304,14 +1304,14 @@ FROM order_lines GROUP BY item_id HAVING SUM(amount) > ? ORDER BY item_id`, 3000
 			checkAgg(t, got, want, "stock", "category")
 		})
 		t.Run("customers by country and segment having count", func(t *testing.T) {
-			all := loadAll[customers.Customer](t, g.mesh.Customers.DB)
+			all := loadAll[customers.Customer](t, g.mesh.Store("customers").DB)
 			want := groupInGo(all, func(c *customers.Customer) []string { return []string{c.Country, c.Segment} }, func(*customers.Customer) float64 { return 0 },
 				func(w aggWant) bool { return w.count >= 2 })
 			got := agg(t, `{ a: customersAggregate(groupBy: [COUNTRY, SEGMENT], having: {count: {gte: 2}}) { group { country segment } count } }`, nil)
 			checkAgg(t, got, want, "", "country", "segment")
 		})
 		t.Run("interactions by channel and day", func(t *testing.T) {
-			all := loadAll[engagement.Interaction](t, g.mesh.Engagement.DB)
+			all := loadAll[engagement.Interaction](t, g.mesh.Store("engagement").DB)
 			want := groupInGo(all, func(r *engagement.Interaction) []string {
 				return []string{r.Channel, r.OccurredAt.UTC().Format(time.DateOnly)}
 			},

@@ -21,7 +21,7 @@ func TestRestart(t *testing.T) {
 		}
 
 		var open int64
-		for _, o := range loadAll[orders.Order](t, g1.mesh.Orders.DB) {
+		for _, o := range loadAll[orders.Order](t, g1.mesh.Store("orders").DB) {
 			if o.Status != orders.StatusShipped && o.Status != orders.StatusCancelled {
 				open = o.ID
 				break

@@ -16,9 +16,15 @@ var (
 	countries  = []string{"DE", "FR", "NL", "SE", "ES", "IT", "PL", "GB", "US", "JP"}
 )
 
-// Seed writes n deterministic demo customers (ids 1..n) created between
-// start and start+span.
-func Seed(ctx context.Context, s Store, n int, start time.Time, span time.Duration, progress products.Progress) error {
+func init() { Product.Seed = seed }
+
+// DemoSize is the number of demo customers at scale 1.
+const DemoSize = 2000
+
+// seed writes deterministic demo customers (ids 1..n) created between the
+// seeding's start and end.
+func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
+	n, start, span := s.Size(DemoSize), s.Start, s.End.Sub(s.Start)
 	r := rand.New(rand.NewPCG(1, 1))
 	rows := make([]*Customer, n)
 	for i := range rows {
@@ -39,7 +45,7 @@ func Seed(ctx context.Context, s Store, n int, start time.Time, span time.Durati
 		}
 		rows[i] = c
 	}
-	return products.Insert(ctx, s.Store, Entity, rows, progress)
+	return products.Insert(ctx, m.Store(Product.Name), Entity, rows, s.Progress)
 }
 
 func asciiLower(s string) string {

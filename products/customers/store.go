@@ -7,8 +7,11 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
-// Store is the customers product's store.
+// Store is the customers product's store and API.
 type Store struct{ *products.Store }
+
+// New returns the customers product's API on an opened mesh.
+func New(m *products.Mesh) Store { return Store{Store: m.Store(Product.Name)} }
 
 // Input is a new customer (GraphQL CreateCustomerInput).
 type Input struct {
@@ -117,13 +120,4 @@ func apply(c *Customer, in map[string]any, path string) error {
 		}
 	}
 	return nil
-}
-
-// Exists tells whether a customer with the id exists.
-func (s Store) Exists(ctx context.Context, id int64) (bool, error) {
-	ok, err := s.DB.NewSelect().Model((*Customer)(nil)).Where("id = ?", id).Exists(ctx)
-	if err != nil {
-		return false, fmt.Errorf("customers: exists %d: %w", id, err)
-	}
-	return ok, nil
 }

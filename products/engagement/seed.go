@@ -2,6 +2,7 @@ package engagement
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -11,15 +12,32 @@ import (
 
 var notes = []string{"asked about delivery times", "wants a discount", "happy with the product", "package arrived damaged", "newsletter sign-up", "question about the invoice"}
 
-// Seed writes n deterministic demo interactions for customers 1..customers
-// between start and start+span.
-func Seed(ctx context.Context, s Store, n, customers int, start time.Time, span time.Duration, progress products.Progress) error {
+func init() { Product.Seed = seed }
+
+// DemoSize is the number of demo interactions at scale 1.
+const DemoSize = 10000
+
+// seed writes deterministic demo interactions of the customers 1..n of the
+// customers product between the seeding's start and end.
+func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
+	n, start, span := s.Size(DemoSize), s.Start, s.End.Sub(s.Start)
+	cs, ce, err := m.Entity("customers", "Customer")
+	if err != nil {
+		return err
+	}
+	customers, err := cs.RowCount(ctx, ce)
+	if err != nil {
+		return err
+	}
+	if customers == 0 {
+		return fmt.Errorf("demo interactions need demo customers")
+	}
 	r := rand.New(rand.NewPCG(4, 4))
 	rows := make([]*Interaction, n)
 	for i := range rows {
 		it := &Interaction{
 			ID:         int64(i + 1),
-			CustomerID: int64(1 + r.IntN(customers)),
+			CustomerID: int64(1 + r.IntN(int(customers))),
 			Channel:    Channels[r.IntN(len(Channels))],
 			Kind:       Kinds[r.IntN(len(Kinds))],
 			Sentiment:  math.Round((r.Float64()*2-1)*100) / 100,
@@ -31,5 +49,5 @@ func Seed(ctx context.Context, s Store, n, customers int, start time.Time, span 
 		}
 		rows[i] = it
 	}
-	return products.Insert(ctx, s.Store, Entity, rows, progress)
+	return products.Insert(ctx, m.Store(Product.Name), Entity, rows, s.Progress)
 }

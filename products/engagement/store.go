@@ -13,10 +13,22 @@ type Customers interface {
 	Exists(ctx context.Context, id int64) (bool, error)
 }
 
-// Store is the engagement product's store.
+// Store is the engagement product's store and API.
 type Store struct {
 	*products.Store
 	Customers Customers
+}
+
+// New returns the engagement product's API on an opened mesh: customers
+// are checked with the customers product through the mesh.
+func New(m *products.Mesh) Store {
+	return Store{Store: m.Store(Product.Name), Customers: meshCustomers{m}}
+}
+
+type meshCustomers struct{ m *products.Mesh }
+
+func (c meshCustomers) Exists(ctx context.Context, id int64) (bool, error) {
+	return c.m.Exists(ctx, "customers", "Customer", id)
 }
 
 // Input is a new interaction (GraphQL CreateInteractionInput).

@@ -185,10 +185,10 @@ func (p *Plugin) lookupBody(f *codegen.Field) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	switch {
-	case pointer:
-		return fmt.Sprintf("return lookupOptional[%s](ctx, r.Resolver, %s, obj.%s)", p.ref(target), strconv.Quote(by), parent), nil
-	case f.TypeReference.GQL.NonNull:
+	if f.TypeReference.GQL.NonNull {
+		if pointer {
+			return "", fmt.Errorf("@lookup(key: %q): a non-null field needs a non-null key", key)
+		}
 		return fmt.Sprintf("return lookupRequired[%s](ctx, r.Resolver, %s, obj.%s)", p.ref(target), strconv.Quote(by), parent), nil
 	}
 	return fmt.Sprintf("return lookup[%s](ctx, r.Resolver, %s, obj.%s)", p.ref(target), strconv.Quote(by), parent), nil

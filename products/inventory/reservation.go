@@ -51,6 +51,13 @@ type ReservationLine struct {
 	Short bool `json:"short,omitempty"`
 }
 
+func init() {
+	Product.Reaction = &products.Reaction{
+		Inputs:   []products.Input{{Product: "orders", Entity: "Order", Description: "Reserves stock for each placed order and releases it when the order is cancelled."}},
+		NewBatch: func() products.Batch { return products.Each(ApplyOrder) },
+	}
+}
+
 // orderEvent is what inventory reads of an order change event.
 type orderEvent struct {
 	ID     int64  `json:"id"`

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"time"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -21,11 +20,17 @@ var (
 	}
 )
 
-// Seed writes n deterministic demo items (ids 1..n) and returns their prices by id.
-func Seed(ctx context.Context, s Store, n int, at time.Time, progress products.Progress) (map[int64]float64, error) {
+func init() { Product.Seed = seed }
+
+// DemoSize is the number of demo items at scale 1.
+const DemoSize = 500
+
+// seed writes deterministic demo items (ids 1..n), created at the
+// seeding's start.
+func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
+	n, at := s.Size(DemoSize), s.Start
 	r := rand.New(rand.NewPCG(2, 2))
 	rows := make([]*Item, n)
-	prices := make(map[int64]float64, n)
 	for i := range rows {
 		cat := categories[r.IntN(len(categories))]
 		noun := nouns[cat][r.IntN(len(nouns[cat]))]
@@ -40,7 +45,6 @@ func Seed(ctx context.Context, s Store, n int, at time.Time, progress products.P
 			CreatedAt: at,
 			UpdatedAt: at,
 		}
-		prices[int64(i+1)] = price
 	}
-	return prices, products.Insert(ctx, s.Store, Entity, rows, progress)
+	return products.Insert(ctx, m.Store(Product.Name), Entity, rows, s.Progress)
 }

@@ -7,8 +7,11 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
-// Store is the inventory product's store.
+// Store is the inventory product's store and API.
 type Store struct{ *products.Store }
+
+// New returns the inventory product's API on an opened mesh.
+func New(m *products.Mesh) Store { return Store{Store: m.Store(Product.Name)} }
 
 // Input is a new item (GraphQL CreateItemInput).
 type Input struct {
@@ -60,19 +63,6 @@ func (s Store) Update(ctx context.Context, id int64, changes map[string]any) (*I
 // Delete deletes the item with the id and returns it as it was.
 func (s Store) Delete(ctx context.Context, id int64) (*Item, error) {
 	return products.DeleteRow[Item](ctx, s.Store, Entity, id)
-}
-
-// Prices returns the current unit price of each existing item among ids.
-func (s Store) Prices(ctx context.Context, ids []int64) (map[int64]float64, error) {
-	items, err := products.GetMany[Item](ctx, s.DB, Entity, ids)
-	if err != nil {
-		return nil, fmt.Errorf("inventory: prices: %w", err)
-	}
-	out := make(map[int64]float64, len(items))
-	for id, it := range items {
-		out[id] = it.Price
-	}
-	return out, nil
 }
 
 func skuFree(ctx context.Context, tx *products.Tx, sku string, self int64) error {

@@ -8,6 +8,13 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
+func init() {
+	Product.Reaction = &products.Reaction{
+		Inputs:   []products.Input{{Product: "inventory", Entity: "Reservation", Description: "Takes a reservation's outcome as the order's status: RESERVED or BACKORDERED."}},
+		NewBatch: func() products.Batch { return products.Each(ApplyReservation) },
+	}
+}
+
 // reservationEvent is what orders reads of inventory's reservation events.
 type reservationEvent struct {
 	ID     int64  `json:"id"`

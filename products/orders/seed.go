@@ -2,16 +2,43 @@ package orders
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
 	"github.com/meshgate/meshgate/products"
 )
 
-// Seed writes n deterministic demo orders with one to five lines each (three
-// on average) for customers 1..customers, priced from prices (item id →
-// unit price), placed between start and start+span.
-func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float64, start time.Time, span time.Duration, progress products.Progress) error {
+func init() { Product.Seed = seed }
+
+// DemoSize is the number of demo orders at scale 1.
+const DemoSize = 20000
+
+// seed writes deterministic demo orders with one to five lines each (three
+// on average) for the customers 1..n of the customers product, priced from
+// the items of the inventory product, placed between the seeding's start
+// and end.
+func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
+	n, start, span := s.Size(DemoSize), s.Start, s.End.Sub(s.Start)
+	cs, ce, err := m.Entity("customers", "Customer")
+	if err != nil {
+		return err
+	}
+	customers, err := cs.RowCount(ctx, ce)
+	if err != nil {
+		return err
+	}
+	priced, err := m.Rows(ctx, "inventory", "Item", nil, "id", "price")
+	if err != nil {
+		return err
+	}
+	if customers == 0 || len(priced) == 0 {
+		return fmt.Errorf("demo orders need demo customers and items")
+	}
+	prices := make(map[int64]float64, len(priced))
+	for _, it := range priced {
+		prices[it["id"].(int64)] = it["price"].(float64)
+	}
 	r := rand.New(rand.NewPCG(3, 3))
 	items := len(prices)
 	orders := make([]*Order, n)
@@ -20,7 +47,7 @@ func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float
 	for i := range orders {
 		placed := start.Add(time.Duration(r.Int64N(int64(span)))).UTC().Truncate(time.Second)
 		o := &Order{
-			ID: int64(i + 1), CustomerID: int64(1 + r.IntN(customers)),
+			ID: int64(i + 1), CustomerID: int64(1 + r.IntN(int(customers))),
 			Status: statuses[products.Pick(r, 40, 45, 7, 3, 5)], Currency: "EUR",
 			PlacedAt: placed, UpdatedAt: placed,
 		}
@@ -41,8 +68,9 @@ func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float
 		o.Total = products.Money(o.Total)
 		orders[i] = o
 	}
-	if err := products.Insert(ctx, s.Store, Entity, orders, progress); err != nil {
+	store := m.Store(Product.Name)
+	if err := products.Insert(ctx, store, Entity, orders, s.Progress); err != nil {
 		return err
 	}
-	return products.Insert(ctx, s.Store, LineEntity, lines, progress)
+	return products.Insert(ctx, store, LineEntity, lines, s.Progress)
 }

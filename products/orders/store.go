@@ -17,12 +17,39 @@ type Inventory interface {
 	Prices(ctx context.Context, ids []int64) (map[int64]float64, error)
 }
 
-// Store is the orders product's store. Customers and Inventory are the
-// other products' APIs it checks orders against; it never reads their tables.
+// Store is the orders product's store and API. Customers and Inventory are
+// the other products it checks orders against; it never reads their tables.
 type Store struct {
 	*products.Store
 	Customers Customers
 	Inventory Inventory
+}
+
+// New returns the orders product's API on an opened mesh: customers and
+// prices come from the customers and inventory products through the mesh,
+// by entity and field names.
+func New(m *products.Mesh) Store {
+	return Store{Store: m.Store(Product.Name), Customers: meshCustomers{m}, Inventory: meshInventory{m}}
+}
+
+type meshCustomers struct{ m *products.Mesh }
+
+func (c meshCustomers) Exists(ctx context.Context, id int64) (bool, error) {
+	return c.m.Exists(ctx, "customers", "Customer", id)
+}
+
+type meshInventory struct{ m *products.Mesh }
+
+func (i meshInventory) Prices(ctx context.Context, ids []int64) (map[int64]float64, error) {
+	rows, err := i.m.Rows(ctx, "inventory", "Item", map[string]any{"id": map[string]any{"in": ids}}, "id", "price")
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[int64]float64, len(rows))
+	for _, r := range rows {
+		out[r["id"].(int64)] = r["price"].(float64)
+	}
+	return out, nil
 }
 
 // LineInput is one line of a new order (GraphQL OrderLineInput).

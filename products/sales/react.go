@@ -14,6 +14,17 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
+func init() {
+	Product.Reaction = &products.Reaction{
+		Inputs: []products.Input{
+			{Product: "orders", Entity: "Order", Description: "Derives daily revenue, customer value and item sales from placed and cancelled orders."},
+			{Product: "customers", Entity: "Customer", Description: "Keeps each customer's country and segment for slicing customer value."},
+		},
+		NewBatch: func() products.Batch { return NewBatch() },
+	}
+	Product.Reset = Reset
+}
+
 // Batch applies a batch of orders and customers change events to the sales
 // store: Apply records what changed, Flush recomputes each touched day,
 // customer and item once, from sales' own copy of the orders. Recomputing
