@@ -70,7 +70,7 @@ func (s *Store) SourcePositions(ctx context.Context) ([]SourcePosition, error) {
 // ForgetConsumed deletes the record of applied changes (for a replay from
 // the beginning, together with the product's derived data).
 func (s *Store) ForgetConsumed(ctx context.Context, tx bun.IDB) error {
-	for _, m := range []any{(*consumedEvent)(nil), (*SourcePosition)(nil)} {
+	for _, m := range []any{(*consumedEvent)(nil), (*SourcePosition)(nil), (*keyPosition)(nil)} {
 		if _, err := tx.NewDelete().Model(m).Where("1=1").Exec(ctx); err != nil {
 			return fmt.Errorf("%s: forget consumed: %w", s.Product.Name, err)
 		}
