@@ -15,6 +15,7 @@ import (
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 	"github.com/meshgate/meshgate/products/sales"
+	"github.com/meshgate/meshgate/products/shipments"
 )
 
 func (r *entityResolver) FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error) {
@@ -51,6 +52,10 @@ func (r *entityResolver) FindManyOrderLineByIDs(ctx context.Context, reps []*mod
 
 func (r *entityResolver) FindManyReservationByIDs(ctx context.Context, reps []*model.ReservationByIDsInput) ([]*inventory.Reservation, error) {
 	return findMany[inventory.Reservation](ctx, r.Resolver, reps, func(rep *model.ReservationByIDsInput) int64 { return rep.ID })
+}
+
+func (r *entityResolver) FindManyShipmentByIDs(ctx context.Context, reps []*model.ShipmentByIDsInput) ([]*shipments.Shipment, error) {
+	return findMany[shipments.Shipment](ctx, r.Resolver, reps, func(rep *model.ShipmentByIDsInput) int64 { return rep.ID })
 }
 
 func (r *Resolver) Entity() graph.EntityResolver { return &entityResolver{r} }

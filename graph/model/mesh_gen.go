@@ -9,6 +9,7 @@ import (
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 	"github.com/meshgate/meshgate/products/sales"
+	"github.com/meshgate/meshgate/products/shipments"
 )
 
 // The connections, edges and changes of the mesh's entities are the generic
@@ -43,4 +44,7 @@ type (
 	ItemSalesConnection     = products.Connection[sales.ItemSales]
 	ItemSalesEdge           = products.Edge[sales.ItemSales]
 	ItemSalesChange         = products.Change[sales.ItemSales]
+	ShipmentConnection      = products.Connection[shipments.Shipment]
+	ShipmentEdge            = products.Edge[shipments.Shipment]
+	ShipmentChange          = products.Change[shipments.Shipment]
 )

@@ -222,6 +222,10 @@ type ReservationByIDsInput struct {
 	ID int64 `json:"ID"`
 }
 
+type ShipmentByIDsInput struct {
+	ID int64 `json:"ID"`
+}
+
 // Live change streams. Events come from the products' Kafka topics, so a change
 // made through any gateway instance reaches subscribers on every instance. A
 // subscriber that does not keep up has its subscription ended with an error

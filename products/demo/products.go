@@ -15,6 +15,7 @@ import (
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
 	"github.com/meshgate/meshgate/products/sales"
+	"github.com/meshgate/meshgate/products/shipments"
 )
 
 // Products lists the mesh's data products in the order they are opened,
@@ -25,6 +26,7 @@ var Products = []*products.Product{
 	orders.Product,
 	engagement.Product,
 	sales.Product,
+	shipments.Product,
 }
 
 // Open opens the stores of the demo mesh's products (see products.OpenMesh).
