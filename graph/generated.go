@@ -6158,6 +6158,8 @@ enum OrderStatus {
   CANCELLED
   "Handed to the carrier."
   SHIPPED
+  "Delivered to the customer."
+  DELIVERED
 }
 
 "Conditions on a value of OrderStatus; all given conditions must hold."

@@ -16,6 +16,7 @@ const (
 	StatusBackordered = "BACKORDERED"
 	StatusCancelled   = "CANCELLED"
 	StatusShipped     = "SHIPPED"
+	StatusDelivered   = "DELIVERED"
 )
 
 // Statuses is the OrderStatus enum.
@@ -25,6 +26,7 @@ var Statuses = &products.Enum{Name: "OrderStatus", Description: "Lifecycle state
 	{Name: StatusBackordered, Description: "Some stock is short; waiting for replenishment."},
 	{Name: StatusCancelled, Description: "Cancelled by the customer or the company."},
 	{Name: StatusShipped, Description: "Handed to the carrier."},
+	{Name: StatusDelivered, Description: "Delivered to the customer."},
 }}
 
 // Order is a row of the orders table and the GraphQL Order type.

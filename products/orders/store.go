@@ -3,6 +3,7 @@ package orders
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -137,14 +138,14 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 	return o, nil
 }
 
-// Cancel cancels an order that is neither shipped nor cancelled.
+// Cancel cancels an order that is neither shipped, delivered nor cancelled.
 func (s Store) Cancel(ctx context.Context, id int64) (*Order, error) {
 	return products.UpdateRow(ctx, s.Store, Entity, id, func(ctx context.Context, tx *products.Tx, before, o *Order) error {
 		switch before.Status {
 		case StatusCancelled:
 			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is already cancelled", id)}
-		case StatusShipped:
-			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is shipped and can no longer be cancelled", id)}
+		case StatusShipped, StatusDelivered:
+			return &products.Error{Code: products.Conflict, Field: "id", Message: fmt.Sprintf("order %d is %s and can no longer be cancelled", id, strings.ToLower(before.Status))}
 		}
 		o.Status, o.UpdatedAt = StatusCancelled, tx.Now()
 		return nil
