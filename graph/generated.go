@@ -3292,6 +3292,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DailyRevenueByIDsInput", ec.unmarshalInputDailyRevenueByIDsInput),
 			graphql.NewInputUnmarshaler("DailyRevenueOrderBy", ec.unmarshalInputDailyRevenueOrderBy),
 			graphql.NewInputUnmarshaler("DailyRevenueWhere", ec.unmarshalInputDailyRevenueWhere),
+			graphql.NewInputUnmarshaler("DecimalFilter", ec.unmarshalInputDecimalFilter),
 			graphql.NewInputUnmarshaler("FloatFilter", ec.unmarshalInputFloatFilter),
 			graphql.NewInputUnmarshaler("IDFilter", ec.unmarshalInputIDFilter),
 			graphql.NewInputUnmarshaler("IntFilter", ec.unmarshalInputIntFilter),
@@ -4180,7 +4181,7 @@ type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inve
   "Product category."
   category: String! @classification(level: PUBLIC)
   "Current unit price."
-  price: Float! @classification(level: PUBLIC)
+  price: Decimal! @classification(level: PUBLIC)
   "Units on hand and not reserved."
   stock: Int! @classification(level: INTERNAL)
   "When the item was created."
@@ -4217,7 +4218,7 @@ input ItemWhere {
   "Condition on category."
   category: StringFilter
   "Condition on price."
-  price: FloatFilter
+  price: DecimalFilter
   "Condition on stock."
   stock: IntFilter
   "Condition on createdAt."
@@ -4289,17 +4290,17 @@ type ItemGroup {
 "Numeric fields of items, aggregated."
 type ItemNumbers {
   "Aggregate of price."
-  price: Float
+  price: Decimal
   "Aggregate of stock."
-  stock: Float
+  stock: Decimal
 }
 
 "Conditions on aggregated numeric fields of items."
 input ItemNumbersFilter {
   "Condition on the aggregate of price."
-  price: FloatFilter
+  price: DecimalFilter
   "Condition on the aggregate of stock."
-  stock: FloatFilter
+  stock: DecimalFilter
 }
 
 "Conditions on item groups (SQL HAVING)."
@@ -4341,7 +4342,7 @@ input CreateItemInput {
   "Product category, 1 to 100 characters."
   category: String!
   "Unit price, zero or more."
-  price: Float!
+  price: Decimal!
   "Units on hand, zero or more."
   stock: Int!
 }
@@ -4355,7 +4356,7 @@ input UpdateItemInput {
   "Product category."
   category: String
   "Unit price, zero or more."
-  price: Float
+  price: Decimal
   "Units on hand, zero or more."
   stock: Int
 }
@@ -4540,6 +4541,20 @@ enum DataProductKind {
 
 "An instant in time, RFC 3339 with a UTC offset."
 scalar Time @specifiedBy(url: "https://datatracker.ietf.org/doc/html/rfc3339")
+
+"""
+An exact decimal number, written as a JSON number literal with a fixed
+number of digits after the point and no exponent: money has 2 (cents, e.g.
+15218.62), averages 4 (the exact quotient rounded half to even, e.g.
+104.3750), sums, minimums and maximums of integer fields none (e.g. 60214).
+Nothing is computed in floating point. As input (money) it accepts a
+number literal, an integer, or a string such as "12.34", with at most 2
+digits after the point and at most 13 before it; anything else (more
+digits, NaN, infinities, values out of that range) is BAD_USER_INPUT.
+Inline Float literals with more than 15 significant digits cannot be read
+exactly; pass such values as strings or variables.
+"""
+scalar Decimal @specifiedBy(url: "https://github.com/meshgate/meshgate/blob/main/README.md#money")
 
 "An arbitrary JSON value (an object for before/after images)."
 scalar JSON @specifiedBy(url: "https://datatracker.ietf.org/doc/html/rfc8259")
@@ -4747,6 +4762,28 @@ input FloatFilter {
   isNull: Boolean
 }
 
+"Conditions on an exact decimal field (money, or an aggregate); all given conditions must hold. Comparisons are exact."
+input DecimalFilter {
+  "Equal to."
+  eq: Decimal
+  "Not equal to."
+  ne: Decimal
+  "Greater than."
+  gt: Decimal
+  "Greater than or equal to."
+  gte: Decimal
+  "Less than."
+  lt: Decimal
+  "Less than or equal to."
+  lte: Decimal
+  "Equal to one of."
+  in: [Decimal!]
+  "Equal to none of."
+  notIn: [Decimal!]
+  "True: the field is null; false: it is not."
+  isNull: Boolean
+}
+
 "Conditions on an identifier; all given conditions must hold."
 input IDFilter {
   "Equal to."
@@ -4812,7 +4849,7 @@ type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "ord
   "Lifecycle state."
   status: OrderStatus! @classification(level: INTERNAL)
   "Sum of the line amounts."
-  total: Float! @classification(level: INTERNAL)
+  total: Decimal! @classification(level: INTERNAL)
   "ISO 4217 currency of all amounts of the order."
   currency: String! @classification(level: INTERNAL)
   "When the order was placed."
@@ -4879,7 +4916,7 @@ input OrderWhere {
   "Condition on status."
   status: OrderStatusFilter
   "Condition on total."
-  total: FloatFilter
+  total: DecimalFilter
   "Condition on currency."
   currency: StringFilter
   "Condition on placedAt."
@@ -4961,13 +4998,13 @@ type OrderGroup {
 "Numeric fields of orders, aggregated."
 type OrderNumbers {
   "Aggregate of total."
-  total: Float
+  total: Decimal
 }
 
 "Conditions on aggregated numeric fields of orders."
 input OrderNumbersFilter {
   "Condition on the aggregate of total."
-  total: FloatFilter
+  total: DecimalFilter
 }
 
 "Conditions on order groups (SQL HAVING)."
@@ -5011,9 +5048,9 @@ type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   "Units ordered, at least 1."
   quantity: Int! @classification(level: INTERNAL)
   "Price of one unit when the order was placed, from inventory."
-  unitPrice: Float! @classification(level: INTERNAL)
+  unitPrice: Decimal! @classification(level: INTERNAL)
   "quantity × unitPrice."
-  amount: Float! @classification(level: INTERNAL)
+  amount: Decimal! @classification(level: INTERNAL)
   "The order this line belongs to."
   order: Order!
   "The item ordered (resolved by the inventory product); null if deleted since."
@@ -5048,9 +5085,9 @@ input OrderLineWhere {
   "Condition on quantity."
   quantity: IntFilter
   "Condition on unitPrice."
-  unitPrice: FloatFilter
+  unitPrice: DecimalFilter
   "Condition on amount."
-  amount: FloatFilter
+  amount: DecimalFilter
 }
 
 "Fields order lines can be sorted by."
@@ -5116,21 +5153,21 @@ type OrderLineGroup {
 "Numeric fields of order lines, aggregated."
 type OrderLineNumbers {
   "Aggregate of quantity."
-  quantity: Float
+  quantity: Decimal
   "Aggregate of unitPrice."
-  unitPrice: Float
+  unitPrice: Decimal
   "Aggregate of amount."
-  amount: Float
+  amount: Decimal
 }
 
 "Conditions on aggregated numeric fields of order lines."
 input OrderLineNumbersFilter {
   "Condition on the aggregate of quantity."
-  quantity: FloatFilter
+  quantity: DecimalFilter
   "Condition on the aggregate of unitPrice."
-  unitPrice: FloatFilter
+  unitPrice: DecimalFilter
   "Condition on the aggregate of amount."
-  amount: FloatFilter
+  amount: DecimalFilter
 }
 
 "Conditions on order-line groups (SQL HAVING)."
@@ -5271,7 +5308,7 @@ type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(produc
   "Orders placed that day and not cancelled."
   orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
 }
 
 "A customer's lifetime value, over orders that are not cancelled."
@@ -5285,7 +5322,7 @@ type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(produ
   "Orders."
   orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
   "The first order, if any."
   firstOrderAt: Time @classification(level: INTERNAL)
   "The last order, if any."
@@ -5301,7 +5338,7 @@ type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   "Units sold."
   units: Int! @classification(level: INTERNAL)
   "Revenue."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
 }
 
 "Filter on daily revenue. Fields combine with AND."
@@ -5319,7 +5356,7 @@ input DailyRevenueWhere {
   "Condition on orders."
   orders: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Fields daily revenue can be sorted by."
@@ -5379,7 +5416,7 @@ input CustomerValueWhere {
   "Condition on orders."
   orders: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
   "Condition on the first order."
   firstOrderAt: TimeFilter
   "Condition on the last order."
@@ -5447,17 +5484,17 @@ type CustomerValueGroup {
 "Numeric fields of customer value, aggregated."
 type CustomerValueNumbers {
   "Aggregate of orders."
-  orders: Float
+  orders: Decimal
   "Aggregate of revenue."
-  revenue: Float
+  revenue: Decimal
 }
 
 "Conditions on aggregated numeric fields of customer value."
 input CustomerValueNumbersFilter {
   "Condition on the aggregate of orders."
-  orders: FloatFilter
+  orders: DecimalFilter
   "Condition on the aggregate of revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Conditions on customer-value groups (SQL HAVING)."
@@ -5505,7 +5542,7 @@ input ItemSalesWhere {
   "Condition on units."
   units: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Fields item sales can be sorted by."
@@ -5553,11 +5590,11 @@ type SalesStats {
   "Orders not cancelled."
   orders: Int!
   "Their total."
-  revenue: Float!
+  revenue: Decimal!
   "Customers with at least one such order."
   customers: Int!
   "Revenue per order."
-  averageOrderValue: Float!
+  averageOrderValue: Decimal!
   "When these figures were computed."
   at: Time!
 }
@@ -11437,15 +11474,15 @@ func (ec *executionContext) _CustomerValue_revenue(ctx context.Context, field gr
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _CustomerValue_firstOrderAt(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
@@ -11925,26 +11962,26 @@ func (ec *executionContext) _CustomerValueNumbers_orders(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["orders"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValueNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _CustomerValueNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -11957,26 +11994,26 @@ func (ec *executionContext) _CustomerValueNumbers_revenue(ctx context.Context, f
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["revenue"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValueNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _DailyRevenue_id(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
@@ -12060,15 +12097,15 @@ func (ec *executionContext) _DailyRevenue_revenue(ctx context.Context, field gra
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_DailyRevenue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _DailyRevenueConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.DailyRevenueConnection) (ret graphql.Marshaler) {
@@ -13816,15 +13853,15 @@ func (ec *executionContext) _Item_price(ctx context.Context, field graphql.Colle
 			return obj.Price, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Item_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Item", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("Item", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Item_stock(ctx context.Context, field graphql.CollectedField, obj *inventory.Item) (ret graphql.Marshaler) {
@@ -14550,26 +14587,26 @@ func (ec *executionContext) _ItemNumbers_price(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["price"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "price")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemNumbers_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemNumbers_stock(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -14582,26 +14619,26 @@ func (ec *executionContext) _ItemNumbers_stock(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["stock"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "stock")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemNumbers_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSales_id(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
@@ -14685,15 +14722,15 @@ func (ec *executionContext) _ItemSales_revenue(ctx context.Context, field graphq
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSales_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSalesConnection_edges(ctx context.Context, field graphql.CollectedField, obj *model.ItemSalesConnection) (ret graphql.Marshaler) {
@@ -15596,15 +15633,15 @@ func (ec *executionContext) _Order_total(ctx context.Context, field graphql.Coll
 			return obj.Total, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Order_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Order", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("Order", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Order_currency(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
@@ -16584,15 +16621,15 @@ func (ec *executionContext) _OrderLine_unitPrice(ctx context.Context, field grap
 			return obj.UnitPrice, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_unitPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLine_amount(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
@@ -16607,15 +16644,15 @@ func (ec *executionContext) _OrderLine_amount(ctx context.Context, field graphql
 			return obj.Amount, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLine_order(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
@@ -17336,26 +17373,26 @@ func (ec *executionContext) _OrderLineNumbers_quantity(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["quantity"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "quantity")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLineNumbers_unitPrice(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -17368,26 +17405,26 @@ func (ec *executionContext) _OrderLineNumbers_unitPrice(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["unitPrice"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "unitPrice")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_unitPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLineNumbers_amount(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -17400,26 +17437,26 @@ func (ec *executionContext) _OrderLineNumbers_amount(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["amount"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "amount")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderNumbers_total(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -17432,26 +17469,26 @@ func (ec *executionContext) _OrderNumbers_total(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["total"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "total")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderNumbers_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *products.PageInfo) (ret graphql.Marshaler) {
@@ -19022,15 +19059,15 @@ func (ec *executionContext) _SalesStats_revenue(ctx context.Context, field graph
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SalesStats_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _SalesStats_customers(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
@@ -19068,15 +19105,15 @@ func (ec *executionContext) _SalesStats_averageOrderValue(ctx context.Context, f
 			return obj.AverageOrderValue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SalesStats_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _SalesStats_at(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
@@ -20841,7 +20878,7 @@ func (ec *executionContext) unmarshalInputCreateItemInput(ctx context.Context, o
 			it.Category = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -21214,14 +21251,14 @@ func (ec *executionContext) unmarshalInputCustomerValueNumbersFilter(ctx context
 		switch k {
 		case "orders":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -21367,7 +21404,7 @@ func (ec *executionContext) unmarshalInputCustomerValueWhere(ctx context.Context
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -21675,7 +21712,7 @@ func (ec *executionContext) unmarshalInputDailyRevenueWhere(ctx context.Context,
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -21694,6 +21731,105 @@ func (ec *executionContext) unmarshalInputDailyRevenueWhere(ctx context.Context,
 func UnmarshalDailyRevenueWhere(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueWhere", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDecimalFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eq", "ne", "gt", "gte", "lt", "lte", "in", "notIn", "isNull"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eq"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["eq"] = data
+		case "ne":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ne"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["ne"] = data
+		case "gt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gt"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["gt"] = data
+		case "gte":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gte"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["gte"] = data
+		case "lt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lt"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["lt"] = data
+		case "lte":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lte"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["lte"] = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["in"] = data
+		case "notIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notIn"))
+			data, err := ec.unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["notIn"] = data
+		case "isNull":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isNull"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["isNull"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDecimalFilter unmarshals raw into the DecimalFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDecimalFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DecimalFilter", raw, &out)
 	return out, err
 }
 
@@ -22515,14 +22651,14 @@ func (ec *executionContext) unmarshalInputItemNumbersFilter(ctx context.Context,
 		switch k {
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["price"] = data
 		case "stock":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stock"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -22757,7 +22893,7 @@ func (ec *executionContext) unmarshalInputItemSalesWhere(ctx context.Context, ob
 			it["units"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -22849,7 +22985,7 @@ func (ec *executionContext) unmarshalInputItemWhere(ctx context.Context, obj any
 			it["category"] = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -23188,21 +23324,21 @@ func (ec *executionContext) unmarshalInputOrderLineNumbersFilter(ctx context.Con
 		switch k {
 		case "quantity":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["quantity"] = data
 		case "unitPrice":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPrice"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["unitPrice"] = data
 		case "amount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -23348,14 +23484,14 @@ func (ec *executionContext) unmarshalInputOrderLineWhere(ctx context.Context, ob
 			it["quantity"] = data
 		case "unitPrice":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPrice"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["unitPrice"] = data
 		case "amount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -23398,7 +23534,7 @@ func (ec *executionContext) unmarshalInputOrderNumbersFilter(ctx context.Context
 		switch k {
 		case "total":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("total"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -23608,7 +23744,7 @@ func (ec *executionContext) unmarshalInputOrderWhere(ctx context.Context, obj an
 			it["status"] = data
 		case "total":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("total"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -24089,7 +24225,7 @@ func (ec *executionContext) unmarshalInputUpdateItemInput(ctx context.Context, o
 			it["category"] = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -28978,6 +29114,30 @@ func (ec *executionContext) marshalNDataProductKind2githubᚗcomᚋmeshgateᚋme
 	return v
 }
 
+func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (products.Decimal, error) {
+	var res products.Decimal
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (*products.Decimal, error) {
+	var res = new(products.Decimal)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Decimal!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalNFieldSet2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -30862,6 +31022,65 @@ func (ec *executionContext) unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx context.Co
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx context.Context, v any) ([]*products.Decimal, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*products.Decimal, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Decimal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (*products.Decimal, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(products.Decimal)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalODecimalFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDecimalFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOFieldReference2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFieldReference(ctx context.Context, sel ast.SelectionSet, v *model.FieldReference) graphql.Marshaler {

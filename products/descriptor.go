@@ -61,6 +61,8 @@ const (
 	TypeFloat
 	TypeTime
 	TypeEnum
+	// TypeDecimal is money: an exact Decimal, stored as cents.
+	TypeDecimal
 )
 
 // Entity is one table of a product exposed as a GraphQL type.

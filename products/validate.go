@@ -85,9 +85,6 @@ func OneOf(field, v string, allowed ...string) error {
 	return Invalid(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 }
 
-// Money rounds an amount to cents.
-func Money(v float64) float64 { return math.Round(v*100) / 100 }
-
 // Deref returns what a pointer points to (nil for a nil pointer) and any
 // other value unchanged. GraphQL inputs decoded into maps carry optional
 // scalars as pointers.

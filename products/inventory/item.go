@@ -14,14 +14,14 @@ import (
 type Item struct {
 	bun.BaseModel `bun:"table:items"`
 
-	ID        int64     `bun:"id,pk,autoincrement" json:"id"`
-	SKU       string    `bun:"sku,notnull,unique" json:"sku"`
-	Name      string    `bun:"name,notnull" json:"name"`
-	Category  string    `bun:"category,notnull" json:"category"`
-	Price     float64   `bun:"price,notnull" json:"price"`
-	Stock     int       `bun:"stock,notnull" json:"stock"`
-	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt"`
-	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt"`
+	ID        int64            `bun:"id,pk,autoincrement" json:"id"`
+	SKU       string           `bun:"sku,notnull,unique" json:"sku"`
+	Name      string           `bun:"name,notnull" json:"name"`
+	Category  string           `bun:"category,notnull" json:"category"`
+	Price     products.Decimal `bun:"price,type:BIGINT,notnull" json:"price"`
+	Stock     int              `bun:"stock,notnull" json:"stock"`
+	CreatedAt time.Time        `bun:"created_at,notnull" json:"createdAt"`
+	UpdatedAt time.Time        `bun:"updated_at,notnull" json:"updatedAt"`
 
 	products.Window
 }
@@ -40,7 +40,7 @@ var Entity = &products.Entity{
 		{Name: "sku", Column: "sku", Type: products.TypeString, Sort: "SKU", Description: "Stock-keeping unit.", Classification: products.Public},
 		{Name: "name", Column: "name", Type: products.TypeString, Sort: "NAME", Description: "Display name.", Classification: products.Public},
 		{Name: "category", Column: "category", Type: products.TypeString, Sort: "CATEGORY", Group: "CATEGORY", Description: "Product category.", Classification: products.Public},
-		{Name: "price", Column: "price", Type: products.TypeFloat, Sort: "PRICE", Numeric: true, Description: "Unit price.", Classification: products.Public},
+		{Name: "price", Column: "price", Type: products.TypeDecimal, Sort: "PRICE", Numeric: true, Description: "Unit price.", Classification: products.Public},
 		{Name: "stock", Column: "stock", Type: products.TypeInt, Sort: "STOCK", Numeric: true, Description: "Units on hand."},
 		{Name: "createdAt", Column: "created_at", Type: products.TypeTime, Sort: "CREATED_AT", Description: "Creation time."},
 		{Name: "updatedAt", Column: "updated_at", Type: products.TypeTime, Sort: "UPDATED_AT", Description: "Last change."},

@@ -22,14 +22,16 @@ var (
 )
 
 // Seed writes n deterministic demo items (ids 1..n) and returns their prices by id.
-func Seed(ctx context.Context, s Store, n int, at time.Time, progress products.Progress) (map[int64]float64, error) {
+func Seed(ctx context.Context, s Store, n int, at time.Time, progress products.Progress) (map[int64]products.Decimal, error) {
 	r := rand.New(rand.NewPCG(2, 2))
 	rows := make([]*Item, n)
-	prices := make(map[int64]float64, n)
+	prices := make(map[int64]products.Decimal, n)
 	for i := range rows {
 		cat := categories[r.IntN(len(categories))]
 		noun := nouns[cat][r.IntN(len(nouns[cat]))]
-		price := products.Money(math.Exp(r.Float64()*6) + 1.99)
+		// Drawn in floating point, then turned into whole cents once: the
+		// demo's prices are exact from here on.
+		price := products.Cents(int64(math.Round((math.Exp(r.Float64()*6) + 1.99) * 100)))
 		rows[i] = &Item{
 			ID:        int64(i + 1),
 			SKU:       fmt.Sprintf("SKU-%06d", i+1),

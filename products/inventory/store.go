@@ -12,11 +12,11 @@ type Store struct{ *products.Store }
 
 // Input is a new item (GraphQL CreateItemInput).
 type Input struct {
-	SKU      string  `json:"sku"`
-	Name     string  `json:"name"`
-	Category string  `json:"category"`
-	Price    float64 `json:"price"`
-	Stock    int     `json:"stock"`
+	SKU      string           `json:"sku"`
+	Name     string           `json:"name"`
+	Category string           `json:"category"`
+	Price    products.Decimal `json:"price"`
+	Stock    int              `json:"stock"`
 }
 
 // Create validates and inserts an item.
@@ -63,12 +63,12 @@ func (s Store) Delete(ctx context.Context, id int64) (*Item, error) {
 }
 
 // Prices returns the current unit price of each existing item among ids.
-func (s Store) Prices(ctx context.Context, ids []int64) (map[int64]float64, error) {
+func (s Store) Prices(ctx context.Context, ids []int64) (map[int64]products.Decimal, error) {
 	items, err := products.GetMany[Item](ctx, s.DB, Entity, ids)
 	if err != nil {
 		return nil, fmt.Errorf("inventory: prices: %w", err)
 	}
-	out := make(map[int64]float64, len(items))
+	out := make(map[int64]products.Decimal, len(items))
 	for id, it := range items {
 		out[id] = it.Price
 	}
@@ -106,9 +106,13 @@ func apply(it *Item, in map[string]any, path string) error {
 		case "category":
 			it.Category, err = products.Text(field, v.(string), 1, 100)
 		case "price":
-			p := v.(float64)
-			if err = products.Range(field, p, 0, 1e9); err == nil {
-				it.Price = products.Money(p)
+			var p products.Decimal
+			if p, err = products.DecimalInput(field, v); err == nil {
+				if p.Cmp(products.Cents(0)) < 0 || p.Cmp(products.Cents(1e11)) > 0 {
+					err = products.Invalid(field, "must be between 0 and 1000000000")
+				} else {
+					it.Price = p
+				}
 			}
 		case "stock":
 			n := v.(int)

@@ -2,6 +2,7 @@ package orders
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"time"
 
@@ -11,7 +12,7 @@ import (
 // Seed writes n deterministic demo orders with one to five lines each (three
 // on average) for customers 1..customers, priced from prices (item id →
 // unit price), placed between start and start+span.
-func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float64, start time.Time, span time.Duration, progress products.Progress) error {
+func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]products.Decimal, start time.Time, span time.Duration, progress products.Progress) error {
 	r := rand.New(rand.NewPCG(3, 3))
 	items := len(prices)
 	orders := make([]*Order, n)
@@ -33,12 +34,17 @@ func Seed(ctx context.Context, s Store, n, customers int, prices map[int64]float
 			}
 			used[item] = true
 			q := 1 + r.IntN(4)
-			l := &Line{ID: int64(len(lines) + 1), OrderID: o.ID, ItemID: item, Quantity: q, UnitPrice: prices[item], Amount: products.Money(prices[item] * float64(q))}
-			o.Total += l.Amount
+			amount, err := prices[item].Mul(int64(q))
+			if err == nil {
+				o.Total, err = o.Total.Add(amount)
+			}
+			if err != nil {
+				return fmt.Errorf("orders: seed: %w", err)
+			}
+			l := &Line{ID: int64(len(lines) + 1), OrderID: o.ID, ItemID: item, Quantity: q, UnitPrice: prices[item], Amount: amount}
 			o.Lines = append(o.Lines, l)
 			lines = append(lines, l)
 		}
-		o.Total = products.Money(o.Total)
 		orders[i] = o
 	}
 	if err := products.Insert(ctx, s.Store, Entity, orders, progress); err != nil {

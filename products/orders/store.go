@@ -14,7 +14,7 @@ type Customers interface {
 
 // Inventory prices items; the inventory product answers.
 type Inventory interface {
-	Prices(ctx context.Context, ids []int64) (map[int64]float64, error)
+	Prices(ctx context.Context, ids []int64) (map[int64]products.Decimal, error)
 }
 
 // Store is the orders product's store. Customers and Inventory are the
@@ -35,8 +35,8 @@ type LineInput struct {
 const MaxLines = 500
 
 // Place validates and places an order: the customer and the items must
-// exist; prices come from inventory; the total is the sum of the line
-// amounts. Order and lines are written in one transaction.
+// exist; prices come from inventory; line amounts (quantity × unit price)
+// and the total (their sum) are exact. Order and lines are written in one transaction.
 func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, currency string) (*Order, error) {
 	if len(lines) == 0 {
 		return nil, products.Invalid("lines", "an order needs at least one line")
@@ -78,10 +78,15 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 		if !ok {
 			return nil, &products.Error{Code: products.NotFound, Field: fmt.Sprintf("lines[%d].itemId", i), Message: fmt.Sprintf("item %d does not exist", l.ItemID)}
 		}
-		rows[i] = &Line{ItemID: l.ItemID, Quantity: l.Quantity, UnitPrice: p, Amount: products.Money(p * float64(l.Quantity))}
-		o.Total += rows[i].Amount
+		amount, err := p.Mul(int64(l.Quantity))
+		if err == nil {
+			o.Total, err = o.Total.Add(amount)
+		}
+		if err != nil {
+			return nil, products.Invalid(fmt.Sprintf("lines[%d].quantity", i), "the order's amount is too large")
+		}
+		rows[i] = &Line{ItemID: l.ItemID, Quantity: l.Quantity, UnitPrice: p, Amount: amount}
 	}
-	o.Total = products.Money(o.Total)
 	_, err = s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		o.PlacedAt, o.UpdatedAt = tx.Now(), tx.Now()
 		if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {

@@ -19,10 +19,10 @@ import (
 type DailyRevenue struct {
 	bun.BaseModel `bun:"table:daily_revenue"`
 
-	ID      int64   `bun:"id,pk" json:"id"` // YYYYMMDD
-	Date    string  `bun:"date,notnull" json:"date"`
-	Orders  int     `bun:"orders,notnull" json:"orders"`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue"`
+	ID      int64            `bun:"id,pk" json:"id"` // YYYYMMDD
+	Date    string           `bun:"date,notnull" json:"date"`
+	Orders  int              `bun:"orders,notnull" json:"orders"`
+	Revenue products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue"`
 
 	products.Window
 }
@@ -35,13 +35,13 @@ func (DailyRevenue) IsEntity() {}
 type CustomerValue struct {
 	bun.BaseModel `bun:"table:customer_value"`
 
-	ID           int64      `bun:"id,pk" json:"id"` // the customer's id
-	Country      string     `bun:"country,notnull" json:"country"`
-	Segment      string     `bun:"segment,notnull" json:"segment"`
-	Orders       int        `bun:"orders,notnull" json:"orders"`
-	Revenue      float64    `bun:"revenue,notnull" json:"revenue"`
-	FirstOrderAt *time.Time `bun:"first_order_at" json:"firstOrderAt"`
-	LastOrderAt  *time.Time `bun:"last_order_at" json:"lastOrderAt"`
+	ID           int64            `bun:"id,pk" json:"id"` // the customer's id
+	Country      string           `bun:"country,notnull" json:"country"`
+	Segment      string           `bun:"segment,notnull" json:"segment"`
+	Orders       int              `bun:"orders,notnull" json:"orders"`
+	Revenue      products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue"`
+	FirstOrderAt *time.Time       `bun:"first_order_at" json:"firstOrderAt"`
+	LastOrderAt  *time.Time       `bun:"last_order_at" json:"lastOrderAt"`
 
 	products.Window
 }
@@ -53,10 +53,10 @@ func (CustomerValue) IsEntity() {}
 type ItemSales struct {
 	bun.BaseModel `bun:"table:item_sales"`
 
-	ID      int64   `bun:"id,pk" json:"id"` // the item's id
-	Orders  int     `bun:"orders,notnull" json:"orders"`
-	Units   int     `bun:"units,notnull" json:"units"`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue"`
+	ID      int64            `bun:"id,pk" json:"id"` // the item's id
+	Orders  int              `bun:"orders,notnull" json:"orders"`
+	Units   int              `bun:"units,notnull" json:"units"`
+	Revenue products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue"`
 
 	products.Window
 }
@@ -69,21 +69,21 @@ func (ItemSales) IsEntity() {}
 type order struct {
 	bun.BaseModel `bun:"table:sales_orders"`
 
-	ID         int64     `bun:"id,pk"`
-	CustomerID int64     `bun:"customer_id,notnull"`
-	Day        int64     `bun:"day,notnull"`
-	PlacedAt   time.Time `bun:"placed_at,notnull"`
-	Total      float64   `bun:"total,notnull"`
-	Counted    bool      `bun:"counted,notnull"`
+	ID         int64            `bun:"id,pk"`
+	CustomerID int64            `bun:"customer_id,notnull"`
+	Day        int64            `bun:"day,notnull"`
+	PlacedAt   time.Time        `bun:"placed_at,notnull"`
+	Total      products.Decimal `bun:"total,type:BIGINT,notnull"`
+	Counted    bool             `bun:"counted,notnull"`
 }
 
 type orderLine struct {
 	bun.BaseModel `bun:"table:sales_order_lines"`
 
-	OrderID  int64   `bun:"order_id,pk"`
-	ItemID   int64   `bun:"item_id,pk"`
-	Quantity int     `bun:"quantity,notnull"`
-	Amount   float64 `bun:"amount,notnull"`
+	OrderID  int64            `bun:"order_id,pk"`
+	ItemID   int64            `bun:"item_id,pk"`
+	Quantity int              `bun:"quantity,notnull"`
+	Amount   products.Decimal `bun:"amount,type:BIGINT,notnull"`
 }
 
 // Entities of the sales product.
@@ -95,7 +95,7 @@ var (
 			{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The day as YYYYMMDD."},
 			{Name: "date", Column: "date", Type: products.TypeString, Sort: "DATE", Description: "The day, YYYY-MM-DD."},
 			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders placed that day, not cancelled."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Their total."},
+			{Name: "revenue", Column: "revenue", Type: products.TypeDecimal, Sort: "REVENUE", Numeric: true, Description: "Their total."},
 		},
 	}
 	CustomerValueEntity = &products.Entity{
@@ -106,7 +106,7 @@ var (
 			{Name: "country", Column: "country", Type: products.TypeString, Sort: "COUNTRY", Group: "COUNTRY", Description: "The customer's country."},
 			{Name: "segment", Column: "segment", Type: products.TypeString, Sort: "SEGMENT", Group: "SEGMENT", Description: "The customer's segment."},
 			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders, not cancelled."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Their total."},
+			{Name: "revenue", Column: "revenue", Type: products.TypeDecimal, Sort: "REVENUE", Numeric: true, Description: "Their total."},
 			{Name: "firstOrderAt", Column: "first_order_at", Type: products.TypeTime, Nullable: true, Description: "First order."},
 			{Name: "lastOrderAt", Column: "last_order_at", Type: products.TypeTime, Nullable: true, Description: "Last order."},
 		},
@@ -118,7 +118,7 @@ var (
 			{Name: "id", Column: "id", Type: products.TypeID, Sort: "ID", Description: "The item's id."},
 			{Name: "orders", Column: "orders", Type: products.TypeInt, Sort: "ORDERS", Numeric: true, Description: "Orders with the item, not cancelled."},
 			{Name: "units", Column: "units", Type: products.TypeInt, Sort: "UNITS", Numeric: true, Description: "Units sold."},
-			{Name: "revenue", Column: "revenue", Type: products.TypeFloat, Sort: "REVENUE", Numeric: true, Description: "Revenue."},
+			{Name: "revenue", Column: "revenue", Type: products.TypeDecimal, Sort: "REVENUE", Numeric: true, Description: "Revenue."},
 		},
 	}
 )
@@ -134,30 +134,37 @@ var Product = &products.Descriptor{
 	Entities:    []*products.Entity{DailyEntity, CustomerValueEntity, ItemSalesEntity},
 }
 
-// Stats are the headline figures of the sales product.
+// Stats are the headline figures of the sales product. Revenue is exact;
+// AverageOrderValue is revenue / orders rounded half to even to
+// products.AveragePlaces places.
 type Stats struct {
-	Orders            int       `json:"orders"`
-	Revenue           float64   `json:"revenue"`
-	Customers         int       `json:"customers"`
-	AverageOrderValue float64   `json:"averageOrderValue"`
-	At                time.Time `json:"at"`
+	Orders            int              `json:"orders"`
+	Revenue           products.Decimal `json:"revenue"`
+	Customers         int              `json:"customers"`
+	AverageOrderValue products.Decimal `json:"averageOrderValue"`
+	At                time.Time        `json:"at"`
 }
 
 // ComputeStats computes the headline figures from the sales store.
 func ComputeStats(ctx context.Context, db bun.IDB) (*Stats, error) {
 	var t struct {
-		N         int     `bun:"n"`
-		Sum       float64 `bun:"total"`
-		Customers int     `bun:"customers"`
+		N         int              `bun:"n"`
+		Sum       products.Decimal `bun:"total"`
+		Customers int              `bun:"customers"`
 	}
 	if err := db.NewSelect().Model((*order)(nil)).
-		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total, COUNT(DISTINCT customer_id) AS customers").
+		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0) AS total, COUNT(DISTINCT customer_id) AS customers").
 		Where("counted = ?", true).Scan(ctx, &t); err != nil {
 		return nil, fmt.Errorf("sales: stats: %w", err)
 	}
-	s := &Stats{Orders: t.N, Revenue: products.Money(t.Sum), Customers: t.Customers, At: time.Now().UTC()}
+	s := &Stats{Orders: t.N, Revenue: t.Sum, Customers: t.Customers, At: time.Now().UTC(),
+		AverageOrderValue: products.NewDecimal(0, products.AveragePlaces)}
 	if t.N > 0 {
-		s.AverageOrderValue = products.Money(t.Sum / float64(t.N))
+		avg, err := products.Average(t.Sum, int64(t.N))
+		if err != nil {
+			return nil, fmt.Errorf("sales: stats: %w", err)
+		}
+		s.AverageOrderValue = avg
 	}
 	return s, nil
 }
