@@ -180,6 +180,34 @@ func TestMoneyIsExact(t *testing.T) {
 			}
 		})
 
+		t.Run("having on averages and integers", func(t *testing.T) {
+			// Exact comparisons: avg as sum against value × count, integer
+			// aggregates scaled to cents.
+			mins := sqlText(t, g, "inventory", `SELECT CAST(MIN(stock) AS TEXT) FROM items GROUP BY category ORDER BY category`)
+			inMins := mins[0] + ", " + mins[len(mins)-1]
+			for _, c := range []struct{ having, sql string }{
+				{`{avg: {stock: {gt: 500.5}}}`, `HAVING AVG(stock) > 500.5`},
+				{`{avg: {price: {gte: "30.25"}}}`, `HAVING AVG(price) >= 3025`},
+				{`{sum: {stock: {lt: 1500}}, max: {price: {lte: 100}}}`, `HAVING SUM(stock) < 1500 AND MAX(price) <= 10000`},
+				{`{min: {stock: {in: [` + inMins + `]}}, count: {gte: 1}}`, `HAVING MIN(stock) IN (` + inMins + `)`},
+				{`{avg: {stock: {notIn: ["500.00"]}}}`, `HAVING AVG(stock) <> 500`},
+			} {
+				want := sqlText(t, g, "inventory", `SELECT category FROM items GROUP BY category `+c.sql+` ORDER BY category`)
+				r := g.post(t, `{ itemsAggregate(groupBy: [CATEGORY], having: `+c.having+`) { group { category } } }`, nil)
+				var out struct {
+					ItemsAggregate []struct{ Group struct{ Category string } }
+				}
+				decodeExact(t, r.Data, &out)
+				var got []string
+				for _, a := range out.ItemsAggregate {
+					got = append(got, a.Group.Category)
+				}
+				if len(r.Errors) > 0 || strings.Join(got, ",") != strings.Join(want, ",") {
+					t.Errorf("having %s: %v %v, want %v", c.having, got, r.Errors, want)
+				}
+			}
+		})
+
 		t.Run("line sums", func(t *testing.T) {
 			amount := sqlText(t, g, "orders", `SELECT SUM(amount) FROM order_lines`)[0]
 			units := sqlText(t, g, "orders", `SELECT SUM(quantity) FROM order_lines`)[0]
