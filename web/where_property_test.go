@@ -517,3 +517,28 @@ func show(w any) string {
 	}
 	return fmt.Sprint(w)
 }
+
+// TestWhereBadStringsOverAPI: what the property checks on products.List,
+// through GraphQL: a NUL byte in a filter string (PostgreSQL text cannot
+// hold one; SQLite used to fail with an internal error) and a time finer
+// than the stores keep are BAD_USER_INPUT naming the operator, on both
+// backends, for lists and subscriptions alike.
+func TestWhereBadStringsOverAPI(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend string) {
+		g := sharedGateway(t, backend)
+		for _, c := range []struct{ field, where string }{
+			{"where.name.eq", `{name: {eq: $s}}`},
+			{"where.name.contains", `{name: {contains: $s}}`},
+			{"where.or[0].email.startsWith", `{or: [{email: {startsWith: $s}}]}`},
+			{"where.not.country.in[1]", `{not: {country: {in: ["DE", $s]}}}`},
+		} {
+			e := g.fail(t, "BAD_USER_INPUT", c.field, `query($s: String!) { customers(where: `+c.where+`) { nodes { id } } }`, map[string]any{"s": "a\x00b"})
+			if !strings.Contains(e.Message, "NUL") {
+				t.Errorf("%s: %q", c.where, e.Message)
+			}
+		}
+		g.fail(t, "BAD_USER_INPUT", "where.placedAt.gt", `{ orders(where: {placedAt: {gt: "2026-01-01T00:00:00.0000001Z"}}) { nodes { id } } }`, nil)
+		g.fail(t, "BAD_USER_INPUT", "where.name.eq", `subscription($s: String!) { customerChanged(where: {name: {eq: $s}}) { op } }`, map[string]any{"s": "\x00"})
+	})
+}
