@@ -4,23 +4,18 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/driver/pgdriver"
+	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 )
 
 // gateway is a meshgate started in-process through run, as the binary does.
@@ -154,40 +149,16 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// postgresStores returns --store flags that put every product in its own
-// fresh schema of the PostgreSQL test database, dropped after the test; it
-// skips when MESHGATE_TEST_POSTGRES is unset.
+// postgresStores returns --store flags that put every product of the demo
+// mesh in its own fresh schema of the PostgreSQL test database, dropped
+// after the test (see pgtest for when it skips or fails).
 func postgresStores(t testing.TB) []string {
 	t.Helper()
-	dsn := os.Getenv("MESHGATE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("MESHGATE_TEST_POSTGRES is not set")
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	prefix := "t" + hex.EncodeToString(b[:])
+	pg := pgtest.New(t)
 	var args []string
-	var schemas []string
-	for _, p := range []string{"customers", "inventory", "orders", "engagement"} {
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", prefix+"_"+p)
-		u.RawQuery = q.Encode()
-		args = append(args, "--store", p+"="+u.String())
-		schemas = append(schemas, prefix+"_"+p)
+	for _, d := range demo.Products {
+		args = append(args, "--store", d.Name+"="+pg.DSN(d.Name))
 	}
-	t.Cleanup(func() {
-		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn))), pgdialect.New())
-		defer db.Close()
-		for _, s := range schemas {
-			if _, err := db.Exec("DROP SCHEMA IF EXISTS ? CASCADE", bun.Ident(s)); err != nil {
-				t.Errorf("drop schema %s: %v", s, err)
-			}
-		}
-	})
 	return args
 }
 

@@ -66,7 +66,9 @@ func pointSelect(ctx context.Context, s customers.Store, id int64) error {
 // (customers.Store.Create: e-mail check, entity insert, audit counter,
 // audit insert), each from 1 and from 8 goroutines for 3 s. The pool is
 // fixed at 8 open and 8 idle connections here, so that only the driver
-// differs between runs. Reported: operations per second per case.
+// differs between runs. Reported: operations per second per case and the
+// client process's CPU time per operation (driver, database/sql and bun;
+// less disturbed than throughput by other load on the machine).
 //
 //	MESHGATE_TEST_POSTGRES=… go test -run XXX -bench StoreDriver -benchtime 1x ./bench/
 func BenchmarkStoreDriver(b *testing.B) {
@@ -91,9 +93,12 @@ func BenchmarkStoreDriver(b *testing.B) {
 		for _, clients := range []int{1, 8} {
 			b.Run(fmt.Sprintf("%s/c%d", c.name, clients), func(b *testing.B) {
 				runFor(b, clients, 200*time.Millisecond, c.op) // warm the pool and plan caches
+				cpu := cpuTime()
 				rate := runFor(b, clients, driverDuration, c.op)
+				perOp := float64(cpuTime()-cpu) / (rate * driverDuration.Seconds()) / 1e3
 				b.ReportMetric(rate, "ops/s")
-				fmt.Printf("driver %s c%d: %.0f ops/s\n", c.name, clients, rate)
+				b.ReportMetric(perOp, "client_cpu_us/op")
+				fmt.Printf("driver %s c%d: %.0f ops/s, %.1f µs client CPU/op\n", c.name, clients, rate, perOp)
 			})
 		}
 	}

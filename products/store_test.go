@@ -1,0 +1,144 @@
+package products
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+
+	"github.com/meshgate/meshgate/products/pgtest"
+)
+
+// These tests open real stores: a SQLite file always, and a schema of the
+// PostgreSQL test database (see pgtest) when MESHGATE_TEST_POSTGRES is set.
+
+// testProduct is a product of its own, so that these tests need none of the
+// demo mesh (which imports this package).
+var testProduct = &Descriptor{Name: "storetest", Entities: []*Entity{widgetEntity}}
+
+var widgetEntity = &Entity{Name: "Widget", Table: "widgets", Fields: []*Field{
+	{Name: "id", Column: "id", Type: TypeID, Sort: "ID"},
+	{Name: "code", Column: "code", Type: TypeString},
+}}
+
+// widget has a system-assigned primary key, a unique column users supply
+// and an optional reference to a part (a foreign key within the store).
+type widget struct {
+	bun.BaseModel `bun:"table:widgets"`
+
+	ID     int64  `bun:"id,pk,autoincrement"`
+	Code   string `bun:"code,notnull,unique"`
+	PartID *int64 `bun:"part_id"`
+}
+
+type part struct {
+	bun.BaseModel `bun:"table:parts"`
+
+	ID int64 `bun:"id,pk"`
+}
+
+// openTestStore opens the test product's store on dsn with its two tables;
+// the test closes it.
+func openTestStore(t *testing.T, dsn string) *Store {
+	t.Helper()
+	ctx := context.Background()
+	s, err := Open(ctx, testProduct, dsn, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if _, err := s.DB.NewCreateTable().Model((*part)(nil)).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.DB.NewCreateTable().Model((*widget)(nil)).ForeignKey(`("part_id") REFERENCES "parts" ("id")`).Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func countWidgets(t *testing.T, s *Store) int64 {
+	t.Helper()
+	n, err := s.DB.NewSelect().Model((*widget)(nil)).Count(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// TestCancelledLockWait checks that a context bounds a wait on PostgreSQL
+// (here for an advisory lock another session holds): the wait returns when
+// the context ends, the server stops waiting too (no session is left in
+// the lock's queue), and the store keeps working.
+func TestCancelledLockWait(t *testing.T) {
+	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
+	ctx := context.Background()
+	key := s.lockKey("cancel test")
+	holder, err := s.DB.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close()
+	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_lock(?)", key); err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 300*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	_, err = s.DB.ExecContext(short, "SELECT pg_advisory_lock(?)", key)
+	if err == nil {
+		t.Fatal("got the lock another session holds")
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Errorf("the wait lasted %v after a 300ms deadline", waited)
+	}
+	var waiting int
+	if err := holder.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted
+		AND ((classid::bigint << 32) | objid::bigint) = ?`, key).Scan(&waiting); err != nil {
+		t.Fatal(err)
+	}
+	if waiting != 0 {
+		t.Errorf("%d sessions still wait for the lock on the server after the context ended", waiting)
+	}
+	if _, err := holder.ExecContext(ctx, "SELECT pg_advisory_unlock(?)", key); err != nil {
+		t.Fatal(err)
+	}
+	if n := countWidgets(t, s); n != 0 {
+		t.Errorf("%d widgets", n)
+	}
+}
+
+// TestPostgresDSN checks the DSN handling: the product's schema becomes
+// the sessions' search_path (a startup parameter), bad DSNs are refused,
+// and no message shows a password.
+func TestPostgresDSN(t *testing.T) {
+	pg := pgtest.New(t)
+	ctx := context.Background()
+	s := openTestStore(t, pg.DSN(testProduct.Name))
+	var path string
+	if err := s.DB.QueryRowContext(ctx, "SHOW search_path").Scan(&path); err != nil {
+		t.Fatal(err)
+	}
+	if path != pg.Schema(testProduct.Name) {
+		t.Errorf("search_path = %q, want %q", path, pg.Schema(testProduct.Name))
+	}
+	if s.schema != pg.Schema(testProduct.Name) {
+		t.Errorf("store schema = %q", s.schema)
+	}
+
+	for _, c := range []struct{ dsn, want string }{
+		{"postgres://meshgate:s3cret@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", "connect to PostgreSQL"},
+		{"postgres://meshgate:s3cret@127.0.0.1:port/test", "bad DSN"},
+		{"postgres://meshgate:s3cret@127.0.0.1:5432/test?sslmode=sometimes", "bad DSN"},
+	} {
+		_, err := Open(ctx, testProduct, c.dsn, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Open(%s): %v, want %q", c.dsn, err, c.want)
+			continue
+		}
+		if strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%s) shows the password: %v", c.dsn, err)
+		}
+	}
+}
