@@ -104,31 +104,31 @@ func BenchmarkStoreDriver(b *testing.B) {
 	}
 }
 
-// BenchmarkPoolRead measures a concurrent point-select load on a
-// PostgreSQL store with the pool exactly as products.Open configures it:
-// 16 and 64 goroutines for 5 s. Reported: reads per second and the
-// database sessions the pool opened meanwhile (from database/sql's
-// statistics: sessions still open plus those closed for being idle or
-// old).
+// BenchmarkPoolRead measures a concurrent point-select load on a store
+// with the pool exactly as products.Open configures it: 16 and 64
+// goroutines for 5 s, on SQLite and PostgreSQL. Reported: reads per second
+// and the database sessions the pool opened in all, seeding included (from
+// database/sql's statistics: sessions still open plus those closed for
+// being idle or old).
 //
 //	MESHGATE_TEST_POSTGRES=… go test -run XXX -bench PoolRead -benchtime 1x ./bench/
 func BenchmarkPoolRead(b *testing.B) {
-	pgBase(b)
 	ctx := context.Background()
-	for _, clients := range []int{16, 64} {
-		b.Run(fmt.Sprintf("c%d", clients), func(b *testing.B) {
-			store := customers.Store{Store: openStore(b, "postgres", customers.Product, customers.Migrations)}
-			ids := seedCustomers(b, store, 200)
-			before := opened(store.Store)
-			rate := runFor(b, clients, poolDuration, func(w, i int) error {
-				return pointSelect(ctx, store, ids[(w*7919+i)%len(ids)])
+	backends(b, func(b *testing.B, backend string) {
+		for _, clients := range []int{16, 64} {
+			b.Run(fmt.Sprintf("c%d", clients), func(b *testing.B) {
+				store := customers.Store{Store: openStore(b, backend, customers.Product, customers.Migrations)}
+				ids := seedCustomers(b, store, 200)
+				rate := runFor(b, clients, poolDuration, func(w, i int) error {
+					return pointSelect(ctx, store, ids[(w*7919+i)%len(ids)])
+				})
+				sessions := opened(store.Store)
+				b.ReportMetric(rate, "reads/s")
+				b.ReportMetric(float64(sessions), "sessions")
+				fmt.Printf("pool read %s c%d for %v: %.0f reads/s, %d sessions opened in all\n", backend, clients, poolDuration, rate, sessions)
 			})
-			sessions := opened(store.Store) - before
-			b.ReportMetric(rate, "reads/s")
-			b.ReportMetric(float64(sessions), "sessions")
-			fmt.Printf("pool read c%d for %v: %.0f reads/s, %d sessions opened\n", clients, poolDuration, rate, sessions)
-		})
-	}
+		}
+	})
 }
 
 // opened is the number of sessions the store's pool has opened so far, as

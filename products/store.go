@@ -91,7 +91,11 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 		if err != nil {
 			return nil, fmt.Errorf("%s store: %w", d.Name, err)
 		}
+		// SQLite allows one writer at a time; a few connections serve
+		// concurrent readers, and keeping them all idle spares reopening
+		// (and re-running the pragmas) under load.
 		sqldb.SetMaxOpenConns(8)
+		sqldb.SetMaxIdleConns(8)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()

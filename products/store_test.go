@@ -2,7 +2,9 @@ package products
 
 import (
 	"context"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -58,6 +60,17 @@ func openTestStore(t *testing.T, dsn string) *Store {
 	return s
 }
 
+// addWidget writes a widget (and its audit entry) through Store.Write.
+func addWidget(ctx context.Context, s *Store, w *widget) error {
+	_, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		if _, err := tx.NewInsert().Model(w).Returning("id").Exec(ctx); err != nil {
+			return fmt.Errorf("insert widget: %w", err)
+		}
+		return tx.Created(widgetEntity, w.ID, w)
+	})
+	return err
+}
+
 func countWidgets(t *testing.T, s *Store) int64 {
 	t.Helper()
 	n, err := s.DB.NewSelect().Model((*widget)(nil)).Count(context.Background())
@@ -65,6 +78,58 @@ func countWidgets(t *testing.T, s *Store) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestPoolBoundsSessions runs 32 concurrent readers, 100 reads each, on a
+// PostgreSQL store whose DSN sets pool_max_conns=4: the pool never opens
+// more than 4 sessions (database/sql's statistics: sessions open plus
+// those it closed), however often they are idle in between. Without the
+// sizing, database/sql keeps 2 idle sessions and opens new ones under load.
+func TestPoolBoundsSessions(t *testing.T) {
+	pg := pgtest.New(t)
+	s := openTestStore(t, pg.DSN(testProduct.Name)+"&pool_max_conns=4")
+	ctx := context.Background()
+	if err := addWidget(ctx, s, &widget{Code: "W-1"}); err != nil {
+		t.Fatal(err)
+	}
+	opened := func() int64 {
+		st := s.DB.Stats()
+		return int64(st.OpenConnections) + st.MaxIdleClosed + st.MaxIdleTimeClosed + st.MaxLifetimeClosed
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 32)
+	for range 32 {
+		wg.Go(func() {
+			for range 100 {
+				var w widget
+				if err := s.DB.NewSelect().Model(&w).Where("code = ?", "W-1").Scan(ctx); err != nil {
+					errs <- err
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	st := s.DB.Stats()
+	if st.MaxOpenConnections != 4 {
+		t.Errorf("MaxOpenConnections = %d, want 4", st.MaxOpenConnections)
+	}
+	if n := opened(); n > 4 || st.MaxIdleClosed > 0 {
+		t.Errorf("the pool opened %d sessions (%d closed for being idle), want at most 4", n, st.MaxIdleClosed)
+	}
+	if st.WaitCount == 0 {
+		t.Errorf("no reader waited for a session: the load did not exceed the pool")
+	}
+
+	// Without pool parameters the default applies.
+	d := openTestStore(t, pg.DSN("storetest2"))
+	if got := d.DB.Stats().MaxOpenConnections; got != DefaultMaxConns {
+		t.Errorf("default MaxOpenConnections = %d, want %d", got, DefaultMaxConns)
+	}
 }
 
 // TestCancelledLockWait checks that a context bounds a wait on PostgreSQL
@@ -110,8 +175,8 @@ func TestCancelledLockWait(t *testing.T) {
 }
 
 // TestPostgresDSN checks the DSN handling: the product's schema becomes
-// the sessions' search_path (a startup parameter), bad DSNs are refused,
-// and no message shows a password.
+// the sessions' search_path (a startup parameter), bad DSNs and pool
+// parameters are refused, and no message shows a password.
 func TestPostgresDSN(t *testing.T) {
 	pg := pgtest.New(t)
 	ctx := context.Background()
@@ -129,6 +194,8 @@ func TestPostgresDSN(t *testing.T) {
 
 	for _, c := range []struct{ dsn, want string }{
 		{"postgres://meshgate:s3cret@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", "connect to PostgreSQL"},
+		{"postgres://meshgate:s3cret@127.0.0.1:5432/test?pool_max_conns=1", "pool_max_conns must be"},
+		{"postgres://meshgate:s3cret@127.0.0.1:5432/test?pool_max_conn_lifetime=soon", "pool_max_conn_lifetime must be"},
 		{"postgres://meshgate:s3cret@127.0.0.1:port/test", "bad DSN"},
 		{"postgres://meshgate:s3cret@127.0.0.1:5432/test?sslmode=sometimes", "bad DSN"},
 	} {
