@@ -19,6 +19,7 @@ require (
 	github.com/vikstrous/dataloadgen v0.0.10
 	github.com/xdg-go/scram v1.4.0
 	golang.org/x/sync v0.25.0
+	modernc.org/sqlite v1.46.1
 )
 
 require (
@@ -75,7 +76,6 @@ require (
 	modernc.org/libc v1.68.0 // indirect
 	modernc.org/mathutil v1.7.1 // indirect
 	modernc.org/memory v1.11.0 // indirect
-	modernc.org/sqlite v1.46.1 // indirect
 )
 
 tool github.com/99designs/gqlgen

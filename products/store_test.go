@@ -2,13 +2,18 @@ package products
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/driver/sqliteshim"
+	"modernc.org/sqlite"
 
 	"github.com/meshgate/meshgate/products/pgtest"
 )
@@ -39,6 +44,16 @@ type part struct {
 	bun.BaseModel `bun:"table:parts"`
 
 	ID int64 `bun:"id,pk"`
+}
+
+// forEachStore runs fn on a fresh test store on SQLite and on PostgreSQL.
+func forEachStore(t *testing.T, fn func(t *testing.T, s *Store)) {
+	t.Run("sqlite", func(t *testing.T) {
+		fn(t, openTestStore(t, "sqlite:"+filepath.Join(t.TempDir(), "storetest.db")))
+	})
+	t.Run("postgres", func(t *testing.T) {
+		fn(t, openTestStore(t, pgtest.New(t).DSN(testProduct.Name)))
+	})
 }
 
 // openTestStore opens the test product's store on dsn with its two tables;
@@ -78,6 +93,99 @@ func countWidgets(t *testing.T, s *Store) int64 {
 		t.Fatal(err)
 	}
 	return n
+}
+
+// TestConstraintViolationsByCode checks that Store.Write recognises
+// constraint violations by the driver's code: only a unique value users
+// supply becomes CONFLICT; a primary key's or a foreign key's violation,
+// and an error that merely reads like a violation, stay internal. Nothing
+// of a failed write remains.
+func TestConstraintViolationsByCode(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		first := &widget{Code: "W-1"}
+		if err := addWidget(ctx, s, first); err != nil {
+			t.Fatal(err)
+		}
+		missing := int64(404)
+		for _, c := range []struct {
+			name string
+			kind violation
+			code Code
+			run  func() error
+		}{
+			{"unique value", noViolation, Conflict, func() error { return addWidget(ctx, s, &widget{Code: "W-1"}) }},
+			{"primary key", primaryKeyViolation, "", func() error { return addWidget(ctx, s, &widget{ID: first.ID, Code: "W-2"}) }},
+			{"foreign key", foreignKeyViolation, "", func() error { return addWidget(ctx, s, &widget{Code: "W-3", PartID: &missing}) }},
+			{"text that reads like a violation", noViolation, "", func() error {
+				_, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+					return errors.New(`UNIQUE constraint failed: widgets.code; ERROR: duplicate key value violates unique constraint (SQLSTATE=23505)`)
+				})
+				return err
+			}},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				err := c.run()
+				if err == nil {
+					t.Fatal("write succeeded")
+				}
+				// A CONFLICT replaces the driver's error; the others keep it.
+				if got := violationOf(err); c.code == "" && got != c.kind {
+					t.Errorf("violationOf(%v) = %d, want %d", err, got, c.kind)
+				}
+				if got := ErrorCode(err); got != c.code {
+					t.Errorf("code of %v = %q, want %q", err, got, c.code)
+				}
+				if n := countWidgets(t, s); n != 1 {
+					t.Errorf("%d widgets after the failed write, want 1", n)
+				}
+			})
+		}
+		latest, err := s.Latest(ctx)
+		if err != nil || latest != 1 {
+			t.Errorf("audit log at %d (%v) after the failed writes, want 1", latest, err)
+		}
+	})
+}
+
+// TestSQLiteDriverIsModernc pins what violationOf relies on: sqliteshim
+// registers modernc.org/sqlite here, whose errors carry extended result
+// codes.
+func TestSQLiteDriverIsModernc(t *testing.T) {
+	db, err := sql.Open(sqliteshim.ShimName, "file:"+filepath.Join(t.TempDir(), "x.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	if _, ok := db.Driver().(*sqlite.Driver); !ok {
+		t.Fatalf("sqliteshim uses %T, not modernc.org/sqlite: teach violationOf its error codes", db.Driver())
+	}
+}
+
+// TestNULIsBadInput checks that a NUL character in a mutation's text is
+// the client's mistake (BAD_USER_INPUT) and never reaches the store, which
+// would fail with an internal error: the validators run before any write.
+func TestNULIsBadInput(t *testing.T) {
+	forEachStore(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		// What the store alone would do: an error without a code.
+		if err := addWidget(ctx, s, &widget{Code: "W\x00-1"}); err == nil || ErrorCode(err) != "" {
+			t.Errorf("a NUL written to the store: %v; want an internal error (what the validators prevent)", err)
+		}
+		for name, check := range map[string]func() error{
+			"Text":  func() error { _, err := Text("input.code", "W\x00-1", 1, 20); return err },
+			"Email": func() error { _, err := Email("input.email", "ada\x00@example.com"); return err },
+		} {
+			err := check()
+			var e *Error
+			if !errors.As(err, &e) || e.Code != BadUserInput || !strings.Contains(e.Message, "NUL") {
+				t.Errorf("%s with a NUL: %v, want BAD_USER_INPUT naming NUL", name, err)
+			}
+		}
+		if n := countWidgets(t, s); n != 0 {
+			t.Errorf("%d widgets, want 0", n)
+		}
+	})
 }
 
 // TestPoolBoundsSessions runs 32 concurrent readers, 100 reads each, on a
@@ -175,8 +283,8 @@ func TestCancelledLockWait(t *testing.T) {
 }
 
 // TestPostgresDSN checks the DSN handling: the product's schema becomes
-// the sessions' search_path (a startup parameter), bad DSNs and pool
-// parameters are refused, and no message shows a password.
+// the sessions' search_path (a startup parameter), an explicit search_path
+// wins, bad pool parameters are refused, and no message shows a password.
 func TestPostgresDSN(t *testing.T) {
 	pg := pgtest.New(t)
 	ctx := context.Background()
