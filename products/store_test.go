@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -195,7 +196,7 @@ func TestNULIsBadInput(t *testing.T) {
 // sizing, database/sql keeps 2 idle sessions and opens new ones under load.
 func TestPoolBoundsSessions(t *testing.T) {
 	pg := pgtest.New(t)
-	s := openTestStore(t, pg.DSN(testProduct.Name)+"&pool_max_conns=4")
+	s := openTestStore(t, withPool(t, pg.DSN(testProduct.Name), "4"))
 	ctx := context.Background()
 	if err := addWidget(ctx, s, &widget{Code: "W-1"}); err != nil {
 		t.Fatal(err)
@@ -234,10 +235,25 @@ func TestPoolBoundsSessions(t *testing.T) {
 	}
 
 	// Without pool parameters the default applies.
-	d := openTestStore(t, pg.DSN("storetest2"))
+	d := openTestStore(t, withPool(t, pg.DSN("storetest2"), ""))
 	if got := d.DB.Stats().MaxOpenConnections; got != DefaultMaxConns {
 		t.Errorf("default MaxOpenConnections = %d, want %d", got, DefaultMaxConns)
 	}
+}
+
+// withPool returns dsn with pool_max_conns=n, or without it for "".
+func withPool(t *testing.T, dsn, n string) string {
+	u, err := url.Parse(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("pool_max_conns")
+	if n != "" {
+		q.Set("pool_max_conns", n)
+	}
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // TestCancelledLockWait checks that a context bounds a wait on PostgreSQL

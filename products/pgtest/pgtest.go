@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -75,9 +76,16 @@ func NewSet(base string) *Schemas {
 // Schema returns the name of the set's schema for name (e.g. a product).
 func (s *Schemas) Schema(name string) string { return s.prefix + "_" + name }
 
-// DSN returns the base DSN with search_path set to Schema(name): a
-// product store opened on it lives in that schema. It panics if the base
-// DSN is not a URL.
+// MaxConns is the pool size of the stores tests open (pool_max_conns),
+// unless the base DSN sets one: tests share one server with each other
+// (and max_connections is 100 by default), and a small pool also shows
+// code that needs two sessions of one store at once.
+const MaxConns = 4
+
+// DSN returns the base DSN with search_path set to Schema(name) (a
+// product store opened on it lives in that schema) and pool_max_conns set
+// to MaxConns unless the base sets it. It panics if the base DSN is not a
+// URL.
 func (s *Schemas) DSN(name string) string {
 	u, err := url.Parse(s.base)
 	if err != nil {
@@ -85,6 +93,9 @@ func (s *Schemas) DSN(name string) string {
 	}
 	q := u.Query()
 	q.Set("search_path", s.Schema(name))
+	if !q.Has("pool_max_conns") {
+		q.Set("pool_max_conns", strconv.Itoa(MaxConns))
+	}
 	u.RawQuery = q.Encode()
 	return u.String()
 }

@@ -3,8 +3,10 @@ package pgtest
 import (
 	"context"
 	"database/sql"
+	"net/url"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -48,7 +50,17 @@ func TestDrop(t *testing.T) {
 	base := Base(t)
 	ctx := context.Background()
 	s, other := NewSet(base), New(t)
-	db, err := sql.Open("pgx", s.DSN("orders"))
+	u, err := url.Parse(s.DSN("orders"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	if q.Get("pool_max_conns") != strconv.Itoa(MaxConns) {
+		t.Errorf("DSN %s lacks pool_max_conns=%d", u, MaxConns)
+	}
+	q.Del("pool_max_conns") // products.Open's parameter, not pgx's
+	u.RawQuery = q.Encode()
+	db, err := sql.Open("pgx", u.String())
 	if err != nil {
 		t.Fatal(err)
 	}
