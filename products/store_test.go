@@ -316,6 +316,26 @@ func TestPostgresDSN(t *testing.T) {
 		t.Errorf("store schema = %q", s.schema)
 	}
 
+	// Without search_path in the DSN the schema is the product's name (a
+	// product named like one of the set's schemas, so that it is dropped).
+	named := &Descriptor{Name: pg.Schema("named")}
+	u, err := url.Parse(pg.DSN("unused"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Del("search_path")
+	u.RawQuery = q.Encode()
+	d, err := Open(ctx, named, u.String(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	var current string
+	if err := d.DB.QueryRowContext(ctx, "SELECT current_schema()").Scan(&current); err != nil || current != named.Name || d.schema != named.Name {
+		t.Errorf("current_schema() = %q (%v), store schema %q; want %q", current, err, d.schema, named.Name)
+	}
+
 	for _, c := range []struct{ dsn, want string }{
 		{"postgres://meshgate:s3cret@127.0.0.1:1/test?sslmode=disable&connect_timeout=2", "connect to PostgreSQL"},
 		{"postgres://meshgate:s3cret@127.0.0.1:5432/test?pool_max_conns=1", "pool_max_conns must be"},
