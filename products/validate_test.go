@@ -50,9 +50,11 @@ func TestValidators(t *testing.T) {
 	text := func(v string) (string, error) { return Text("f", v, 1, 5) }
 	ok("Text", text, "  abc  ", "abc")
 	ok("Text", text, "ééééé", "ééééé")
-	for _, v := range []string{"", "   ", "abcdef", "éééééé"} {
+	for _, v := range []string{"", "   ", "abcdef", "éééééé", "a\x00b", "\x00", "a\xffb"} {
 		bad("Text", text, v)
 	}
+	bad("Email", email, "ada\x00@example.com")
+	bad("Email", email, "ada\xff@example.com")
 	for _, v := range []float64{-0.01, 1e9 + 1, math.NaN(), math.Inf(1), math.Inf(-1)} {
 		if ErrorCode(Range("f", v, 0, 1e9)) != BadUserInput {
 			t.Errorf("Range(%v) accepted", v)
