@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,13 +36,14 @@ func meshDSN(dataDir string, args []string) func(string) string {
 
 type figures struct {
 	Orders  int
-	Revenue float64
+	Revenue int64
 	Days    map[string]string // date → "orders/revenue"
 	Custs   map[int64]string  // customer → "orders/revenue"
 	Items   map[int64]string  // item → "units/revenue"
 }
 
-func cents(v float64) int64 { return int64(math.Round(v * 100)) }
+// cents is the identity: money is stored as whole cents.
+func cents(v int64) int64 { return v }
 
 // sourceFigures computes, with SQL over the orders store, what sales must show.
 func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
@@ -51,9 +51,9 @@ func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures 
 	f := figures{Days: map[string]string{}, Custs: map[int64]string{}, Items: map[int64]string{}}
 	db := m.Store("orders").DB
 	var rows []struct {
-		Day     string  `bun:"day"`
-		N       int     `bun:"n"`
-		Revenue float64 `bun:"revenue"`
+		Day     string `bun:"day"`
+		N       int    `bun:"n"`
+		Revenue int64  `bun:"revenue"` // cents
 	}
 	dayExpr := "substr(placed_at, 1, 10)"
 	if m.Store("orders").Dialect().String() == "pg" {
@@ -69,9 +69,9 @@ func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures 
 		f.Days[r.Day] = fmt.Sprintf("%d/%d", r.N, cents(r.Revenue))
 	}
 	var cust []struct {
-		ID      int64   `bun:"id"`
-		N       int     `bun:"n"`
-		Revenue float64 `bun:"revenue"`
+		ID      int64 `bun:"id"`
+		N       int   `bun:"n"`
+		Revenue int64 `bun:"revenue"` // cents
 	}
 	if err := db.NewSelect().TableExpr("orders").ColumnExpr("customer_id AS id, COUNT(*) AS n, SUM(total) AS revenue").
 		Where("status <> 'CANCELLED'").GroupExpr("customer_id").Scan(ctx, &cust); err != nil {
@@ -81,9 +81,9 @@ func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures 
 		f.Custs[r.ID] = fmt.Sprintf("%d/%d", r.N, cents(r.Revenue))
 	}
 	var items []struct {
-		ID      int64   `bun:"id"`
-		Units   int     `bun:"units"`
-		Revenue float64 `bun:"revenue"`
+		ID      int64 `bun:"id"`
+		Units   int   `bun:"units"`
+		Revenue int64 `bun:"revenue"` // cents
 	}
 	if err := db.NewSelect().TableExpr("order_lines AS l").Join("JOIN orders AS o ON o.id = l.order_id").
 		ColumnExpr("l.item_id AS id, SUM(l.quantity) AS units, SUM(l.amount) AS revenue").
@@ -93,7 +93,6 @@ func sourceFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures 
 	for _, r := range items {
 		f.Items[r.ID] = fmt.Sprintf("%d/%d", r.Units, cents(r.Revenue))
 	}
-	f.Revenue = float64(cents(f.Revenue)) / 100
 	return f
 }
 
@@ -103,24 +102,24 @@ func salesFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
 	f := figures{Days: map[string]string{}, Custs: map[int64]string{}, Items: map[int64]string{}}
 	db := m.Store("sales").DB
 	var days []struct {
-		Date    string  `bun:"date"`
-		Orders  int     `bun:"orders"`
-		Revenue float64 `bun:"revenue"`
+		Date    string `bun:"date"`
+		Orders  int    `bun:"orders"`
+		Revenue int64  `bun:"revenue"` // cents
 	}
 	if err := db.NewSelect().TableExpr("daily_revenue").Column("date", "orders", "revenue").Where("orders > 0").Scan(ctx, &days); err != nil {
 		t.Fatal(err)
 	}
-	var total float64
+	var total int64
 	for _, d := range days {
 		f.Orders += d.Orders
 		total += d.Revenue
 		f.Days[d.Date] = fmt.Sprintf("%d/%d", d.Orders, cents(d.Revenue))
 	}
-	f.Revenue = float64(cents(total)) / 100
+	f.Revenue = total
 	var cust []struct {
-		ID      int64   `bun:"id"`
-		Orders  int     `bun:"orders"`
-		Revenue float64 `bun:"revenue"`
+		ID      int64 `bun:"id"`
+		Orders  int   `bun:"orders"`
+		Revenue int64 `bun:"revenue"` // cents
 	}
 	if err := db.NewSelect().TableExpr("customer_value").Column("id", "orders", "revenue").Where("orders > 0").Scan(ctx, &cust); err != nil {
 		t.Fatal(err)
@@ -129,9 +128,9 @@ func salesFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
 		f.Custs[c.ID] = fmt.Sprintf("%d/%d", c.Orders, cents(c.Revenue))
 	}
 	var items []struct {
-		ID      int64   `bun:"id"`
-		Units   int     `bun:"units"`
-		Revenue float64 `bun:"revenue"`
+		ID      int64 `bun:"id"`
+		Units   int   `bun:"units"`
+		Revenue int64 `bun:"revenue"` // cents
 	}
 	if err := db.NewSelect().TableExpr("item_sales").Column("id", "units", "revenue").Where("units > 0").Scan(ctx, &items); err != nil {
 		t.Fatal(err)
@@ -145,7 +144,7 @@ func salesFigures(t *testing.T, ctx context.Context, m *products.Mesh) figures {
 func diff(a, b figures) string {
 	var out []string
 	if a.Orders != b.Orders || cents(a.Revenue) != cents(b.Revenue) {
-		out = append(out, fmt.Sprintf("totals %d/%.2f vs %d/%.2f", a.Orders, a.Revenue, b.Orders, b.Revenue))
+		out = append(out, fmt.Sprintf("totals %d/%d vs %d/%d cents", a.Orders, a.Revenue, b.Orders, b.Revenue))
 	}
 	for _, pair := range []struct {
 		name string

@@ -12,10 +12,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +63,7 @@ type config struct {
 	SeedScale       float64
 	Stores          storeFlag
 	Postgres        string
+	PGMaxConns      int
 	LogLevel        string
 	LogFormat       string
 	BatchWait       time.Duration
@@ -143,6 +146,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.Float64Var(&c.SeedScale, "seed-scale", 1, "size of the demo data seeded into empty stores (1 = 2,000 customers, 20,000 orders; 0 = none)")
 	fs.Var(c.Stores, "store", "a product's store as product=DSN (sqlite:<file> or postgres://…); repeatable")
 	fs.StringVar(&c.Postgres, "postgres", "", "PostgreSQL DSN for every product without --store, each in a schema named after it")
+	fs.IntVar(&c.PGMaxConns, "pg-max-conns", products.DefaultMaxConns, "most PostgreSQL sessions each product's store keeps open, busy or idle (a DSN's pool_max_conns wins)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long batch loaders gather keys before they query")
@@ -232,6 +236,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if c.SeedScale < 0 || c.SeedScale > 100 {
 		return nil, usageError{fmt.Errorf("--seed-scale must be between 0 and 100, got %g", c.SeedScale)}
 	}
+	if c.PGMaxConns < 2 {
+		return nil, usageError{fmt.Errorf("--pg-max-conns must be at least 2, got %d", c.PGMaxConns)}
+	}
 	if c.TopicPartitions < 1 || c.TopicReplication < 1 {
 		return nil, usageError{fmt.Errorf("--topic-partitions and --topic-replication must be at least 1")}
 	}
@@ -248,15 +255,36 @@ func envName(flagName string) string {
 }
 
 // dsn returns the store of a product: --store, else --postgres, else a
-// SQLite file in the data directory.
+// SQLite file in the data directory. A PostgreSQL DSN gets --pg-max-conns
+// as its pool_max_conns unless it sets one.
 func (c *config) dsn(product string) string {
 	if d, ok := c.Stores[product]; ok {
-		return d
+		return withMaxConns(d, c.PGMaxConns)
 	}
 	if c.Postgres != "" {
-		return c.Postgres
+		return withMaxConns(c.Postgres, c.PGMaxConns)
 	}
 	return "sqlite:" + filepath.Join(c.DataDir, product+".db")
+}
+
+// withMaxConns sets pool_max_conns=n on a PostgreSQL DSN without one; other
+// DSNs, and those that do not parse (products.Open reports them), pass
+// unchanged.
+func withMaxConns(dsn string, n int) string {
+	if !strings.HasPrefix(dsn, "postgres://") && !strings.HasPrefix(dsn, "postgresql://") {
+		return dsn
+	}
+	u, err := url.Parse(dsn)
+	if err != nil {
+		return dsn
+	}
+	q := u.Query()
+	if q.Has("pool_max_conns") {
+		return dsn
+	}
+	q.Set("pool_max_conns", strconv.Itoa(n))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
 
 // run starts the gateway and blocks until ctx ends, then shuts down

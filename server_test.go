@@ -4,25 +4,19 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"net/url"
 	"os"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect/pgdialect"
-	"github.com/uptrace/bun/driver/pgdriver"
-
+	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 )
 
 // gateway is a meshgate started in-process through run, as the binary does.
@@ -156,44 +150,16 @@ func eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 	}
 }
 
-// postgresStores returns --store flags that put every product in its own
-// fresh schema of the PostgreSQL test database, dropped after the test; it
-// skips when MESHGATE_TEST_POSTGRES is unset.
+// postgresStores returns --store flags that put every product of the demo
+// mesh in its own fresh schema of the PostgreSQL test database, dropped
+// after the test (see pgtest for when it skips or fails).
 func postgresStores(t testing.TB) []string {
 	t.Helper()
-	dsn := os.Getenv("MESHGATE_TEST_POSTGRES")
-	if dsn == "" {
-		t.Skip("MESHGATE_TEST_POSTGRES is not set")
-	}
-	var b [4]byte
-	rand.Read(b[:])
-	prefix := "t" + hex.EncodeToString(b[:])
+	pg := pgtest.New(t)
 	var args []string
-	var schemas []string
 	for _, d := range demo.Products {
-		p := d.Name
-		if p == "sales" {
-			continue // stays on SQLite here, as it always did: a mesh may mix stores
-		}
-		u, err := url.Parse(dsn)
-		if err != nil {
-			t.Fatal(err)
-		}
-		q := u.Query()
-		q.Set("search_path", prefix+"_"+p)
-		u.RawQuery = q.Encode()
-		args = append(args, "--store", p+"="+u.String())
-		schemas = append(schemas, prefix+"_"+p)
+		args = append(args, "--store", d.Name+"="+pg.DSN(d.Name))
 	}
-	t.Cleanup(func() {
-		db := bun.NewDB(sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn))), pgdialect.New())
-		defer db.Close()
-		for _, s := range schemas {
-			if _, err := db.Exec("DROP SCHEMA IF EXISTS ? CASCADE", bun.Ident(s)); err != nil {
-				t.Errorf("drop schema %s: %v", s, err)
-			}
-		}
-	})
 	return args
 }
 
@@ -246,6 +212,47 @@ func TestEnvAndConfigFile(t *testing.T) {
 	os.WriteFile(file, []byte("no-such-setting: 1\n"), 0o644)
 	if _, err := parseConfig(nil, func(k string) string { return env[k] }, io.Discard); err == nil {
 		t.Fatal("unknown config setting accepted")
+	}
+}
+
+// TestPGMaxConns checks that --pg-max-conns (flag, MESHGATE_PG_MAX_CONNS or
+// pg-max-conns in the config file) becomes the pool size of every
+// PostgreSQL store that does not set its own.
+func TestPGMaxConns(t *testing.T) {
+	file := t.TempDir() + "/meshgate.yaml"
+	os.WriteFile(file, []byte("pg-max-conns: 5\n"), 0o644)
+	for _, c := range []struct {
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{nil, nil, fmt.Sprintf("pool_max_conns=%d", products.DefaultMaxConns)},
+		{[]string{"--pg-max-conns", "12"}, nil, "pool_max_conns=12"},
+		{nil, map[string]string{"MESHGATE_PG_MAX_CONNS": "7"}, "pool_max_conns=7"},
+		{nil, map[string]string{"MESHGATE_CONFIG": file}, "pool_max_conns=5"},
+	} {
+		args := append([]string{"--postgres", "postgres://u:p@db:5432/mesh?sslmode=disable",
+			"--store", "sales=postgres://u:p@db:5432/mesh?pool_max_conns=3"}, c.args...)
+		cfg, err := parseConfig(args, func(k string) string { return c.env[k] }, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.dsn("orders"); !strings.Contains(got, c.want) || !strings.Contains(got, "sslmode=disable") {
+			t.Errorf("%v %v: orders DSN %s, want %s", c.args, c.env, got, c.want)
+		}
+		if got := cfg.dsn("sales"); !strings.HasSuffix(got, "?pool_max_conns=3") {
+			t.Errorf("%v %v: the DSN's own pool_max_conns lost: %s", c.args, c.env, got)
+		}
+		if got := cfg.dsn("customers"); strings.Count(got, "pool_max_conns") != 1 {
+			t.Errorf("customers DSN %s", got)
+		}
+	}
+	cfg, err := parseConfig([]string{"--data-dir", "/tmp/d"}, func(string) string { return "" }, io.Discard)
+	if err != nil || cfg.dsn("orders") != "sqlite:/tmp/d/orders.db" {
+		t.Errorf("SQLite DSN changed: %v %v", cfg.dsn("orders"), err)
+	}
+	if _, err := parseConfig([]string{"--pg-max-conns", "1"}, func(string) string { return "" }, io.Discard); err == nil {
+		t.Error("--pg-max-conns 1 accepted")
 	}
 }
 

@@ -12,6 +12,12 @@
 //   - BenchmarkRelayPublish: entries/s through Store.Outbox and the
 //     Publisher against a raw sarama SyncProducer sending the same bytes to
 //     the same broker.
+//   - BenchmarkStoreDriver: the PostgreSQL driver under bun alone (pool
+//     fixed at 8): point selects and the write path's insert transaction
+//     from 1 and 8 clients, ops/s and client CPU per op.
+//   - BenchmarkPoolRead: 16 and 64 concurrent point-select clients on a
+//     store's pool as products.Open sizes it (--pg-max-conns, a DSN's
+//     pool_max_conns): reads/s and the sessions the pool opened.
 //
 // and the subscription fan-out benchmark (issue 4, item 6), which has no
 // peer here and reports absolute numbers:

@@ -84,7 +84,7 @@ func BenchmarkMutationVsPgbench(b *testing.B) {
 
 	// pgbench: the same SQL on an identical schema (made by the same
 	// migrations), same database, same number of clients.
-	schema, dsn := pgSchema(b, base, "customers")
+	schema, dsn := pgSchema(b, "customers")
 	s2, err := products.Open(ctx, &customers.Product.Descriptor, dsn, customers.Migrations)
 	if err != nil {
 		b.Fatal(err)

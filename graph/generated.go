@@ -4263,6 +4263,7 @@ func (e *executableSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 			graphql.NewInputUnmarshaler("DailyRevenueNumbersFilter", ec.unmarshalInputDailyRevenueNumbersFilter),
 			graphql.NewInputUnmarshaler("DailyRevenueOrderBy", ec.unmarshalInputDailyRevenueOrderBy),
 			graphql.NewInputUnmarshaler("DailyRevenueWhere", ec.unmarshalInputDailyRevenueWhere),
+			graphql.NewInputUnmarshaler("DecimalFilter", ec.unmarshalInputDecimalFilter),
 			graphql.NewInputUnmarshaler("FloatFilter", ec.unmarshalInputFloatFilter),
 			graphql.NewInputUnmarshaler("IDFilter", ec.unmarshalInputIDFilter),
 			graphql.NewInputUnmarshaler("IntFilter", ec.unmarshalInputIntFilter),
@@ -5247,7 +5248,7 @@ type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inve
   "Product category."
   category: String! @classification(level: PUBLIC)
   "Current unit price."
-  price: Float! @classification(level: PUBLIC)
+  price: Decimal! @classification(level: PUBLIC)
   "Units on hand and not reserved."
   stock: Int! @classification(level: INTERNAL)
   "When the item was created."
@@ -5331,7 +5332,7 @@ input ItemWhere {
   "Condition on category."
   category: StringFilter
   "Condition on price."
-  price: FloatFilter
+  price: DecimalFilter
   "Condition on stock."
   stock: IntFilter
   "Condition on createdAt."
@@ -5403,17 +5404,17 @@ type ItemGroup {
 "Numeric fields of items, aggregated."
 type ItemNumbers {
   "Aggregate of price."
-  price: Float
+  price: Decimal
   "Aggregate of stock."
-  stock: Float
+  stock: Decimal
 }
 
 "Conditions on aggregated numeric fields of items."
 input ItemNumbersFilter {
   "Condition on the aggregate of price."
-  price: FloatFilter
+  price: DecimalFilter
   "Condition on the aggregate of stock."
-  stock: FloatFilter
+  stock: DecimalFilter
 }
 
 "Conditions on groups of items (SQL HAVING)."
@@ -5683,7 +5684,7 @@ input CreateItemInput {
   "Product category, 1 to 100 characters."
   category: String!
   "Unit price, zero or more."
-  price: Float!
+  price: Decimal!
   "Units on hand, zero or more."
   stock: Int!
 }
@@ -5697,7 +5698,7 @@ input UpdateItemInput {
   "Product category."
   category: String
   "Unit price, zero or more."
-  price: Float
+  price: Decimal
   "Units on hand, zero or more."
   stock: Int
 }
@@ -5824,6 +5825,20 @@ enum DataProductKind {
 
 "An instant in time, RFC 3339 with a UTC offset."
 scalar Time @specifiedBy(url: "https://datatracker.ietf.org/doc/html/rfc3339")
+
+"""
+An exact decimal number, written as a JSON number literal with a fixed
+number of digits after the point and no exponent: money has 2 (cents, e.g.
+15218.62), averages 4 (the exact quotient rounded half to even, e.g.
+104.3750), sums, minimums and maximums of integer fields none (e.g. 60214).
+Nothing is computed in floating point. As input (money) it accepts a
+number literal, an integer, or a string such as "12.34", with at most 2
+digits after the point and at most 13 before it; anything else (more
+digits, NaN, infinities, values out of that range) is BAD_USER_INPUT.
+Inline Float literals with more than 15 significant digits cannot be read
+exactly; pass such values as strings or variables.
+"""
+scalar Decimal @specifiedBy(url: "https://github.com/meshgate/meshgate/blob/main/README.md#money")
 
 "An arbitrary JSON value (an object for before/after images)."
 scalar JSON @specifiedBy(url: "https://datatracker.ietf.org/doc/html/rfc8259")
@@ -6031,6 +6046,28 @@ input FloatFilter {
   isNull: Boolean
 }
 
+"Conditions on an exact decimal field (money, or an aggregate); all given conditions must hold. Comparisons are exact."
+input DecimalFilter {
+  "Equal to."
+  eq: Decimal
+  "Not equal to."
+  ne: Decimal
+  "Greater than."
+  gt: Decimal
+  "Greater than or equal to."
+  gte: Decimal
+  "Less than."
+  lt: Decimal
+  "Less than or equal to."
+  lte: Decimal
+  "Equal to one of."
+  in: [Decimal!]
+  "Equal to none of."
+  notIn: [Decimal!]
+  "True: the field is null; false: it is not."
+  isNull: Boolean
+}
+
 "Conditions on an identifier; all given conditions must hold."
 input IDFilter {
   "Equal to."
@@ -6099,7 +6136,7 @@ type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "ord
   "Lifecycle state."
   status: OrderStatus! @classification(level: INTERNAL)
   "Sum of the line amounts."
-  total: Float! @classification(level: INTERNAL)
+  total: Decimal! @classification(level: INTERNAL)
   "ISO 4217 currency of all amounts of the order."
   currency: String! @classification(level: INTERNAL)
   "When the order was placed."
@@ -6130,9 +6167,9 @@ type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   "Units ordered, at least 1."
   quantity: Int! @classification(level: INTERNAL)
   "Price of one unit when the order was placed, from inventory."
-  unitPrice: Float! @classification(level: INTERNAL)
+  unitPrice: Decimal! @classification(level: INTERNAL)
   "quantity × unitPrice."
-  amount: Float! @classification(level: INTERNAL)
+  amount: Decimal! @classification(level: INTERNAL)
   "Audit entries of this order line, oldest first."
   history(
     "Page size from the start."
@@ -6191,7 +6228,7 @@ input OrderWhere {
   "Condition on status."
   status: OrderStatusFilter
   "Condition on total."
-  total: FloatFilter
+  total: DecimalFilter
   "Condition on currency."
   currency: StringFilter
   "Condition on placedAt."
@@ -6273,13 +6310,13 @@ type OrderGroup {
 "Numeric fields of orders, aggregated."
 type OrderNumbers {
   "Aggregate of total."
-  total: Float
+  total: Decimal
 }
 
 "Conditions on aggregated numeric fields of orders."
 input OrderNumbersFilter {
   "Condition on the aggregate of total."
-  total: FloatFilter
+  total: DecimalFilter
 }
 
 "Conditions on groups of orders (SQL HAVING)."
@@ -6347,9 +6384,9 @@ input OrderLineWhere {
   "Condition on quantity."
   quantity: IntFilter
   "Condition on unitPrice."
-  unitPrice: FloatFilter
+  unitPrice: DecimalFilter
   "Condition on amount."
-  amount: FloatFilter
+  amount: DecimalFilter
 }
 
 "Fields order lines can be sorted by."
@@ -6415,21 +6452,21 @@ type OrderLineGroup {
 "Numeric fields of order lines, aggregated."
 type OrderLineNumbers {
   "Aggregate of quantity."
-  quantity: Float
+  quantity: Decimal
   "Aggregate of unitPrice."
-  unitPrice: Float
+  unitPrice: Decimal
   "Aggregate of amount."
-  amount: Float
+  amount: Decimal
 }
 
 "Conditions on aggregated numeric fields of order lines."
 input OrderLineNumbersFilter {
   "Condition on the aggregate of quantity."
-  quantity: FloatFilter
+  quantity: DecimalFilter
   "Condition on the aggregate of unitPrice."
-  unitPrice: FloatFilter
+  unitPrice: DecimalFilter
   "Condition on the aggregate of amount."
-  amount: FloatFilter
+  amount: DecimalFilter
 }
 
 "Conditions on groups of order lines (SQL HAVING)."
@@ -6629,7 +6666,7 @@ type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(produc
   "Orders placed that day and not cancelled."
   orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
   "Audit entries of this daily revenue, oldest first."
   history(
     "Page size from the start."
@@ -6654,7 +6691,7 @@ type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(produ
   "Orders."
   orders: Int! @classification(level: INTERNAL)
   "Their total."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
   "The first order, if any."
   firstOrderAt: Time @classification(level: INTERNAL)
   "The last order, if any."
@@ -6681,7 +6718,7 @@ type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   "Units sold."
   units: Int! @classification(level: INTERNAL)
   "Revenue."
-  revenue: Float! @classification(level: INTERNAL)
+  revenue: Decimal! @classification(level: INTERNAL)
   "Audit entries of this item sales, oldest first."
   history(
     "Page size from the start."
@@ -6710,7 +6747,7 @@ input DailyRevenueWhere {
   "Condition on orders."
   orders: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Fields daily revenue can be sorted by."
@@ -6756,17 +6793,17 @@ type DailyRevenueEdge {
 "Numeric fields of daily revenue, aggregated."
 type DailyRevenueNumbers {
   "Aggregate of orders."
-  orders: Float
+  orders: Decimal
   "Aggregate of revenue."
-  revenue: Float
+  revenue: Decimal
 }
 
 "Conditions on aggregated numeric fields of daily revenue."
 input DailyRevenueNumbersFilter {
   "Condition on the aggregate of orders."
-  orders: FloatFilter
+  orders: DecimalFilter
   "Condition on the aggregate of revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Conditions on groups of daily revenue (SQL HAVING)."
@@ -6832,7 +6869,7 @@ input CustomerValueWhere {
   "Condition on orders."
   orders: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
   "Condition on firstOrderAt."
   firstOrderAt: TimeFilter
   "Condition on lastOrderAt."
@@ -6900,17 +6937,17 @@ type CustomerValueGroup {
 "Numeric fields of customer values, aggregated."
 type CustomerValueNumbers {
   "Aggregate of orders."
-  orders: Float
+  orders: Decimal
   "Aggregate of revenue."
-  revenue: Float
+  revenue: Decimal
 }
 
 "Conditions on aggregated numeric fields of customer values."
 input CustomerValueNumbersFilter {
   "Condition on the aggregate of orders."
-  orders: FloatFilter
+  orders: DecimalFilter
   "Condition on the aggregate of revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Conditions on groups of customer values (SQL HAVING)."
@@ -6976,7 +7013,7 @@ input ItemSalesWhere {
   "Condition on units."
   units: IntFilter
   "Condition on revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Fields item sales can be sorted by."
@@ -7022,21 +7059,21 @@ type ItemSalesEdge {
 "Numeric fields of item sales, aggregated."
 type ItemSalesNumbers {
   "Aggregate of orders."
-  orders: Float
+  orders: Decimal
   "Aggregate of units."
-  units: Float
+  units: Decimal
   "Aggregate of revenue."
-  revenue: Float
+  revenue: Decimal
 }
 
 "Conditions on aggregated numeric fields of item sales."
 input ItemSalesNumbersFilter {
   "Condition on the aggregate of orders."
-  orders: FloatFilter
+  orders: DecimalFilter
   "Condition on the aggregate of units."
-  units: FloatFilter
+  units: DecimalFilter
   "Condition on the aggregate of revenue."
-  revenue: FloatFilter
+  revenue: DecimalFilter
 }
 
 "Conditions on groups of item sales (SQL HAVING)."
@@ -7201,11 +7238,11 @@ type SalesStats {
   "Orders not cancelled."
   orders: Int!
   "Their total."
-  revenue: Float!
+  revenue: Decimal!
   "Customers with at least one such order."
   customers: Int!
   "Revenue per order."
-  averageOrderValue: Float!
+  averageOrderValue: Decimal!
   "When these figures were computed."
   at: Time!
 }
@@ -7422,13 +7459,13 @@ type ShipmentGroup {
 "Numeric fields of shipments, aggregated."
 type ShipmentNumbers {
   "Aggregate of units."
-  units: Float
+  units: Decimal
 }
 
 "Conditions on aggregated numeric fields of shipments."
 input ShipmentNumbersFilter {
   "Condition on the aggregate of units."
-  units: FloatFilter
+  units: DecimalFilter
 }
 
 "Conditions on groups of shipments (SQL HAVING)."
@@ -14129,15 +14166,15 @@ func (ec *executionContext) _CustomerValue_revenue(ctx context.Context, field gr
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValue", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _CustomerValue_firstOrderAt(ctx context.Context, field graphql.CollectedField, obj *sales.CustomerValue) (ret graphql.Marshaler) {
@@ -14840,26 +14877,26 @@ func (ec *executionContext) _CustomerValueNumbers_orders(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["orders"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValueNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _CustomerValueNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -14872,26 +14909,26 @@ func (ec *executionContext) _CustomerValueNumbers_revenue(ctx context.Context, f
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["revenue"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValueNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("CustomerValueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _DailyRevenue_id(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
@@ -14975,15 +15012,15 @@ func (ec *executionContext) _DailyRevenue_revenue(ctx context.Context, field gra
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_DailyRevenue_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("DailyRevenue", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _DailyRevenue_history(ctx context.Context, field graphql.CollectedField, obj *sales.DailyRevenue) (ret graphql.Marshaler) {
@@ -15544,26 +15581,26 @@ func (ec *executionContext) _DailyRevenueNumbers_orders(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["orders"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_DailyRevenueNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _DailyRevenueNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -15576,26 +15613,26 @@ func (ec *executionContext) _DailyRevenueNumbers_revenue(ctx context.Context, fi
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["revenue"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_DailyRevenueNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Entity_findManyCustomerByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
@@ -17213,15 +17250,15 @@ func (ec *executionContext) _Item_price(ctx context.Context, field graphql.Colle
 			return obj.Price, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Item_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Item", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("Item", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Item_stock(ctx context.Context, field graphql.CollectedField, obj *inventory.Item) (ret graphql.Marshaler) {
@@ -17947,26 +17984,26 @@ func (ec *executionContext) _ItemNumbers_price(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["price"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "price")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemNumbers_price(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemNumbers_stock(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -17979,26 +18016,26 @@ func (ec *executionContext) _ItemNumbers_stock(ctx context.Context, field graphq
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["stock"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "stock")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemNumbers_stock(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSales_id(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
@@ -18082,15 +18119,15 @@ func (ec *executionContext) _ItemSales_revenue(ctx context.Context, field graphq
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSales_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemSales", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSales_history(ctx context.Context, field graphql.CollectedField, obj *sales.ItemSales) (ret graphql.Marshaler) {
@@ -18651,26 +18688,26 @@ func (ec *executionContext) _ItemSalesNumbers_orders(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["orders"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "orders")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSalesNumbers_orders(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSalesNumbers_units(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -18683,26 +18720,26 @@ func (ec *executionContext) _ItemSalesNumbers_units(ctx context.Context, field g
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["units"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "units")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSalesNumbers_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _ItemSalesNumbers_revenue(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -18715,26 +18752,26 @@ func (ec *executionContext) _ItemSalesNumbers_revenue(ctx context.Context, field
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["revenue"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "revenue")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSalesNumbers_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ItemSalesNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _LineageLink_consumer(ctx context.Context, field graphql.CollectedField, obj *model.LineageLink) (ret graphql.Marshaler) {
@@ -19551,15 +19588,15 @@ func (ec *executionContext) _Order_total(ctx context.Context, field graphql.Coll
 			return obj.Total, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_Order_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Order", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("Order", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Order_currency(ctx context.Context, field graphql.CollectedField, obj *orders.Order) (ret graphql.Marshaler) {
@@ -20571,15 +20608,15 @@ func (ec *executionContext) _OrderLine_unitPrice(ctx context.Context, field grap
 			return obj.UnitPrice, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_unitPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLine_amount(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
@@ -20594,15 +20631,15 @@ func (ec *executionContext) _OrderLine_amount(ctx context.Context, field graphql
 			return obj.Amount, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLine", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLine_history(ctx context.Context, field graphql.CollectedField, obj *orders.Line) (ret graphql.Marshaler) {
@@ -21323,26 +21360,26 @@ func (ec *executionContext) _OrderLineNumbers_quantity(ctx context.Context, fiel
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["quantity"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "quantity")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_quantity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLineNumbers_unitPrice(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -21355,26 +21392,26 @@ func (ec *executionContext) _OrderLineNumbers_unitPrice(ctx context.Context, fie
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["unitPrice"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "unitPrice")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_unitPrice(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderLineNumbers_amount(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -21387,26 +21424,26 @@ func (ec *executionContext) _OrderLineNumbers_amount(ctx context.Context, field 
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["amount"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "amount")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLineNumbers_amount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderLineNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _OrderNumbers_total(ctx context.Context, field graphql.CollectedField, obj map[string]any) (ret graphql.Marshaler) {
@@ -21419,26 +21456,26 @@ func (ec *executionContext) _OrderNumbers_total(ctx context.Context, field graph
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["total"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "total")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderNumbers_total(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("OrderNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("OrderNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _PageInfo_hasNextPage(ctx context.Context, field graphql.CollectedField, obj *products.PageInfo) (ret graphql.Marshaler) {
@@ -23845,15 +23882,15 @@ func (ec *executionContext) _SalesStats_revenue(ctx context.Context, field graph
 			return obj.Revenue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SalesStats_revenue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _SalesStats_customers(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
@@ -23891,15 +23928,15 @@ func (ec *executionContext) _SalesStats_averageOrderValue(ctx context.Context, f
 			return obj.AverageOrderValue, nil
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v float64) graphql.Marshaler {
-			return ec.marshalNFloat2float64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+			return ec.marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		true,
 	)
 }
 func (ec *executionContext) fieldContext_SalesStats_averageOrderValue(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("SalesStats", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _SalesStats_at(ctx context.Context, field graphql.CollectedField, obj *sales.Stats) (ret graphql.Marshaler) {
@@ -24850,26 +24887,26 @@ func (ec *executionContext) _ShipmentNumbers_units(ctx context.Context, field gr
 		},
 		func(ctx context.Context) (any, error) {
 			switch v := obj["units"].(type) {
-			case *float64:
+			case *products.Decimal:
 				return v, nil
-			case float64:
+			case products.Decimal:
 				return &v, nil
 			case nil:
-				return (*float64)(nil), nil
+				return (*products.Decimal)(nil), nil
 			default:
 				return nil, fmt.Errorf("unexpected type %T for field %s", v, "units")
 			}
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *float64) graphql.Marshaler {
-			return ec.marshalOFloat2ᚖfloat64(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+			return ec.marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, selections, v)
 		},
 		true,
 		false,
 	)
 }
 func (ec *executionContext) fieldContext_ShipmentNumbers_units(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("ShipmentNumbers", field, false, false, "Float")
+	return graphql.NewScalarFieldContext("ShipmentNumbers", field, false, false, "Decimal")
 }
 
 func (ec *executionContext) _Subscription_changes(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
@@ -26831,7 +26868,7 @@ func (ec *executionContext) unmarshalInputCreateItemInput(ctx context.Context, o
 			it.Category = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalNFloat2float64(ctx, v)
+			data, err := ec.unmarshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27204,14 +27241,14 @@ func (ec *executionContext) unmarshalInputCustomerValueNumbersFilter(ctx context
 		switch k {
 		case "orders":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27357,7 +27394,7 @@ func (ec *executionContext) unmarshalInputCustomerValueWhere(ctx context.Context
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27640,14 +27677,14 @@ func (ec *executionContext) unmarshalInputDailyRevenueNumbersFilter(ctx context.
 		switch k {
 		case "orders":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27786,7 +27823,7 @@ func (ec *executionContext) unmarshalInputDailyRevenueWhere(ctx context.Context,
 			it["orders"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -27805,6 +27842,105 @@ func (ec *executionContext) unmarshalInputDailyRevenueWhere(ctx context.Context,
 func UnmarshalDailyRevenueWhere(ctx context.Context, raw any) (map[string]any, error) {
 	var out map[string]any
 	err := graphql.UnmarshalNamedInputFromContext(ctx, "DailyRevenueWhere", raw, &out)
+	return out, err
+}
+
+func (ec *executionContext) unmarshalInputDecimalFilter(ctx context.Context, obj any) (map[string]any, error) {
+	var it map[string]any
+	if obj == nil {
+		return it, nil
+	}
+
+	asMap := map[string]any{}
+	for k, v := range obj.(map[string]any) {
+		asMap[k] = v
+	}
+
+	fieldsInOrder := [...]string{"eq", "ne", "gt", "gte", "lt", "lte", "in", "notIn", "isNull"}
+	it = make(map[string]any, len(asMap))
+	for _, k := range fieldsInOrder {
+		v, ok := asMap[k]
+		if !ok {
+			continue
+		}
+		switch k {
+		case "eq":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("eq"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["eq"] = data
+		case "ne":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("ne"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["ne"] = data
+		case "gt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gt"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["gt"] = data
+		case "gte":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("gte"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["gte"] = data
+		case "lt":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lt"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["lt"] = data
+		case "lte":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("lte"))
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["lte"] = data
+		case "in":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("in"))
+			data, err := ec.unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["in"] = data
+		case "notIn":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("notIn"))
+			data, err := ec.unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["notIn"] = data
+		case "isNull":
+			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("isNull"))
+			data, err := ec.unmarshalOBoolean2ᚖbool(ctx, v)
+			if err != nil {
+				return it, err
+			}
+			it["isNull"] = data
+		}
+	}
+	return it, nil
+}
+
+// UnmarshalDecimalFilter unmarshals raw into the DecimalFilter input type, using the
+// unmarshaler bound to ctx's request. Call it from a resolver to decode an input
+// object that was not passed as a field argument.
+//
+// ctx must come from a gqlgen request; outside one there is no unmarshaler to use
+// and the returned error says so.
+func UnmarshalDecimalFilter(ctx context.Context, raw any) (map[string]any, error) {
+	var out map[string]any
+	err := graphql.UnmarshalNamedInputFromContext(ctx, "DecimalFilter", raw, &out)
 	return out, err
 }
 
@@ -28626,14 +28762,14 @@ func (ec *executionContext) unmarshalInputItemNumbersFilter(ctx context.Context,
 		switch k {
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["price"] = data
 		case "stock":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("stock"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -28843,21 +28979,21 @@ func (ec *executionContext) unmarshalInputItemSalesNumbersFilter(ctx context.Con
 		switch k {
 		case "orders":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("orders"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["orders"] = data
 		case "units":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("units"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["units"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -28996,7 +29132,7 @@ func (ec *executionContext) unmarshalInputItemSalesWhere(ctx context.Context, ob
 			it["units"] = data
 		case "revenue":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("revenue"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -29088,7 +29224,7 @@ func (ec *executionContext) unmarshalInputItemWhere(ctx context.Context, obj any
 			it["category"] = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -29427,21 +29563,21 @@ func (ec *executionContext) unmarshalInputOrderLineNumbersFilter(ctx context.Con
 		switch k {
 		case "quantity":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("quantity"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["quantity"] = data
 		case "unitPrice":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPrice"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["unitPrice"] = data
 		case "amount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -29587,14 +29723,14 @@ func (ec *executionContext) unmarshalInputOrderLineWhere(ctx context.Context, ob
 			it["quantity"] = data
 		case "unitPrice":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("unitPrice"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
 			it["unitPrice"] = data
 		case "amount":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("amount"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -29637,7 +29773,7 @@ func (ec *executionContext) unmarshalInputOrderNumbersFilter(ctx context.Context
 		switch k {
 		case "total":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("total"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -29847,7 +29983,7 @@ func (ec *executionContext) unmarshalInputOrderWhere(ctx context.Context, obj an
 			it["status"] = data
 		case "total":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("total"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -30319,7 +30455,7 @@ func (ec *executionContext) unmarshalInputShipmentNumbersFilter(ctx context.Cont
 		switch k {
 		case "units":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("units"))
-			data, err := ec.unmarshalOFloatFilter2map(ctx, v)
+			data, err := ec.unmarshalODecimalFilter2map(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -30982,7 +31118,7 @@ func (ec *executionContext) unmarshalInputUpdateItemInput(ctx context.Context, o
 			it["category"] = data
 		case "price":
 			ctx := graphql.WithPathContext(ctx, graphql.NewPathWithField("price"))
-			data, err := ec.unmarshalOFloat2ᚖfloat64(ctx, v)
+			data, err := ec.unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, v)
 			if err != nil {
 				return it, err
 			}
@@ -36998,6 +37134,30 @@ func (ec *executionContext) marshalNDataProductKind2githubᚗcomᚋmeshgateᚋme
 	return v
 }
 
+func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (products.Decimal, error) {
+	var res products.Decimal
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v products.Decimal) graphql.Marshaler {
+	return v
+}
+
+func (ec *executionContext) unmarshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (*products.Decimal, error) {
+	var res = new(products.Decimal)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "Decimal!")
+		return graphql.Null
+	}
+	return v
+}
+
 func (ec *executionContext) unmarshalNFieldSet2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -39226,6 +39386,65 @@ func (ec *executionContext) unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx context.Co
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx context.Context, v any) ([]*products.Decimal, error) {
+	if v == nil {
+		return nil, nil
+	}
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]*products.Decimal, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Decimal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (*products.Decimal, error) {
+	if v == nil {
+		return nil, nil
+	}
+	var res = new(products.Decimal)
+	err := res.UnmarshalGQL(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, sel ast.SelectionSet, v *products.Decimal) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return v
+}
+
+func (ec *executionContext) unmarshalODecimalFilter2map(ctx context.Context, v any) (map[string]any, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := ec.unmarshalInputDecimalFilter(ctx, v)
+	return res, graphql.ErrorOnPath(ctx, err)
 }
 
 func (ec *executionContext) marshalOFieldReference2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐFieldReference(ctx context.Context, sel ast.SelectionSet, v *model.FieldReference) graphql.Marshaler {

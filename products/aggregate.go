@@ -3,6 +3,8 @@ package products
 import (
 	"context"
 	"fmt"
+	"math"
+	"math/big"
 	"strconv"
 	"strings"
 	"time"
@@ -52,8 +54,17 @@ func Aggregate(ctx context.Context, db bun.IDB, e *Entity, a AggregateArgs) ([]*
 	}
 	q = q.ColumnExpr("COUNT(*) AS mg_count")
 	nums := e.numeric()
-	for _, fn := range aggregateFuncs {
-		for _, f := range nums {
+	for _, f := range nums {
+		col := quoteIdent(c.dialect, f.Column)
+		if exact(f) {
+			// Exact: integer sums (of cents for money); the average is
+			// divided in Go from the sum and the count.
+			for fn, expr := range map[string]string{"sum": "SUM", "n": "COUNT", "min": "MIN", "max": "MAX"} {
+				q = q.ColumnExpr(expr + "(" + col + ") AS " + quoteIdent(c.dialect, fn+"_"+f.Name))
+			}
+			continue
+		}
+		for _, fn := range aggregateFuncs {
 			q = q.ColumnExpr(c.aggExpr(fn, f) + " AS " + quoteIdent(c.dialect, fn+"_"+f.Name))
 		}
 	}
@@ -87,7 +98,15 @@ func Aggregate(ctx context.Context, db bun.IDB, e *Entity, a AggregateArgs) ([]*
 		for _, fn := range aggregateFuncs {
 			m := map[string]any{}
 			for _, f := range nums {
-				m[f.Name] = toFloat(r[fn+"_"+f.Name])
+				if !exact(f) {
+					m[f.Name] = toFloat(r[fn+"_"+f.Name])
+					continue
+				}
+				v, err := exactAggregate(fn, f, r)
+				if err != nil {
+					return nil, fmt.Errorf("aggregate %s: %s of %s: %w", e.Name, fn, f.Name, err)
+				}
+				m[f.Name] = v
 			}
 			switch fn {
 			case "sum":
@@ -124,6 +143,93 @@ func (c compiler) aggExpr(fn string, f *Field) string {
 	return "CAST(" + strings.ToUpper(fn) + "(" + quoteIdent(c.dialect, f.Column) + ") AS " + typ + ")"
 }
 
+// exact tells whether a numeric field is aggregated exactly (integers and
+// money) rather than in floating point.
+func exact(f *Field) bool { return f.Type == TypeInt || f.Type == TypeDecimal }
+
+// places is the scale of an exact field's stored integers: cents for money.
+func places(f *Field) int {
+	if f.Type == TypeDecimal {
+		return MoneyPlaces
+	}
+	return 0
+}
+
+// havingOperand is what a having condition on fn of f compares. Exact
+// fields compare exactly with a Decimal given in cents: the aggregate is
+// scaled to cents, and an average is compared as its sum against the
+// value times the count (avg > v ⇔ sum > v·n), so no division is needed.
+func (c compiler) havingOperand(fn string, f *Field) operand {
+	if !exact(f) {
+		return operand{lhs: c.aggExpr(fn, f), rhs: "?", t: TypeFloat}
+	}
+	col := quoteIdent(c.dialect, f.Column)
+	scale := ""
+	if p := places(f); p < MoneyPlaces {
+		scale = " * " + pow10(MoneyPlaces-p).String()
+	}
+	switch fn {
+	case "avg":
+		return operand{lhs: "SUM(" + col + ")" + scale, rhs: "? * COUNT(" + col + ")", t: TypeDecimal}
+	default:
+		return operand{lhs: strings.ToUpper(fn) + "(" + col + ")" + scale, rhs: "?", t: TypeDecimal}
+	}
+}
+
+// exactAggregate reads fn of an exact field from an aggregate row: sums,
+// minimums and maximums at the field's scale, averages as the exact
+// quotient of sum and count rounded half to even to AveragePlaces places.
+// It returns nil when the group has no values.
+func exactAggregate(fn string, f *Field, r map[string]any) (any, error) {
+	col := fn
+	if fn == "avg" {
+		col = "sum"
+	}
+	v, err := sqlInteger(r[col+"_"+f.Name])
+	if err != nil || v == nil {
+		return nil, err
+	}
+	if fn == "avg" {
+		n, err := sqlInteger(r["n_"+f.Name])
+		if err != nil || n == nil || n.Sign() == 0 {
+			return nil, err
+		}
+		return quotient(v, places(f), n.Int64(), AveragePlaces)
+	}
+	if !v.IsInt64() {
+		return nil, fmt.Errorf("%s does not fit 64 bits", v)
+	}
+	return NewDecimal(v.Int64(), places(f)), nil
+}
+
+// sqlInteger reads an integer result of SQL (SQLite gives int64,
+// PostgreSQL's SUM of bigint a numeric as text); nil for NULL.
+func sqlInteger(v any) (*big.Int, error) {
+	switch n := v.(type) {
+	case nil:
+		return nil, nil
+	case int64:
+		return big.NewInt(n), nil
+	case int32:
+		return big.NewInt(int64(n)), nil
+	case int:
+		return big.NewInt(int64(n)), nil
+	case []byte:
+		return sqlInteger(string(n))
+	case string:
+		i, ok := new(big.Int).SetString(n, 10)
+		if !ok {
+			return nil, fmt.Errorf("%q is not an integer", n)
+		}
+		return i, nil
+	case float64:
+		if n == math.Trunc(n) && math.Abs(n) < 1<<53 {
+			return big.NewInt(int64(n)), nil
+		}
+	}
+	return nil, fmt.Errorf("unexpected %T %v where an integer was expected", v, v)
+}
+
 func (c compiler) having(x *sqlExpr, e *Entity, h map[string]any) error {
 	x.add("(")
 	n := 0
@@ -144,7 +250,7 @@ func (c compiler) having(x *sqlExpr, e *Entity, h map[string]any) error {
 		}
 		if k == "count" {
 			and()
-			if err := c.filter(x, "COUNT(*)", TypeInt, m, "having.count"); err != nil {
+			if err := c.filter(x, operand{lhs: "COUNT(*)", rhs: "?", t: TypeInt}, m, "having.count"); err != nil {
 				return err
 			}
 			continue
@@ -166,7 +272,7 @@ func (c compiler) having(x *sqlExpr, e *Entity, h map[string]any) error {
 				return Invalid("having."+k+"."+name, "not a numeric field of %s", e.Name)
 			}
 			and()
-			if err := c.filter(x, c.aggExpr(k, f), TypeFloat, fm, "having."+k+"."+name); err != nil {
+			if err := c.filter(x, c.havingOperand(k, f), fm, "having."+k+"."+name); err != nil {
 				return err
 			}
 		}

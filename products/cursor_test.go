@@ -74,7 +74,12 @@ func TestCursorRoundTrip(t *testing.T) {
 		if !reflect.DeepEqual(after.args, wantArgs) {
 			t.Errorf("%s: args\n got %#v\nwant %#v", d, after.args, wantArgs)
 		}
-		wantSQL := `(("name" < ?) OR ("name" = ? AND "score" > ?) OR ("name" = ? AND "score" = ? AND "rank" > ?) OR ` +
+		// PostgreSQL compares and sorts strings in byte order, like SQLite.
+		collate := ""
+		if d == dialect.PG {
+			collate = ` COLLATE "C"`
+		}
+		wantSQL := `(("name"` + collate + ` < ?) OR ("name" = ? AND "score" > ?) OR ("name" = ? AND "score" = ? AND "rank" > ?) OR ` +
 			`("name" = ? AND "score" = ? AND "rank" = ? AND "at" < ?) OR ("name" = ? AND "score" = ? AND "rank" = ? AND "at" = ? AND "id" > ?))`
 		if got := after.sql.String(); got != wantSQL {
 			t.Errorf("%s: after\n got %s\nwant %s", d, got, wantSQL)
@@ -83,14 +88,14 @@ func TestCursorRoundTrip(t *testing.T) {
 		if err := c.keyset(p, &before, cur, "before", true); err != nil {
 			t.Fatal(err)
 		}
-		if got := before.sql.String(); !strings.HasPrefix(got, `(("name" > ?) OR ("name" = ? AND "score" < ?)`) || !strings.HasSuffix(got, `"id" < ?))`) {
+		if got := before.sql.String(); !strings.HasPrefix(got, `(("name"`+collate+` > ?) OR ("name" = ? AND "score" < ?)`) || !strings.HasSuffix(got, `"id" < ?))`) {
 			t.Errorf("%s: before %s", d, got)
 		}
-		if got := c.orderSQL(p); got != `"name" DESC, "score" ASC, "rank" ASC, "at" DESC, "id" ASC` {
+		if got := c.orderSQL(p); got != `"name"`+collate+` DESC, "score" ASC, "rank" ASC, "at" DESC, "id" ASC` {
 			t.Errorf("%s: order %s", d, got)
 		}
 		p.reverse = true
-		if got := c.orderSQL(p); got != `"name" ASC, "score" DESC, "rank" DESC, "at" ASC, "id" DESC` {
+		if got := c.orderSQL(p); got != `"name"`+collate+` ASC, "score" DESC, "rank" DESC, "at" ASC, "id" DESC` {
 			t.Errorf("%s: reversed order %s", d, got)
 		}
 	}
@@ -182,14 +187,14 @@ func TestWhereNulls(t *testing.T) {
 		w    map[string]any
 		want string
 	}{
-		{"or null", map[string]any{"or": []map[string]any(nil)}, "(1=1)"},
-		{"and null", map[string]any{"and": []map[string]any(nil)}, "(1=1)"},
-		{"not null", map[string]any{"not": map[string]any(nil)}, "(1=1)"},
-		{"field null", map[string]any{"name": map[string]any(nil)}, "(1=1)"},
-		{"in null", map[string]any{"id": map[string]any{"in": []int64(nil)}}, "((1=1))"},
-		{"eq null", map[string]any{"id": map[string]any{"eq": (*int64)(nil)}}, "((1=1))"},
-		{"in empty", map[string]any{"id": map[string]any{"in": []int64{}}}, "((1=0))"},
-		{"notIn empty", map[string]any{"id": map[string]any{"notIn": []int64{}}}, "((1=1))"},
+		{"or null", map[string]any{"or": []map[string]any(nil)}, "1=1"},
+		{"and null", map[string]any{"and": []map[string]any(nil)}, "1=1"},
+		{"not null", map[string]any{"not": map[string]any(nil)}, "1=1"},
+		{"field null", map[string]any{"name": map[string]any(nil)}, "1=1"},
+		{"in null", map[string]any{"id": map[string]any{"in": []int64(nil)}}, "1=1"},
+		{"eq null", map[string]any{"id": map[string]any{"eq": (*int64)(nil)}}, "1=1"},
+		{"in empty", map[string]any{"id": map[string]any{"in": []int64{}}}, "(1=0)"},
+		{"notIn empty", map[string]any{"id": map[string]any{"notIn": []int64{}}}, "(1=1)"},
 		{"or empty", map[string]any{"or": []map[string]any{}}, "(1=0)"},
 		{"and empty", map[string]any{"and": []map[string]any{}}, "(1=1)"},
 	} {
@@ -200,6 +205,11 @@ func TestWhereNulls(t *testing.T) {
 		}
 		if got := x.sql.String(); got != tc.want {
 			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+		// Live subscriptions read the filter the same way.
+		img := map[string]any{"id": 1.0, "name": "x", "score": 1.0, "rank": 1.0, "at": "2026-01-01T00:00:00Z"}
+		if ok, err := Match(cursorEntity, tc.w, img); err != nil || ok != (tc.want != "(1=0)") {
+			t.Errorf("%s: Match = %v, %v", tc.name, ok, err)
 		}
 	}
 }

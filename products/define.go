@@ -44,8 +44,8 @@ import (
 //
 // The key is the bun primary key, an int64 named id. GraphQL types follow
 // the Go types: int64 keys and references are ID, int is Int, float64
-// Float, string String (or the enum), time.Time Time; a pointer is
-// nullable. Fields without a bun column (bun:"-") are not part of the
+// Float, Decimal (money, a BIGINT of cents) Decimal, string String (or the
+// enum), time.Time Time; a pointer is nullable. Fields without a bun column (bun:"-") are not part of the
 // entity.
 type Product struct {
 	Descriptor
@@ -344,6 +344,8 @@ func describeField(e *Entity, bf *schema.Field, enums map[string]*Enum) (f, day 
 		return nil, nil, fmt.Errorf("%s: an int64 is a key (the id) or a reference (ref=product.Entity); use int for a count", where)
 	case t.Kind() == reflect.Int || t.Kind() == reflect.Int32:
 		f.Type = TypeInt
+	case t == reflect.TypeFor[Decimal]():
+		f.Type = TypeDecimal
 	case t.Kind() == reflect.Float64:
 		f.Type = TypeFloat
 	case t.Kind() == reflect.String && enum != "":
@@ -354,7 +356,7 @@ func describeField(e *Entity, bf *schema.Field, enums map[string]*Enum) (f, day 
 	case t.Kind() == reflect.String:
 		f.Type = TypeString
 	default:
-		return nil, nil, fmt.Errorf("%s: Go type %s has no GraphQL type (int64 key or ref, int, float64, string, time.Time, or object)", where, t)
+		return nil, nil, fmt.Errorf("%s: Go type %s has no GraphQL type (int64 key or ref, int, float64, Decimal, string, time.Time, or object)", where, t)
 	}
 	if enum != "" && f.Type != TypeEnum {
 		return nil, nil, fmt.Errorf("%s: enum=%s needs a string field", where, enum)
@@ -369,7 +371,7 @@ func describeField(e *Entity, bf *schema.Field, enums map[string]*Enum) (f, day 
 		}
 		f.References = &Reference{Product: product, Entity: entity}
 	}
-	if f.Numeric && f.Type != TypeInt && f.Type != TypeFloat {
+	if f.Numeric && f.Type != TypeInt && f.Type != TypeFloat && f.Type != TypeDecimal {
 		return nil, nil, fmt.Errorf("%s: only numbers can be aggregated", where)
 	}
 	if day != nil && f.Type != TypeTime {

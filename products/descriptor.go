@@ -65,6 +65,8 @@ const (
 	TypeFloat
 	TypeTime
 	TypeEnum
+	// TypeDecimal is money: an exact Decimal, stored as cents.
+	TypeDecimal
 	// TypeObject is a column holding a structured value (JSON text) whose
 	// GraphQL type the product declares by hand; it is neither filtered,
 	// sorted nor grouped.

@@ -3,6 +3,10 @@ package products
 import (
 	"errors"
 	"fmt"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 )
 
 // Code classifies an expected failure. The web layer turns it into the
@@ -52,4 +56,49 @@ func ErrorCode(err error) Code {
 		return e.Code
 	}
 	return ""
+}
+
+// violation is the kind of integrity constraint a database error reports.
+type violation int
+
+const (
+	noViolation violation = iota
+	uniqueViolation
+	primaryKeyViolation
+	foreignKeyViolation
+)
+
+// violationOf classifies err by the driver's error code, never by message
+// text: PostgreSQL's SQLSTATE (23505 unique, 23503 foreign key) through
+// pgx's *pgconn.PgError, and SQLite's extended result codes through the
+// *sqlite.Error of modernc.org/sqlite, the driver sqliteshim registers on
+// the platforms meshgate builds for. PostgreSQL reports a primary key's
+// violation as 23505 too; it is told apart by the constraint's name, which
+// PostgreSQL makes <table>_pkey for an unnamed primary key (bun's
+// migrations name none).
+func violationOf(err error) violation {
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		switch {
+		case pg.Code == "23505" && pg.ConstraintName == pg.TableName+"_pkey":
+			return primaryKeyViolation
+		case pg.Code == "23505":
+			return uniqueViolation
+		case pg.Code == "23503":
+			return foreignKeyViolation
+		}
+		return noViolation
+	}
+	var lite *sqlite.Error
+	if errors.As(err, &lite) {
+		switch lite.Code() {
+		case sqlite3.SQLITE_CONSTRAINT_UNIQUE:
+			return uniqueViolation
+		case sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY:
+			return primaryKeyViolation
+		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+			return foreignKeyViolation
+		}
+	}
+	return noViolation
 }

@@ -2,11 +2,11 @@ package products
 
 import (
 	"fmt"
+	"math"
 	"reflect"
 	"sort"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/uptrace/bun"
 	"github.com/uptrace/bun/dialect"
@@ -37,86 +37,60 @@ func compilerFor(db bun.IDB) compiler {
 }
 
 // where compiles an entity filter (and/or/not plus one filter per field).
-// path names the argument for error messages, e.g. "where".
+// path names the argument for error messages, e.g. "where". The filter is
+// first parsed into a cond, the form Match evaluates too, so that both
+// paths share validation, coercion and the meaning of null inputs.
 func (c compiler) where(x *sqlExpr, e *Entity, w map[string]any, path string) error {
-	keys := sortedKeys(w)
-	parts := 0
-	x.add("(")
-	sep := func() {
-		if parts > 0 {
-			x.add(" AND ")
-		}
-		parts++
+	n, err := parseWhere(e, w, path)
+	if err != nil {
+		return err
 	}
-	for _, k := range keys {
-		v := w[k]
-		if absent(v) {
-			continue
-		}
-		p := path + "." + k
-		switch k {
-		case "and", "or":
-			list, _ := v.([]map[string]any)
-			if list == nil {
-				if anyList, ok := v.([]any); ok {
-					for _, item := range anyList {
-						m, ok := item.(map[string]any)
-						if !ok {
-							return Invalid(p, "must be a list of filters")
-						}
-						list = append(list, m)
-					}
-				}
-			}
-			sep()
-			if len(list) == 0 {
-				if k == "and" {
-					x.add("1=1")
-				} else {
-					x.add("1=0")
-				}
-				continue
-			}
-			x.add("(")
-			for i, sub := range list {
-				if i > 0 {
-					x.add(map[string]string{"and": " AND ", "or": " OR "}[k])
-				}
-				if err := c.where(x, e, sub, fmt.Sprintf("%s[%d]", p, i)); err != nil {
-					return err
-				}
-			}
-			x.add(")")
-		case "not":
-			sub, ok := v.(map[string]any)
-			if !ok {
-				return Invalid(p, "must be a filter")
-			}
-			sep()
-			x.add("NOT ")
-			if err := c.where(x, e, sub, p); err != nil {
-				return err
-			}
-		default:
-			f := e.Field(k)
-			if f == nil || !f.Filterable() {
-				return Invalid(p, "%s cannot be filtered on %q", e.Name, k)
-			}
-			fm, ok := v.(map[string]any)
-			if !ok {
-				return Invalid(p, "must be a filter object")
-			}
-			sep()
-			if err := c.filter(x, quoteIdent(c.dialect, f.Column), f.Type, fm, p); err != nil {
-				return err
-			}
-		}
-	}
-	if parts == 0 {
-		x.add("1=1")
-	}
-	x.add(")")
+	c.condSQL(x, n)
 	return nil
+}
+
+// condSQL writes a parsed filter. SQL's three-valued logic applies (a
+// comparison with NULL is unknown, and so is its NOT; a row matches when
+// the whole filter is true); Match evaluates the same logic in Go.
+func (c compiler) condSQL(x *sqlExpr, n *cond) {
+	switch n.kind {
+	case condAll, condAny:
+		if len(n.subs) == 0 {
+			if n.kind == condAll {
+				x.add("1=1")
+			} else {
+				x.add("1=0")
+			}
+			return
+		}
+		sep := " AND "
+		if n.kind == condAny {
+			sep = " OR "
+		}
+		x.add("(")
+		for i, s := range n.subs {
+			if i > 0 {
+				x.add(sep)
+			}
+			c.condSQL(x, s)
+		}
+		x.add(")")
+	case condNot:
+		x.add("NOT (")
+		c.condSQL(x, n.subs[0])
+		x.add(")")
+	case condPred:
+		col := quoteIdent(c.dialect, n.field.Column)
+		c.predSQL(x, operand{lhs: col, rhs: "?", t: n.field.Type}, n)
+	}
+}
+
+// operand is the trusted SQL a predicate compares: lhs (a quoted column or
+// an aggregate of one) against rhs, "?" or an expression of "?" (each
+// value is bound to the "?" of its own copy of rhs).
+type operand struct {
+	lhs, rhs string
+	t        FieldType
 }
 
 // MaxPatternLength bounds the text of contains and startsWith.
@@ -124,73 +98,68 @@ const MaxPatternLength = 1000
 
 var comparisons = map[string]string{"eq": "=", "ne": "<>", "gt": ">", "gte": ">=", "lt": "<", "lte": "<="}
 
-// filter compiles the operators of one field filter applied to expr, a
-// trusted SQL expression (a quoted column or an aggregate of one).
-func (c compiler) filter(x *sqlExpr, expr string, t FieldType, fm map[string]any, path string) error {
-	ops := sortedKeys(fm)
-	n := 0
-	x.add("(")
-	for _, op := range ops {
-		v := Deref(fm[op])
-		if absent(v) {
-			continue
-		}
-		p := path + "." + op
-		if n > 0 {
-			x.add(" AND ")
-		}
-		n++
-		switch op {
-		case "eq", "ne", "gt", "gte", "lt", "lte":
-			val, err := coerce(t, v, p)
-			if err != nil {
-				return err
-			}
-			x.add(expr+" "+comparisons[op]+" ?", val)
-		case "in", "notIn":
-			vals, err := coerceList(t, v, p)
-			if err != nil {
-				return err
-			}
-			switch {
-			case len(vals) == 0 && op == "in":
-				x.add("1=0")
-			case len(vals) == 0:
-				x.add("1=1")
-			case op == "in":
-				x.add(expr+" IN (?)", bun.List(vals))
-			default:
-				x.add(expr+" NOT IN (?)", bun.List(vals))
-			}
-		case "contains", "startsWith":
-			if t != TypeString {
-				return Invalid(p, "only strings support %s", op)
-			}
-			s, ok := v.(string)
-			if !ok {
-				return Invalid(p, "must be a string")
-			}
-			if utf8.RuneCountInString(s) > MaxPatternLength {
-				// SQLite rejects GLOB patterns above 50,000 bytes.
-				return Invalid(p, "must have at most %d characters", MaxPatternLength)
-			}
-			x.add(c.match(expr, op == "startsWith"), c.pattern(s, op == "startsWith"))
-		case "isNull":
-			b, ok := v.(bool)
-			if !ok {
-				return Invalid(p, "must be a boolean")
-			}
-			if b {
-				x.add(expr + " IS NULL")
-			} else {
-				x.add(expr + " IS NOT NULL")
-			}
+// collate pins string comparisons to byte order (what Go's string
+// comparison and SQLite's BINARY collation do) whatever the PostgreSQL
+// database's collation.
+func (c compiler) collate(t FieldType) string {
+	if c.dialect == dialect.PG && (t == TypeString || t == TypeEnum) {
+		return ` COLLATE "C"`
+	}
+	return ""
+}
+
+func (c compiler) predSQL(x *sqlExpr, o operand, n *cond) {
+	switch n.op {
+	case "eq", "ne", "gt", "gte", "lt", "lte":
+		x.add(o.lhs+c.collate(o.t)+" "+comparisons[n.op]+" "+o.rhs, n.val)
+	case "in", "notIn":
+		switch {
+		case len(n.vals) == 0 && n.op == "in":
+			x.add("1=0")
+		case len(n.vals) == 0:
+			x.add("1=1")
 		default:
-			return Invalid(p, "unknown operator %q", op)
+			if n.op == "in" {
+				x.add(o.lhs + " IN (")
+			} else {
+				x.add(o.lhs + " NOT IN (")
+			}
+			for i, v := range n.vals {
+				if i > 0 {
+					x.add(", ")
+				}
+				x.add(o.rhs, v)
+			}
+			x.add(")")
+		}
+	case "contains", "startsWith":
+		x.add(c.match(o.lhs, n.op == "startsWith"), c.pattern(n.val.(string), n.op == "startsWith"))
+	case "isNull":
+		if n.val.(bool) {
+			x.add(o.lhs + " IS NULL")
+		} else {
+			x.add(o.lhs + " IS NOT NULL")
 		}
 	}
-	if n == 0 {
+}
+
+// filter compiles the operators of one field filter applied to o, for
+// having conditions on aggregates (all must hold).
+func (c compiler) filter(x *sqlExpr, o operand, fm map[string]any, path string) error {
+	preds, err := parseOps(o.t, fm, path)
+	if err != nil {
+		return err
+	}
+	if len(preds) == 0 {
 		x.add("1=1")
+		return nil
+	}
+	x.add("(")
+	for i, p := range preds {
+		if i > 0 {
+			x.add(" AND ")
+		}
+		c.predSQL(x, o, p)
 	}
 	x.add(")")
 	return nil
@@ -238,7 +207,10 @@ func (c compiler) pattern(s string, prefix bool) string {
 	return b.String()
 }
 
-// coerce checks a scalar filter value against the field type and normalises it.
+// coerce checks a scalar filter value against the field type and normalises
+// it to the Go type both the SQL arguments and Match use: int64 for ids and
+// integers, float64, Decimal (money, exact cents), time.Time (UTC,
+// microseconds, which is what the stores keep) and string.
 func coerce(t FieldType, v any, path string) (any, error) {
 	v = Deref(v)
 	switch t {
@@ -261,6 +233,9 @@ func coerce(t FieldType, v any, path string) (any, error) {
 	case TypeFloat:
 		switch n := v.(type) {
 		case float64:
+			if math.IsNaN(n) || math.IsInf(n, 0) {
+				return nil, Invalid(path, "must be a finite number")
+			}
 			return n, nil
 		case int:
 			return float64(n), nil
@@ -268,13 +243,21 @@ func coerce(t FieldType, v any, path string) (any, error) {
 			return float64(n), nil
 		}
 		return nil, Invalid(path, "must be a number")
+	case TypeDecimal:
+		return DecimalInput(path, v)
 	case TypeTime:
 		if tm, ok := v.(time.Time); ok {
+			if tm.Nanosecond()%1000 != 0 {
+				return nil, Invalid(path, "times are kept to the microsecond; give at most 6 fractional digits")
+			}
 			return tm.UTC(), nil
 		}
 		return nil, Invalid(path, "must be a time")
 	case TypeString, TypeEnum:
 		if s, ok := v.(string); ok {
+			if strings.IndexByte(s, 0) >= 0 {
+				return nil, Invalid(path, "must not contain a NUL character")
+			}
 			return s, nil
 		}
 		return nil, Invalid(path, "must be a string")

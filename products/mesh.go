@@ -138,7 +138,7 @@ func (m *Mesh) Entity(product, entity string) (*Store, *Entity, error) {
 // Rows reads the given fields (GraphQL names) of the rows of a product's
 // entity that match where (the filter maps the GraphQL API takes, e.g.
 // {"id": {"in": ids}}), ordered by id. Values have the Go types filters
-// take: int64 for ids and references, int, float64, string, time.Time;
+// take: int64 for ids and references, int, float64, Decimal, string, time.Time;
 // nil for null. A product reads another's data this way, by names: it
 // never imports the other's package nor joins its tables.
 func (m *Mesh) Rows(ctx context.Context, product, entity string, where map[string]any, fields ...string) ([]map[string]any, error) {
@@ -209,6 +209,12 @@ func rowValue(f *Field, v any) (any, error) {
 			return nil, fmt.Errorf("not a time: %q", s)
 		}
 		return nil, fmt.Errorf("not a time: %T", v)
+	case TypeDecimal:
+		var d Decimal
+		if err := d.Scan(v); err != nil {
+			return nil, err
+		}
+		return d, nil
 	case TypeEnum, TypeString:
 		switch s := v.(type) {
 		case string:

@@ -231,7 +231,8 @@ func (c compiler) keyset(p *plan, x *sqlExpr, cursor, arg string, before bool) e
 		if p.keys[i].desc != before {
 			op = "<"
 		}
-		x.add(quoteIdent(c.dialect, p.keys[i].f.Column)+" "+op+" ?", vals[i])
+		k := p.keys[i].f
+		x.add(quoteIdent(c.dialect, k.Column)+c.collate(k.Type)+" "+op+" ?", vals[i])
 		x.add(")")
 	}
 	x.add(")")
@@ -252,6 +253,8 @@ func cursorValue(t FieldType, v any) (any, error) {
 			return nil, fmt.Errorf("not a number")
 		}
 		return n.Float64()
+	case TypeDecimal:
+		return imageValue(t, v)
 	case TypeTime:
 		s, ok := v.(string)
 		if !ok {
@@ -269,6 +272,8 @@ func cursorValue(t FieldType, v any) (any, error) {
 }
 
 // orderSQL renders the plan's ORDER BY, reversed when paging backwards.
+// Strings sort in byte order on every backend (see collate), the order
+// the keyset conditions and string filters use.
 func (c compiler) orderSQL(p *plan) string {
 	parts := make([]string, len(p.keys))
 	for i, k := range p.keys {
@@ -277,7 +282,7 @@ func (c compiler) orderSQL(p *plan) string {
 		if desc {
 			dir = "DESC"
 		}
-		parts[i] = quoteIdent(c.dialect, k.f.Column) + " " + dir
+		parts[i] = quoteIdent(c.dialect, k.f.Column) + c.collate(k.f.Type) + " " + dir
 	}
 	return strings.Join(parts, ", ")
 }

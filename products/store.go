@@ -14,7 +14,6 @@ import (
 	"github.com/uptrace/bun/dialect"
 	"github.com/uptrace/bun/dialect/pgdialect"
 	"github.com/uptrace/bun/dialect/sqlitedialect"
-	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/uptrace/bun/driver/sqliteshim"
 	"github.com/uptrace/bun/migrate"
 )
@@ -65,18 +64,11 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 	var schemaName string
 	switch {
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		u, err := url.Parse(dsn)
+		sqldb, schema, err := openPostgres(d.Name, dsn)
 		if err != nil {
-			return nil, fmt.Errorf("%s store: bad DSN: %v; %s", d.Name, err, dsnHelp)
+			return nil, fmt.Errorf("%s store: %w; %s", d.Name, err, dsnHelp)
 		}
-		q := u.Query()
-		schemaName = q.Get("search_path")
-		if schemaName == "" {
-			schemaName = d.Name
-			q.Set("search_path", schemaName)
-			u.RawQuery = q.Encode()
-		}
-		sqldb := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(u.String())))
+		schemaName = schema
 		db = bun.NewDB(sqldb, pgdialect.New())
 		if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ?", bun.Ident(schemaName)); err != nil {
 			db.Close()
@@ -99,7 +91,11 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 		if err != nil {
 			return nil, fmt.Errorf("%s store: %w", d.Name, err)
 		}
+		// SQLite allows one writer at a time; a few connections serve
+		// concurrent readers, and keeping them all idle spares reopening
+		// (and re-running the pragmas) under load.
 		sqldb.SetMaxOpenConns(8)
+		sqldb.SetMaxIdleConns(8)
 		db = bun.NewDB(sqldb, sqlitedialect.New())
 		if err := db.PingContext(ctx); err != nil {
 			db.Close()
@@ -160,10 +156,18 @@ func (s *Store) migrate(ctx context.Context, product *migrate.Migrations) error 
 	return run()
 }
 
-// redact hides a password in a DSN for messages.
+// redact hides a password in a DSN for messages; a DSN too broken to
+// parse loses everything between the scheme and the host.
 func redact(dsn string) string {
 	u, err := url.Parse(dsn)
-	if err != nil || u.User == nil {
+	if err != nil {
+		scheme, rest, ok := strings.Cut(dsn, "://")
+		if at := strings.LastIndexByte(rest, '@'); ok && at >= 0 {
+			return scheme + "://xxxxx@" + rest[at+1:]
+		}
+		return dsn
+	}
+	if u.User == nil {
 		return dsn
 	}
 	if _, ok := u.User.Password(); ok {

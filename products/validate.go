@@ -9,9 +9,26 @@ import (
 	"unicode/utf8"
 )
 
-// Text checks that a string field has between min and max characters
-// after trimming, and returns the trimmed value.
+// storable rejects what no store keeps in a text column: invalid UTF-8
+// and NUL characters (PostgreSQL refuses both in text; SQLite would fail
+// with an internal error or cut the value short).
+func storable(field, v string) error {
+	if !utf8.ValidString(v) {
+		return Invalid(field, "must be valid UTF-8")
+	}
+	if strings.IndexByte(v, 0) >= 0 {
+		return Invalid(field, "must not contain NUL characters (U+0000)")
+	}
+	return nil
+}
+
+// Text checks that a string field is storable text (valid UTF-8, no NUL
+// characters) with between min and max characters after trimming, and
+// returns the trimmed value.
 func Text(field, v string, min, max int) (string, error) {
+	if err := storable(field, v); err != nil {
+		return "", err
+	}
 	v = strings.TrimSpace(v)
 	n := utf8.RuneCountInString(v)
 	if n < min {
@@ -28,6 +45,9 @@ func Text(field, v string, min, max int) (string, error) {
 
 // Email checks an e-mail address and returns it trimmed and lower-cased.
 func Email(field, v string) (string, error) {
+	if err := storable(field, v); err != nil {
+		return "", err
+	}
 	v = strings.ToLower(strings.TrimSpace(v))
 	a, err := mail.ParseAddress(v)
 	if err != nil || a.Address != v || !strings.Contains(v[strings.IndexByte(v, '@'):], ".") || len(v) > 254 {
@@ -84,9 +104,6 @@ func OneOf(field, v string, allowed ...string) error {
 	}
 	return Invalid(field, "%q is not one of %s", v, strings.Join(allowed, ", "))
 }
-
-// Money rounds an amount to cents.
-func Money(v float64) float64 { return math.Round(v*100) / 100 }
 
 // Deref returns what a pointer points to (nil for a nil pointer) and any
 // other value unchanged. GraphQL inputs decoded into maps carry optional

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -145,14 +144,16 @@ func (s *Store) advance(ctx context.Context, tx bun.Tx, n int64) (int64, error) 
 	return last, nil
 }
 
-// mapStoreError turns constraint violations into CONFLICT; everything else
-// passes unchanged.
+// mapStoreError turns the violation of a unique constraint on a column
+// users supply (e-mail, SKU) into CONFLICT. Everything else passes
+// unchanged and stays internal: a primary key's violation (keys are
+// assigned by the system), a foreign key's, and any error whose text merely
+// looks like one (see violationOf).
 func mapStoreError(err error) error {
 	if ErrorCode(err) != "" {
 		return err
 	}
-	msg := err.Error()
-	if strings.Contains(msg, "UNIQUE constraint failed") || strings.Contains(msg, "SQLSTATE=23505") || strings.Contains(msg, "duplicate key value") {
+	if violationOf(err) == uniqueViolation {
 		return &Error{Code: Conflict, Message: "a row with the same unique value exists"}
 	}
 	return err

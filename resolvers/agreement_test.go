@@ -97,6 +97,8 @@ func goKind(t reflect.Type) products.FieldType {
 	switch {
 	case t == reflect.TypeFor[time.Time]():
 		return products.TypeTime
+	case t == reflect.TypeFor[products.Decimal]():
+		return products.TypeDecimal
 	case t.Kind() == reflect.Int64:
 		return products.TypeID
 	case slices.Contains([]reflect.Kind{reflect.Int, reflect.Int32}, t.Kind()):

@@ -174,6 +174,7 @@ func graphQLType(f *products.Field) string {
 	t := map[products.FieldType]string{
 		products.TypeID: "ID", products.TypeString: "String", products.TypeInt: "Int",
 		products.TypeFloat: "Float", products.TypeTime: "Time", products.TypeEnum: "String",
+		products.TypeDecimal: "Decimal",
 	}[f.Type]
 	if f.Enum != nil {
 		t = f.Enum.Name

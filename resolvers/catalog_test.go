@@ -2,11 +2,7 @@ package resolvers
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"flag"
-	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -21,7 +17,6 @@ import (
 	"github.com/99designs/gqlgen/graphql/handler/extension"
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/driver/pgdriver"
 	"github.com/vektah/gqlparser/v2/ast"
 	"github.com/vektah/gqlparser/v2/parser"
 
@@ -29,21 +24,19 @@ import (
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 	"github.com/meshgate/meshgate/streaming"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata/")
-
-// pgEnv names a PostgreSQL DSN; when it is set the PostgreSQL variants run.
-const pgEnv = "MESHGATE_TEST_POSTGRES"
 
 // forEachBackend runs fn on SQLite and, when MESHGATE_TEST_POSTGRES is set,
 // on PostgreSQL.
 func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 	for _, b := range []string{"sqlite", "postgres"} {
 		t.Run(b, func(t *testing.T) {
-			if b == "postgres" && os.Getenv(pgEnv) == "" {
-				t.Skipf("%s is not set", pgEnv)
+			if b == "postgres" {
+				pgtest.Base(t) // skips, or fails in CI, without a database
 			}
 			t.Parallel()
 			fn(t, b)
@@ -63,29 +56,7 @@ func openMesh(t *testing.T, backend string, hooks ...bun.QueryHook) *products.Me
 		dir := t.TempDir()
 		dsn = func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") }
 	case "postgres":
-		var b [6]byte
-		rand.Read(b[:])
-		prefix := "mgcat_" + hex.EncodeToString(b[:])
-		base := os.Getenv(pgEnv)
-		dsn = func(p string) string {
-			u, err := url.Parse(base)
-			if err != nil {
-				t.Fatalf("%s: %v", pgEnv, err)
-			}
-			q := u.Query()
-			q.Set("search_path", prefix+"_"+p)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-		t.Cleanup(func() {
-			db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-			defer db.Close()
-			for _, d := range demo.Products {
-				if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + prefix + "_" + d.Name + `" CASCADE`); err != nil {
-					t.Errorf("drop schema: %v", err)
-				}
-			}
-		})
+		dsn = pgtest.New(t).DSN
 	}
 	mesh, err := demo.Open(ctx, dsn, hooks...)
 	if err != nil {

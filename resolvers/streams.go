@@ -104,8 +104,10 @@ func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]a
 		Ops:      opSet(ops),
 	}
 	if len(where) > 0 {
-		// Reject a bad filter now, not at the first event.
-		if _, err := products.Match(e, where, map[string]any{}); err != nil {
+		// Parsed once (a bad filter is rejected now, not at the first
+		// event), into the tree the SQL compiler reads too.
+		cond, err := products.ParseWhere(e, where)
+		if err != nil {
 			return nil, err
 		}
 		f.Match = func(a *products.AuditEntry) (bool, error) {
@@ -117,7 +119,7 @@ func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]a
 			if err != nil {
 				return false, err
 			}
-			return products.Match(e, where, m)
+			return cond.Match(m)
 		}
 	}
 	return f, nil

@@ -69,7 +69,7 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		mug, err := inventory.New(m).Create(ctx, inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
+		mug, err := inventory.New(m).Create(ctx, inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: products.Cents(950), Stock: 10})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -127,7 +127,7 @@ func TestFailedMutationWritesNothing(t *testing.T) {
 			}},
 			{"error returned inside Store.Write after insert, update and delete", "", func() error {
 				_, err := m.Store("orders").Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-					o := &orders.Order{CustomerID: kim.ID, Status: orders.StatusPlaced, Total: 1, Currency: "EUR", PlacedAt: tx.Now(), UpdatedAt: tx.Now()}
+					o := &orders.Order{CustomerID: kim.ID, Status: orders.StatusPlaced, Total: products.Cents(100), Currency: "EUR", PlacedAt: tx.Now(), UpdatedAt: tx.Now()}
 					if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
 						return err
 					}

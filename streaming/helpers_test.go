@@ -4,13 +4,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,10 +18,10 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 )
 
 // These tests run the change-capture path through real components: product
@@ -78,36 +75,10 @@ func sqliteBackend(t testing.TB) backend {
 	}}
 }
 
-// postgresBackend gives the test schemas of its own (<unique>_<product>) and
-// drops them when the test ends. Without MESHGATE_TEST_POSTGRES it skips.
+// postgresBackend gives the test schemas of its own (see pgtest) and drops
+// them when the test ends.
 func postgresBackend(t testing.TB) backend {
-	base := os.Getenv(pgEnv)
-	if base == "" {
-		t.Skipf("PostgreSQL: set %s=postgres://… to run", pgEnv)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	prefix := "mgt_" + hex.EncodeToString(rnd[:])
-	schema := func(product string) string { return prefix + "_" + product }
-	t.Cleanup(func() {
-		db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-		defer db.Close()
-		for _, d := range demo.Products {
-			if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + schema(d.Name) + `" CASCADE`); err != nil {
-				t.Errorf("drop schema %s: %v", schema(d.Name), err)
-			}
-		}
-	})
-	return backend{Name: "postgres", DSN: func(product string) string {
-		u, err := url.Parse(base)
-		if err != nil {
-			t.Fatalf("%s: %v", pgEnv, err)
-		}
-		q := u.Query()
-		q.Set("search_path", schema(product))
-		u.RawQuery = q.Encode()
-		return u.String()
-	}}
+	return backend{Name: "postgres", DSN: pgtest.New(t).DSN}
 }
 
 // openMesh opens the demo mesh's four stores on b; the test closes them.

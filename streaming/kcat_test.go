@@ -44,7 +44,7 @@ func TestKcatReadsChangeEvents(t *testing.T) {
 		if _, err := customers.New(m).Delete(as("req-4"), ola.ID); err != nil {
 			t.Fatal(err)
 		}
-		mug, err := inventory.New(m).Create(as("req-5"), inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: 9.5, Stock: 10})
+		mug, err := inventory.New(m).Create(as("req-5"), inventory.Input{SKU: "MUG-1", Name: "Mug", Category: "Kitchen", Price: products.Cents(950), Stock: 10})
 		if err != nil {
 			t.Fatal(err)
 		}

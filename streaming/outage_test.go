@@ -20,7 +20,7 @@ func mutate(t testing.TB, m *products.Mesh, tag string, n int) int {
 	ctx := products.WithRequestID(products.WithActor(context.Background(), "tester"), tag)
 	var items []int64
 	for i := range n {
-		it, err := inventory.New(m).Create(ctx, inventory.Input{SKU: fmt.Sprintf("%s-SKU-%d", tag, i), Name: "Item " + tag, Category: "Test", Price: float64(i) + 0.5, Stock: 100})
+		it, err := inventory.New(m).Create(ctx, inventory.Input{SKU: fmt.Sprintf("%s-SKU-%d", tag, i), Name: "Item " + tag, Category: "Test", Price: products.Cents(int64(i)*100 + 50), Stock: 100})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -465,6 +465,9 @@ func logicalType(f *model.CatalogField) (string, map[string]any) {
 		return "integer", map[string]any{"format": "i64"}
 	case "Float":
 		return "number", map[string]any{"format": "f64"}
+	case "Decimal":
+		// Money: exact, in whole cents.
+		return "number", map[string]any{"multipleOf": 0.01}
 	case "Time":
 		return "timestamp", nil
 	case "Boolean":

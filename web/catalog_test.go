@@ -9,14 +9,10 @@ package web
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"flag"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -26,10 +22,10 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/santhosh-tekuri/jsonschema/v6"
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
 )
@@ -50,32 +46,7 @@ func openCatalogMesh(t *testing.T, backend string) *products.Mesh {
 		dir := t.TempDir()
 		dsn = func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") }
 	case "postgres":
-		base := os.Getenv("MESHGATE_TEST_POSTGRES")
-		if base == "" {
-			t.Skip("MESHGATE_TEST_POSTGRES is not set")
-		}
-		var b [6]byte
-		rand.Read(b[:])
-		prefix := "mgweb_" + hex.EncodeToString(b[:])
-		dsn = func(p string) string {
-			u, err := url.Parse(base)
-			if err != nil {
-				t.Fatalf("MESHGATE_TEST_POSTGRES: %v", err)
-			}
-			q := u.Query()
-			q.Set("search_path", prefix+"_"+p)
-			u.RawQuery = q.Encode()
-			return u.String()
-		}
-		t.Cleanup(func() {
-			db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-			defer db.Close()
-			for _, d := range demo.Products {
-				if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + prefix + "_" + d.Name + `" CASCADE`); err != nil {
-					t.Errorf("drop schema: %v", err)
-				}
-			}
-		})
+		dsn = pgtest.New(t).DSN
 	}
 	mesh, err := demo.Open(context.Background(), dsn)
 	if err != nil {

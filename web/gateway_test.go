@@ -7,15 +7,11 @@ package web_test
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sort"
@@ -25,18 +21,14 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/driver/pgdriver"
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/web"
 )
-
-// pgEnv names the environment variable holding a PostgreSQL DSN. When it is
-// set, every PostgreSQL variant runs (none may skip).
-const pgEnv = "MESHGATE_TEST_POSTGRES"
 
 const (
 	sqliteBackend   = "sqlite"
@@ -50,7 +42,8 @@ func TestMain(m *testing.M) {
 }
 
 // forEachBackend runs fn as the parallel subtests "sqlite" and "postgres".
-// The PostgreSQL variant is skipped only when MESHGATE_TEST_POSTGRES is unset.
+// The PostgreSQL variant is skipped only when MESHGATE_TEST_POSTGRES is unset
+// (and fails then if CI is set).
 func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 	t.Helper()
 	runBackends(t, true, fn)
@@ -67,8 +60,8 @@ func runBackends(t *testing.T, parallel bool, fn func(t *testing.T, backend stri
 	t.Helper()
 	for _, b := range []string{sqliteBackend, postgresBackend} {
 		t.Run(b, func(t *testing.T) {
-			if b == postgresBackend && os.Getenv(pgEnv) == "" {
-				t.Skipf("%s is not set; set it to a PostgreSQL DSN to run the PostgreSQL variant", pgEnv)
+			if b == postgresBackend {
+				pgtest.Base(t) // skips, or fails in CI, without a database
 			}
 			if parallel {
 				t.Parallel()
@@ -84,8 +77,7 @@ func runBackends(t *testing.T, parallel bool, fn func(t *testing.T, backend stri
 type storeSet struct {
 	backend string
 	dir     string // SQLite
-	pgDSN   string // PostgreSQL, without search_path
-	prefix  string // PostgreSQL schema prefix
+	pg      *pgtest.Schemas
 }
 
 func newStoreSetNoCleanup(backend string) (*storeSet, error) {
@@ -98,13 +90,11 @@ func newStoreSetNoCleanup(backend string) (*storeSet, error) {
 		}
 		s.dir = dir
 	case postgresBackend:
-		s.pgDSN = os.Getenv(pgEnv)
-		if s.pgDSN == "" {
-			return nil, fmt.Errorf("%s is not set", pgEnv)
+		base := os.Getenv(pgtest.Env)
+		if base == "" {
+			return nil, fmt.Errorf("%s is not set", pgtest.Env)
 		}
-		var b [6]byte
-		rand.Read(b[:])
-		s.prefix = "mgt_" + hex.EncodeToString(b[:])
+		s.pg = pgtest.NewSet(base)
 	default:
 		return nil, fmt.Errorf("unknown backend %q", backend)
 	}
@@ -132,33 +122,17 @@ func (s *storeSet) dsn(product string) string {
 	if s.backend == sqliteBackend {
 		return "sqlite:" + filepath.Join(s.dir, product+".db")
 	}
-	u, err := url.Parse(s.pgDSN)
-	if err != nil {
-		panic(fmt.Sprintf("bad %s: %v", pgEnv, err))
-	}
-	q := u.Query()
-	q.Set("search_path", s.schema(product))
-	u.RawQuery = q.Encode()
-	return u.String()
+	return s.pg.DSN(product)
 }
-
-func (s *storeSet) schema(product string) string { return s.prefix + "_" + product }
 
 // remove deletes the stores; every gateway on them must be closed.
 func (s *storeSet) remove() error {
 	if s.backend == sqliteBackend {
 		return os.RemoveAll(s.dir)
 	}
-	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(s.pgDSN)))
-	defer db.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	for _, d := range demo.Products {
-		if _, err := db.ExecContext(ctx, `DROP SCHEMA IF EXISTS "`+s.schema(d.Name)+`" CASCADE`); err != nil {
-			return fmt.Errorf("drop schema %s: %w", s.schema(d.Name), err)
-		}
-	}
-	return nil
+	return s.pg.Drop(ctx)
 }
 
 // stmtCounter is a bun query hook that records the statements each product

@@ -292,7 +292,7 @@ func TestMutations(t *testing.T) {
 		t.Run("item", func(t *testing.T) {
 			type item struct {
 				ID, SKU, Name, Category string
-				Price                   float64
+				Price                   products.Decimal
 				Stock                   int
 			}
 			const fields = `id sku name category price stock`
@@ -301,26 +301,27 @@ func TestMutations(t *testing.T) {
 				g.query(t, `mutation { createItem(input: {sku: " T-1 ", name: "Test Item", category: "Test", price: 12.5, stock: 7}) { `+fields+` } }`, nil, &created)
 			})
 			it := created.CreateItem
-			if it.SKU != "T-1" || it.Name != "Test Item" || it.Category != "Test" || it.Price != 12.5 || it.Stock != 7 {
+			if it.SKU != "T-1" || it.Name != "Test Item" || it.Category != "Test" || it.Price != products.Cents(1250) || it.Stock != 7 {
 				t.Errorf("created %+v", it)
 			}
 			if len(entries) != 1 {
 				t.Fatalf("%d audit entries", len(entries))
 			}
-			checkEntry(t, entries[0], "Item", it.ID, "create", map[string]any{"sku": "T-1", "price": 12.5, "stock": 7}, nil)
+			// Audit images (and change events) carry money as exact strings.
+			checkEntry(t, entries[0], "Item", it.ID, "create", map[string]any{"sku": "T-1", "price": "12.50", "stock": 7}, nil)
 
 			var updated struct{ UpdateItem item }
 			entries = audited(t, g, "inventory", func() {
-				g.query(t, `mutation($id: ID!) { updateItem(id: $id, input: {price: 20.004, stock: 0}) { `+fields+` } }`, map[string]any{"id": it.ID}, &updated)
+				g.query(t, `mutation($id: ID!) { updateItem(id: $id, input: {price: "20.05", stock: 0}) { `+fields+` } }`, map[string]any{"id": it.ID}, &updated)
 			})
 			u := updated.UpdateItem
-			if u.Price != 20 || u.Stock != 0 || u.SKU != "T-1" || u.Name != it.Name {
+			if u.Price != products.Cents(2005) || u.Stock != 0 || u.SKU != "T-1" || u.Name != it.Name {
 				t.Errorf("updated %+v", u)
 			}
 			if len(entries) != 1 {
 				t.Fatalf("%d audit entries", len(entries))
 			}
-			checkEntry(t, entries[0], "Item", it.ID, "update", map[string]any{"price": 20, "stock": 0}, map[string]any{"price": 12.5, "stock": 7})
+			checkEntry(t, entries[0], "Item", it.ID, "update", map[string]any{"price": "20.05", "stock": 0}, map[string]any{"price": "12.50", "stock": 7})
 			var read struct{ Item item }
 			g.query(t, `query($id: ID!) { item(id: $id) { `+fields+` } }`, map[string]any{"id": it.ID}, &read)
 			if read.Item != u {
@@ -398,12 +399,12 @@ func TestMutations(t *testing.T) {
 			p1, p3 := items[0].Price, items[2].Price
 			type order struct {
 				ID, CustomerID, Status, Currency, PlacedAt string
-				Total                                      float64
+				Total                                      products.Decimal
 				Customer                                   struct{ ID string }
 				Lines                                      []struct {
 					ID, ItemID        string
 					Quantity          int
-					UnitPrice, Amount float64
+					UnitPrice, Amount products.Decimal
 				}
 			}
 			const fields = `id customerId status currency placedAt total customer { id } lines { id itemId quantity unitPrice amount }`
@@ -412,14 +413,16 @@ func TestMutations(t *testing.T) {
 				g.query(t, `mutation { placeOrder(customerId: 2, lines: [{itemId: 1, quantity: 3}, {itemId: "3", quantity: 1}], currency: "USD") { `+fields+` } }`, nil, &placed)
 			})
 			o := placed.PlaceOrder
-			a1, a3 := products.Money(p1*3), products.Money(p3)
-			if o.CustomerID != "2" || o.Customer.ID != "2" || o.Status != "PLACED" || o.Currency != "USD" || !near(o.Total, products.Money(a1+a3)) || len(o.Lines) != 2 {
+			// Exact: the decimal literals decode into cents without floats.
+			a1, _ := p1.Mul(3)
+			total, _ := a1.Add(p3)
+			if o.CustomerID != "2" || o.Customer.ID != "2" || o.Status != "PLACED" || o.Currency != "USD" || o.Total != total || len(o.Lines) != 2 {
 				t.Fatalf("placed %+v", o)
 			}
-			if l := o.Lines[0]; l.ItemID != "1" || l.Quantity != 3 || l.UnitPrice != p1 || !near(l.Amount, a1) {
+			if l := o.Lines[0]; l.ItemID != "1" || l.Quantity != 3 || l.UnitPrice != p1 || l.Amount != a1 {
 				t.Errorf("line 0: %+v", l)
 			}
-			if l := o.Lines[1]; l.ItemID != "3" || l.Quantity != 1 || l.UnitPrice != p3 || !near(l.Amount, a3) {
+			if l := o.Lines[1]; l.ItemID != "3" || l.Quantity != 1 || l.UnitPrice != p3 || l.Amount != p3 {
 				t.Errorf("line 1: %+v", l)
 			}
 			if len(entries) != 3 {
@@ -563,7 +566,12 @@ func TestMutationBadInput(t *testing.T) {
 			{"createItem/huge price", "BAD_USER_INPUT", "input.price", createItem, item(map[string]any{"price": 2e9})},
 			{"createItem/negative stock", "BAD_USER_INPUT", "input.stock", createItem, item(map[string]any{"stock": -1})},
 			{"createItem/duplicate sku", "BAD_USER_INPUT", "input.sku", createItem, item(map[string]any{"sku": "SKU-000002"})},
-			{"createItem/price as text", "GRAPHQL_VALIDATION_FAILED", "", createItem, item(map[string]any{"price": "cheap"})},
+			{"createItem/price as text", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": "cheap"})},
+			{"createItem/fraction of a cent", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": 1.005})},
+			{"createItem/fraction of a cent as text", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": "1.005"})},
+			{"createItem/NaN", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": "NaN"})},
+			{"createItem/out of range", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": "1e400"})},
+			{"createItem/too many digits", "BAD_USER_INPUT", "", createItem, item(map[string]any{"price": "12345678901234567"})},
 			{"updateItem/unknown id", "NOT_FOUND", "", updateItem, upd(999999, map[string]any{"stock": 1})},
 			{"updateItem/negative price", "BAD_USER_INPUT", "input.price", updateItem, upd(1, map[string]any{"price": -5})},
 			{"updateItem/negative stock", "BAD_USER_INPUT", "input.stock", updateItem, upd(1, map[string]any{"stock": -5})},

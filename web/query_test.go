@@ -314,19 +314,20 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 		g := sharedGateway(t, backend)
 		t.Run("items", func(t *testing.T) {
 			rows := loadAll[inventory.Item](t, g.mesh.Store("inventory").DB)
-			prices := make([]float64, len(rows))
+			prices := make([]products.Decimal, len(rows))
 			for i, r := range rows {
 				prices[i] = r.Price
 			}
-			slices.Sort(prices)
+			slices.SortFunc(prices, products.Decimal.Cmp)
 			mid := prices[len(prices)/2]
 			it := rows[2]
 			checkFilters(t, g, itemList, rows, func(r *inventory.Item) int64 { return r.ID }, []filterCase[inventory.Item]{
-				{name: "price/gt", where: fld("price", "gt", mid), want: func(r *inventory.Item) bool { return r.Price > mid }},
-				{name: "price/lte", where: fld("price", "lte", mid), want: func(r *inventory.Item) bool { return r.Price <= mid }},
+				{name: "price/gt", where: fld("price", "gt", mid), want: func(r *inventory.Item) bool { return r.Price.Cmp(mid) > 0 }},
+				{name: "price/lte", where: fld("price", "lte", mid), want: func(r *inventory.Item) bool { return r.Price.Cmp(mid) <= 0 }},
 				{name: "price/eq", where: fld("price", "eq", it.Price), want: func(r *inventory.Item) bool { return r.Price == it.Price }},
 				{name: "price/in", where: fld("price", "in", []any{it.Price, prices[0]}), want: func(r *inventory.Item) bool { return r.Price == it.Price || r.Price == prices[0] }},
-				{name: "price/int literal", where: fld("price", "gt", 50), want: func(r *inventory.Item) bool { return r.Price > 50 }},
+				{name: "price/int literal", where: fld("price", "gt", 50), want: func(r *inventory.Item) bool { return r.Price.Cmp(products.Cents(5000)) > 0 }},
+				{name: "price/number literal", where: fld("price", "lte", 50.25), want: func(r *inventory.Item) bool { return r.Price.Cmp(products.Cents(5025)) <= 0 }},
 				{name: "stock/gte", where: fld("stock", "gte", it.Stock), want: func(r *inventory.Item) bool { return r.Stock >= it.Stock }},
 				{name: "stock/ne", where: fld("stock", "ne", it.Stock), want: func(r *inventory.Item) bool { return r.Stock != it.Stock }},
 				{name: "stock/notIn", where: fld("stock", "notIn", []any{it.Stock, rows[0].Stock}), want: func(r *inventory.Item) bool { return r.Stock != it.Stock && r.Stock != rows[0].Stock }},
@@ -340,8 +341,8 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 			rows := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 			mid := rows[len(rows)/2].PlacedAt
 			checkFilters(t, g, orderList, rows, func(r *orders.Order) int64 { return r.ID }, []filterCase[orders.Order]{
-				{name: "total/gt", where: fld("total", "gt", 500.5), want: func(r *orders.Order) bool { return r.Total > 500.5 }},
-				{name: "total/lt", where: fld("total", "lt", 100), want: func(r *orders.Order) bool { return r.Total < 100 }},
+				{name: "total/gt", where: fld("total", "gt", 500.5), want: func(r *orders.Order) bool { return r.Total.Cmp(products.Cents(50050)) > 0 }},
+				{name: "total/lt", where: fld("total", "lt", 100), want: func(r *orders.Order) bool { return r.Total.Cmp(products.Cents(10000)) < 0 }},
 				{name: "total/eq", where: fld("total", "eq", rows[9].Total), want: func(r *orders.Order) bool { return r.Total == rows[9].Total }},
 				{name: "status/in", where: fld("status", "in", []any{"SHIPPED", "CANCELLED"}), want: func(r *orders.Order) bool { return r.Status == "SHIPPED" || r.Status == "CANCELLED" }},
 				{name: "status/ne", where: fld("status", "ne", "SHIPPED"), want: func(r *orders.Order) bool { return r.Status != "SHIPPED" }},
@@ -358,8 +359,8 @@ func TestFilterItemsOrdersLinesInteractions(t *testing.T) {
 				{name: "quantity/eq", where: fld("quantity", "eq", 2), want: func(r *orders.Line) bool { return r.Quantity == 2 }},
 				{name: "quantity/in", where: fld("quantity", "in", []any{1, 4}), want: func(r *orders.Line) bool { return r.Quantity == 1 || r.Quantity == 4 }},
 				{name: "quantity/gt", where: fld("quantity", "gt", 2), want: func(r *orders.Line) bool { return r.Quantity > 2 }},
-				{name: "amount/gt", where: fld("amount", "gt", 200), want: func(r *orders.Line) bool { return r.Amount > 200 }},
-				{name: "unitPrice/lt", where: fld("unitPrice", "lt", 10), want: func(r *orders.Line) bool { return r.UnitPrice < 10 }},
+				{name: "amount/gt", where: fld("amount", "gt", 200), want: func(r *orders.Line) bool { return r.Amount.Cmp(products.Cents(20000)) > 0 }},
+				{name: "unitPrice/lt", where: fld("unitPrice", "lt", 10), want: func(r *orders.Line) bool { return r.UnitPrice.Cmp(products.Cents(1000)) < 0 }},
 				{name: "orderId/lte", where: fld("orderId", "lte", "10"), want: func(r *orders.Line) bool { return r.OrderID <= 10 }},
 				{name: "itemId/notIn", where: fld("itemId", "notIn", []any{"1", "2", "3"}), want: func(r *orders.Line) bool { return r.ItemID > 3 }},
 			})
@@ -547,7 +548,7 @@ var (
 		"ID":          func(a, b *orders.Order) int { return cmp.Compare(a.ID, b.ID) },
 		"CUSTOMER_ID": func(a, b *orders.Order) int { return cmp.Compare(a.CustomerID, b.CustomerID) },
 		"STATUS":      func(a, b *orders.Order) int { return strings.Compare(a.Status, b.Status) },
-		"TOTAL":       func(a, b *orders.Order) int { return cmp.Compare(a.Total, b.Total) },
+		"TOTAL":       func(a, b *orders.Order) int { return a.Total.Cmp(b.Total) },
 		"CURRENCY":    func(a, b *orders.Order) int { return strings.Compare(a.Currency, b.Currency) },
 		"PLACED_AT":   func(a, b *orders.Order) int { return a.PlacedAt.Compare(b.PlacedAt) },
 		"UPDATED_AT":  func(a, b *orders.Order) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
@@ -557,7 +558,7 @@ var (
 		"SKU":        func(a, b *inventory.Item) int { return strings.Compare(a.SKU, b.SKU) },
 		"NAME":       func(a, b *inventory.Item) int { return strings.Compare(a.Name, b.Name) },
 		"CATEGORY":   func(a, b *inventory.Item) int { return strings.Compare(a.Category, b.Category) },
-		"PRICE":      func(a, b *inventory.Item) int { return cmp.Compare(a.Price, b.Price) },
+		"PRICE":      func(a, b *inventory.Item) int { return a.Price.Cmp(b.Price) },
 		"STOCK":      func(a, b *inventory.Item) int { return cmp.Compare(a.Stock, b.Stock) },
 		"CREATED_AT": func(a, b *inventory.Item) int { return a.CreatedAt.Compare(b.CreatedAt) },
 		"UPDATED_AT": func(a, b *inventory.Item) int { return a.UpdatedAt.Compare(b.UpdatedAt) },
@@ -567,8 +568,8 @@ var (
 		"ORDER_ID":   func(a, b *orders.Line) int { return cmp.Compare(a.OrderID, b.OrderID) },
 		"ITEM_ID":    func(a, b *orders.Line) int { return cmp.Compare(a.ItemID, b.ItemID) },
 		"QUANTITY":   func(a, b *orders.Line) int { return cmp.Compare(a.Quantity, b.Quantity) },
-		"UNIT_PRICE": func(a, b *orders.Line) int { return cmp.Compare(a.UnitPrice, b.UnitPrice) },
-		"AMOUNT":     func(a, b *orders.Line) int { return cmp.Compare(a.Amount, b.Amount) },
+		"UNIT_PRICE": func(a, b *orders.Line) int { return a.UnitPrice.Cmp(b.UnitPrice) },
+		"AMOUNT":     func(a, b *orders.Line) int { return a.Amount.Cmp(b.Amount) },
 	}
 	interactionKeys = sortKeys[engagement.Interaction]{
 		"ID":          func(a, b *engagement.Interaction) int { return cmp.Compare(a.ID, b.ID) },
@@ -965,16 +966,16 @@ func TestLookups(t *testing.T) {
 			}
 			Order struct {
 				ID, CustomerID, Status, Currency, PlacedAt string
-				Total                                      float64
+				Total                                      products.Decimal
 			}
 			OrderLine struct {
 				ID, OrderID, ItemID string
 				Quantity            int
-				UnitPrice, Amount   float64
+				UnitPrice, Amount   products.Decimal
 			}
 			Item struct {
 				ID, SKU, Name, Category string
-				Price                   float64
+				Price                   products.Decimal
 				Stock                   int
 			}
 			Interaction struct {
@@ -1060,8 +1061,10 @@ type aggWant struct {
 	sum, avg, min, max float64
 }
 
+// near compares approximately: averages of exact fields are rounded to 4
+// places (exactness is checked by TestMoneyIsExact).
 func near(a, b float64) bool {
-	return math.Abs(a-b) <= 1e-6*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
+	return math.Abs(a-b) <= math.Max(5.1e-5, 1e-6*math.Max(math.Abs(a), math.Abs(b)))
 }
 
 // checkAgg compares rows to want (in order) for the numeric field num; the
@@ -1204,7 +1207,7 @@ func TestAggregates(t *testing.T) {
   a: ordersAggregate(groupBy: $g, having: $h, where: $w) { group { customerId status currency placedDate } count sum { total } avg { total } min { total } max { total } } }`
 
 		t.Run("orders overall", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total) FROM orders`)
+			want := sqlAgg(t, g, "orders", `SELECT COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0 FROM orders`)
 			got := agg(t, orderAgg, nil)
 			if got[0].Group != nil {
 				t.Errorf("group without groupBy: %v", got[0].Group)
@@ -1212,7 +1215,7 @@ func TestAggregates(t *testing.T) {
 			checkAgg(t, got, want, "total")
 		})
 		t.Run("orders filtered", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total) FROM orders WHERE total > ? AND status <> ?`, 250.0, "SHIPPED")
+			want := sqlAgg(t, g, "orders", `SELECT COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0 FROM orders WHERE total > ? AND status <> ?`, 25000, "SHIPPED")
 			checkAgg(t, agg(t, orderAgg, map[string]any{"w": and(fld("total", "gt", 250), fld("status", "ne", "SHIPPED"))}), want, "total")
 		})
 		t.Run("orders empty", func(t *testing.T) {
@@ -1222,11 +1225,11 @@ func TestAggregates(t *testing.T) {
 			}
 		})
 		t.Run("orders by status", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT status, COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total) FROM orders GROUP BY status ORDER BY status`)
+			want := sqlAgg(t, g, "orders", `SELECT status, COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0 FROM orders GROUP BY status ORDER BY status`)
 			checkAgg(t, agg(t, orderAgg, map[string]any{"g": []string{"STATUS"}}), want, "total", "status")
 		})
 		t.Run("orders by customer and status having count", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT customer_id, status, COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total)
+			want := sqlAgg(t, g, "orders", `SELECT customer_id, status, COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0
 FROM orders GROUP BY customer_id, status HAVING COUNT(*) >= ? ORDER BY customer_id, status`, 3)
 			if len(want) < 3 {
 				t.Fatalf("test data: %d groups", len(want))
@@ -1234,8 +1237,8 @@ FROM orders GROUP BY customer_id, status HAVING COUNT(*) >= ? ORDER BY customer_
 			checkAgg(t, agg(t, orderAgg, map[string]any{"g": []string{"CUSTOMER_ID", "STATUS"}, "h": map[string]any{"count": map[string]any{"gte": 3}}}), want, "total", "customerId", "status")
 		})
 		t.Run("orders by customer having sum", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT customer_id, COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total)
-FROM orders GROUP BY customer_id HAVING SUM(total) > ? AND COUNT(*) < ? ORDER BY customer_id`, 4000.0, 12)
+			want := sqlAgg(t, g, "orders", `SELECT customer_id, COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0
+FROM orders GROUP BY customer_id HAVING SUM(total) > ? AND COUNT(*) < ? ORDER BY customer_id`, 400000, 12)
 			if len(want) < 2 {
 				t.Fatalf("test data: %d groups", len(want))
 			}
@@ -1243,8 +1246,8 @@ FROM orders GROUP BY customer_id HAVING SUM(total) > ? AND COUNT(*) < ? ORDER BY
 			checkAgg(t, got, want, "total", "customerId")
 		})
 		t.Run("orders having avg and max", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT customer_id, COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total)
-FROM orders GROUP BY customer_id HAVING AVG(total) >= ? AND MAX(total) < ? AND MIN(total) > ? ORDER BY customer_id`, 400.0, 2000.0, 10.0)
+			want := sqlAgg(t, g, "orders", `SELECT customer_id, COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0
+FROM orders GROUP BY customer_id HAVING AVG(total) >= ? AND MAX(total) < ? AND MIN(total) > ? ORDER BY customer_id`, 40000, 200000, 1000)
 			if len(want) < 1 {
 				t.Fatalf("test data: %d groups", len(want))
 			}
@@ -1257,7 +1260,7 @@ FROM orders GROUP BY customer_id HAVING AVG(total) >= ? AND MAX(total) < ? AND M
 		})
 		rows := loadAll[orders.Order](t, g.mesh.Store("orders").DB)
 		day := func(o *orders.Order) string { return o.PlacedAt.UTC().Format(time.DateOnly) }
-		total := func(o *orders.Order) float64 { return o.Total }
+		total := func(o *orders.Order) float64 { return float64(o.Total.Units()) / 100 }
 		t.Run("orders by placed date", func(t *testing.T) {
 			var shipped []*orders.Order
 			for _, o := range rows {
@@ -1276,14 +1279,17 @@ FROM orders GROUP BY customer_id HAVING AVG(total) >= ? AND MAX(total) < ? AND M
 			checkAgg(t, agg(t, orderAgg, map[string]any{"g": []string{"STATUS", "PLACED_DATE"}, "h": map[string]any{"count": map[string]any{"gte": 2}}}), want, "total", "status", "placedDate")
 		})
 		t.Run("duplicate groupBy", func(t *testing.T) {
-			want := sqlAgg(t, g, "orders", `SELECT status, COUNT(*), SUM(total), AVG(total), MIN(total), MAX(total) FROM orders GROUP BY status ORDER BY status`)
+			want := sqlAgg(t, g, "orders", `SELECT status, COUNT(*), SUM(total)/100.0, AVG(total)/100.0, MIN(total)/100.0, MAX(total)/100.0 FROM orders GROUP BY status ORDER BY status`)
 			checkAgg(t, agg(t, orderAgg, map[string]any{"g": []string{"STATUS", "STATUS"}}), want, "total", "status")
 		})
 		t.Run("order lines by item having sum", func(t *testing.T) {
 			const q = `query($h: OrderLineHaving) { a: orderLinesAggregate(groupBy: [ITEM_ID], having: $h) { group { itemId orderId } count sum { amount quantity } avg { amount quantity } min { amount quantity } max { amount quantity } } }`
 			for _, num := range []struct{ field, col string }{{"amount", "amount"}, {"quantity", "quantity"}} {
+				if num.field == "amount" {
+					num.col = "amount/100.0" // cents
+				}
 				want := sqlAgg(t, g, "orders", `SELECT item_id, COUNT(*), SUM(`+num.col+`), AVG(`+num.col+`), MIN(`+num.col+`), MAX(`+num.col+`)
-FROM order_lines GROUP BY item_id HAVING SUM(amount) > ? ORDER BY item_id`, 30000.0)
+FROM order_lines GROUP BY item_id HAVING SUM(amount) > ? ORDER BY item_id`, 3000000)
 				if len(want) < 2 {
 					t.Fatalf("test data: %d groups", len(want))
 				}
@@ -1297,7 +1303,7 @@ FROM order_lines GROUP BY item_id HAVING SUM(amount) > ? ORDER BY item_id`, 3000
 			}
 		})
 		t.Run("items by category", func(t *testing.T) {
-			want := sqlAgg(t, g, "inventory", `SELECT category, COUNT(*), SUM(price), AVG(price), MIN(price), MAX(price) FROM items GROUP BY category ORDER BY category`)
+			want := sqlAgg(t, g, "inventory", `SELECT category, COUNT(*), SUM(price)/100.0, AVG(price)/100.0, MIN(price)/100.0, MAX(price)/100.0 FROM items GROUP BY category ORDER BY category`)
 			got := agg(t, `{ a: itemsAggregate(groupBy: [CATEGORY]) { group { category } count sum { price stock } avg { price stock } min { price stock } max { price stock } } }`, nil)
 			checkAgg(t, got, want, "price", "category")
 			want = sqlAgg(t, g, "inventory", `SELECT category, COUNT(*), SUM(stock), AVG(stock), MIN(stock), MAX(stock) FROM items GROUP BY category ORDER BY category`)

@@ -96,7 +96,7 @@ func entityType(w *writer, p *products.Product, e *products.Entity) {
 func GraphQLType(f *products.Field) string {
 	t := map[products.FieldType]string{
 		products.TypeID: "ID", products.TypeString: "String", products.TypeInt: "Int",
-		products.TypeFloat: "Float", products.TypeTime: "Time",
+		products.TypeFloat: "Float", products.TypeTime: "Time", products.TypeDecimal: "Decimal",
 	}[f.Type]
 	if f.Type == products.TypeEnum {
 		t = f.Enum.Name
@@ -113,7 +113,7 @@ func filterType(f *products.Field) string {
 	}
 	return map[products.FieldType]string{
 		products.TypeID: "IDFilter", products.TypeString: "StringFilter", products.TypeInt: "IntFilter",
-		products.TypeFloat: "FloatFilter", products.TypeTime: "TimeFilter",
+		products.TypeFloat: "FloatFilter", products.TypeTime: "TimeFilter", products.TypeDecimal: "DecimalFilter",
 	}[f.Type]
 }
 
@@ -214,14 +214,14 @@ func entityInputs(w *writer, p *products.Product, e *products.Entity) {
 		w.desc("", fmt.Sprintf("Numeric fields of %s, aggregated.", n.plural))
 		w.line("type " + e.Name + "Numbers {")
 		for _, f := range numbers {
-			w.field("Aggregate of "+f.Name+".", f.Name+": Float")
+			w.field("Aggregate of "+f.Name+".", f.Name+": "+aggregateType(f))
 		}
 		w.line("}")
 		w.line("")
 		w.desc("", fmt.Sprintf("Conditions on aggregated numeric fields of %s.", n.plural))
 		w.line("input " + e.Name + "NumbersFilter {")
 		for _, f := range numbers {
-			w.field("Condition on the aggregate of "+f.Name+".", f.Name+": FloatFilter")
+			w.field("Condition on the aggregate of "+f.Name+".", f.Name+": "+aggregateType(f)+"Filter")
 		}
 		w.line("}")
 		w.line("")
@@ -261,6 +261,15 @@ func entityInputs(w *writer, p *products.Product, e *products.Entity) {
 	w.field(fmt.Sprintf("Position in the %s product's log.", p.Name), "sequence: Long!")
 	w.line("}")
 	w.line("")
+}
+
+// aggregateType is the GraphQL type of a numeric field's aggregates: exact
+// (Decimal) for integers and money, Float for floating-point fields.
+func aggregateType(f *products.Field) string {
+	if f.Type == products.TypeFloat {
+		return "Float"
+	}
+	return "Decimal"
 }
 
 // byDoc describes a field's value in a SortField or GroupField enum.

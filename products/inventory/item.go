@@ -14,14 +14,14 @@ import (
 type Item struct {
 	bun.BaseModel `bun:"table:items" mesh:"Item" doc:"A stock-keeping item. Owned by the inventory data product."`
 
-	ID        int64     `bun:"id,pk,autoincrement" json:"id" mesh:"level=PUBLIC" doc:"Stable identifier, assigned by the inventory product."`
-	SKU       string    `bun:"sku,notnull,unique" json:"sku" mesh:"sort,level=PUBLIC" doc:"Stock-keeping unit, unique."`
-	Name      string    `bun:"name,notnull" json:"name" mesh:"sort,level=PUBLIC" doc:"Display name."`
-	Category  string    `bun:"category,notnull" json:"category" mesh:"sort,group,level=PUBLIC" doc:"Product category."`
-	Price     float64   `bun:"price,notnull" json:"price" mesh:"sort,aggregate,level=PUBLIC" doc:"Current unit price."`
-	Stock     int       `bun:"stock,notnull" json:"stock" mesh:"sort,aggregate" doc:"Units on hand and not reserved."`
-	CreatedAt time.Time `bun:"created_at,notnull" json:"createdAt" mesh:"sort" doc:"When the item was created."`
-	UpdatedAt time.Time `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the item was last changed."`
+	ID        int64            `bun:"id,pk,autoincrement" json:"id" mesh:"level=PUBLIC" doc:"Stable identifier, assigned by the inventory product."`
+	SKU       string           `bun:"sku,notnull,unique" json:"sku" mesh:"sort,level=PUBLIC" doc:"Stock-keeping unit, unique."`
+	Name      string           `bun:"name,notnull" json:"name" mesh:"sort,level=PUBLIC" doc:"Display name."`
+	Category  string           `bun:"category,notnull" json:"category" mesh:"sort,group,level=PUBLIC" doc:"Product category."`
+	Price     products.Decimal `bun:"price,type:BIGINT,notnull" json:"price" mesh:"sort,aggregate,level=PUBLIC" doc:"Current unit price."`
+	Stock     int              `bun:"stock,notnull" json:"stock" mesh:"sort,aggregate" doc:"Units on hand and not reserved."`
+	CreatedAt time.Time        `bun:"created_at,notnull" json:"createdAt" mesh:"sort" doc:"When the item was created."`
+	UpdatedAt time.Time        `bun:"updated_at,notnull" json:"updatedAt" mesh:"sort" doc:"When the item was last changed."`
 
 	products.Window
 }

@@ -34,7 +34,9 @@ func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
 	for i := range rows {
 		cat := categories[r.IntN(len(categories))]
 		noun := nouns[cat][r.IntN(len(nouns[cat]))]
-		price := products.Money(math.Exp(r.Float64()*6) + 1.99)
+		// Drawn in floating point, then turned into whole cents once: the
+		// demo's prices are exact from here on.
+		price := products.Cents(int64(math.Round((math.Exp(r.Float64()*6) + 1.99) * 100)))
 		rows[i] = &Item{
 			ID:        int64(i + 1),
 			SKU:       fmt.Sprintf("SKU-%06d", i+1),

@@ -15,11 +15,11 @@ func New(m *products.Mesh) Store { return Store{Store: m.Store(Product.Name)} }
 
 // Input is a new item (GraphQL CreateItemInput).
 type Input struct {
-	SKU      string  `json:"sku"`
-	Name     string  `json:"name"`
-	Category string  `json:"category"`
-	Price    float64 `json:"price"`
-	Stock    int     `json:"stock"`
+	SKU      string           `json:"sku"`
+	Name     string           `json:"name"`
+	Category string           `json:"category"`
+	Price    products.Decimal `json:"price"`
+	Stock    int              `json:"stock"`
 }
 
 // Create validates and inserts an item.
@@ -96,9 +96,13 @@ func apply(it *Item, in map[string]any, path string) error {
 		case "category":
 			it.Category, err = products.Text(field, v.(string), 1, 100)
 		case "price":
-			p := v.(float64)
-			if err = products.Range(field, p, 0, 1e9); err == nil {
-				it.Price = products.Money(p)
+			var p products.Decimal
+			if p, err = products.DecimalInput(field, v); err == nil {
+				if p.Cmp(products.Cents(0)) < 0 || p.Cmp(products.Cents(1e11)) > 0 {
+					err = products.Invalid(field, "must be between 0 and 1000000000")
+				} else {
+					it.Price = p
+				}
 			}
 		case "stock":
 			n := v.(int)

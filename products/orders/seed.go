@@ -35,9 +35,9 @@ func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
 	if customers == 0 || len(priced) == 0 {
 		return fmt.Errorf("demo orders need demo customers and items")
 	}
-	prices := make(map[int64]float64, len(priced))
+	prices := make(map[int64]products.Decimal, len(priced))
 	for _, it := range priced {
-		prices[it["id"].(int64)] = it["price"].(float64)
+		prices[it["id"].(int64)] = it["price"].(products.Decimal)
 	}
 	r := rand.New(rand.NewPCG(3, 3))
 	items := len(prices)
@@ -60,12 +60,17 @@ func seed(ctx context.Context, m *products.Mesh, s products.Seeding) error {
 			}
 			used[item] = true
 			q := 1 + r.IntN(4)
-			l := &Line{ID: int64(len(lines) + 1), OrderID: o.ID, ItemID: item, Quantity: q, UnitPrice: prices[item], Amount: products.Money(prices[item] * float64(q))}
-			o.Total += l.Amount
+			amount, err := prices[item].Mul(int64(q))
+			if err == nil {
+				o.Total, err = o.Total.Add(amount)
+			}
+			if err != nil {
+				return fmt.Errorf("orders: seed: %w", err)
+			}
+			l := &Line{ID: int64(len(lines) + 1), OrderID: o.ID, ItemID: item, Quantity: q, UnitPrice: prices[item], Amount: amount}
 			o.Lines = append(o.Lines, l)
 			lines = append(lines, l)
 		}
-		o.Total = products.Money(o.Total)
 		orders[i] = o
 	}
 	store := m.Store(Product.Name)

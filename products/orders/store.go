@@ -15,7 +15,7 @@ type Customers interface {
 
 // Inventory prices items; the inventory product answers.
 type Inventory interface {
-	Prices(ctx context.Context, ids []int64) (map[int64]float64, error)
+	Prices(ctx context.Context, ids []int64) (map[int64]products.Decimal, error)
 }
 
 // Store is the orders product's store and API. Customers and Inventory are
@@ -41,14 +41,14 @@ func (c meshCustomers) Exists(ctx context.Context, id int64) (bool, error) {
 
 type meshInventory struct{ m *products.Mesh }
 
-func (i meshInventory) Prices(ctx context.Context, ids []int64) (map[int64]float64, error) {
+func (i meshInventory) Prices(ctx context.Context, ids []int64) (map[int64]products.Decimal, error) {
 	rows, err := i.m.Rows(ctx, "inventory", "Item", map[string]any{"id": map[string]any{"in": ids}}, "id", "price")
 	if err != nil {
 		return nil, err
 	}
-	out := make(map[int64]float64, len(rows))
+	out := make(map[int64]products.Decimal, len(rows))
 	for _, r := range rows {
-		out[r["id"].(int64)] = r["price"].(float64)
+		out[r["id"].(int64)] = r["price"].(products.Decimal)
 	}
 	return out, nil
 }
@@ -63,8 +63,8 @@ type LineInput struct {
 const MaxLines = 500
 
 // Place validates and places an order: the customer and the items must
-// exist; prices come from inventory; the total is the sum of the line
-// amounts. Order and lines are written in one transaction.
+// exist; prices come from inventory; line amounts (quantity × unit price)
+// and the total (their sum) are exact. Order and lines are written in one transaction.
 func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, currency string) (*Order, error) {
 	if len(lines) == 0 {
 		return nil, products.Invalid("lines", "an order needs at least one line")
@@ -106,10 +106,15 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 		if !ok {
 			return nil, &products.Error{Code: products.NotFound, Field: fmt.Sprintf("lines[%d].itemId", i), Message: fmt.Sprintf("item %d does not exist", l.ItemID)}
 		}
-		rows[i] = &Line{ItemID: l.ItemID, Quantity: l.Quantity, UnitPrice: p, Amount: products.Money(p * float64(l.Quantity))}
-		o.Total += rows[i].Amount
+		amount, err := p.Mul(int64(l.Quantity))
+		if err == nil {
+			o.Total, err = o.Total.Add(amount)
+		}
+		if err != nil {
+			return nil, products.Invalid(fmt.Sprintf("lines[%d].quantity", i), "the order's amount is too large")
+		}
+		rows[i] = &Line{ItemID: l.ItemID, Quantity: l.Quantity, UnitPrice: p, Amount: amount}
 	}
-	o.Total = products.Money(o.Total)
 	_, err = s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		o.PlacedAt, o.UpdatedAt = tx.Now(), tx.Now()
 		if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {

@@ -46,15 +46,15 @@ type customerEvent struct {
 }
 
 type orderEvent struct {
-	ID         int64     `json:"id"`
-	CustomerID int64     `json:"customerId"`
-	Status     string    `json:"status"`
-	Total      float64   `json:"total"`
-	PlacedAt   time.Time `json:"placedAt"`
+	ID         int64            `json:"id"`
+	CustomerID int64            `json:"customerId"`
+	Status     string           `json:"status"`
+	Total      products.Decimal `json:"total"`
+	PlacedAt   time.Time        `json:"placedAt"`
 	Lines      []struct {
-		ItemID   int64   `json:"itemId"`
-		Quantity int     `json:"quantity"`
-		Amount   float64 `json:"amount"`
+		ItemID   int64            `json:"itemId"`
+		Quantity int              `json:"quantity"`
+		Amount   products.Decimal `json:"amount"`
 	} `json:"lines"`
 }
 
@@ -182,12 +182,12 @@ func keys(m map[int64]bool) []int64 {
 }
 
 type totals struct {
-	K     int64      `bun:"k"`
-	N     int        `bun:"n"`
-	Sum   float64    `bun:"total"`
-	Units int        `bun:"units"`
-	First *time.Time `bun:"first"`
-	Last  *time.Time `bun:"last"`
+	K     int64            `bun:"k"`
+	N     int              `bun:"n"`
+	Sum   products.Decimal `bun:"total"`
+	Units int              `bun:"units"`
+	First *time.Time       `bun:"first"`
+	Last  *time.Time       `bun:"last"`
 }
 
 // grouped runs a query grouped by key k and returns its rows by key.
@@ -208,7 +208,7 @@ func recomputeDays(ctx context.Context, tx *products.Tx, days []int64) error {
 		return nil
 	}
 	sums, err := grouped(ctx, tx.NewSelect().Model((*order)(nil)).
-		ColumnExpr("day AS k, COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total").
+		ColumnExpr("day AS k, COUNT(*) AS n, COALESCE(SUM(total), 0) AS total").
 		Where("counted = ? AND day IN (?)", true, bun.List(days)).GroupExpr("day"), "days")
 	if err != nil {
 		return err
@@ -219,7 +219,7 @@ func recomputeDays(ctx context.Context, tx *products.Tx, days []int64) error {
 	}
 	for _, day := range days {
 		t := sums[day]
-		d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Orders: t.N, Revenue: products.Money(t.Sum)}
+		d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Orders: t.N, Revenue: t.Sum}
 		if err := write(ctx, tx, DailyEntity, day, existing[day], d, func(a, b *DailyRevenue) bool { return *a == *b }); err != nil {
 			return err
 		}
@@ -232,7 +232,7 @@ func recomputeCustomers(ctx context.Context, tx *products.Tx, ids []int64) error
 		return nil
 	}
 	sums, err := grouped(ctx, tx.NewSelect().Model((*order)(nil)).
-		ColumnExpr("customer_id AS k, COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
+		ColumnExpr("customer_id AS k, COUNT(*) AS n, COALESCE(SUM(total), 0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
 		Where("counted = ? AND customer_id IN (?)", true, bun.List(ids)).GroupExpr("customer_id"), "customers")
 	if err != nil {
 		return err
@@ -243,7 +243,7 @@ func recomputeCustomers(ctx context.Context, tx *products.Tx, ids []int64) error
 	}
 	for _, id := range ids {
 		t := sums[id]
-		v := &CustomerValue{ID: id, Orders: t.N, Revenue: products.Money(t.Sum), FirstOrderAt: utc(t.First), LastOrderAt: utc(t.Last)}
+		v := &CustomerValue{ID: id, Orders: t.N, Revenue: t.Sum, FirstOrderAt: utc(t.First), LastOrderAt: utc(t.Last)}
 		before := existing[id]
 		if before != nil {
 			v.Country, v.Segment = before.Country, before.Segment
@@ -264,7 +264,7 @@ func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
 	}
 	sums, err := grouped(ctx, tx.NewSelect().TableExpr("sales_order_lines AS l").
 		Join("JOIN sales_orders AS o ON o.id = l.order_id").
-		ColumnExpr("l.item_id AS k, COUNT(*) AS n, COALESCE(SUM(l.amount), 0.0) AS total, COALESCE(SUM(l.quantity), 0) AS units").
+		ColumnExpr("l.item_id AS k, COUNT(*) AS n, COALESCE(SUM(l.amount), 0) AS total, COALESCE(SUM(l.quantity), 0) AS units").
 		Where("o.counted = ? AND l.item_id IN (?)", true, bun.List(ids)).GroupExpr("l.item_id"), "items")
 	if err != nil {
 		return err
@@ -275,7 +275,7 @@ func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
 	}
 	for _, id := range ids {
 		t := sums[id]
-		row := &ItemSales{ID: id, Orders: t.N, Units: t.Units, Revenue: products.Money(t.Sum)}
+		row := &ItemSales{ID: id, Orders: t.N, Units: t.Units, Revenue: t.Sum}
 		if err := write(ctx, tx, ItemSalesEntity, id, existing[id], row, func(a, b *ItemSales) bool { return *a == *b }); err != nil {
 			return err
 		}

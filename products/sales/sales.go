@@ -19,10 +19,10 @@ import (
 type DailyRevenue struct {
 	bun.BaseModel `bun:"table:daily_revenue" mesh:"DailyRevenue,plural=dailyRevenue,lookup=-" doc:"Revenue and order count of one UTC day, over orders that are not cancelled."`
 
-	ID      int64   `bun:"id,pk" json:"id" doc:"The day as YYYYMMDD."`
-	Date    string  `bun:"date,notnull" json:"date" mesh:"sort" doc:"The day, YYYY-MM-DD."`
-	Orders  int     `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders placed that day and not cancelled."`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
+	ID      int64            `bun:"id,pk" json:"id" doc:"The day as YYYYMMDD."`
+	Date    string           `bun:"date,notnull" json:"date" mesh:"sort" doc:"The day, YYYY-MM-DD."`
+	Orders  int              `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders placed that day and not cancelled."`
+	Revenue products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
 
 	products.Window
 }
@@ -35,13 +35,13 @@ func (DailyRevenue) IsEntity() {}
 type CustomerValue struct {
 	bun.BaseModel `bun:"table:customer_value" mesh:"CustomerValue,plural=customerValues" doc:"A customer's lifetime value, over orders that are not cancelled."`
 
-	ID           int64      `bun:"id,pk" json:"id" mesh:"ref=customers.Customer" doc:"The customer's id."`
-	Country      string     `bun:"country,notnull" json:"country" mesh:"sort,group" doc:"The customer's country (ISO 3166-1 alpha-2) as last seen."`
-	Segment      string     `bun:"segment,notnull" json:"segment" mesh:"sort,group" doc:"The customer's segment as last seen."`
-	Orders       int        `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders."`
-	Revenue      float64    `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
-	FirstOrderAt *time.Time `bun:"first_order_at" json:"firstOrderAt" doc:"The first order, if any."`
-	LastOrderAt  *time.Time `bun:"last_order_at" json:"lastOrderAt" doc:"The last order, if any."`
+	ID           int64            `bun:"id,pk" json:"id" mesh:"ref=customers.Customer" doc:"The customer's id."`
+	Country      string           `bun:"country,notnull" json:"country" mesh:"sort,group" doc:"The customer's country (ISO 3166-1 alpha-2) as last seen."`
+	Segment      string           `bun:"segment,notnull" json:"segment" mesh:"sort,group" doc:"The customer's segment as last seen."`
+	Orders       int              `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders."`
+	Revenue      products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Their total."`
+	FirstOrderAt *time.Time       `bun:"first_order_at" json:"firstOrderAt" doc:"The first order, if any."`
+	LastOrderAt  *time.Time       `bun:"last_order_at" json:"lastOrderAt" doc:"The last order, if any."`
 
 	products.Window
 }
@@ -53,10 +53,10 @@ func (CustomerValue) IsEntity() {}
 type ItemSales struct {
 	bun.BaseModel `bun:"table:item_sales" mesh:"ItemSales,plural=itemSales,lookup=-" doc:"What an item sold, over orders that are not cancelled."`
 
-	ID      int64   `bun:"id,pk" json:"id" mesh:"ref=inventory.Item" doc:"The item's id."`
-	Orders  int     `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders with the item."`
-	Units   int     `bun:"units,notnull" json:"units" mesh:"sort,aggregate" doc:"Units sold."`
-	Revenue float64 `bun:"revenue,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Revenue."`
+	ID      int64            `bun:"id,pk" json:"id" mesh:"ref=inventory.Item" doc:"The item's id."`
+	Orders  int              `bun:"orders,notnull" json:"orders" mesh:"sort,aggregate" doc:"Orders with the item."`
+	Units   int              `bun:"units,notnull" json:"units" mesh:"sort,aggregate" doc:"Units sold."`
+	Revenue products.Decimal `bun:"revenue,type:BIGINT,notnull" json:"revenue" mesh:"sort,aggregate" doc:"Revenue."`
 
 	products.Window
 }
@@ -69,21 +69,21 @@ func (ItemSales) IsEntity() {}
 type order struct {
 	bun.BaseModel `bun:"table:sales_orders"`
 
-	ID         int64     `bun:"id,pk"`
-	CustomerID int64     `bun:"customer_id,notnull"`
-	Day        int64     `bun:"day,notnull"`
-	PlacedAt   time.Time `bun:"placed_at,notnull"`
-	Total      float64   `bun:"total,notnull"`
-	Counted    bool      `bun:"counted,notnull"`
+	ID         int64            `bun:"id,pk"`
+	CustomerID int64            `bun:"customer_id,notnull"`
+	Day        int64            `bun:"day,notnull"`
+	PlacedAt   time.Time        `bun:"placed_at,notnull"`
+	Total      products.Decimal `bun:"total,type:BIGINT,notnull"`
+	Counted    bool             `bun:"counted,notnull"`
 }
 
 type orderLine struct {
 	bun.BaseModel `bun:"table:sales_order_lines"`
 
-	OrderID  int64   `bun:"order_id,pk"`
-	ItemID   int64   `bun:"item_id,pk"`
-	Quantity int     `bun:"quantity,notnull"`
-	Amount   float64 `bun:"amount,notnull"`
+	OrderID  int64            `bun:"order_id,pk"`
+	ItemID   int64            `bun:"item_id,pk"`
+	Quantity int              `bun:"quantity,notnull"`
+	Amount   products.Decimal `bun:"amount,type:BIGINT,notnull"`
 }
 
 // Product is the sales data product.
@@ -109,28 +109,33 @@ var (
 
 // Stats are the headline figures of the sales product.
 type Stats struct {
-	Orders            int       `json:"orders"`
-	Revenue           float64   `json:"revenue"`
-	Customers         int       `json:"customers"`
-	AverageOrderValue float64   `json:"averageOrderValue"`
-	At                time.Time `json:"at"`
+	Orders            int              `json:"orders"`
+	Revenue           products.Decimal `json:"revenue"`
+	Customers         int              `json:"customers"`
+	AverageOrderValue products.Decimal `json:"averageOrderValue"`
+	At                time.Time        `json:"at"`
 }
 
 // ComputeStats computes the headline figures from the sales store.
 func ComputeStats(ctx context.Context, db bun.IDB) (*Stats, error) {
 	var t struct {
-		N         int     `bun:"n"`
-		Sum       float64 `bun:"total"`
-		Customers int     `bun:"customers"`
+		N         int              `bun:"n"`
+		Sum       products.Decimal `bun:"total"`
+		Customers int              `bun:"customers"`
 	}
 	if err := db.NewSelect().Model((*order)(nil)).
-		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0.0) AS total, COUNT(DISTINCT customer_id) AS customers").
+		ColumnExpr("COUNT(*) AS n, COALESCE(SUM(total), 0) AS total, COUNT(DISTINCT customer_id) AS customers").
 		Where("counted = ?", true).Scan(ctx, &t); err != nil {
 		return nil, fmt.Errorf("sales: stats: %w", err)
 	}
-	s := &Stats{Orders: t.N, Revenue: products.Money(t.Sum), Customers: t.Customers, At: time.Now().UTC()}
+	s := &Stats{Orders: t.N, Revenue: t.Sum, Customers: t.Customers, At: time.Now().UTC(),
+		AverageOrderValue: products.NewDecimal(0, products.AveragePlaces)}
 	if t.N > 0 {
-		s.AverageOrderValue = products.Money(t.Sum / float64(t.N))
+		avg, err := products.Average(t.Sum, int64(t.N))
+		if err != nil {
+			return nil, fmt.Errorf("sales: stats: %w", err)
+		}
+		s.AverageOrderValue = avg
 	}
 	return s, nil
 }

@@ -2,30 +2,21 @@ package shipments_test
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"net/url"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
 	"time"
 
-	"github.com/uptrace/bun/driver/pgdriver"
-
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/pgtest"
 	"github.com/meshgate/meshgate/products/shipments"
 )
 
-const pgEnv = "MESHGATE_TEST_POSTGRES"
-
-// forEachBackend runs fn on an empty demo mesh on SQLite and, when
-// MESHGATE_TEST_POSTGRES names a database, on PostgreSQL (schemas of the
-// test's own, dropped at the end).
+// forEachBackend runs fn on an empty demo mesh on SQLite and on PostgreSQL
+// (schemas of the test's own; see pgtest for when it skips).
 func forEachBackend(t *testing.T, fn func(t *testing.T, m *products.Mesh)) {
 	for _, backend := range []string{"sqlite", "postgres"} {
 		t.Run(backend, func(t *testing.T) {
@@ -35,32 +26,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, m *products.Mesh)) {
 				dir := t.TempDir()
 				dsn = func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") }
 			case "postgres":
-				base := os.Getenv(pgEnv)
-				if base == "" {
-					t.Skipf("%s is not set", pgEnv)
-				}
-				var b [6]byte
-				rand.Read(b[:])
-				prefix := "mgship_" + hex.EncodeToString(b[:])
-				dsn = func(p string) string {
-					u, err := url.Parse(base)
-					if err != nil {
-						t.Fatalf("%s: %v", pgEnv, err)
-					}
-					q := u.Query()
-					q.Set("search_path", prefix+"_"+p)
-					u.RawQuery = q.Encode()
-					return u.String()
-				}
-				t.Cleanup(func() {
-					db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(base)))
-					defer db.Close()
-					for _, p := range demo.Products {
-						if _, err := db.Exec(`DROP SCHEMA IF EXISTS "` + prefix + "_" + p.Name + `" CASCADE`); err != nil {
-							t.Errorf("drop schema: %v", err)
-						}
-					}
-				})
+				dsn = pgtest.New(t).DSN
 			}
 			m, err := demo.Open(context.Background(), dsn)
 			if err != nil {

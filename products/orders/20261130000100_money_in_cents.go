@@ -1,0 +1,21 @@
+package orders
+
+import (
+	"context"
+
+	"github.com/uptrace/bun"
+
+	"github.com/meshgate/meshgate/products"
+)
+
+// Stores created before money was exact hold amounts as floating point;
+// this turns them into whole cents (BIGINT). New stores already have
+// BIGINT columns and are left as they are.
+func init() {
+	Migrations.MustRegister(func(ctx context.Context, db *bun.DB) error {
+		if err := products.ConvertToCents(ctx, db, (*Order)(nil), "total"); err != nil {
+			return err
+		}
+		return products.ConvertToCents(ctx, db, (*Line)(nil), "unit_price", "amount")
+	}, nil)
+}
