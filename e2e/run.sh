@@ -21,7 +21,7 @@ SUITES=(
   subscriptions-transport-ws
   apollo-federation
   kcat
-  # playwright
+  playwright
 )
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
