@@ -121,6 +121,7 @@ export function OpBadge({ op }) {
 // Values: PII masked by the gateway (e.g. "***" or null for a caller without
 // pii:read) are shown as masked, not as data.
 
+const ISO_TIME = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/;
 const MASK = /^\*{3,}$|^\[(masked|redacted)\]$/i;
 
 /**
@@ -154,6 +155,13 @@ export function Value({ v, pii = false, masked = false }) {
   if (v == null) return <span className="null">null</span>;
   if (typeof v === 'object') return <code className="json">{JSON.stringify(v)}</code>;
   if (typeof v === 'boolean') return <code>{String(v)}</code>;
+  if (typeof v === 'string' && ISO_TIME.test(v)) {
+    return (
+      <span className="val time" title={v}>
+        {v.slice(0, 10)} {v.slice(11, 19)}
+      </span>
+    );
+  }
   return <span className="val">{String(v)}</span>;
 }
 

@@ -271,7 +271,7 @@ function Pipeline() {
       </Card>
       <Card title="Consumer lag" actions={<span className="muted small">changes of the source not yet applied</span>}>
         <ErrorBox error={lag.error} />
-        <LagTable rows={lag.data?.consumerLag || []} />
+        <LagTable rows={lag.data?.consumerLag || []} compact />
       </Card>
     </div>
   );

@@ -161,7 +161,6 @@ function SampleRows({ product, entity }) {
                     {f.name} {f.pii && <PiiBadge />}
                   </th>
                 ))}
-                <th />
               </tr>
             </thead>
             <tbody>
@@ -169,20 +168,20 @@ function SampleRows({ product, entity }) {
                 <tr key={r.id ?? JSON.stringify(r)} data-testid="sample-row">
                   {entity.fields.map((f) => (
                     <td key={f.name} data-field={f.name}>
-                      <Value v={r[f.name]} pii={f.pii} masked={rowMasked(r, entity.fields)} />
+                      {f.primaryKey && r[f.name] != null ? (
+                        <Link
+                          className="row-link"
+                          to={href('/history', { product: product.name, entity: entity.name, key: r[f.name] })}
+                          title="this row's history"
+                          data-testid="row-history-link"
+                        >
+                          <Icon name="history" size={12} /> {r[f.name]}
+                        </Link>
+                      ) : (
+                        <Value v={r[f.name]} pii={f.pii} masked={rowMasked(r, entity.fields)} />
+                      )}
                     </td>
                   ))}
-                  <td className="nowrap">
-                    {r.id != null && (
-                      <Link
-                        className="btn btn-small"
-                        to={href('/history', { product: product.name, entity: entity.name, key: r.id })}
-                        data-testid="row-history-link"
-                      >
-                        History
-                      </Link>
-                    )}
-                  </td>
                 </tr>
               ))}
             </tbody>
@@ -203,7 +202,7 @@ function LagBar({ lag, latest }) {
   );
 }
 
-export function LagTable({ rows, highlight }) {
+export function LagTable({ rows, highlight, compact = false }) {
   if (!rows.length) return <Empty>No product consumes these change events.</Empty>;
   return (
     <table className="table lag" data-testid="lag-table">
@@ -211,11 +210,11 @@ export function LagTable({ rows, highlight }) {
         <tr>
           <th>Consumer</th>
           <th>Source</th>
-          <th className="num">Applied</th>
-          <th className="num">Latest</th>
+          {!compact && <th className="num">Applied</th>}
+          {!compact && <th className="num">Latest</th>}
           <th className="num">Lag</th>
           <th />
-          <th>Last applied change</th>
+          <th>Applied change from</th>
         </tr>
       </thead>
       <tbody>
@@ -227,9 +226,11 @@ export function LagTable({ rows, highlight }) {
             <td className={highlight === r.source ? 'strong' : ''}>
               <Link to={`/products/${r.source}`}>{r.source}</Link>
             </td>
-            <td className="num">{fmtInt(r.appliedSequence)}</td>
-            <td className="num">{fmtInt(r.latestSequence)}</td>
-            <td className="num strong">{fmtInt(r.lag)}</td>
+            {!compact && <td className="num">{fmtInt(r.appliedSequence)}</td>}
+            {!compact && <td className="num">{fmtInt(r.latestSequence)}</td>}
+            <td className="num strong" title={`applied ${fmtInt(r.appliedSequence)} of ${fmtInt(r.latestSequence)}`}>
+              {fmtInt(r.lag)}
+            </td>
             <td className="w-bar">
               <LagBar lag={r.lag} latest={r.latestSequence} />
             </td>
