@@ -1,9 +1,10 @@
 // The catalog: products grouped by domain, and search across products,
 // entities and fields.
-import { useMemo } from 'react';
+import { useMemo, useRef } from 'react';
 import { useCatalog } from '../catalog.jsx';
 import { Link, useParams } from '../router.jsx';
-import { Ago, Badge, ClassBadge, Empty, ErrorBox, Icon, KindBadge, Loading, PageHeader, PiiBadge, colorFor } from '../components.jsx';
+import { Ago, Badge, ClassBadge, Empty, ErrorBox, Icon, KindBadge, Loading, PageHeader, PiiBadge, Stat, colorFor, useNow } from '../components.jsx';
+import { useChanges } from '../api.js';
 import { fmtCompact, fmtInt } from '../format.js';
 
 function totalRows(p) {
@@ -161,6 +162,19 @@ function SearchResults({ products, q }) {
   );
 }
 
+/** Change events of the whole mesh in the last minute, counted as they arrive. */
+function useChangesPerMinute() {
+  const times = useRef([]);
+  const now = useNow();
+  useChanges(() => {
+    times.current.push(Date.now());
+    if (times.current.length > 100_000) times.current.splice(0, 50_000);
+  });
+  const t = times.current;
+  while (t.length && t[0] < now - 60_000) t.shift();
+  return t.length;
+}
+
 export default function CatalogPage() {
   const cat = useCatalog();
   const params = useParams();
@@ -176,17 +190,14 @@ export default function CatalogPage() {
   const entities = cat.products.reduce((n, p) => n + p.entities.length, 0);
   const rows = cat.products.reduce((n, p) => n + totalRows(p), 0);
   const pii = cat.products.reduce((n, p) => n + p.entities.reduce((m, e) => m + e.fields.filter((f) => f.pii).length, 0), 0);
+  const perMinute = useChangesPerMinute();
 
   return (
     <div className="page">
       <PageHeader
         title="Data catalog"
         icon="catalog"
-        subtitle={
-          cat.products.length
-            ? `${cat.products.length} data products in ${domains.length} domains · ${entities} entities · ${fmtInt(rows)} rows · ${pii} PII fields`
-            : 'The data products of the mesh'
-        }
+        subtitle="The data products of the mesh: who owns them, what they hold, how fresh they are."
       >
         <a className="btn" href="/catalog/">
           <Icon name="download" size={15} /> Exports
@@ -194,26 +205,35 @@ export default function CatalogPage() {
       </PageHeader>
       <ErrorBox error={cat.error} />
       {cat.loading && <Loading label="Loading the catalog…" />}
+      {!q && cat.products.length > 0 && (
+        <div className="stats" data-testid="catalog-stats">
+          <Stat label="Data products" value={cat.products.length} hint={`in ${domains.length} ${domains.length === 1 ? 'domain' : 'domains'}`} />
+          <Stat label="Entities" value={entities} hint="one table and one topic each" />
+          <Stat label="Rows" value={fmtInt(rows)} hint="over all entities" />
+          <Stat label="PII fields" value={pii} hint="masked without pii:read" />
+          <Stat label="Changes" value={fmtInt(perMinute)} hint="in the last minute, live" testid="changes-per-minute" />
+        </div>
+      )}
       {q ? (
         <SearchResults products={cat.products} q={q} />
       ) : (
-        domains.map(([domain, ps]) => (
-          <section key={domain} className="domain" data-testid="domain" data-domain={domain}>
-            <h2 className="domain-title">
-              <span className="swatch" style={{ background: colorFor(domain) }} />
-              {domain}
-              <Badge tone="gray">{ps.length === 1 ? '1 product' : `${ps.length} products`}</Badge>
-              <span className="domain-link">
-                {fmtInt(ps.reduce((n, p) => n + totalRows(p), 0))} rows
-              </span>
-            </h2>
-            <div className="grid">
-              {ps.map((p) => (
-                <ProductCard key={p.name} p={p} />
-              ))}
-            </div>
-          </section>
-        ))
+        <div className="domains">
+          {domains.map(([domain, ps]) => (
+            <section key={domain} className="domain" data-testid="domain" data-domain={domain}>
+              <h2 className="domain-title">
+                <span className="swatch" style={{ background: colorFor(domain) }} />
+                {domain}
+                <Badge tone="gray">{ps.length === 1 ? '1 product' : `${ps.length} products`}</Badge>
+                <span className="domain-link">{fmtInt(ps.reduce((n, p) => n + totalRows(p), 0))} rows</span>
+              </h2>
+              <div className="lane">
+                {ps.map((p) => (
+                  <ProductCard key={p.name} p={p} />
+                ))}
+              </div>
+            </section>
+          ))}
+        </div>
       )}
     </div>
   );

@@ -58,7 +58,7 @@ function refEdges(products) {
 
 function layout(products, edges) {
   const g = new dagre.graphlib.Graph();
-  g.setGraph({ rankdir: 'LR', nodesep: 70, ranksep: 140, marginx: 30, marginy: 30 });
+  g.setGraph({ rankdir: 'LR', nodesep: 60, ranksep: 130, marginx: 20, marginy: 20 });
   g.setDefaultEdgeLabel(() => ({}));
   // Lay out in a stable order, so the picture does not jump between loads.
   for (const p of [...products].sort((a, b) => a.name.localeCompare(b.name))) g.setNode(p.name, { width: NODE_W, height: NODE_H });
