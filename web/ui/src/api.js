@@ -202,15 +202,18 @@ export function useConnection() {
   );
 }
 
-let client = null;
+// The websocket in use: { client, connected, waiters }. Events of a
+// connection that was replaced do not touch the state shown.
+let current = null;
 const subs = new Set();
 
 function isAuthClose(code) {
   return code === 4401 || code === 4403;
 }
 
-function newClient() {
-  return createClient({
+function newConnection() {
+  const conn = { connected: false, waiters: new Set() };
+  conn.client = createClient({
     url: wsURL(),
     lazy: true,
     lazyCloseTimeout: 3000,
@@ -218,34 +221,50 @@ function newClient() {
     keepAlive: 10_000,
     connectionParams: () => auth.headers(),
     on: {
-      connecting: () => setConn('connecting'),
-      connected: () => setConn('live'),
+      connecting: () => {
+        if (conn === current) setConn('connecting');
+      },
+      connected: () => {
+        conn.connected = true;
+        if (conn === current) setConn('live');
+        const ws = [...conn.waiters];
+        conn.waiters.clear();
+        ws.forEach((f) => f());
+      },
       closed: (ev) => {
-        setConn(subs.size > 0 ? 'offline' : 'idle');
+        conn.connected = false;
+        if (conn === current) setConn(subs.size > 0 ? 'offline' : 'idle');
         if (ev && isAuthClose(ev.code)) auth.require(ev.reason || 'The gateway refused the websocket without a valid token.');
       },
     },
   });
+  return conn;
 }
 
-function getClient() {
-  if (!client) client = newClient();
-  return client;
+function connection() {
+  if (!current) current = newConnection();
+  return current;
+}
+
+/** Calls fn once conn is connected: now if it is. */
+function whenConnected(conn, fn) {
+  if (conn.connected) fn();
+  else conn.waiters.add(fn);
 }
 
 /** Drops the websocket (for example after the token changed); live subscriptions resume on a new one. */
 export function restartSocket() {
-  const old = client;
-  client = null;
+  const old = current;
+  current = null;
   subs.forEach((s) => s.restart());
-  if (old) old.dispose();
+  old?.client.dispose();
 }
 
 /** The "reconnect" button (and the browser tests): drops the socket as a network failure would; live subscriptions resume on a new one. */
 export function dropSocket() {
-  const old = client;
-  client = null;
-  old?.terminate();
+  const old = current;
+  current = null;
+  old?.client.terminate();
 }
 
 const BACKOFF_MS = [250, 500, 1000, 2000, 4000];
@@ -280,7 +299,8 @@ export function live({ query, variables = {}, field, onEvent, onError, onState }
     const vars = { ...variables };
     if (sub.cursor) vars.since = sub.cursor;
     else delete vars.since;
-    sub.dispose = getClient().subscribe(
+    const conn = connection();
+    sub.dispose = conn.client.subscribe(
       { query, variables: vars },
       {
         next(result) {
@@ -291,9 +311,7 @@ export function live({ query, variables = {}, field, onEvent, onError, onState }
           }
           const ev = result.data?.[field];
           if (!ev) return;
-          if (sub.attempt > 0 || sub.fresh) onState?.('live');
           sub.attempt = 0;
-          sub.fresh = false;
           if (ev.cursor) sub.cursor = ev.cursor;
           onEvent(ev);
         },
@@ -317,8 +335,11 @@ export function live({ query, variables = {}, field, onEvent, onError, onState }
         },
       },
     );
-    sub.fresh = true;
-    onState?.('live');
+    whenConnected(conn, () => {
+      if (!mine()) return;
+      sub.attempt = 0;
+      onState?.('live');
+    });
   }
   function handleErrors(errors) {
     const slow = errors.find((e) => e.extensions?.code === 'SLOW_CONSUMER');

@@ -91,8 +91,8 @@ function useItemNames(ids) {
 function Charts() {
   const q = useQuery(CHARTS_QUERY);
   const [version, setVersion] = useState(0);
-  // Every change may move a figure: refetch, at most twice a second.
-  useThrottledChanges(() => true, q.refetch, 500);
+  // Every change may move a figure: refetch, at most every 300 ms.
+  useThrottledChanges(() => true, q.refetch, 300);
   useEffect(() => {
     if (q.data) setVersion((v) => v + 1);
   }, [q.data]);

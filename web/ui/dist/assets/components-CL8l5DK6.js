@@ -1,4 +1,4 @@
-import{a as e}from"./rolldown-runtime-BWaJ3C7D.js";import{_ as t,f as n,g as r,h as i,o as a}from"./router-CQJvIxKE.js";var o=e(t(),1),s=a(),c=`query Catalog {
+import{a as e}from"./rolldown-runtime-BWaJ3C7D.js";import{_ as t,f as n,g as r,h as i,o as a}from"./router-BEJqdwvU.js";var o=e(t(),1),s=a(),c=`query Catalog {
   catalog {
     name domain owner contact kind description
     entities {
