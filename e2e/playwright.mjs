@@ -18,6 +18,8 @@
 //   - a token entered in the UI is sent as Authorization on HTTP and in the
 //     websocket's connection_init, kept in sessionStorage, never in a cookie;
 //     a 401 UNAUTHENTICATED answer (simulated here) brings up the login;
+//   - PII masked by the gateway ("***", or null; answers rewritten here) is
+//     shown as masked;
 //   - with MESHGATE_E2E_AUTH_URL (a gateway started with authentication) and
 //     MESHGATE_E2E_AUTH_TOKEN (a token with customers:read and no pii:read):
 //     without a token the UI shows the login; with it, e-mails are masked;
@@ -151,6 +153,7 @@ let resumePage = null;
 let tokenPage = null;
 let loginPage = null;
 let authPage = null;
+let maskPage = null;
 
 const ctx = await newContext(browser, 'main');
 const page = await ctx.newPage();
@@ -479,6 +482,32 @@ await uiCheck('a 401 UNAUTHENTICATED answer (simulated) brings up the login; the
   await loginPage.getByTestId('token-submit').click();
   await loginPage.locator('[data-testid=product-card]').first().waitFor();
   await lctx.close();
+});
+
+await uiCheck('PII the gateway masks ("***", or null in a masked row) is shown as masked (answers rewritten here)', () => maskPage, async () => {
+  const mctx = await newContext(browser, 'mask');
+  // The sample rows as a caller without pii:read gets them: e-mail "***", phone null.
+  await mctx.route(`${base}/graphql`, async (route) => {
+    if (!(route.request().postData() || '').includes('query Sample')) return route.continue();
+    const res = await route.fetch();
+    const body = await res.json();
+    for (const n of body.data?.rows?.nodes || []) {
+      if ('email' in n) n.email = '***';
+      if ('phone' in n) n.phone = null;
+    }
+    return route.fulfill({ response: res, json: body });
+  });
+  maskPage = await mctx.newPage();
+  await maskPage.goto(`${base}/products/customers`);
+  await maskPage.getByTestId('tab-data').click();
+  await maskPage.locator('[data-testid=sample-row]').first().waitFor();
+  const rows = await maskPage.locator('[data-testid=sample-row]').count();
+  const count = (field) => maskPage.locator(`[data-testid=sample-row] td[data-field=${field}] [data-testid=masked]`).count();
+  assert((await count('email')) === rows, `${await count('email')} of ${rows} e-mails shown as masked`);
+  assert((await count('phone')) === rows, `${await count('phone')} of ${rows} phones shown as masked`);
+  assert((await count('country')) === 0, 'a country shown as masked');
+  await shot(maskPage, 'product-sample-rows-masked');
+  await mctx.close();
 });
 
 const authURL = (process.env.MESHGATE_E2E_AUTH_URL || '').replace(/\/+$/, '');
