@@ -291,7 +291,7 @@ async function warmUp(p) {
   for (let i = 0; i < 15; i++) {
     const o = await placeOrder();
     const ok = await p
-      .locator(`[data-testid=feed-item][data-product=orders][data-entity=Order][data-key="${o.id}"]`)
+      .locator(`[data-testid=feed-item][data-product=orders][data-entity=Order][data-key="${o.id}"][data-op=CREATE]`)
       .waitFor({ timeout: 3000 })
       .then(() => true, () => false);
     if (ok) return o;
