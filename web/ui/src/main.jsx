@@ -152,10 +152,12 @@ function Login() {
       <div className="login-card">
         <img src="/favicon.svg" alt="" width="44" height="44" />
         <h1>Sign in to meshgate</h1>
-        <p className="subtitle">
-          {a.token ? 'The gateway did not accept this token.' : 'This gateway needs a token.'}
-          {a.reason && <span className="reason"> {a.reason}</span>}
-        </p>
+        <p className="subtitle">{a.token ? 'The gateway did not accept this token.' : 'This gateway needs a token.'}</p>
+        {a.reason && (
+          <p className="reason" data-testid="login-reason">
+            The gateway said: <q>{a.reason}</q>
+          </p>
+        )}
         <TokenForm />
       </div>
     </div>
