@@ -28,10 +28,11 @@ export function assert(cond, msg) {
 
 /**
  * Starts a suite run by `node e2e/<script> http://HOST:PORT`: parses the base
- * URL (exit 2 on bad usage), arms the overall watchdog, and returns the run's
- * state and helpers. finish() prints the closing line and exits.
+ * URL (exit 2 on bad usage), arms the overall watchdog (overallMs), and
+ * returns the run's state and helpers. finish() prints the closing line and
+ * exits.
  */
-export function suite(script, prefix) {
+export function suite(script, prefix, { overallMs = OVERALL_TIMEOUT_MS } = {}) {
   const base = (process.argv[2] || process.env.MESHGATE_E2E_URL || '').replace(/\/+$/, '');
   if (!/^https?:\/\//.test(base)) {
     console.error(`usage: node ${script} http://HOST:PORT`);
@@ -47,10 +48,10 @@ export function suite(script, prefix) {
     clients: new Set(),
   };
   s.watchdog = setTimeout(() => {
-    console.log(`FAIL  the suite did not finish within ${OVERALL_TIMEOUT_MS / 1000} s`);
+    console.log(`FAIL  the suite did not finish within ${overallMs / 1000} s`);
     console.log(`${s.passed} passed, ${s.failed + 1} failed`);
     process.exit(1);
-  }, OVERALL_TIMEOUT_MS);
+  }, overallMs);
 
   /** Runs one named check with a timeout and prints its result. */
   s.check = async (name, fn) => {

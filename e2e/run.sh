@@ -13,6 +13,10 @@
 # Usage: bash e2e/run.sh [suite ...]   (default: all of SUITES)
 # Env:   MESHGATE_E2E_PORT (default: a free port), MESHGATE_E2E_SUITE_TIMEOUT
 #        (seconds per suite, default 600), MESHGATE_E2E_KEEP=1 keeps the tmp dir.
+#        MESHGATE_E2E_AUTH_ARGS: flags that turn authentication on; with them a
+#        second gateway starts (its URL in MESHGATE_E2E_AUTH_URL) for the
+#        browser suite's auth-on checks, which also need MESHGATE_E2E_AUTH_TOKEN
+#        (a token with customers:read and without pii:read).
 set -euo pipefail
 
 SUITES=(
@@ -21,7 +25,7 @@ SUITES=(
   subscriptions-transport-ws
   apollo-federation
   kcat
-  # playwright
+  playwright
 )
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -36,6 +40,7 @@ SUITE_TIMEOUT=${MESHGATE_E2E_SUITE_TIMEOUT:-600}
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/meshgate-e2e.XXXXXX")
 LOG="$TMP/server.log"
 SERVER_PID=""
+AUTH_PID=""
 
 log_tail() {
   if [ -f "$LOG" ]; then
@@ -48,6 +53,10 @@ log_tail() {
 cleanup() {
   local rc=$?
   set +e
+  if [ -n "$AUTH_PID" ] && kill -0 "$AUTH_PID" 2>/dev/null; then
+    kill -TERM "$AUTH_PID" 2>/dev/null
+    wait "$AUTH_PID" 2>/dev/null
+  fi
   if [ -n "$SERVER_PID" ] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill -TERM "$SERVER_PID" 2>/dev/null
     for _ in $(seq 1 20); do
@@ -133,6 +142,25 @@ $ready || die "server not ready: $BASE/readyz did not answer 2xx within $((READY
 echo "ready: $(curl -sS --max-time 2 "$BASE/readyz" | head -c 200)"
 
 export MESHGATE_E2E_URL="$BASE" MESHGATE_E2E_TMP="$TMP" MESHGATE_E2E_DATA_DIR="$DATA" MESHGATE_E2E_LOG="$LOG"
+
+if [ -n "${MESHGATE_E2E_AUTH_ARGS:-}" ]; then
+  AUTH_PORT=$(free_port)
+  AUTH_BASE="http://127.0.0.1:$AUTH_PORT"
+  banner "start a gateway with authentication on $AUTH_BASE"
+  mkdir -p "$TMP/auth-data"
+  # shellcheck disable=SC2086 # MESHGATE_E2E_AUTH_ARGS is a list of flags
+  "$TMP/meshgate" --addr "127.0.0.1:$AUTH_PORT" --embedded-kafka-addr "127.0.0.1:$(free_port)" \
+    --data-dir "$TMP/auth-data" --seed-scale 0.02 $MESHGATE_E2E_AUTH_ARGS </dev/null >"$TMP/auth-server.log" 2>&1 &
+  AUTH_PID=$!
+  ready=false
+  for _ in $(seq 1 "$READY_TRIES"); do
+    kill -0 "$AUTH_PID" 2>/dev/null || { tail -n 20 "$TMP/auth-server.log" >&2; die "the gateway with authentication exited"; }
+    if curl -fsS --max-time 2 -o /dev/null "$AUTH_BASE/healthz" 2>/dev/null; then ready=true; break; fi
+    sleep 0.5
+  done
+  $ready || die "the gateway with authentication did not answer $AUTH_BASE/healthz"
+  export MESHGATE_E2E_AUTH_URL="$AUTH_BASE"
+fi
 
 # ---------------------------------------------------------------------------
 total_passed=0

@@ -71,24 +71,6 @@ func NewServer(cfg Config) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	catalogRoutes(mux, cfg.Resolver)
-	mux.HandleFunc("GET /{$}", index)
+	mux.Handle("/", uiHandler(uiRoot()))
 	return requestID(accessLog(cfg.Logger, m, mux))
-}
-
-func index(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	w.Write([]byte(`<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>meshgate</title></head>
-<body>
-<h1>meshgate</h1>
-<p>A GraphQL gateway over the data products of the mesh.</p>
-<ul>
-<li><a href="/graphql">/graphql</a> — the GraphQL endpoint (POST, or GET with ?query=)</li>
-<li><a href="/healthz">/healthz</a> — liveness</li>
-<li><a href="/readyz">/readyz</a> — readiness (every product store answers)</li>
-<li><a href="/metrics">/metrics</a> — Prometheus metrics</li>
-<li><a href="/catalog/">/catalog/</a> — the data products' catalog: SDL, ODPS and ODCS downloads</li>
-</ul>
-</body></html>
-`))
 }
