@@ -42,7 +42,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	readLimit := cfg.WSReadLimit
 	srv.AddTransport(transport.Websocket{
 		Implementation: gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
-			writeBuffer: cfg.WSWriteBuffer, initTimeout: 10 * time.Second, maxSubscriptions: cfg.MaxSubscriptions,
+			writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
 			messageRate: cfg.WSMessageRate, limiter: limiter},
 		InitFunc:              wsInit(authn),
 		KeepAlivePingInterval: 10 * time.Second,

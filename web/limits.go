@@ -53,7 +53,7 @@ type Limits struct {
 // demo, and refuse the amplification attacks of issue 11.
 func DefaultLimits() Limits {
 	return Limits{
-		Tokens: 5000, Depth: 12, Fields: 2000, RepeatedFields: 20, Aliases: 50, RootFields: 20,
+		Tokens: 5000, Depth: 12, Fields: 2000, RepeatedFields: 20, Aliases: 100, RootFields: 100,
 		Directives: 50, IntrospectionDepth: 3, Cost: 50_000, ListSize: 10, WhereDepth: 10, WhereNodes: 2000,
 	}
 }

@@ -55,6 +55,9 @@ type Config struct {
 	// WSReadLimit bounds one websocket message from a client (default
 	// 256 KiB).
 	WSReadLimit int64
+	// WSInitTimeout closes websockets without connection_init (4408;
+	// default 10 s).
+	WSInitTimeout time.Duration
 	// WSMessageRate bounds the messages per second one websocket client
 	// sends (default 100; negative: none).
 	WSMessageRate float64
@@ -84,6 +87,9 @@ func NewServer(cfg Config) http.Handler {
 	}
 	if cfg.WSReadLimit <= 0 {
 		cfg.WSReadLimit = 256 << 10
+	}
+	if cfg.WSInitTimeout <= 0 {
+		cfg.WSInitTimeout = 10 * time.Second
 	}
 	if cfg.WSMessageRate == 0 {
 		cfg.WSMessageRate = 100
