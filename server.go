@@ -95,6 +95,7 @@ type config struct {
 	MaxSubscriptions int
 	WSReadLimit      int64
 	WSMessageRate    float64
+	WSInitTimeout    time.Duration
 
 	AllowedOrigins    string
 	WSPingInterval    time.Duration
@@ -234,6 +235,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests allowed in a burst above --rate-limit (0 = twice the rate)")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100, "most subscriptions on one websocket")
 	fs.Int64Var(&c.WSReadLimit, "ws-max-message-bytes", 256<<10, "largest websocket message a client may send")
+	fs.DurationVar(&c.WSInitTimeout, "ws-init-timeout", 10*time.Second, "time a websocket client has to send connection_init (closed with 4408 beyond)")
 	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 100, "messages per second a websocket client may send (bursts of twice as many); floods are cut off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
@@ -482,7 +484,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxBodyBytes: cfg.MaxBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, QueryTimeout: cfg.QueryTimeout,
 			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, CORSOrigins: splitList(cfg.CORSOrigins),
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
-			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate,
+			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate, WSInitTimeout: cfg.WSInitTimeout,
 			Collectors: lagMetrics(mesh, consumers),
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTime,

@@ -40,10 +40,11 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	srv.AddTransport(httpTransport{method: http.MethodGet, queryTimeout: cfg.QueryTimeout})
 	srv.AddTransport(httpTransport{method: http.MethodPost, queryTimeout: cfg.QueryTimeout})
 	readLimit := cfg.WSReadLimit
+	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
+		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
+		messageRate: cfg.WSMessageRate, limiter: limiter}
 	srv.AddTransport(transport.Websocket{
-		Implementation: gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
-			writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
-			messageRate: cfg.WSMessageRate, limiter: limiter},
+		Implementation:        gorilla,
 		InitFunc:              wsInit(authn),
 		KeepAlivePingInterval: 10 * time.Second,
 		PayloadReadLimit:      &readLimit,
@@ -93,6 +94,11 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 			writeError(w, http.StatusMethodNotAllowed, badRequest, "use POST (or GET for queries)", nil)
 			return
 		case isWebsocket(r):
+			if !gorilla.checkOrigin(r) {
+				writeError(w, http.StatusForbidden, string(products.Forbidden),
+					"websockets from origin "+r.Header.Get("Origin")+" are not allowed (--allowed-origins, --cors-origins)", nil)
+				return
+			}
 			r = r.WithContext(withSession(r.Context()))
 		}
 		if r.Method != http.MethodPost || isWebsocket(r) {
