@@ -79,7 +79,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 			}
 		})
 	}
-	srv.SetErrorPresenter(presentError(cfg.Logger))
+	srv.SetErrorPresenter(presentError(cfg.Logger, cfg.QueryTimeout))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in resolver",
 			slog.Any("panic", v), slog.String("stack", string(debug.Stack())),
@@ -130,12 +130,12 @@ func streamError(ctx context.Context, present graphql.ErrorPresenterFunc, err er
 // message and carry extensions.code (and the offending field); gqlgen's own
 // parse/validation errors keep their codes; anything else is logged with the
 // request id and shown as "internal error (request <id>)".
-func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		// A subscription whose stream failed sends one empty event; the error
 		// its null produces is reported as the failure itself.
 		if failure := resolvers.StreamFailure(ctx); failure != nil {
-			return streamError(ctx, presentError(log), failure)
+			return streamError(ctx, presentError(log, queryTimeout), failure)
 		}
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var pe *products.Error
@@ -164,7 +164,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			gerr.Message = "the query took longer than the server allows; narrow it or ask for fewer rows"
-			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded)}
+			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded), "limit": "queryTimeout", "value": queryTimeout.String()}
 			return gerr
 		}
 		id := products.RequestIDFrom(ctx)

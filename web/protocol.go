@@ -264,7 +264,22 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		return
 	}
 	responses, ctx := exec.DispatchOperation(ctx, rc)
-	writeResponse(w, responses(ctx))
+	resp := responses(ctx)
+	if resp == nil {
+		// gqlgen gives no response once the context has ended.
+		resp = &graphql.Response{Errors: gqlerror.List{timeoutError(ctx, t.queryTimeout)}}
+	}
+	writeResponse(w, resp)
+}
+
+// timeoutError is the error of an operation whose context ended before it
+// could answer.
+func timeoutError(ctx context.Context, timeout time.Duration) *gqlerror.Error {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return gqlErrorf(string(products.LimitExceeded), map[string]any{"limit": "queryTimeout", "value": timeout.String()},
+			"the query took longer than the server allows; narrow it or ask for fewer rows")
+	}
+	return gqlErrorf(badRequest, nil, "the request was cancelled")
 }
 
 // acceptsGraphQLResponse tells whether the client prefers the
