@@ -28,8 +28,12 @@ type syncBuffer struct {
 	b  bytes.Buffer
 }
 
-func (s *syncBuffer) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuffer) String() string               { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+func (s *syncBuffer) String() string { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
 
 // raw sends a request and returns status, headers and body.
 func raw(t *testing.T, method, u, contentType string, body io.Reader, hdr map[string]string) (int, http.Header, []byte) {
@@ -451,7 +455,9 @@ func TestDefaultLimitsLetTheExamplesThrough(t *testing.T) {
 			status, _, b := raw(t, "POST", srv.URL+"/graphql", "application/json", bytes.NewReader(body), nil)
 			var r struct {
 				Errors     []gqlError
-				Extensions struct{ Cost struct{ Requested, Limit int } }
+				Extensions struct {
+					Cost struct{ Requested, Limit int }
+				}
 			}
 			json.Unmarshal(b, &r)
 			if status != 200 || len(r.Errors) > 0 {
