@@ -125,31 +125,36 @@ func decodeParams(body []byte) (*graphql.RawParams, error) {
 	case trimmed[0] != '{':
 		return nil, requestError{"the request body must be a JSON object"}
 	}
-	var raw struct {
-		Query         json.RawMessage `json:"query"`
-		OperationName json.RawMessage `json:"operationName"`
-		Variables     json.RawMessage `json:"variables"`
-		Extensions    json.RawMessage `json:"extensions"`
+	var in struct {
+		Query         *string        `json:"query"`
+		OperationName *string        `json:"operationName"`
+		Variables     map[string]any `json:"variables"`
+		Extensions    map[string]any `json:"extensions"`
 	}
+	// One pass over the body, numbers kept exact (json.Number) as gqlgen
+	// expects; null and absent are the same.
 	dec := json.NewDecoder(bytes.NewReader(body))
-	if err := dec.Decode(&raw); err != nil {
+	dec.UseNumber()
+	if err := dec.Decode(&in); err != nil {
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			want := "an object"
+			if te.Field == "query" || te.Field == "operationName" {
+				want = "a string"
+			}
+			return nil, requestError{fmt.Sprintf("%s must be %s", te.Field, want)}
+		}
 		return nil, requestError{"the request body is not valid JSON: " + jsonProblem(err)}
 	}
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, requestError{"the request body must hold exactly one JSON object"}
 	}
-	p := &graphql.RawParams{}
-	if err := decodeField("query", raw.Query, &p.Query); err != nil {
-		return nil, err
+	p := &graphql.RawParams{Variables: in.Variables, Extensions: in.Extensions}
+	if in.Query != nil {
+		p.Query = *in.Query
 	}
-	if err := decodeField("operationName", raw.OperationName, &p.OperationName); err != nil {
-		return nil, err
-	}
-	if err := decodeField("variables", raw.Variables, &p.Variables); err != nil {
-		return nil, err
-	}
-	if err := decodeField("extensions", raw.Extensions, &p.Extensions); err != nil {
-		return nil, err
+	if in.OperationName != nil {
+		p.OperationName = *in.OperationName
 	}
 	if p.Query == "" && p.Extensions["persistedQuery"] == nil {
 		return nil, requestError{"missing query"}
