@@ -41,8 +41,11 @@ func hostileDocuments() []struct{ name, query, variables string } {
 			return fmt.Sprintf("fragment F%d on Query { ...F%d ...F%d }", i+1, (i+1)%400+1, (i+2)%400+1)
 		}), ""},
 		{"700 directives on one field", "{ __typename " + strings.Repeat("@include(if: true) ", 700) + "}", ""},
-		{"990 nested selections", strings.Repeat("{ customers { nodes ", 495) + "{ id }" + strings.Repeat(" } }", 495) + " }", ""},
+		{"990 nested selections", strings.Repeat("{ customers { nodes ", 495) + "{ id }" + strings.Repeat(" } }", 495), ""},
 		{"990 nested where objects", "{ customers(where: " + strings.Repeat("{not: ", 990) + "{id: {eq: 1}}" + strings.Repeat("}", 990) + ") { nodes { id } } }", ""},
+		{"990 nested lists in an argument", "{ customers(orderBy: " + strings.Repeat("[", 990) + strings.Repeat("]", 990) + ") { nodes { id } } }", ""},
+		{"990 nested lists in a directive", "{ __typename @include(if: " + strings.Repeat("[", 990) + strings.Repeat("]", 990) + ") }", ""},
+		{"990 nested objects in a variable default", "query($w: CustomerWhere = " + strings.Repeat("{not: ", 990) + "{id: {eq: 1}}" + strings.Repeat("}", 990) + ") { customers(where: $w) { nodes { id } } }", ""},
 		{"2,400 nested lists in an argument", "{ customers(orderBy: " + strings.Repeat("[", 2400) + strings.Repeat("]", 2400) + ") { nodes { id } } }", ""},
 		{"where 5,000 deep through variables", "query($w: CustomerWhere) { customers(where: $w) { nodes { id } } }",
 			`{"w": ` + strings.Repeat(`{"not": `, 5000) + `{"id": {"eq": "1"}}` + strings.Repeat("}", 5000) + `}`},

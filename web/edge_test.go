@@ -333,6 +333,8 @@ func TestLimits(t *testing.T) {
 		{name: "cost of default pages", cfg: web.Limits{Cost: 5000}, query: `{ customers { nodes { id orders { nodes { id } } } } }`, limit: "cost", value: 5000, actual: 10_302},
 		{name: "where depth", query: `query($w: CustomerWhere) { customers(where: $w) { nodes { id } } }`, vars: map[string]any{"w": nested(11, map[string]any{"name": map[string]any{"eq": "x"}})}, limit: "whereDepth", value: 10, actual: 13},
 		{name: "where depth in a literal", query: `{ customers(where: {not: {not: {not: {not: {not: {not: {not: {not: {not: {not: {id: {eq: 1}}}}}}}}}}}}) { nodes { id } } }`, limit: "whereDepth", value: 10, actual: 12},
+		{name: "input depth before validation", query: `{ customers(where: ` + strings.Repeat("{not: ", 30) + `{id: {eq: 1}}` + strings.Repeat("}", 30) + `) { nodes { id } } }`, limit: "inputDepth", value: 22},
+		{name: "input depth of a list", query: `{ customers(orderBy: ` + strings.Repeat("[", 23) + strings.Repeat("]", 23) + `) { nodes { id } } }`, limit: "inputDepth", value: 22},
 		{name: "where size", query: `query($w: CustomerWhere) { customers(where: $w) { nodes { id } } }`, vars: map[string]any{"w": map[string]any{"id": map[string]any{"in": ids}}}, limit: "whereNodes", value: 2000, actual: 2004},
 		{name: "having size", cfg: web.Limits{WhereNodes: 5}, query: `{ ordersAggregate(groupBy: [STATUS], having: {count: {gt: 1}, sum: {total: {gt: 5}}}) { count } }`, limit: "whereNodes", value: 5},
 	}

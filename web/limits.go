@@ -219,6 +219,14 @@ func checkShape(doc *ast.QueryDocument, opName string, lim Limits) *gqlerror.Err
 		if opName != "" && op.Name != opName {
 			continue
 		}
+		for _, v := range op.VariableDefinitions {
+			if v.DefaultValue != nil {
+				s.checkArguments(ast.ArgumentList{{Name: "$" + v.Variable, Value: v.DefaultValue}})
+			}
+		}
+		if s.checkDirectives(op.Directives); s.err != nil {
+			return s.err
+		}
 		roots := s.merged([]ast.SelectionSet{op.SelectionSet}, 1)
 		if s.err != nil {
 			return s.err
@@ -228,6 +236,53 @@ func checkShape(doc *ast.QueryDocument, opName string, lim Limits) *gqlerror.Err
 		}
 	}
 	return nil
+}
+
+// inputDepth is how deeply argument literals may nest objects and lists
+// before validation, whose rules on values cost the square of the nesting:
+// twice the where depth and then some, so that every where within
+// WhereDepth passes (it is checked exactly after validation).
+func (l Limits) inputDepth() int {
+	if l.WhereDepth <= 0 {
+		return 0
+	}
+	return 2*l.WhereDepth + 2
+}
+
+// checkArguments bounds the nesting of argument literals.
+func (s *shape) checkArguments(args ast.ArgumentList) {
+	max := s.lim.inputDepth()
+	if max <= 0 {
+		return
+	}
+	for _, a := range args {
+		if d := valueDepth(a.Value, max+1); d > max {
+			s.err = limitError("inputDepth", max, 0, fmt.Sprintf("the argument %s nests objects and lists deeper than %d", a.Name, max))
+			return
+		}
+	}
+}
+
+func (s *shape) checkDirectives(ds ast.DirectiveList) {
+	for _, d := range ds {
+		if s.checkArguments(d.Arguments); s.err != nil {
+			return
+		}
+	}
+}
+
+// valueDepth is the nesting of objects and lists in v, counted up to stop.
+func valueDepth(v *ast.Value, stop int) int {
+	if v == nil || (v.Kind != ast.ObjectValue && v.Kind != ast.ListValue) {
+		return 0
+	}
+	d := 0
+	for _, c := range v.Children {
+		if d = max(d, valueDepth(c.Value, stop-1)); d >= stop {
+			break
+		}
+	}
+	return d + 1
 }
 
 // merged checks the selection sets that GraphQL merges into one (those of
@@ -257,6 +312,12 @@ func (s *shape) mergedIn(sets []ast.SelectionSet, depth, introspection int) int 
 			}
 			switch sel := sel.(type) {
 			case *ast.Field:
+				if s.checkArguments(sel.Arguments); s.err != nil {
+					return
+				}
+				if s.checkDirectives(sel.Directives); s.err != nil {
+					return
+				}
 				name := sel.Alias
 				if name == "" {
 					name = sel.Name
@@ -271,8 +332,14 @@ func (s *shape) mergedIn(sets []ast.SelectionSet, depth, introspection int) int 
 					return
 				}
 			case *ast.InlineFragment:
+				if s.checkDirectives(sel.Directives); s.err != nil {
+					return
+				}
 				collect(sel.SelectionSet)
 			case *ast.FragmentSpread:
+				if s.checkDirectives(sel.Directives); s.err != nil {
+					return
+				}
 				f := s.fragments[sel.Name]
 				if f == nil || s.visiting[sel.Name] {
 					continue // unknown or cyclic: validation says so
