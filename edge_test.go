@@ -118,6 +118,19 @@ func TestDevModeAndAuthMode(t *testing.T) {
 			t.Errorf("dev mutation: %s", got)
 		}
 	})
+	t.Run("dev mode has no rate limit unless asked", func(t *testing.T) {
+		g := startGateway(t, "--rate-limit", "1", "--rate-burst", "2")
+		codes := ""
+		for range 3 {
+			status, _ := getJSON(t, g.base+"/graphql?query=%7B__typename%7D")
+			codes += fmt.Sprint(status, " ")
+		}
+		if codes != "200 200 429 " {
+			t.Errorf("with --rate-limit 1 --rate-burst 2: %s", codes)
+		}
+		// Without the flag, TestNoLeaksOverConnectCycles opens 2,000
+		// websockets from one IP as fast as it can.
+	})
 	t.Run("auth", func(t *testing.T) {
 		_, hash := auth.NewKey()
 		g := startGateway(t, authArgs(hash)...)

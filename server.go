@@ -97,6 +97,10 @@ type config struct {
 	WSMessageRate    float64
 	WSInitTimeout    time.Duration
 
+	// given tells which settings were given (flag, environment or file)
+	// rather than left at their defaults.
+	given map[string]bool
+
 	AllowedOrigins    string
 	WSPingInterval    time.Duration
 	SubscriberBuffer  int
@@ -231,7 +235,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.ReadHeaderTime, "read-header-timeout", 10*time.Second, "time allowed to receive a request's headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "time allowed to receive a request on routes other than /graphql")
 	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
-	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "requests (and websocket subscribes) per second per identity, or per IP for anonymous callers (0 = none)")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "requests (and websocket subscribes) per second per identity, or per IP for anonymous callers (0 = none; in dev mode none unless set)")
 	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests allowed in a burst above --rate-limit (0 = twice the rate)")
 	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100, "most subscriptions on one websocket")
 	fs.Int64Var(&c.WSReadLimit, "ws-max-message-bytes", 256<<10, "largest websocket message a client may send")
@@ -272,6 +276,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.given = map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { c.given[f.Name] = set[f.Name] || getenv(envName(f.Name)) != "" })
 	if *configFile == "" {
 		*configFile = getenv("MESHGATE_CONFIG")
 	}
@@ -292,6 +298,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			if f == nil || k == "config" {
 				return nil, usageError{fmt.Errorf("config file %s: unknown setting %q; settings are named like the flags", *configFile, k)}
 			}
+			c.given[k] = true
 			values := []any{v}
 			if list, ok := v.([]any); ok {
 				values = list
@@ -400,6 +407,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log = slog.New(slog.NewTextHandler(stderr, opts))
 	}
 
+	if dev && !cfg.given["rate-limit"] {
+		// On loopback in dev mode every caller is the developer (and the
+		// tests, and load tests): no rate limit unless asked for.
+		cfg.RateLimit = 0
+	}
 	var authn *auth.Authenticator
 	if !dev {
 		if authn, err = auth.New(ctx, authCfg, log); err != nil {

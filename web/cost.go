@@ -129,8 +129,9 @@ func (c *coster) field(f *ast.Field, mult, page int) {
 	c.set(f.SelectionSet, childMult, childPage)
 }
 
-// intArg reads an Int argument, whether a literal (int64) or a variable
-// (json.Number); a negative one counts as 0 (the resolver refuses it).
+// intArg reads a page size, whether a literal (int64) or a variable
+// (json.Number). It is clamped to [0, products.MaxPageSize]: the resolver
+// refuses anything outside with a precise error (field "first").
 func intArg(v any) (int, bool) {
 	var n int64
 	switch v := v.(type) {
@@ -149,7 +150,7 @@ func intArg(v any) (int, bool) {
 	default:
 		return 0, false
 	}
-	return int(max(0, min(n, costCap))), true
+	return int(max(0, min(n, products.MaxPageSize))), true
 }
 
 // checkWhere bounds one where/having value: nesting of input objects and
