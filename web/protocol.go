@@ -75,7 +75,13 @@ func readBody(maxBytes int64, timeout time.Duration, next http.Handler) http.Han
 			rc.SetReadDeadline(time.Now().Add(timeout))
 		}
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxBytes))
-		rc.SetReadDeadline(time.Time{})
+		if err != nil {
+			// Nothing more is read from this connection: net/http would
+			// otherwise wait for the rest of the body before closing it.
+			rc.SetReadDeadline(time.Now())
+		} else {
+			rc.SetReadDeadline(time.Time{})
+		}
 		var mbe *http.MaxBytesError
 		switch {
 		case errors.As(err, &mbe):
@@ -260,6 +266,13 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		}
 		w.WriteHeader(status)
 		writeResponse(w, exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs))
+		return
+	}
+	if t.method == http.MethodPost && rc.Operation.Operation == ast.Subscription {
+		// Answered here, it would hold the request open until the first
+		// event or the query timeout.
+		writeError(w, http.StatusBadRequest, badRequest,
+			"a subscription needs a websocket (graphql-transport-ws or graphql-ws) or server-sent events (Accept: text/event-stream)", nil)
 		return
 	}
 	if t.method == http.MethodGet && rc.Operation.Operation != ast.Query {
