@@ -117,12 +117,7 @@ const (
 	closeInitTimeout    = 4408 // no connection_init in time
 	closeDuplicateID    = 4409 // subscriber for <id> already exists
 	closeTooManyInits   = 4429 // too many initialisation requests
-	closeInternalError  = 4500
-	closeMessageTooBig  = 1009 // RFC 6455: message too big
-	closeNormalClosure  = 1000
-	closeGoingAway      = 1001
-	closeProtocolError  = 1002
-	closePolicyViolated = 1008
+	closePolicyViolated = 1008 // RFC 6455: a message flood
 )
 
 // wsInit authenticates a websocket at connection_init. The token in the
