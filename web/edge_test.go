@@ -7,6 +7,7 @@ package web_test
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/uptrace/bun"
+
+	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/web"
 )
 
@@ -484,6 +488,67 @@ func TestDefaultLimitsLetTheExamplesThrough(t *testing.T) {
 		status, _, b := raw(t, "POST", srv.URL+"/graphql", "application/json", strings.NewReader(`{"query": "{ customers(first: 3) { totalCount nodes { id name } } }"}`), nil)
 		if status != 200 || !bytes.Contains(b, []byte(`"extensions":{"cost":{"limit":50000,"requested":9}}`)) {
 			t.Errorf("HTTP %d %s", status, b)
+		}
+	})
+}
+
+// deadlineHook records, for every SQL statement, how far its context's
+// deadline was.
+type deadlineHook struct {
+	mu   sync.Mutex
+	left []time.Duration // -1: no deadline
+}
+
+func (h *deadlineHook) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if d, ok := ctx.Deadline(); ok {
+		h.left = append(h.left, time.Until(d))
+	} else {
+		h.left = append(h.left, -1)
+	}
+	return ctx
+}
+
+func (h *deadlineHook) AfterQuery(context.Context, *bun.QueryEvent) {}
+
+// TestQueryDeadlineReachesSQL: every statement a query runs — lists,
+// batched lookups, nested connections, aggregates — carries the query's
+// deadline in its context.
+func TestQueryDeadlineReachesSQL(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, backend string) {
+		stores := newStoreSet(t, backend)
+		hook := &deadlineHook{}
+		mesh, err := demo.Open(t.Context(), stores.dsn, hook)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { mesh.Close() })
+		if _, err := mesh.Seed(t.Context(), 0.005, nil); err != nil {
+			t.Fatal(err)
+		}
+		srv := edgeServer(t, mesh, web.Config{QueryTimeout: 7 * time.Second})
+		hook.mu.Lock()
+		hook.left = nil
+		hook.mu.Unlock()
+		status, _, r := call(t, srv, "", `{
+  customers(first: 5) { totalCount nodes { id orders(first: 3) { nodes { id lines { quantity item { sku sales { units } } } customer { name } } } interactions(first: 2) { nodes { id } } value { revenue } history { nodes { sequence } } } }
+  ordersAggregate(groupBy: [STATUS]) { count }
+  auditLog(product: "orders", first: 2) { nodes { sequence } }
+}`, nil)
+		if status != 200 || len(r.Errors) > 0 {
+			t.Fatalf("HTTP %d %v", status, r.Errors)
+		}
+		hook.mu.Lock()
+		defer hook.mu.Unlock()
+		if len(hook.left) < 5 {
+			t.Fatalf("only %d statements", len(hook.left))
+		}
+		for i, d := range hook.left {
+			if d < 0 || d > 7*time.Second {
+				t.Errorf("statement %d: deadline in %v, want within the 7s query timeout", i, d)
+			}
 		}
 	})
 }
