@@ -525,3 +525,25 @@ func TestActorIsTheSubject(t *testing.T) {
 		}
 	})
 }
+
+// TestRefusedCredentialsAreRateLimited: an address that keeps presenting
+// bad credentials is answered 429 before any check, even with a good one.
+func TestRefusedCredentialsAreRateLimited(t *testing.T) {
+	t.Parallel()
+	key, hash := auth.NewKey()
+	a := newAuth(t, auth.Config{APIKeys: []auth.APIKey{{Name: "etl", Hash: hash}}})
+	g := sharedGateway(t, sqliteBackend)
+	srv := edgeServer(t, g.mesh, web.Config{Auth: a, RateLimit: 1, RateBurst: 3})
+	var got []int
+	for _, tok := range []string{"mgk_bad1", "mgk_bad2", "mgk_bad3", key, "mgk_bad4"} {
+		status, _, _ := call(t, srv, tok, `{ __typename }`, nil)
+		got = append(got, status)
+	}
+	if fmt.Sprint(got) != "[401 401 401 429 429]" {
+		t.Errorf("statuses %v, want three 401 then 429", got)
+	}
+	status, h, r := call(t, srv, key, `{ __typename }`, nil)
+	if status != 429 || h.Get("Retry-After") == "" || r.Errors[0].Extensions["limit"] != "failedAuthPerSecond" {
+		t.Errorf("HTTP %d %v", status, r.Errors)
+	}
+}

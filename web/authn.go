@@ -40,10 +40,23 @@ func bearer(h string) (token string, ok bool) {
 // valid "Authorization: Bearer" header, except a websocket upgrade without
 // one: browsers cannot set headers on websockets, so those present their
 // token in connection_init (see wsInit). Cookies are never read.
-func authenticate(a authenticator, next http.Handler) http.Handler {
+//
+// Refused credentials count against the client IP's bucket in failures (if
+// set): once it is empty, that IP's requests with credentials get 429
+// before any signature is checked, so guessing keys or replaying forged
+// tokens costs the gateway little.
+func authenticate(a authenticator, failures *rateLimiter, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if a == nil {
 			next.ServeHTTP(w, r.WithContext(products.WithIdentity(r.Context(), devIdentity)))
+			return
+		}
+		ip := clientKey(r, nil)
+		if failures != nil && r.Header.Get("Authorization") != "" && failures.exhausted(ip) {
+			w.Header().Set("Retry-After", "1")
+			writeError(w, http.StatusTooManyRequests, string(products.LimitExceeded),
+				"too many refused credentials from this address; retry later",
+				map[string]any{"limit": "failedAuthPerSecond", "value": failures.perSecond()})
 			return
 		}
 		h := r.Header.Get("Authorization")
@@ -64,6 +77,9 @@ func authenticate(a authenticator, next http.Handler) http.Handler {
 			id, err = a.Authenticate(r.Context(), token)
 		}
 		if err != nil {
+			if failures != nil {
+				failures.allow(ip)
+			}
 			msg := errorMessage(err)
 			w.Header().Set("WWW-Authenticate", fmt.Sprintf(`Bearer realm="meshgate", error="invalid_token", error_description=%q`, msg))
 			writeError(w, http.StatusUnauthorized, string(products.Unauthenticated), msg, nil)

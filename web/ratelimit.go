@@ -74,6 +74,14 @@ func (l *rateLimiter) allow(key string) (bool, time.Duration) {
 	return true, 0
 }
 
+// exhausted tells, without taking a token, whether key's bucket is empty.
+func (l *rateLimiter) exhausted(key string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.buckets[key]
+	return b != nil && b.lim.TokensAt(time.Now()) < 1
+}
+
 // clientKey names the bucket of a request: its identity, or its IP.
 func clientKey(r *http.Request, id *products.Identity) string {
 	if id != nil && !id.Dev {

@@ -98,9 +98,10 @@ func NewServer(cfg Config) http.Handler {
 		cfg.Limits.Cost = cfg.ComplexityLimit
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
-	var limiter *rateLimiter
+	var limiter, failures *rateLimiter
 	if cfg.RateLimit > 0 {
 		limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+		failures = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
 	}
 	var authn authenticator
 	if cfg.Auth != nil {
@@ -111,7 +112,7 @@ func NewServer(cfg Config) http.Handler {
 		mode = "auth"
 	}
 	guard := func(h http.Handler) http.Handler {
-		return cors(cfg.CORSOrigins, authenticate(authn, limitRate(limiter, h)))
+		return cors(cfg.CORSOrigins, authenticate(authn, failures, limitRate(limiter, h)))
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -394,6 +394,9 @@ func (g *gorillaConn) WriteJSON(v any) error {
 		switch typ {
 		case "connection_ack":
 			g.acked = true
+			if g.initTimer != nil {
+				g.initTimer.Stop()
+			}
 		case "complete", "error":
 			delete(g.active, id)
 		}
