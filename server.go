@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"net/url"
+	"net/netip"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -31,6 +33,7 @@ import (
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
 	"github.com/meshgate/meshgate/web"
+	"github.com/meshgate/meshgate/web/auth"
 )
 
 // version is set at build time with -ldflags "-X main.version=…".
@@ -67,10 +70,38 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	BatchWait       time.Duration
-	ComplexityLimit int
 	MaxBodyBytes    int64
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
+
+	// Authentication.
+	APIKeys          apiKeysFlag
+	JWTIssuer        string
+	JWTAudience      string
+	JWKSURL          string
+	JWKSFile         string
+	JWTSecret        string
+	JWTRolesClaim    string
+	JWTSubjectClaim  string
+	JWTLeeway        time.Duration
+	JWKSMaxAge       time.Duration
+	JWKSMinRefresh   time.Duration
+	CORSOrigins      string
+	Limits           web.Limits
+	BodyReadTimeout  time.Duration
+	ReadTimeout      time.Duration
+	ReadHeaderTime   time.Duration
+	IdleTimeout      time.Duration
+	RateLimit        float64
+	RateBurst        int
+	MaxSubscriptions int
+	WSReadLimit      int64
+	WSMessageRate    float64
+	WSInitTimeout    time.Duration
+
+	// given tells which settings were given (flag, environment or file)
+	// rather than left at their defaults.
+	given map[string]bool
 
 	AllowedOrigins    string
 	WSPingInterval    time.Duration
@@ -126,6 +157,29 @@ func (s storeFlag) Set(v string) error {
 	return nil
 }
 
+// apiKeysFlag collects repeated --api-key settings (see auth.ParseAPIKeys).
+type apiKeysFlag struct{ keys *[]auth.APIKey }
+
+func (f apiKeysFlag) String() string {
+	if f.keys == nil {
+		return ""
+	}
+	names := make([]string, len(*f.keys))
+	for i, k := range *f.keys {
+		names[i] = k.Name
+	}
+	return strings.Join(names, ",")
+}
+
+func (f apiKeysFlag) Set(v string) error {
+	keys, err := auth.ParseAPIKeys(v)
+	if err != nil {
+		return err
+	}
+	*f.keys = append(*f.keys, keys...)
+	return nil
+}
+
 func productNames() string {
 	names := make([]string, len(demo.Products))
 	for i, d := range demo.Products {
@@ -137,7 +191,7 @@ func productNames() string {
 // parseConfig reads, in rising precedence: defaults, the config file
 // (--config or MESHGATE_CONFIG), MESHGATE_* environment variables, flags.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{Stores: storeFlag{}}
+	c := &config{Stores: storeFlag{}, APIKeys: apiKeysFlag{keys: new([]auth.APIKey)}}
 	fs := flag.NewFlagSet("meshgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "YAML file with settings named like the flags (env MESHGATE_CONFIG)")
@@ -150,9 +204,46 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long batch loaders gather keys before they query")
-	fs.IntVar(&c.ComplexityLimit, "complexity-limit", 5000, "maximum complexity of a GraphQL operation")
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body")
-	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL operation (0 = none)")
+	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body (413 beyond)")
+	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL query or mutation, parsing and validation included (0 = none)")
+
+	fs.Var(c.APIKeys, "api-key", "an accepted API key as name=sha256:<hex>[=role,role…] (see: meshgate apikey new); repeatable")
+	fs.StringVar(&c.JWTIssuer, "jwt-issuer", "", "issuer (iss) that JWTs must carry")
+	fs.StringVar(&c.JWTAudience, "jwt-audience", "", "audience (aud) that JWTs must carry")
+	fs.StringVar(&c.JWKSURL, "jwt-jwks-url", "", "URL of the JWKS that verifies RS256/ES256/EdDSA JWTs")
+	fs.StringVar(&c.JWKSFile, "jwt-jwks-file", "", "file of the JWKS that verifies RS256/ES256/EdDSA JWTs")
+	fs.StringVar(&c.JWTSecret, "jwt-hs256-secret", "", "shared secret (32+ bytes) that verifies HS256 JWTs (prefer MESHGATE_JWT_HS256_SECRET)")
+	fs.StringVar(&c.JWTRolesClaim, "jwt-roles-claim", "roles", "claim holding the caller's roles; dotted paths reach into objects (realm_access.roles)")
+	fs.StringVar(&c.JWTSubjectClaim, "jwt-subject-claim", "sub", "claim naming the caller, recorded as the actor of its changes")
+	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp, nbf and iat")
+	fs.DurationVar(&c.JWKSMaxAge, "jwt-jwks-max-age", time.Hour, "the JWKS is read again when older than this")
+	fs.DurationVar(&c.JWKSMinRefresh, "jwt-jwks-min-refresh", 30*time.Second, "the JWKS is read at most this often, even for tokens with unknown key ids")
+	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "origins (scheme://host:port, comma-separated, * for any) that browsers may call the API from; none by default")
+
+	d := web.DefaultLimits()
+	fs.IntVar(&c.Limits.Tokens, "max-tokens", d.Tokens, "most lexical tokens in a GraphQL document, counted before parsing")
+	fs.IntVar(&c.Limits.Depth, "max-depth", d.Depth, "deepest nesting of fields in an operation")
+	fs.IntVar(&c.Limits.Fields, "max-fields", d.Fields, "most field selections in an operation, fragments expanded")
+	fs.IntVar(&c.Limits.RepeatedFields, "max-repeated-fields", d.RepeatedFields, "most fields with one response name in one selection set")
+	fs.IntVar(&c.Limits.Aliases, "max-aliases", d.Aliases, "most aliases in a document")
+	fs.IntVar(&c.Limits.RootFields, "max-root-fields", d.RootFields, "most root fields in an operation")
+	fs.IntVar(&c.Limits.Directives, "max-directives", d.Directives, "most directives in a document")
+	fs.IntVar(&c.Limits.IntrospectionDepth, "max-introspection-depth", d.IntrospectionDepth, "deepest nesting of fields/inputFields/interfaces/possibleTypes in introspection")
+	fs.IntVar(&c.Limits.Cost, "max-cost", d.Cost, "highest cost of an operation: values it may resolve, list sizes counted (see README)")
+	fs.IntVar(&c.Limits.Cost, "complexity-limit", d.Cost, "old name of --max-cost")
+	fs.IntVar(&c.Limits.ListSize, "cost-list-size", d.ListSize, "items a list without first/last counts for in the cost")
+	fs.IntVar(&c.Limits.WhereDepth, "max-where-depth", d.WhereDepth, "deepest nesting of a where/having argument")
+	fs.IntVar(&c.Limits.WhereNodes, "max-where-nodes", d.WhereNodes, "most values in a where/having argument")
+	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", 10*time.Second, "time allowed to receive a request body (408 beyond)")
+	fs.DurationVar(&c.ReadHeaderTime, "read-header-timeout", 10*time.Second, "time allowed to receive a request's headers")
+	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "time allowed to receive a request on routes other than /graphql")
+	fs.DurationVar(&c.IdleTimeout, "idle-timeout", 2*time.Minute, "how long an idle keep-alive connection stays open")
+	fs.Float64Var(&c.RateLimit, "rate-limit", 100, "requests (and websocket subscribes) per second per identity, or per IP for anonymous callers (0 = none; in dev mode none unless set)")
+	fs.IntVar(&c.RateBurst, "rate-burst", 0, "requests allowed in a burst above --rate-limit (0 = twice the rate)")
+	fs.IntVar(&c.MaxSubscriptions, "max-subscriptions", 100, "most subscriptions on one websocket")
+	fs.Int64Var(&c.WSReadLimit, "ws-max-message-bytes", 256<<10, "largest websocket message a client may send")
+	fs.DurationVar(&c.WSInitTimeout, "ws-init-timeout", 10*time.Second, "time a websocket client has to send connection_init (closed with 4408 beyond)")
+	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 100, "messages per second a websocket client may send (bursts of twice as many); floods are cut off")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
@@ -173,7 +264,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.KafkaUser, "kafka-sasl-user", "", "SASL user name")
 	fs.StringVar(&c.KafkaPassword, "kafka-sasl-password", "", "SASL password (prefer MESHGATE_KAFKA_SASL_PASSWORD)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n\nServes the data products of the mesh behind one GraphQL endpoint.\n"+
+		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate replay <product> [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\nServes the data products of the mesh behind one GraphQL endpoint.\n"+
 			"Every flag can also be set as MESHGATE_<FLAG> (e.g. MESHGATE_DATA_DIR) or in the --config file.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
@@ -188,6 +279,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	c.given = map[string]bool{}
+	fs.VisitAll(func(f *flag.Flag) { c.given[f.Name] = set[f.Name] || getenv(envName(f.Name)) != "" })
 	if *configFile == "" {
 		*configFile = getenv("MESHGATE_CONFIG")
 	}
@@ -208,12 +301,22 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 			if f == nil || k == "config" {
 				return nil, usageError{fmt.Errorf("config file %s: unknown setting %q; settings are named like the flags", *configFile, k)}
 			}
+			c.given[k] = true
 			values := []any{v}
 			if list, ok := v.([]any); ok {
 				values = list
 			}
 			for _, item := range values {
-				if err := f.Value.Set(fmt.Sprint(item)); err != nil {
+				text := fmt.Sprint(item)
+				if m, ok := item.(map[string]any); ok {
+					// Structured settings (API keys) reach the flag as JSON.
+					b, err := json.Marshal(m)
+					if err != nil {
+						return nil, usageError{fmt.Errorf("config file %s: %s: %w", *configFile, k, err)}
+					}
+					text = string(b)
+				}
+				if err := f.Value.Set(text); err != nil {
 					return nil, usageError{fmt.Errorf("config file %s: %s: %w", *configFile, k, err)}
 				}
 			}
@@ -293,6 +396,9 @@ func withMaxConns(dsn string, n int) string {
 // "meshgate replay <product> [flags]" instead rebuilds a derived product
 // from the beginning of its inputs and exits.
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "apikey" {
+		return runAPIKey(args[1:], stdout, stderr)
+	}
 	var replay string
 	if len(args) > 0 && args[0] == "replay" {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -307,6 +413,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return err
 	}
+	authCfg := cfg.auth()
+	dev := !authCfg.Configured()
+	if dev && replay == "" && !isLoopback(cfg.Addr) {
+		return usageError{fmt.Errorf("refusing to serve %s without authentication.\n"+
+			"Configure API keys (--api-key name=sha256:…=roles; make one with: meshgate apikey new --name NAME --roles ROLE,…)\n"+
+			"or JWTs (--jwt-jwks-url URL or --jwt-jwks-file FILE or --jwt-hs256-secret, with --jwt-issuer and --jwt-audience),\n"+
+			"as flags, MESHGATE_* variables or keys of the --config file (see README, \"Authentication\");\n"+
+			"or listen on loopback only (--addr 127.0.0.1:8080) for dev mode", cfg.Addr)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
@@ -317,6 +432,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log = slog.New(slog.NewJSONHandler(stderr, opts))
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, opts))
+	}
+
+	if dev && !cfg.given["rate-limit"] {
+		// On loopback in dev mode every caller is the developer (and the
+		// tests, and load tests): no rate limit unless asked for.
+		cfg.RateLimit = 0
+	}
+	var authn *auth.Authenticator
+	if !dev {
+		if authn, err = auth.New(ctx, authCfg, log); err != nil {
+			return usageError{fmt.Errorf("authentication: %w", err)}
+		}
 	}
 
 	mesh, err := demo.Open(ctx, cfg.dsn)
@@ -392,16 +519,25 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec}
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
-			Resolver: res, Logger: log, Ready: mesh.Ping,
-			MaxBodyBytes: cfg.MaxBodyBytes, ComplexityLimit: cfg.ComplexityLimit, QueryTimeout: cfg.QueryTimeout,
+			Resolver: res, Logger: log, Ready: mesh.Ping, Auth: authn, Limits: cfg.Limits,
+			MaxBodyBytes: cfg.MaxBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, QueryTimeout: cfg.QueryTimeout,
+			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, CORSOrigins: splitList(cfg.CORSOrigins),
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
+			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate, WSInitTimeout: cfg.WSInitTimeout,
 			Collectors: lagMetrics(mesh, consumers),
 		}),
-		ReadHeaderTimeout: 10 * time.Second,
+		ReadHeaderTimeout: cfg.ReadHeaderTime,
+		ReadTimeout:       cfg.ReadTimeout,
+		IdleTimeout:       cfg.IdleTimeout,
 	}
 	base := "http://" + ln.Addr().String()
-	fmt.Fprintf(stdout, "meshgate %s serving %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n  kafka    %s (topics %s.<product>.<table>)\n",
-		version, productNames(), base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
+	mode := "authentication required (" + authCfg.Describe() + ")"
+	if dev {
+		mode = "DEV MODE: no authentication configured; every caller is a dev admin (loopback only)"
+		log.Warn("dev mode: no authentication configured; every caller is a dev admin with all roles", "addr", ln.Addr().String())
+	}
+	fmt.Fprintf(stdout, "meshgate %s serving %s\n  mode     %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n  kafka    %s (topics %s.<product>.<table>)\n",
+		version, productNames(), mode, base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
 	g, gctx := errgroup.WithContext(ctx)
 	if cfg.PprofAddr != "" {
@@ -444,6 +580,71 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return srv.Shutdown(sctx)
 	})
 	return g.Wait()
+}
+
+// auth is the authentication part of the configuration.
+func (c *config) auth() auth.Config {
+	return auth.Config{
+		APIKeys: *c.APIKeys.keys, HS256Secret: c.JWTSecret, JWKSURL: c.JWKSURL, JWKSFile: c.JWKSFile,
+		Issuer: c.JWTIssuer, Audience: c.JWTAudience, RolesClaim: c.JWTRolesClaim, SubjectClaim: c.JWTSubjectClaim,
+		Leeway: c.JWTLeeway, JWKSMaxAge: c.JWKSMaxAge, JWKSMinInterval: c.JWKSMinRefresh,
+	}
+}
+
+// isLoopback tells whether addr (host:port) listens on loopback only.
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
+// runAPIKey is "meshgate apikey new": it prints a new random key, once,
+// and the setting that makes the gateway accept it (its hash only).
+func runAPIKey(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "new" {
+		return usageError{errors.New("usage: meshgate apikey new [--name NAME] [--roles ROLE,…]")}
+	}
+	fs := flag.NewFlagSet("meshgate apikey new", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	name := fs.String("name", "", "name of the key, recorded as apikey:<name> in audit entries (default: key-<random>)")
+	roles := fs.String("roles", "", "roles the key grants, comma-separated")
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return usageError{err}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	key, hash := auth.NewKey()
+	if *name == "" {
+		*name = "key-" + hash[len("sha256:"):len("sha256:")+8]
+	}
+	k := auth.APIKey{Name: *name, Hash: hash, Roles: splitList(*roles)}
+	line := k.Name + "=" + k.Hash
+	if len(k.Roles) > 0 {
+		line += "=" + strings.Join(k.Roles, ",")
+	}
+	if _, err := auth.ParseAPIKeys(line); err != nil {
+		return usageError{err}
+	}
+	yamlRoles, _ := json.Marshal(k.Roles)
+	if k.Roles == nil {
+		yamlRoles = []byte("[]")
+	}
+	fmt.Fprintf(stdout, "API key %q (shown once: hand it to the client, keep it in a secret store):\n\n  %s\n\n"+
+		"Clients send:  Authorization: Bearer %s\n\n"+
+		"Configure the gateway with its hash (not the key), as a flag or MESHGATE_API_KEY:\n\n  --api-key '%s'\n\n"+
+		"or in the --config file:\n\n  api-key:\n    - {name: %q, hash: %q, roles: %s}\n",
+		k.Name, key, key, line, k.Name, k.Hash, yamlRoles)
+	return nil
 }
 
 // splitList splits a comma-separated setting, dropping blanks.

@@ -23,6 +23,7 @@ import (
 type gateway struct {
 	base   string // http://host:port
 	kafka  string // broker address
+	banner string // what it printed on stdout at start
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
@@ -66,6 +67,7 @@ func startGateway(t testing.TB, args ...string) *gateway {
 	go func() {
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
+			g.banner += sc.Text() + "\n"
 			f := strings.Fields(sc.Text())
 			if len(f) >= 2 && f[0] == "GraphQL" {
 				g.base = strings.TrimSuffix(f[1], "/graphql")

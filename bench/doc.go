@@ -30,6 +30,13 @@
 //     server CPU per delivery, heap + stacks per idle subscription.
 //     MESHGATE_FANOUT_SUBSCRIBERS picks the counts (-bench Fanout).
 //
+// and the hostile-input benchmark (issue 11, item 7):
+//
+//   - BenchmarkHostileDocuments: CPU per request of the worst GraphQL
+//     documents for the parser and validator (repeated fields, aliases,
+//     fragment bombs and cycles, directives, deep nesting, huge strings)
+//     through the handler with the default limits; fails above 50 ms.
+//
 // Each benchmark measures for a fixed time or amount of work and runs once:
 //
 //	MESHGATE_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' \

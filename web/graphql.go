@@ -28,32 +28,45 @@ import (
 	"github.com/meshgate/meshgate/streaming"
 )
 
-// graphqlHandler assembles the GraphQL server: explicit transports, a parsed
-// query cache, automatic persisted queries, introspection, a complexity
-// limit, one error presenter and panic recovery.
-func graphqlHandler(cfg Config, m *metrics) http.Handler {
+// graphqlHandler assembles the GraphQL server: explicit transports (our own
+// POST and GET, gqlgen's SSE and websocket with the gorilla adapter), a
+// parsed query cache, automatic persisted queries, introspection, the
+// limits, one error presenter and panic recovery. In front of gqlgen, the
+// body of a POST is read within its size and time limits.
+func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *metrics) http.Handler {
 	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
 	srv.AddTransport(transport.Options{})
-	srv.AddTransport(transport.GET{})
-	srv.AddTransport(transport.POST{})
-	srv.AddTransport(transport.SSE{})
+	srv.AddTransport(transport.SSE{}) // before POST: it takes POSTs that accept text/event-stream
+	srv.AddTransport(httpTransport{method: http.MethodGet, queryTimeout: cfg.QueryTimeout})
+	srv.AddTransport(httpTransport{method: http.MethodPost, queryTimeout: cfg.QueryTimeout})
+	readLimit := cfg.WSReadLimit
+	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
+		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
+		messageRate: cfg.WSMessageRate, limiter: limiter}
 	srv.AddTransport(transport.Websocket{
-		Implementation:        gorillaWebsocket{allowedOrigins: cfg.AllowedOrigins, pingInterval: cfg.PingInterval, writeBuffer: cfg.WSWriteBuffer},
-		InitFunc:              initFunc,
-		InitTimeout:           10 * time.Second,
+		Implementation:        gorilla,
+		InitFunc:              wsInit(authn),
 		KeepAlivePingInterval: 10 * time.Second,
+		PayloadReadLimit:      &readLimit,
 	})
-	srv.SetQueryCache(lru.New[*ast.QueryDocument](1000))
+	cache := lru.New[*ast.QueryDocument](1000)
+	srv.SetQueryCache(cache)
+	// The parser's own token limit backs up the limits extension's count.
+	if cfg.Limits.Tokens > 0 {
+		srv.SetParserTokenLimit(cfg.Limits.Tokens)
+	}
 	srv.Use(extension.Introspection{})
 	srv.Use(extension.AutomaticPersistedQuery{Cache: lru.New[string](1000)})
-	limit := cfg.ComplexityLimit
-	if limit <= 0 {
-		limit = 5000
-	}
-	srv.Use(extension.FixedComplexityLimit(limit))
+	// After APQ, which may fill in the query.
+	srv.Use(limitsExtension{limits: cfg.Limits, cached: func(ctx context.Context, q string) bool {
+		_, ok := cache.Get(ctx, q)
+		return ok
+	}})
 	srv.AroundOperations(cfg.Resolver.WithLoaders)
 	srv.AroundOperations(resolvers.WithStreamState)
 	if cfg.QueryTimeout > 0 {
+		// Operations over websockets (HTTP ones have their deadline from
+		// httpTransport already): every one but subscriptions.
 		srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
 			if op := graphql.GetOperationContext(ctx).Operation; op != nil && op.Operation == ast.Subscription {
 				return next(ctx)
@@ -66,14 +79,36 @@ func graphqlHandler(cfg Config, m *metrics) http.Handler {
 			}
 		})
 	}
-	srv.SetErrorPresenter(presentError(cfg.Logger))
+	srv.SetErrorPresenter(presentError(cfg.Logger, cfg.QueryTimeout))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in resolver",
 			slog.Any("panic", v), slog.String("stack", string(debug.Stack())),
 			slog.String("request_id", products.RequestIDFrom(ctx)))
 		return errPanic
 	})
-	return http.MaxBytesHandler(specStatus(srv), cfg.MaxBodyBytes)
+	h := readBody(cfg.MaxBodyBytes, cfg.BodyReadTimeout, specStatus(srv))
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.Method != http.MethodGet && r.Method != http.MethodPost && r.Method != http.MethodOptions:
+			w.Header().Set("Allow", "GET, POST, OPTIONS")
+			writeError(w, http.StatusMethodNotAllowed, badRequest, "use POST (or GET for queries)", nil)
+			return
+		case isWebsocket(r):
+			if !gorilla.checkOrigin(r) {
+				writeError(w, http.StatusForbidden, string(products.Forbidden),
+					"websockets from origin "+r.Header.Get("Origin")+" are not allowed (--allowed-origins, --cors-origins)", nil)
+				return
+			}
+			r = r.WithContext(withSession(r.Context()))
+		}
+		if r.Method != http.MethodPost || isWebsocket(r) {
+			// No body to wait for: lift the server's read deadline, which
+			// would otherwise cancel long queries and event streams
+			// (readBody does the same for POST once the body is in).
+			http.NewResponseController(w).SetReadDeadline(time.Time{})
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 var errPanic = errors.New("panic")
@@ -90,22 +125,17 @@ func streamError(ctx context.Context, present graphql.ErrorPresenterFunc, err er
 	return present(ctx, err)
 }
 
-// initFunc accepts the connection_init payload; authentication will read it.
-func initFunc(ctx context.Context, payload transport.InitPayload) (context.Context, *transport.InitPayload, error) {
-	return ctx, nil, nil
-}
-
 // presentError is the one place where errors become GraphQL errors:
 // expected failures (a products.Error anywhere in the chain) keep their
 // message and carry extensions.code (and the offending field); gqlgen's own
 // parse/validation errors keep their codes; anything else is logged with the
 // request id and shown as "internal error (request <id>)".
-func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
+func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPresenterFunc {
 	return func(ctx context.Context, err error) *gqlerror.Error {
 		// A subscription whose stream failed sends one empty event; the error
 		// its null produces is reported as the failure itself.
 		if failure := resolvers.StreamFailure(ctx); failure != nil {
-			return streamError(ctx, presentError(log), failure)
+			return streamError(ctx, presentError(log, queryTimeout), failure)
 		}
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var pe *products.Error
@@ -134,7 +164,7 @@ func presentError(log *slog.Logger) graphql.ErrorPresenterFunc {
 		}
 		if errors.Is(err, context.DeadlineExceeded) {
 			gerr.Message = "the query took longer than the server allows; narrow it or ask for fewer rows"
-			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded)}
+			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded), "limit": "queryTimeout", "value": queryTimeout.String()}
 			return gerr
 		}
 		id := products.RequestIDFrom(ctx)

@@ -4,8 +4,10 @@ package web
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/web/auth"
 )
 
 // Config is what the HTTP edge needs.
@@ -21,12 +24,43 @@ type Config struct {
 	Logger   *slog.Logger
 	// Ready reports whether the gateway can serve (stores reachable).
 	Ready func(ctx context.Context) error
-	// Limits.
-	MaxBodyBytes    int64
+	// Auth checks bearer tokens; nil means dev mode: every caller is the
+	// dev admin. Only server.go decides that (loopback, nothing configured).
+	Auth *auth.Authenticator
+	// Limits of one GraphQL operation (zero fields: defaults).
+	Limits Limits
+	// MaxBodyBytes bounds a request body (413 beyond; default 1 MiB).
+	MaxBodyBytes int64
+	// BodyReadTimeout bounds reading a request body (408 beyond; default
+	// 10 s; negative: none).
+	BodyReadTimeout time.Duration
+	// ComplexityLimit, if set, overrides Limits.Cost (older name).
 	ComplexityLimit int
-	QueryTimeout    time.Duration
+	// QueryTimeout bounds parsing, validating and executing one query or
+	// mutation (0: none).
+	QueryTimeout time.Duration
+	// RateLimit is the requests (and websocket subscribes) per second of
+	// one caller: an identity, or an IP when anonymous or in dev mode.
+	// Bursts of RateBurst (default twice the rate) pass. 0: no limit.
+	RateLimit float64
+	RateBurst int
+	// CORSOrigins may call the API from browsers ("*": any); none by
+	// default. They may open websockets too.
+	CORSOrigins []string
 	// AllowedOrigins may open websockets besides the gateway's own origin.
 	AllowedOrigins []string
+	// MaxSubscriptions bounds the subscriptions of one websocket (default
+	// 100; negative: none).
+	MaxSubscriptions int
+	// WSReadLimit bounds one websocket message from a client (default
+	// 256 KiB).
+	WSReadLimit int64
+	// WSInitTimeout closes websockets without connection_init (4408;
+	// default 10 s).
+	WSInitTimeout time.Duration
+	// WSMessageRate bounds the messages per second one websocket client
+	// sends (default 100; negative: none).
+	WSMessageRate float64
 	// PingInterval, if set, pings websocket peers and drops those silent
 	// for twice the interval.
 	PingInterval time.Duration
@@ -45,16 +79,52 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
+	if cfg.BodyReadTimeout == 0 {
+		cfg.BodyReadTimeout = 10 * time.Second
+	}
+	if cfg.MaxSubscriptions == 0 {
+		cfg.MaxSubscriptions = 100
+	}
+	if cfg.WSReadLimit <= 0 {
+		cfg.WSReadLimit = 256 << 10
+	}
+	if cfg.WSInitTimeout <= 0 {
+		cfg.WSInitTimeout = 10 * time.Second
+	}
+	if cfg.WSMessageRate == 0 {
+		cfg.WSMessageRate = 100
+	}
+	if cfg.ComplexityLimit > 0 {
+		cfg.Limits.Cost = cfg.ComplexityLimit
+	}
+	cfg.Limits = cfg.Limits.withDefaults()
+	var limiter, failures *rateLimiter
+	if cfg.RateLimit > 0 {
+		limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+		failures = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
+	}
+	var authn authenticator
+	if cfg.Auth != nil {
+		authn = cfg.Auth
+	}
+	mode := "dev"
+	if authn != nil {
+		mode = "auth"
+	}
+	guard := func(h http.Handler) http.Handler {
+		return cors(cfg.CORSOrigins, authenticate(authn, failures, limitRate(limiter, h)))
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(cfg.Collectors...)
 	m := newMetrics(reg)
 
 	mux := http.NewServeMux()
-	mux.Handle("/graphql", graphqlHandler(cfg, m))
+	mux.Handle("/graphql", guard(graphqlHandler(cfg, authn, limiter, m)))
+	health, _ := json.Marshal(map[string]string{"status": "ok", "mode": mode})
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		w.Write([]byte("ok\n"))
+		w.Header().Set("Content-Type", "application/json")
+		w.Write(append(health, '\n'))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -70,7 +140,16 @@ func NewServer(cfg Config) http.Handler {
 		w.Write([]byte("ready\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	catalogRoutes(mux, cfg.Resolver)
+	catalog := http.NewServeMux()
+	catalogRoutes(catalog, cfg.Resolver)
+	mux.Handle("/catalog/", guard(catalog))
 	mux.Handle("/", uiHandler(uiRoot()))
 	return requestID(accessLog(cfg.Logger, m, mux))
 }
+
+// websocketOrigins are the origins that may open websockets besides the
+// gateway's own: the allowed origins and the CORS origins.
+func websocketOrigins(cfg Config) []string {
+	return slices.Concat(cfg.AllowedOrigins, cfg.CORSOrigins)
+}
+

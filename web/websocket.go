@@ -1,24 +1,41 @@
 package web
 
 import (
+	"bytes"
+	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
+	"github.com/vektah/gqlparser/v2/gqlerror"
+	"golang.org/x/time/rate"
+
+	"github.com/meshgate/meshgate/products"
 )
 
 // gorillaWebsocket plugs github.com/gorilla/websocket into gqlgen's websocket
 // transport (which defaults to coder/websocket). It negotiates both GraphQL
 // subprotocols (graphql-transport-ws and the legacy graphql-ws) and checks
 // the Origin: same host, or one of the allowed origins.
+//
+// Its connections also police the protocol where gqlgen's transport is
+// lenient (see gorillaConn.NextReader): the graphql-transport-ws close codes
+// for invalid messages (4400), subscribe before acknowledgement (4401),
+// duplicate ids (4409), repeated connection_init (4429) and a missing init
+// (4408); binary frames are refused; and the limits on subscriptions per
+// connection, messages per second and operations per identity apply.
 type gorillaWebsocket struct {
 	allowedOrigins []string
 	// pingInterval, if set, sends websocket ping frames that every client
@@ -29,6 +46,15 @@ type gorillaWebsocket struct {
 	// TCP connection: it bounds the memory a stalled client pins, and makes
 	// a stalled client show up as a slow consumer sooner.
 	writeBuffer int
+	// initTimeout closes connections without connection_init (4408).
+	initTimeout time.Duration
+	// maxSubscriptions bounds the active subscriptions of one connection.
+	maxSubscriptions int
+	// messageRate bounds the messages a client sends per second (burst:
+	// twice as many); a flood closes the connection with 1008.
+	messageRate float64
+	// limiter, if set, counts every subscribe against the caller's rate.
+	limiter *rateLimiter
 }
 
 var _ transport.WebsocketImplementation = gorillaWebsocket{}
@@ -45,18 +71,40 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	if err != nil {
 		return nil, err
 	}
+	// The HTTP server's read deadline (if any) is still set on the
+	// hijacked connection: websockets live longer.
+	c.NetConn().SetDeadline(time.Time{})
 	if tc, ok := c.NetConn().(*net.TCPConn); ok && g.writeBuffer > 0 {
 		tc.SetWriteBuffer(g.writeBuffer)
 	}
-	gc := &gorillaConn{c: c, done: make(chan struct{})}
+	gc := &gorillaConn{c: c, done: make(chan struct{}), active: map[string]bool{},
+		maxSubs: g.maxSubscriptions, limiter: g.limiter, rateKey: clientKey(r, products.IdentityFrom(r.Context()))}
+	if g.messageRate > 0 {
+		gc.flood = rate.NewLimiter(rate.Limit(g.messageRate), int(2*g.messageRate)+1)
+	}
+	if s := sessionFrom(r.Context()); s != nil {
+		s.conn = gc
+	}
 	if g.pingInterval > 0 {
 		gc.keepAlive(g.pingInterval)
+	}
+	if g.initTimeout > 0 {
+		gc.initTimer = time.AfterFunc(g.initTimeout, func() {
+			gc.mu.Lock()
+			acked := gc.acked
+			gc.mu.Unlock()
+			if !acked {
+				gc.closeWith(closeInitTimeout, "Connection initialisation timeout")
+			}
+		})
 	}
 	return gc, nil
 }
 
 // checkOrigin accepts requests without an Origin (non-browser clients), from
-// the same host, or from an allowed origin ("*" allows any).
+// the same host, or from an allowed origin ("*" allows any). It is what
+// stops cross-site websocket hijacking: a page elsewhere cannot open a
+// socket in its visitor's name (and no cookie would authenticate it anyway).
 func (g gorillaWebsocket) checkOrigin(r *http.Request) bool {
 	origin := r.Header.Get("Origin")
 	if origin == "" {
@@ -74,13 +122,59 @@ func (g gorillaWebsocket) checkOrigin(r *http.Request) bool {
 	})
 }
 
+// wsSession links a websocket's connection (made in Accept) to its
+// connection_init (handled by wsInit): both see the upgrade request's
+// context, where session puts it.
+type wsSession struct{ conn *gorillaConn }
+
+type sessionKey struct{}
+
+func withSession(ctx context.Context) context.Context {
+	return context.WithValue(ctx, sessionKey{}, &wsSession{})
+}
+
+func sessionFrom(ctx context.Context) *wsSession {
+	s, _ := ctx.Value(sessionKey{}).(*wsSession)
+	return s
+}
+
+// authenticated records the identity of the socket: its subscriptions are
+// counted against that identity's rate, and the socket closes (4403) when
+// the identity's credential expires.
+func (s *wsSession) authenticated(ctx context.Context, id *products.Identity) {
+	if s.conn == nil {
+		return
+	}
+	s.conn.mu.Lock()
+	if !id.Dev {
+		s.conn.rateKey = "id:" + id.Subject
+	}
+	s.conn.mu.Unlock()
+	if !id.Expiry.IsZero() {
+		s.conn.expireAt(id.Expiry)
+	}
+}
+
 // gorillaConn adapts *websocket.Conn. gorilla allows one concurrent writer,
 // so writes are serialised; control frames may be written concurrently.
+// Its reads come from gqlgen's one reader goroutine.
 type gorillaConn struct {
 	c         *websocket.Conn
-	mu        sync.Mutex
+	writeMu   sync.Mutex
 	done      chan struct{}
 	closeOnce sync.Once
+	initTimer *time.Timer
+
+	maxSubs int
+	flood   *rate.Limiter
+	limiter *rateLimiter
+
+	mu          sync.Mutex // guards the fields below
+	inits       int
+	acked       bool
+	active      map[string]bool // ids of running subscriptions
+	rateKey     string
+	expiryTimer *time.Timer
 }
 
 // keepAlive pings the peer every interval until the connection closes and
@@ -107,29 +201,235 @@ func (g *gorillaConn) keepAlive(interval time.Duration) {
 	}()
 }
 
+// expireAt closes the connection with 4403 when the credential expires.
+func (g *gorillaConn) expireAt(t time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.expiryTimer != nil {
+		g.expiryTimer.Stop()
+	}
+	g.expiryTimer = time.AfterFunc(time.Until(t), func() {
+		if g.c.Subprotocol() != "graphql-transport-ws" {
+			// The legacy protocol has a message for connection errors.
+			g.WriteJSON(map[string]any{"type": "connection_error", "payload": map[string]any{
+				"message": "token expired", "extensions": map[string]any{"code": string(products.Unauthenticated)}}})
+		}
+		g.closeWith(closeForbidden, "Forbidden: token expired")
+	})
+}
+
 func (g *gorillaConn) Close() error {
-	g.closeOnce.Do(func() { close(g.done) })
+	g.closeOnce.Do(func() {
+		close(g.done)
+		if g.initTimer != nil {
+			g.initTimer.Stop()
+		}
+		g.mu.Lock()
+		if g.expiryTimer != nil {
+			g.expiryTimer.Stop()
+		}
+		g.mu.Unlock()
+	})
 	return g.c.Close()
 }
 
-func (g *gorillaConn) NextReader() (int, io.Reader, error) {
-	t, r, err := g.c.NextReader()
-	var ce *websocket.CloseError
-	if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
-		return t, nil, transport.ErrWebsocketClosed
-	}
-	return t, r, err
+// closeWith sends a close frame with code and reason, then closes the
+// connection: gqlgen's reader sees the connection end and cancels the
+// socket's subscriptions.
+func (g *gorillaConn) closeWith(code int, reason string) {
+	g.WriteClose(code, reason)
+	g.Close()
 }
 
-func (g *gorillaConn) WriteJSON(v any) error {
+// errPoliced ends gqlgen's read loop after closeWith.
+var errPoliced = transport.ErrWebsocketClosed
+
+// envelope is what the policing reads of a client message.
+type envelope struct {
+	Type    string          `json:"type"`
+	ID      *string         `json:"id"`
+	Payload json.RawMessage `json:"payload"`
+}
+
+// clientTypes are the messages a client may send, per subprotocol.
+var clientTypes = map[string]map[string]bool{
+	"graphql-transport-ws": {"connection_init": true, "ping": true, "pong": true, "subscribe": true, "complete": true},
+	"graphql-ws":           {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
+}
+
+// NextReader returns the next client message that gqlgen should handle.
+// Protocol violations close the socket with their code and end the read
+// loop; a subscribe over the limits is answered with an error for its id
+// here and never reaches gqlgen.
+func (g *gorillaConn) NextReader() (int, io.Reader, error) {
+	for {
+		t, r, err := g.c.NextReader()
+		var ce *websocket.CloseError
+		if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
+			return t, nil, transport.ErrWebsocketClosed
+		}
+		if err != nil {
+			return t, nil, err
+		}
+		if g.flood != nil && !g.flood.Allow() {
+			g.closeWith(closePolicyViolated, "too many messages")
+			return t, nil, errPoliced
+		}
+		if t != websocket.TextMessage {
+			g.closeWith(closeBadRequest, "Invalid message: binary frames are not accepted")
+			return t, nil, errPoliced
+		}
+		b, err := io.ReadAll(r)
+		if err != nil {
+			return t, nil, err
+		}
+		pass, err := g.police(b)
+		if err != nil {
+			return t, nil, err
+		}
+		if pass {
+			return t, bytes.NewReader(b), nil
+		}
+	}
+}
+
+// police checks one client message; pass is false when the message was
+// answered here.
+func (g *gorillaConn) police(b []byte) (pass bool, err error) {
+	proto := g.c.Subprotocol()
+	if proto == "" {
+		proto = "graphql-ws"
+	}
+	var m envelope
+	if err := json.Unmarshal(b, &m); err != nil {
+		g.closeWith(closeBadRequest, "Invalid message: not a JSON object")
+		return false, errPoliced
+	}
+	if !clientTypes[proto][m.Type] {
+		g.closeWith(closeBadRequest, truncate(fmt.Sprintf("Invalid message: unknown type %q", m.Type)))
+		return false, errPoliced
+	}
 	g.mu.Lock()
-	defer g.mu.Unlock()
+	acked := g.acked
+	g.mu.Unlock()
+	switch m.Type {
+	case "connection_init":
+		g.mu.Lock()
+		g.inits++
+		n := g.inits
+		g.mu.Unlock()
+		if n > 1 {
+			g.closeWith(closeTooManyInits, "Too many initialisation requests")
+			return false, errPoliced
+		}
+		return true, nil
+	case "ping":
+		if !acked {
+			// Allowed at any time; gqlgen answers only after init.
+			return false, g.WriteJSON(map[string]any{"type": "pong"})
+		}
+		return true, nil
+	case "subscribe", "start":
+		if !acked {
+			g.closeWith(closeUnauthorized, "Unauthorized")
+			return false, errPoliced
+		}
+		if m.ID == nil || *m.ID == "" {
+			g.closeWith(closeBadRequest, "Invalid message: subscribe needs an id")
+			return false, errPoliced
+		}
+		id := *m.ID
+		g.mu.Lock()
+		dup, n, key := g.active[id], len(g.active), g.rateKey
+		g.mu.Unlock()
+		if dup {
+			g.closeWith(closeDuplicateID, truncate(fmt.Sprintf("Subscriber for %s already exists", id)))
+			return false, errPoliced
+		}
+		if g.maxSubs > 0 && n >= g.maxSubs {
+			return false, g.refuse(id, limitError("subscriptionsPerConnection", g.maxSubs, n+1,
+				fmt.Sprintf("at most %d subscriptions per connection", g.maxSubs)))
+		}
+		if g.limiter != nil {
+			if ok, _ := g.limiter.allow(key); !ok {
+				return false, g.refuse(id, limitError("requestsPerSecond", g.limiter.perSecond(), 0,
+					"too many requests; slow down"))
+			}
+		}
+		g.mu.Lock()
+		g.active[id] = true
+		g.mu.Unlock()
+		return true, nil
+	case "complete", "stop":
+		if m.ID != nil {
+			g.mu.Lock()
+			delete(g.active, *m.ID)
+			g.mu.Unlock()
+		}
+		return true, nil
+	}
+	return true, nil
+}
+
+// refuse answers a subscribe with an error message for its id.
+func (g *gorillaConn) refuse(id string, e *gqlerror.Error) error {
+	return g.WriteJSON(map[string]any{"type": "error", "id": id, "payload": []any{e}})
+}
+
+// truncate keeps a close reason within the 123 bytes a close frame holds.
+func truncate(s string) string {
+	for len(s) > 123 {
+		_, n := utf8.DecodeLastRuneInString(s)
+		s = s[:len(s)-n]
+	}
+	return s
+}
+
+// WriteJSON writes one message and follows the server's side of the
+// protocol: connection_ack opens the socket for subscriptions, complete and
+// error end one.
+func (g *gorillaConn) WriteJSON(v any) error {
+	if typ, id, ok := messageFields(v); ok {
+		g.mu.Lock()
+		switch typ {
+		case "connection_ack":
+			g.acked = true
+			if g.initTimer != nil {
+				g.initTimer.Stop()
+			}
+		case "complete", "error":
+			delete(g.active, id)
+		}
+		g.mu.Unlock()
+	}
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
 	g.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	return g.c.WriteJSON(v)
 }
 
+// messageFields reads the Type and ID of gqlgen's outgoing message structs
+// (their types are unexported; their fields are not).
+func messageFields(v any) (typ, id string, ok bool) {
+	rv := reflect.ValueOf(v)
+	if rv.Kind() == reflect.Pointer {
+		rv = rv.Elem()
+	}
+	if rv.Kind() != reflect.Struct {
+		return "", "", false
+	}
+	t, i := rv.FieldByName("Type"), rv.FieldByName("ID")
+	if !t.IsValid() || t.Kind() != reflect.String {
+		return "", "", false
+	}
+	if i.IsValid() && i.Kind() == reflect.String {
+		id = i.String()
+	}
+	return t.String(), id, true
+}
+
 func (g *gorillaConn) WriteClose(code int, message string) error {
-	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, message), time.Now().Add(time.Second))
+	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(message)), time.Now().Add(time.Second))
 }
 
 func (g *gorillaConn) Subprotocol() string { return g.c.Subprotocol() }
