@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -435,7 +436,26 @@ func TestWebsocketProtocolAndLimits(t *testing.T) {
 				}
 				w.send(map[string]any{"id": "0", "type": stop})
 				w.send(map[string]any{"id": "4", "type": sub, "payload": map[string]any{"query": `subscription { changes(products: ["orders"]) { key } }`}})
-				g.gql(t, `mutation { updateCustomer(id: 1, input: {name: "Limit"}) { id } }`, nil).must(t)
+				// A subscription without since sees changes committed after it
+				// went live, which the client cannot observe: change the
+				// customer until an event arrives.
+				done := make(chan struct{})
+				var wg sync.WaitGroup
+				defer func() { close(done); wg.Wait() }()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					tick := time.NewTicker(50 * time.Millisecond)
+					defer tick.Stop()
+					for {
+						g.gql(t, `mutation { updateCustomer(id: 1, input: {name: "Limit"}) { id } }`, nil)
+						select {
+						case <-done:
+							return
+						case <-tick.C:
+						}
+					}
+				}()
 				for {
 					m, c, _ := w.read()
 					if c != 0 || m.Type == "error" {

@@ -152,4 +152,3 @@ func NewServer(cfg Config) http.Handler {
 func websocketOrigins(cfg Config) []string {
 	return slices.Concat(cfg.AllowedOrigins, cfg.CORSOrigins)
 }
-

@@ -117,7 +117,7 @@ func TestUI(t *testing.T) {
 	}
 
 	// The routes beside the UI answer as before.
-	if resp, body := uiGet(t, srv, http.MethodGet, "/healthz"); resp.StatusCode != http.StatusOK || string(body) != "ok\n" {
+	if resp, body := uiGet(t, srv, http.MethodGet, "/healthz"); resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte(`"status":"ok"`)) {
 		t.Errorf("GET /healthz: %s %q", resp.Status, body)
 	}
 	if resp, body := uiGet(t, srv, http.MethodGet, "/catalog/"); resp.StatusCode != http.StatusOK || !bytes.Contains(body, []byte("Data products")) {

@@ -9,11 +9,14 @@ package web_test
 // the other must reject with the same code.
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
 	"math/rand/v2"
+	"net/http"
 	"os"
 	"reflect"
 	"slices"
@@ -539,6 +542,48 @@ func TestWhereBadStringsOverAPI(t *testing.T) {
 			}
 		}
 		g.fail(t, "BAD_USER_INPUT", "where.placedAt.gt", `{ orders(where: {placedAt: {gt: "2026-01-01T00:00:00.0000001Z"}}) { nodes { id } } }`, nil)
-		g.fail(t, "BAD_USER_INPUT", "where.name.eq", `subscription($s: String!) { customerChanged(where: {name: {eq: $s}}) { op } }`, map[string]any{"s": "\x00"})
+		e := g.subscribeError(t, `subscription($s: String!) { customerChanged(where: {name: {eq: $s}}) { op } }`, map[string]any{"s": "\x00"})
+		if e.code() != "BAD_USER_INPUT" || e.field() != "where.name.eq" {
+			t.Errorf("subscription with a NUL in where: %s", mustJSON(e))
+		}
 	})
+}
+
+// subscribeError starts a subscription over server-sent events and returns
+// the first error of its first event (a subscription over a plain POST is
+// refused with BAD_REQUEST).
+func (g *gateway) subscribeError(t *testing.T, query string, vars map[string]any) gqlError {
+	t.Helper()
+	body, err := json.Marshal(map[string]any{"query": query, "variables": vars})
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, g.srv.URL+"/graphql", bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := g.srv.Client().Do(req)
+	if err != nil {
+		t.Fatalf("POST /graphql: %v", err)
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		data, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var r gqlResponse
+		if err := json.Unmarshal([]byte(data), &r); err != nil {
+			t.Fatalf("event is not GraphQL JSON: %v\n%s", err, data)
+		}
+		if len(r.Errors) == 0 {
+			t.Fatalf("expected an error event, got %s", data)
+		}
+		return r.Errors[0]
+	}
+	t.Fatalf("the stream ended without an event (HTTP %d): %v", resp.StatusCode, sc.Err())
+	return gqlError{}
 }
