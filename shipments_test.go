@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -101,6 +104,22 @@ func TestShipmentRipple(t *testing.T) {
 		shA = await(a, "DELIVERED", "DELIVERED")
 		if shA["shippedAt"] == nil || shA["deliveredAt"] == nil || shA["carrier"] != "DHL" {
 			t.Fatalf("delivered shipment: %v", shA)
+		}
+
+		// The rest comes from the kit: the catalog with lineage, the lag metric.
+		cat := g.gql(t, `{ catalog(product: "shipments") { domain kind entities { name topic } inputs { producer entity topic } consumers { consumer entity } } }`, nil).must(t)
+		if got := fmt.Sprint(cat["catalog"]); got != "[map[consumers:[map[consumer:orders entity:Shipment]] domain:fulfilment entities:[map[name:Shipment topic:meshgate.shipments.shipments]] "+
+			"inputs:[map[entity:Reservation producer:inventory topic:meshgate.inventory.reservations]] kind:OPERATIONAL]]" {
+			t.Errorf("catalog of shipments: %s", got)
+		}
+		resp, err := http.Get(g.base + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		metrics, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if !strings.Contains(string(metrics), `meshgate_consumer_lag{product="shipments",source="inventory"}`) {
+			t.Errorf("/metrics has no consumer lag of shipments")
 		}
 
 		// shipmentChanged replays the shipment's changes after its creation.
