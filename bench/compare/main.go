@@ -59,7 +59,11 @@ type options struct {
 	captureReqs int
 }
 
-var allScenarios = []string{"nested-read", "large-result", "point-lookup", "place-order", "catch-up"}
+var (
+	sideBySide   = []string{"nested-read", "large-result", "point-lookup", "place-order", "catch-up"}
+	inProcess    = []string{"encode", "kafka", "fanout"}
+	allScenarios = append(append([]string{}, sideBySide...), inProcess...)
+)
 
 func main() {
 	o, err := parseFlags(os.Args[1:])
@@ -213,6 +217,8 @@ type report struct {
 	profiles   []string
 	notes      []string
 	equalities []string
+	goOut      map[string][]string // in-process benchmark output, by scenario
+	goOrder    []string
 }
 
 func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
@@ -228,8 +234,33 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 		fmt.Fprintf(os.Stderr, "%s  %s\n", time.Now().Format("15:04:05"), fmt.Sprintf(format, args...))
 	}
 	logf("results and logs in %s", runDir)
-	rep := &report{env: machine(root), opts: o, stmts: map[string][]int{}, setups: map[string][]int{}, stmtText: map[string]string{}}
+	rep := &report{env: machine(root), opts: o, stmts: map[string][]int{}, setups: map[string][]int{}, stmtText: map[string]string{}, goOut: map[string][]string{}}
 	defer stopAll()
+	if slices.ContainsFunc(o.scenarios, func(s string) bool { return slices.Contains(sideBySide, s) }) {
+		if err := runSideBySide(ctx, o, root, runDir, rep, logf); err != nil {
+			return err
+		}
+	}
+	stopAll() // the peers leave the cores to the in-process benchmarks
+	for _, name := range inProcess {
+		if !slices.Contains(o.scenarios, name) {
+			continue
+		}
+		b := goBenches(o.postgres)[name]
+		logf("in-process benchmark %s: go test -bench %s", name, b.pattern)
+		lines, err := runGoBench(ctx, root, b)
+		if err != nil {
+			return err
+		}
+		rep.goOut[name] = lines
+		rep.goOrder = append(rep.goOrder, name)
+	}
+	return rep.print(stdout, runDir)
+}
+
+// runSideBySide runs the scenarios with peers: meshgate on PostgreSQL (and
+// SQLite), PostGraphile, pgbench.
+func runSideBySide(ctx context.Context, o *options, root, runDir string, rep *report, logf func(string, ...any)) (err error) {
 
 	bin, err := buildGateway(ctx, root, runDir, rep.env.Commit)
 	if err != nil {
@@ -280,7 +311,7 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 		}
 	}
 	if len(reads) == 0 && place == nil {
-		return rep.print(stdout, runDir)
+		return nil
 	}
 
 	var pgl *peer
@@ -391,6 +422,15 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 		if err := os.WriteFile(script, []byte(tx), 0o644); err != nil {
 			return err
 		}
+		// pgbench writes into a copy of the schema: meshgate's relay would
+		// otherwise publish its rows and the reactions would process them.
+		if first, _, _ := strings.Cut(path, ","); first != "" {
+			copyName := "pgbench_" + first
+			if err := db.cloneSchema(ctx, first, copyName); err != nil {
+				return fmt.Errorf("copy schema %s for pgbench: %w", first, err)
+			}
+			path = copyName
+		}
 		systems := []system{
 			wrkSystem("meshgate PG", runDir, "place-order-meshgate", mesh.URL, place.Meshgate, mesh.proc),
 			pgbenchSystem("pgbench", db, script, path, "simple", runDir, o.connLimit),
@@ -416,7 +456,7 @@ func run(ctx context.Context, o *options, stdout io.Writer) (err error) {
 			}
 		}
 	}
-	return rep.print(stdout, runDir)
+	return nil
 }
 
 func countRowsOf(ctx context.Context, url, body string) int {

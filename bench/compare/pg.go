@@ -137,3 +137,45 @@ func (b *benchDB) tagsJSON(ctx context.Context) (string, error) {
 	}
 	return "{\"version\": 1, \"config\": {\"class\": {\n  " + strings.Join(parts, ",\n  ") + "\n}}}\n", rows.Err()
 }
+
+// cloneSchema copies every table of schema (structure, indexes, defaults
+// and rows) into a new schema named into, so that pgbench can replay a
+// write transaction on tables like meshgate's without meshgate's relays
+// publishing, and its consumers reacting to, pgbench's rows. Column
+// defaults keep using the original sequences.
+func (b *benchDB) cloneSchema(ctx context.Context, schema, into string) error {
+	db := openAdmin(b.DSN)
+	defer db.Close()
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
+	defer cancel()
+	rows, err := db.QueryContext(ctx, `SELECT table_name FROM information_schema.tables WHERE table_schema = $1 AND table_type = 'BASE TABLE' ORDER BY 1`, schema)
+	if err != nil {
+		return err
+	}
+	var tables []string
+	for rows.Next() {
+		var t string
+		if err := rows.Scan(&t); err != nil {
+			rows.Close()
+			return err
+		}
+		tables = append(tables, t)
+	}
+	rows.Close()
+	if len(tables) == 0 {
+		return fmt.Errorf("schema %s has no tables", schema)
+	}
+	stmts := []string{fmt.Sprintf(`DROP SCHEMA IF EXISTS %q CASCADE`, into), fmt.Sprintf(`CREATE SCHEMA %q`, into)}
+	for _, t := range tables {
+		stmts = append(stmts,
+			fmt.Sprintf(`CREATE TABLE %q.%q (LIKE %q.%q INCLUDING ALL)`, into, t, schema, t),
+			fmt.Sprintf(`INSERT INTO %q.%q SELECT * FROM %q.%q`, into, t, schema, t))
+	}
+	stmts = append(stmts, "ANALYZE")
+	for _, s := range stmts {
+		if _, err := db.ExecContext(ctx, s); err != nil {
+			return fmt.Errorf("%s: %w", s, err)
+		}
+	}
+	return nil
+}

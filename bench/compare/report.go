@@ -134,7 +134,11 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 			}
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", m.Scenario.Name, m.Conc, fmtRatio(r1, ok1), fmtRatio(r2, ok2), fmtRatio(r3, ok3), fmtRatio(r4, ok4), st)
 		}
-		b.WriteString("\n")
+		b.WriteString("\nrps: requests (pgbench: transactions) per second; p50/p99 from wrk's (pgbench's) per-request latencies. " +
+			"PG sessions: pg_stat_database.sessions opened during the round. PG xacts / request: transactions the database counted during the round per request, " +
+			"including the background work of the gateways beside it (relays, consumers). SQL statements / request: captured through the protocol proxy for " +
+			"sequential requests of a second gateway instance; SET lines are session setup of connections opened during the request. " +
+			"The nested read filters on status only: PostGraphile's amber preset has no range filters without postgraphile-plugin-connection-filter.\n\n")
 	}
 	if cu := rep.catchUp; cu != nil {
 		fmt.Fprintf(&b, "Cold start on PostgreSQL: seeding took %v; the consumers %s after %v; sales applied %.0f events at %.0f events/s.\n",
@@ -147,8 +151,17 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 	if len(rep.equalities) > 0 {
 		fmt.Fprintf(&b, "\nChecked before timing, meshgate and PostGraphile answer alike: %s.\n", strings.Join(rep.equalities, "; "))
 	}
+	if len(rep.goOrder) > 0 {
+		b.WriteString("\nIn-process benchmarks (go test -bench … -benchtime 1x ./bench/, peers stopped):\n")
+		for _, name := range rep.goOrder {
+			fmt.Fprintf(&b, "\n%s — %s:\n\n```\n%s\n```\n", name, goBenches("").get(name), strings.Join(rep.goOut[name], "\n"))
+		}
+	}
 	for _, n := range rep.notes {
 		fmt.Fprintf(&b, "\nNote: %s\n", n)
+	}
+	if l, err := os.ReadFile("/proc/loadavg"); err == nil {
+		fmt.Fprintf(&b, "\nLoad average at the end: %s.\n", strings.Join(strings.Fields(string(l))[:3], " "))
 	}
 	fmt.Fprintf(&b, "\nLogs, captured SQL, pgbench scripts, wrk scripts, answers and profiles: %s\n", runDir)
 	for _, p := range rep.profiles {
