@@ -106,7 +106,9 @@ func runWrk(ctx context.Context, url, script string, conns int, d time.Duration)
 				return r, fmt.Errorf("wrk result %q: %w", js, err)
 			}
 			r.Requests = w.Requests
-			r.RPS = float64(w.Requests) / (float64(w.DurationUS) / 1e6)
+			// Throughput counts good answers only: an error answer is often
+			// a fast one.
+			r.RPS = float64(max(w.Requests-w.Bad-w.Socket, 0)) / (float64(w.DurationUS) / 1e6)
 			r.P50 = time.Duration(w.P50US) * time.Microsecond
 			r.P99 = time.Duration(w.P99US) * time.Microsecond
 			r.Errors = w.Bad + w.Socket

@@ -82,7 +82,11 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 		e.Commit, e.PG, orQ(e.PGL), orQ(e.Node), e.Wrk, e.Pgbench, e.Go)
 	fmt.Fprintf(&b, "- demo scale %g (%d orders, %d customers, %d items); %d interleaved rounds × %v per system and concurrency; medians of rounds and of per-round ratios\n",
 		o.scale, scaled(baseOrders, o.scale), scaled(baseCustomers, o.scale), scaled(baseItems, o.scale), o.rounds, o.duration)
-	fmt.Fprintf(&b, "- reproduce: `go run ./bench/compare -scale %g -duration %v -rounds %d -c %s %s`\n\n", o.scale, o.duration, o.rounds, joinInts(o.conc), strings.Join(o.scenarios, " "))
+	which := strings.Join(o.scenarios, " ")
+	if slices.Equal(o.scenarios, allScenarios) {
+		which = ""
+	}
+	fmt.Fprintf(&b, "- reproduce: `go run ./bench/compare -scale %g -duration %v -rounds %d -c %s %s`\n\n", o.scale, o.duration, o.rounds, joinInts(o.conc), which)
 
 	if len(rep.results) > 0 {
 		b.WriteString("| scenario | c | system | rps | p50 ms | p99 ms | errors | PG sessions opened / round | PG xacts / request |\n|---|---|---|---|---|---|---|---|---|\n")
@@ -134,7 +138,7 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 			}
 			fmt.Fprintf(&b, "| %s | %d | %s | %s | %s | %s | %s |\n", m.Scenario.Name, m.Conc, fmtRatio(r1, ok1), fmtRatio(r2, ok2), fmtRatio(r3, ok3), fmtRatio(r4, ok4), st)
 		}
-		b.WriteString("\nrps: requests (pgbench: transactions) per second; p50/p99 from wrk's (pgbench's) per-request latencies. " +
+		b.WriteString("\nrps: good answers (pgbench: transactions) per second, errors left out; p50/p99 from wrk's (pgbench's) per-request latencies. " +
 			"PG sessions: pg_stat_database.sessions opened during the round. PG xacts / request: transactions the database counted during the round per request, " +
 			"including the background work of the gateways beside it (relays, consumers). SQL statements / request: captured through the protocol proxy for " +
 			"sequential requests of a second gateway instance; SET lines are session setup of connections opened during the request. " +

@@ -272,19 +272,34 @@ func describeLen(v any) string {
 	return fmt.Sprint(v)
 }
 
-// rows counts the leaf objects of an answer's first list (for the report).
+// countRows counts the rows of an answer (for the report): the length of
+// its first list, or 1 for a single object (a lookup that found its row).
 func countRows(v any) int {
+	if n, ok := firstList(v); ok {
+		return n
+	}
+	if m, ok := v.(map[string]any); ok {
+		for _, e := range m {
+			if e != nil {
+				return 1
+			}
+		}
+	}
+	return 0
+}
+
+func firstList(v any) (int, bool) {
 	switch x := v.(type) {
 	case map[string]any:
 		for _, e := range x {
-			if n := countRows(e); n > 0 {
-				return n
+			if n, ok := firstList(e); ok {
+				return n, true
 			}
 		}
 	case []any:
-		return len(x)
+		return len(x), true
 	}
-	return 0
+	return 0, false
 }
 
 var (
@@ -350,15 +365,21 @@ var insertOrder = regexp.MustCompile(`(?i)insert\s+into\s+("?orders"?\.)?"?order
 // placeOrder ran, the orders store's write transaction: from the BEGIN
 // before the order insert to the COMMIT after it, on its connection.
 func writeTransaction(all []statement) ([]statement, error) {
+	return pickTransaction(all, insertOrder)
+}
+
+// pickTransaction returns the transaction (BEGIN … COMMIT on one
+// connection) holding the first statement that matches re.
+func pickTransaction(all []statement, re *regexp.Regexp) ([]statement, error) {
 	at := -1
 	for i, s := range all {
-		if insertOrder.MatchString(s.SQL) {
+		if re.MatchString(s.SQL) {
 			at = i
 			break
 		}
 	}
 	if at < 0 {
-		return nil, fmt.Errorf("no INSERT INTO orders among the %d statements captured", len(all))
+		return nil, fmt.Errorf("no statement matching %s among the %d captured", re, len(all))
 	}
 	conn := all[at].Conn
 	var same []statement
@@ -385,7 +406,7 @@ func writeTransaction(all []statement) ([]statement, error) {
 		}
 	}
 	if first < 0 || last < 0 {
-		return nil, fmt.Errorf("the order insert is not inside BEGIN … COMMIT on its connection")
+		return nil, fmt.Errorf("the statement matching %s is not inside BEGIN … COMMIT on its connection", re)
 	}
 	return same[first : last+1], nil
 }
