@@ -102,8 +102,8 @@ func testPostgres(t *testing.T) string {
 // script concurrently: every transaction commits and writes its rows.
 func TestProxyCaptureReplaysInPgbench(t *testing.T) {
 	base := testPostgres(t)
-	pgbench, err := exec.LookPath("pgbench")
-	if err != nil {
+	pgbench := pgbenchPath()
+	if _, err := exec.LookPath(pgbench); err != nil {
 		t.Skip("pgbench is not installed")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -202,5 +202,22 @@ func TestProxyCaptureReplaysInPgbench(t *testing.T) {
 	}
 	if n != 2+4*25*2 {
 		t.Fatalf("%d log rows after pgbench, want %d\n%s", n, 2+4*25*2, out.String())
+	}
+}
+
+func TestRequestStatementsLeavesOutBackground(t *testing.T) {
+	var all []statement
+	for _, sql := range []string{
+		`SELECT "order"."id" FROM "orders" AS "order" LIMIT 51`,
+		`BEGIN`, `SELECT pg_try_advisory_xact_lock(2258705971313534524)`, `COMMIT`,
+		`SELECT "sequence" FROM "mg_audit_log" WHERE published_at IS NULL`,
+		`SET search_path TO 'orders'`,
+		`SELECT "line".* FROM (SELECT *, ROW_NUMBER() OVER (PARTITION BY "order_id" ORDER BY "id" ASC) AS mg_rank FROM "order_lines") AS "line"`,
+	} {
+		all = append(all, statement{SQL: sql})
+	}
+	work, setup := requestStatements(all)
+	if len(work) != 2 || len(setup) != 1 || !strings.Contains(work[1].SQL, "order_lines") {
+		t.Fatalf("work %v, setup %v", work, setup)
 	}
 }

@@ -135,7 +135,7 @@ func runPgbench(ctx context.Context, dsn, script, path, mode, logDir string, cli
 	ctx, cancel := context.WithTimeout(ctx, d+2*time.Minute)
 	defer cancel()
 	prefix := filepath.Join(logDir, fmt.Sprintf("pgbench-%d", time.Now().UnixNano()))
-	cmd := exec.CommandContext(ctx, "pgbench", "-n", "-M", mode, "-f", script, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(2, clients)),
+	cmd := exec.CommandContext(ctx, pgbenchPath(), "-n", "-M", mode, "-f", script, "-c", strconv.Itoa(clients), "-j", strconv.Itoa(min(2, clients)),
 		"-T", strconv.Itoa(int(d.Seconds())), "-l", "--log-prefix", prefix, dsn)
 	if path != "" {
 		cmd.Env = append(os.Environ(), "PGOPTIONS=-c search_path="+path)
@@ -183,6 +183,17 @@ func runPgbench(ctx context.Context, dsn, script, path, mode, logDir string, cli
 		r.FirstBad = tail2(string(out), 5)
 	}
 	return r, nil
+}
+
+// pgbenchPath finds pgbench: on PATH, or in Debian's PostgreSQL directories.
+func pgbenchPath() string {
+	if p, err := exec.LookPath("pgbench"); err == nil {
+		return p
+	}
+	if m, _ := filepath.Glob("/usr/lib/postgresql/*/bin/pgbench"); len(m) > 0 {
+		return m[len(m)-1]
+	}
+	return "pgbench"
 }
 
 func tail2(s string, n int) string {

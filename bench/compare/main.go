@@ -165,7 +165,7 @@ func machine(root string) env {
 		e.Load = strings.Join(strings.Fields(string(b))[:3], " ")
 	}
 	e.Wrk = command("wrk", "-v")
-	e.Pgbench = command("pgbench", "--version")
+	e.Pgbench = command(pgbenchPath(), "--version")
 	e.Go = command("go", "version")
 	return e
 }
@@ -555,6 +555,14 @@ func captureReads(ctx context.Context, o *options, db *benchDB, bin, runDir stri
 		return err
 	}
 	defer capt.Stop()
+	// Joining the consumer groups makes both instances' consumers look at
+	// their positions again: let that pass, then wait for a quiet moment.
+	if cu, err := capt.settle(ctx, time.Minute); err != nil {
+		return err
+	} else if !cu.Settled {
+		rep.notes = append(rep.notes, fmt.Sprintf("the capturing instance's consumers still had %.0f changes to apply when the reads were captured", cu.Remaining))
+	}
+	quiet(ctx, proxy)
 	var text strings.Builder
 	for _, s := range reads {
 		body := s.checks()[0][0]
@@ -564,7 +572,8 @@ func captureReads(ctx context.Context, o *options, db *benchDB, bin, runDir stri
 			}
 		}
 		var last []statement
-		for range o.captureReqs {
+		for i := range o.captureReqs {
+			quiet(ctx, proxy)
 			mark := proxy.Mark()
 			if _, _, err := post(ctx, capt.URL, body); err != nil {
 				return fmt.Errorf("capture %s: %w", s.Name, err)
@@ -573,14 +582,14 @@ func captureReads(ctx context.Context, o *options, db *benchDB, bin, runDir stri
 			last, setup = requestStatements(proxy.Since(mark))
 			rep.stmts[s.Name] = append(rep.stmts[s.Name], len(last))
 			rep.setups[s.Name] = append(rep.setups[s.Name], len(setup))
-		}
-		fmt.Fprintf(&text, "-- %s: %d statements\n", s.Name, len(last))
-		for _, st := range last {
-			l, err := st.Literal()
-			if err != nil {
-				l = st.SQL + fmt.Sprintf("  -- params %d (binary)", len(st.Params))
+			fmt.Fprintf(&text, "-- %s, request %d: %d statements, %d session setup\n", s.Name, i+1, len(last), len(setup))
+			for _, st := range append(setup, last...) {
+				l, err := st.Literal()
+				if err != nil {
+					l = st.SQL + fmt.Sprintf("  -- params %d (binary)", len(st.Params))
+				}
+				fmt.Fprintf(&text, "/* conn %d */ %s;\n", st.Conn, oneLine(l))
 			}
-			fmt.Fprintf(&text, "%s;\n", oneLine(l))
 		}
 		if s.Replay {
 			script, err := readScript(last)
@@ -593,6 +602,23 @@ func captureReads(ctx context.Context, o *options, db *benchDB, bin, runDir stri
 	}
 	rep.stmtText["reads"] = text.String()
 	return os.WriteFile(filepath.Join(runDir, "captured-reads.sql"), []byte(text.String()), 0o644)
+}
+
+// quiet waits (at most 30 s) until half a second passes without a
+// statement other than meshgate's bookkeeping through the proxy.
+func quiet(ctx context.Context, p *wireProxy) {
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		mark := p.Mark()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if work, setup := requestStatements(p.Since(mark)); len(work)+len(setup) == 0 {
+			return
+		}
+	}
 }
 
 // captureWrite records one placeOrder through a second instance behind the
@@ -608,6 +634,10 @@ func captureWrite(ctx context.Context, db *benchDB, bin, runDir string, mesh *ga
 		return "", "", err
 	}
 	defer capt.Stop()
+	if _, err := capt.settle(ctx, time.Minute); err != nil {
+		return "", "", err
+	}
+	quiet(ctx, proxy)
 	body := gql(placeMeshgate, map[string]any{"c": "1", "l": []map[string]any{{"itemId": "1", "quantity": 1}, {"itemId": "2", "quantity": 2}}})
 	if _, _, err := post(ctx, capt.URL, body); err != nil { // warm up
 		return "", "", fmt.Errorf("capture placeOrder: %w", err)

@@ -303,15 +303,19 @@ func firstList(v any) (int, bool) {
 }
 
 var (
-	bookkeeping = regexp.MustCompile(`\bmg_(audit|consumed|source|migrations|framework|outbox)`)
+	// bookkeeping matches what the relays and consumers beside a request
+	// send: statements on meshgate's own tables, transaction control (a
+	// read request runs none) and the relays' advisory locks.
+	bookkeeping = regexp.MustCompile(`(?i)\bmg_(audit|consumed|source|migrations|framework|outbox)|^\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|END)\b|pg_(try_)?advisory`)
 	sessionSet  = regexp.MustCompile(`(?i)^\s*SET\s`)
 )
 
 // requestStatements splits the statements captured while a read request
 // ran into the request's work and the session setup of connections opened
 // meanwhile (SET …). Statements on meshgate's bookkeeping tables (audit
-// log, consumer positions, migrations: mg_…) come from the relays and
-// consumers running beside it and are left out.
+// log, consumer positions, migrations: mg_…), transaction control and
+// advisory locks come from the relays and consumers running beside it and
+// are left out.
 func requestStatements(all []statement) (work, setup []statement) {
 	for _, s := range all {
 		switch {
