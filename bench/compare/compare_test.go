@@ -112,8 +112,12 @@ func TestProxyCaptureReplaysInPgbench(t *testing.T) {
 	rand.Read(rnd[:])
 	schema := "mgcmp_" + hex.EncodeToString(rnd[:])
 	admin := openAdmin(base)
-	defer admin.Close()
-	t.Cleanup(func() { admin.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`) })
+	t.Cleanup(func() {
+		if _, err := admin.Exec(`DROP SCHEMA IF EXISTS ` + schema + ` CASCADE`); err != nil {
+			t.Errorf("drop schema %s: %v", schema, err)
+		}
+		admin.Close()
+	})
 	for _, s := range []string{
 		`CREATE SCHEMA ` + schema,
 		`CREATE TABLE ` + schema + `.things (id BIGSERIAL PRIMARY KEY, name TEXT NOT NULL)`,
