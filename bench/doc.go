@@ -1,5 +1,30 @@
-// Package bench holds the change-capture benchmarks (issue 3, item 7). They
-// measure meshgate against a baseline in the same run and report the ratio:
+// Package bench holds meshgate's benchmarks. None of them runs in CI.
+//
+// The side-by-side comparison of issue 12 is the program bench/compare: it
+// builds meshgate and runs it as its own process on a fresh PostgreSQL
+// database (and on SQLite), next to PostGraphile v5 (installed from
+// bench/peers into $HOME/.cache/meshgate-bench with npm ci, Node 22 from the
+// npm package node@22) and pgbench replaying the SQL meshgate issued,
+// captured through a PostgreSQL protocol proxy; wrk drives HTTP. It checks
+// that meshgate and PostGraphile answer alike before timing, interleaves
+// rounds, and prints rps, p50, p99, ratios, SQL statements per request,
+// PostgreSQL sessions opened, and CPU profiles of meshgate:
+//
+//	go run ./bench/compare                       # everything (about 30 min at scale 1)
+//	go run ./bench/compare nested-read           # one scenario: nested-read, large-result,
+//	                                             # point-lookup, place-order, catch-up,
+//	                                             # encode, kafka, fanout
+//	go run ./bench/compare -scale 5 -duration 20s -rounds 3   # the issue's setting
+//
+// In-process Go benchmarks, which bench/compare also runs (encode, kafka,
+// fanout):
+//
+//   - BenchmarkEncode: meshgate's GraphQL executor answering 10,000
+//     customers × 8 fields held in memory against encoding/json of the
+//     same structs (issue 12, large result).
+//
+// The change-capture benchmarks (issue 3, item 7) measure meshgate against
+// a baseline in the same run and report the ratio:
 //
 //   - BenchmarkMutationVsPgbench: transactions/s of the meshgate write path
 //     (customers.Store.Create: entity insert + audit insert + counter
@@ -25,7 +50,8 @@
 //   - BenchmarkFanout: 1,000 / 5,000 / 10,000 websocket subscribers of
 //     changes(products: ["customers"]) on one gateway (assembled as run()
 //     does, served with httptest; the subscribers live in a child process
-//     of the test binary) while customers are updated at 20/s for 5 s:
+//     of the test binary) while customers are updated at 20/s
+//     (MESHGATE_FANOUT_RATE) for 5 s:
 //     commit-to-client latency p50/p99 over all deliveries, deliveries/s,
 //     server CPU per delivery, heap + stacks per idle subscription.
 //     MESHGATE_FANOUT_SUBSCRIBERS picks the counts (-bench Fanout).
