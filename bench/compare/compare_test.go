@@ -7,6 +7,7 @@ import (
 	"database/sql"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"net/url"
 	"os"
 	"os/exec"
@@ -15,8 +16,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/uptrace/bun/driver/pgdriver"
 )
 
 func decode(t *testing.T, s string) any {
@@ -140,8 +139,13 @@ func TestProxyCaptureReplaysInPgbench(t *testing.T) {
 	pu.Host = proxy.Addr()
 	q := pu.Query()
 	q.Set("search_path", schema)
+	// The simple protocol, as meshgate's stores use it (products/postgres.go).
+	q.Set("default_query_exec_mode", "simple_protocol")
 	pu.RawQuery = q.Encode()
-	db := sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(pu.String())))
+	db, err := sql.Open("pgx", pu.String())
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer db.Close()
 	if err := db.PingContext(ctx); err != nil {
 		t.Fatal(err)
@@ -158,7 +162,9 @@ func TestProxyCaptureReplaysInPgbench(t *testing.T) {
 	if err := tx.QueryRowContext(ctx, `UPDATE counter SET value = value + 2 WHERE name = 'things' RETURNING value`).Scan(&seq); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO log VALUES ($1, $2, '{"id":1}'), ($3, $2, NULL)`, seq-1, id, seq); err != nil {
+	// bun writes arguments into the SQL text itself (integers unquoted), as
+	// meshgate's stores send them.
+	if _, err := tx.ExecContext(ctx, fmt.Sprintf(`INSERT INTO log VALUES (%d, %d, '{"id":1}'), (%d, %d, NULL)`, seq-1, id, seq, id)); err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {

@@ -10,7 +10,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/uptrace/bun/driver/pgdriver"
+	_ "github.com/jackc/pgx/v5/stdlib" // database/sql driver "pgx"
 )
 
 // benchDB is a database and a login role made for one run and dropped at
@@ -24,7 +24,11 @@ type benchDB struct {
 }
 
 func openAdmin(dsn string) *sql.DB {
-	return sql.OpenDB(pgdriver.NewConnector(pgdriver.WithDSN(dsn), pgdriver.WithTimeout(30*time.Second)))
+	db, err := sql.Open("pgx", dsn)
+	if err != nil {
+		panic(fmt.Sprintf("bench: admin DSN: %v", err)) // sql.Open only fails for an unknown driver
+	}
+	return db
 }
 
 func createBenchDB(ctx context.Context, adminDSN string, connLimit int) (*benchDB, error) {
