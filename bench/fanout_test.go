@@ -134,7 +134,7 @@ func startFanoutGateway(b *testing.B) *fanoutGateway {
 	if _, err := mesh.Seed(ctx, 0.01, func(string, string, int, int) {}); err != nil {
 		b.Fatal(err)
 	}
-	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions)
+	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -108,20 +108,28 @@ func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]a
 		if _, err := products.Match(e, where, map[string]any{}); err != nil {
 			return nil, err
 		}
-		f.Match = func(a *products.AuditEntry) (bool, error) {
-			img := a.After
-			if img == nil {
-				img = a.Before
-			}
-			m, err := image(img)
-			if err != nil {
-				return false, err
-			}
-			return products.Match(e, where, m)
+		f.Decoder = rowImage
+		f.Match = func(_ *products.AuditEntry, row any) (bool, error) {
+			return products.Match(e, where, row.(map[string]any))
 		}
 	}
 	return f, nil
 }
+
+// rowImage decodes the row image where filters look at: the after image,
+// or the before image of a delete. One for all subscriptions, so the hub
+// decodes each entry once.
+var rowImage = &streaming.Decoder{Decode: func(a *products.AuditEntry) (any, error) {
+	img := a.After
+	if img == nil {
+		img = a.Before
+	}
+	m, err := image(img)
+	if m == nil && err == nil {
+		m = map[string]any{}
+	}
+	return m, err
+}}
 
 func opSet(ops []products.Op) map[products.Op]bool {
 	if len(ops) == 0 {

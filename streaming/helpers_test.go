@@ -153,7 +153,7 @@ func (b *broker) Close() { b.once.Do(b.Embedded.Close) }
 
 func startBroker(t testing.TB, addr string) *broker {
 	t.Helper()
-	e, err := StartEmbedded(addr, testPartitions)
+	e, err := StartEmbedded(addr, testPartitions, "")
 	if err != nil {
 		t.Fatalf("start embedded broker: %v", err)
 	}
@@ -217,6 +217,15 @@ func (g *relayGroup) Published() int64 {
 	var n int64
 	for _, r := range g.Relays {
 		n += r.Published()
+	}
+	return n
+}
+
+// Restarts sums how often the relays started over for a new cluster.
+func (g *relayGroup) Restarts() int64 {
+	var n int64
+	for _, r := range g.Relays {
+		n += r.Restarts()
 	}
 	return n
 }
