@@ -25,7 +25,7 @@ import (
 type statements struct{ n atomic.Int64 }
 
 func (s *statements) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context { return ctx }
-func (s *statements) AfterQuery(context.Context, *bun.QueryEvent)                      { s.n.Add(1) }
+func (s *statements) AfterQuery(context.Context, *bun.QueryEvent)                        { s.n.Add(1) }
 
 // collector is a stream's subscriber: it keeps what it was given.
 type collector struct {
