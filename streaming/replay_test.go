@@ -171,4 +171,3 @@ func ordersLines(items []int64, i int) []orders.LineInput {
 	}
 	return lines
 }
-
