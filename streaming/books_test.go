@@ -269,7 +269,7 @@ func TestBrokerLostMidLoadBooksExact(t *testing.T) {
 		for i := range 30 {
 			op(i)
 		}
-		br = startBroker(t, addr) // empty: a new cluster
+		startBroker(t, addr) // empty: a new cluster
 		// The reactions were behind when the broker died (here: they
 		// start only now), so they need the history from the new broker.
 		for _, in := range instances {

@@ -103,13 +103,13 @@ func TestRestartOverBrokerDataDirPublishesNothingTwice(t *testing.T) {
 			}
 			return m, br, relays, c, stop
 		}
-		m, br, relays, c, stop := start()
+		m, _, _, c, stop := start()
 		mutate(t, m, "run1", 4)
 		eventually(t, 20*time.Second, "inventory to apply the orders", func() bool { return c.Applied() == 4 })
 		eventually(t, 10*time.Second, "the relays to publish everything", func() bool { return pending(t, m.Stores) == 0 })
 		stop()
 
-		m, br, relays, c, stop = start()
+		m, br, relays, c, stop := start()
 		defer stop()
 		before := 0
 		for _, es := range auditLog(t, m.Stores) {
