@@ -457,14 +457,21 @@ func TestNoLeaksOverConnectCycles(t *testing.T) {
 		// Half the cycles just drop the TCP connection: no close frame.
 		c.NetConn().Close()
 	}
+	// settle waits until the goroutine count holds still for 40 polls in a
+	// row (the gateway's consumers may still be joining their groups on a
+	// busy machine: one unchanged poll is not enough).
 	settle := func() (int, uint64) {
-		var goroutines int
+		var goroutines, same int
 		eventually(t, 30*time.Second, "goroutines to settle", func() bool {
 			runtime.GC()
 			n := runtime.NumGoroutine()
-			ok := n == goroutines
+			if n == goroutines {
+				same++
+			} else {
+				same = 0
+			}
 			goroutines = n
-			return ok
+			return same >= 40
 		})
 		var ms runtime.MemStats
 		runtime.GC()
