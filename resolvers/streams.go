@@ -112,6 +112,11 @@ func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]a
 		f.Match = func(_ *products.AuditEntry, row any) (bool, error) {
 			return products.Match(e, where, row.(map[string]any))
 		}
+		// Subscriptions with the same filter share its evaluation
+		// (encoding/json writes map keys sorted: one text per filter).
+		if b, err := json.Marshal(where); err == nil {
+			f.Key = d.Name + "." + e.Name + " " + string(b)
+		}
 	}
 	return f, nil
 }

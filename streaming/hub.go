@@ -34,6 +34,10 @@ type Filter struct {
 	// must be cheap and must not block. An error ends the stream with it.
 	Match   func(e *products.AuditEntry, decoded any) (bool, error)
 	Decoder *Decoder
+	// Key, if set, names Match: filters with the same Key (and Decoder)
+	// must decide alike, and the hub evaluates Match once per entry and
+	// Key, however many subscriptions share it (dashboards often do).
+	Key string
 }
 
 // Decoder turns an audit entry into what filters look at, for example its
@@ -103,8 +107,10 @@ type Hub struct {
 	ready    chan struct{}
 	stores   map[string]*products.Store
 
-	mu   sync.Mutex
-	subs map[*sub]struct{}
+	mu sync.Mutex
+	// subs holds the subscriptions by product, then by entity ("": all
+	// entities), so an entry is offered only to those that may want it.
+	subs map[string]map[string]map[*sub]struct{}
 	// last is, per product, the last sequence offered to the
 	// subscriptions (written by the hub goroutine under mu).
 	last map[string]int64
@@ -127,6 +133,19 @@ type sub struct {
 	// subscription registered: every entry after it is offered to the
 	// subscription, and the ones it receives are those its filter passed.
 	from map[string]int64
+	gone bool // dropped or unsubscribed (h.mu)
+}
+
+// entities returns the index keys of a subscription's entities.
+func (sb *sub) entities() []string {
+	if len(sb.filter.Entities) == 0 {
+		return []string{""}
+	}
+	out := make([]string, 0, len(sb.filter.Entities))
+	for e := range sb.filter.Entities {
+		out = append(out, e)
+	}
+	return out
 }
 
 func (h *Hub) init() {
@@ -134,7 +153,7 @@ func (h *Hub) init() {
 		h.ready = make(chan struct{})
 		h.stores = map[string]*products.Store{}
 		h.last = map[string]int64{}
-		h.subs = map[*sub]struct{}{}
+		h.subs = map[string]map[string]map[*sub]struct{}{}
 		for _, s := range h.Stores {
 			h.stores[s.Product.Name] = s
 		}
@@ -501,41 +520,65 @@ func (h *Hub) expire(ctx context.Context, r *reorder) {
 func (h *Hub) fanOut(entries []products.AuditEntry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	h.last[entries[0].Product] = entries[len(entries)-1].Sequence
-	type memo struct {
+	product := entries[0].Product
+	h.last[product] = entries[len(entries)-1].Sequence
+	bySub := h.subs[product]
+	if len(bySub) == 0 {
+		return
+	}
+	type decoded struct {
 		d   *Decoder
 		v   any
 		err error
 	}
-	var memos []memo
+	type verdict struct {
+		ok  bool
+		err error
+	}
+	var memo []decoded
+	verdicts := map[string]verdict{}
 	for i := range entries {
 		e := &entries[i]
-		memos = memos[:0]
+		memo = memo[:0]
+		clear(verdicts)
 		decode := func(d *Decoder) (any, error) {
-			for _, m := range memos {
+			for _, m := range memo {
 				if m.d == d {
 					return m.v, m.err
 				}
 			}
 			v, err := d.Decode(e)
-			memos = append(memos, memo{d, v, err})
+			memo = append(memo, decoded{d, v, err})
 			return v, err
 		}
-		for sb := range h.subs {
-			ok, err := sb.filter.match(e, decode)
-			if err != nil {
-				sb.err = err
-				h.drop(sb)
-				continue
-			}
-			if !ok {
-				continue
-			}
-			select {
-			case sb.ch <- e:
-				h.delivered.Add(1)
-			default:
-				h.drop(sb)
+		for _, set := range []map[*sub]struct{}{bySub[e.Entity], bySub[""]} {
+			for sb := range set {
+				var ok bool
+				var err error
+				if key := sb.filter.Key; key != "" && sb.filter.cheap(e) {
+					v, seen := verdicts[key]
+					if !seen {
+						v.ok, v.err = sb.filter.match(e, decode)
+						verdicts[key] = v
+					}
+					ok, err = v.ok, v.err
+				} else {
+					ok, err = sb.filter.match(e, decode)
+				}
+				if err != nil {
+					sb.err = err
+					h.drop(sb)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				select {
+				case sb.ch <- e:
+					h.delivered.Add(1)
+				default:
+					h.drop(sb)
+				}
 			}
 		}
 	}
@@ -544,8 +587,21 @@ func (h *Hub) fanOut(entries []products.AuditEntry) {
 // drop ends a subscription's live feed (h.mu held).
 func (h *Hub) drop(sb *sub) {
 	close(sb.dropped)
-	delete(h.subs, sb)
+	h.remove(sb)
 	h.dropped.Add(1)
+}
+
+// remove takes a subscription out of the index (h.mu held).
+func (h *Hub) remove(sb *sub) {
+	if sb.gone {
+		return
+	}
+	sb.gone = true
+	for p := range sb.from {
+		for _, e := range sb.entities() {
+			delete(h.subs[p][e], sb)
+		}
+	}
 }
 
 func (h *Hub) subscribe(f *Filter, scope []string) *sub {
@@ -557,8 +613,16 @@ func (h *Hub) subscribe(f *Filter, scope []string) *sub {
 	h.mu.Lock()
 	for _, p := range scope {
 		sb.from[p] = h.last[p]
+		if h.subs[p] == nil {
+			h.subs[p] = map[string]map[*sub]struct{}{}
+		}
+		for _, e := range sb.entities() {
+			if h.subs[p][e] == nil {
+				h.subs[p][e] = map[*sub]struct{}{}
+			}
+			h.subs[p][e][sb] = struct{}{}
+		}
 	}
-	h.subs[sb] = struct{}{}
 	h.mu.Unlock()
 	h.subscribers.Add(1)
 	return sb
@@ -566,7 +630,7 @@ func (h *Hub) subscribe(f *Filter, scope []string) *sub {
 
 func (h *Hub) unsubscribe(sb *sub) {
 	h.mu.Lock()
-	delete(h.subs, sb)
+	h.remove(sb)
 	h.mu.Unlock()
 	h.subscribers.Add(-1)
 }

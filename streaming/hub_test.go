@@ -382,3 +382,37 @@ func TestHubResumesAfterBrokerRestart(t *testing.T) {
 		})
 	}
 }
+
+// TestSharedFilterEvaluatedOnce: subscriptions whose filters share a Key
+// get their entries from one evaluation per entry.
+func TestSharedFilterEvaluatedOnce(t *testing.T) {
+	t.Parallel()
+	m := openMesh(t, sqliteBackend(t))
+	br := startBroker(t, "127.0.0.1:0")
+	startRelays(t, m.Stores, newPublisher(t, br.Addrs()), nil)
+	h := runHub(t, m.Stores, br.Addrs())
+	var calls atomic.Int64
+	filter := func() *Filter {
+		return &Filter{Products: map[string]bool{"customers": true}, Key: "every customer in SE",
+			Match: func(a *products.AuditEntry, _ any) (bool, error) {
+				calls.Add(1)
+				return strings.Contains(*a.After, `"country":"SE"`), nil
+			}}
+	}
+	for range 10 {
+		stream(t, h, filter(), nil)
+	}
+	awaitSubscribers(t, h, 10)
+	before := h.Stats().Delivered
+	for i, country := range []string{"SE", "NO", "SE"} {
+		if _, err := m.Customers.Create(context.Background(), customers.Input{Name: "Lin", Email: fmt.Sprintf("lin%d@example.org", i), Country: country, Segment: customers.SegmentConsumer}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	eventually(t, 10*time.Second, "two customers queued for every subscription", func() bool {
+		return h.Stats().Delivered-before == 20
+	})
+	if n := calls.Load(); n != 3 {
+		t.Errorf("the shared filter ran %d times for 3 entries and 10 subscriptions, want 3", n)
+	}
+}
