@@ -117,9 +117,21 @@ func openMesh(t testing.TB, b backend) *demo.Mesh {
 	if err != nil {
 		t.Fatalf("open mesh on %s: %v", b.Name, err)
 	}
+	capPools(m)
 	var once sync.Once
 	t.Cleanup(func() { once.Do(func() { m.Close() }) })
 	return m
+}
+
+// capPools keeps a test mesh's PostgreSQL connections few: the server is
+// shared by every test running on the machine (max_connections).
+func capPools(m *demo.Mesh) {
+	for _, s := range m.Stores {
+		if s.Dialect().String() == "pg" {
+			s.DB.SetMaxOpenConns(4)
+			s.DB.SetMaxIdleConns(1)
+		}
+	}
 }
 
 // freeAddr returns a loopback address nothing listens on (yet). The port is

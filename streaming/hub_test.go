@@ -133,6 +133,7 @@ func TestFilteredSubscribersReadNoLog(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		capPools(hm)
 		t.Cleanup(func() { hm.Close() })
 		h := runHub(t, hm.Stores, br.Addrs())
 
