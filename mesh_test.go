@@ -281,7 +281,8 @@ func TestMeshConvergesExactly(t *testing.T) {
 
 		// Kill the gateway right away, typically while the consumers are still
 		// working through the orders, and start it again: the work resumes
-		// (the embedded broker restarts empty, so everything is redelivered).
+		// where the consumers committed (the embedded broker keeps its log
+		// in the data directory).
 		g.stop(t)
 		g = startGateway(t, args...)
 
@@ -326,12 +327,13 @@ func TestMeshConvergesExactly(t *testing.T) {
 			}
 		}
 
-		// Kill the gateway (consumers included) and start it again: the
-		// embedded broker starts empty, the logs are published again, and the
-		// consumer groups start over from the oldest offset — every event is
-		// redelivered. Nothing may count twice.
+		// Kill the gateway (consumers included) and start it again with a
+		// broker that lost its log (in memory): a new cluster, so the logs
+		// are published again and the consumer groups start over from the
+		// oldest offset — every event is redelivered. Nothing may count
+		// twice.
 		g.stop(t)
-		g2 := startGateway(t, args...)
+		g2 := startGateway(t, append(args, "--embedded-kafka-dir", "none")...)
 		eventually(t, 120*time.Second, "consumers to re-read everything", func() bool {
 			r := g2.gql(t, `{ consumerLag { product source lag } }`, nil).must(t)
 			for _, l := range r["consumerLag"].([]any) {

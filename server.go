@@ -111,6 +111,7 @@ type config struct {
 	WSWriteBuffer     int
 	KafkaBrokers      string
 	EmbeddedKafkaAddr string
+	EmbeddedKafkaDir  string
 	TopicPrefix       string
 	TopicPartitions   int
 	TopicReplication  int
@@ -253,6 +254,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.WSWriteBuffer, "ws-write-buffer", 64<<10, "kernel send buffer per websocket in bytes (0 = system default)")
 	fs.StringVar(&c.KafkaBrokers, "kafka-brokers", "", "Kafka bootstrap brokers host:port,…; empty starts the embedded broker")
 	fs.StringVar(&c.EmbeddedKafkaAddr, "embedded-kafka-addr", "127.0.0.1:9092", "address of the embedded Kafka-protocol broker (without --kafka-brokers)")
+	fs.StringVar(&c.EmbeddedKafkaDir, "embedded-kafka-dir", "", `where the embedded broker keeps its log and consumer offsets (default <data-dir>/kafka; "none" keeps them in memory)`)
 	fs.StringVar(&c.TopicPrefix, "topic-prefix", "meshgate", "first part of every change topic: <prefix>.<product>.<table>")
 	fs.IntVar(&c.TopicPartitions, "topic-partitions", 3, "partitions of change topics created by meshgate")
 	fs.IntVar(&c.TopicReplication, "topic-replication", 1, "replication factor of change topics created by meshgate")
@@ -390,6 +392,17 @@ func withMaxConns(dsn string, n int) string {
 	return u.String()
 }
 
+// kafkaDir returns the embedded broker's data directory ("" for none).
+func (c *config) kafkaDir() string {
+	switch c.EmbeddedKafkaDir {
+	case "":
+		return filepath.Join(c.DataDir, "kafka")
+	case "none":
+		return ""
+	}
+	return c.EmbeddedKafkaDir
+}
+
 // run starts the gateway and blocks until ctx ends, then shuts down
 // gracefully. Every goroutine it starts belongs to its errgroup.
 //
@@ -481,24 +494,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if cfg.KafkaBrokers != "" {
 		kafka.Brokers = splitList(cfg.KafkaBrokers)
 	} else {
-		addr := cfg.EmbeddedKafkaAddr
+		addr, dir := cfg.EmbeddedKafkaAddr, cfg.kafkaDir()
 		if replay != "" {
-			addr = "127.0.0.1:0" // a private broker: a running gateway may hold the usual port
+			// A private, empty broker: a running gateway may hold the
+			// usual port and the data directory. The replay publishes the
+			// history to it from the audit logs.
+			addr, dir = "127.0.0.1:0", ""
 		}
-		broker, err := streaming.StartEmbedded(addr, int32(cfg.TopicPartitions))
+		broker, err := streaming.StartEmbedded(addr, int32(cfg.TopicPartitions), dir)
 		if err != nil {
 			return usageError{err}
 		}
 		defer broker.Close()
 		kafka.Brokers = broker.Addrs()
-		// The embedded broker starts empty: publish the audit logs again so
-		// that the topics hold the whole history.
-		for _, s := range mesh.Stores {
-			if err := s.Republish(ctx); err != nil {
-				return err
-			}
-		}
-		log.Info("embedded kafka started", "addr", strings.Join(kafka.Brokers, ","))
+		// A broker that kept its log (its data directory) needs nothing
+		// republished; one that starts empty is a new cluster, and the
+		// relays publish the audit logs to it from the beginning.
+		log.Info("embedded kafka started", "addr", strings.Join(kafka.Brokers, ","), "dir", dir)
 	}
 	publisher, err := streaming.NewPublisher(kafka)
 	if err != nil {
@@ -508,7 +520,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
 	consumers := streaming.Consumers(mesh, codec, kafka, log)
 	if replay != "" {
-		return runReplay(ctx, replay, mesh, consumers, publisher, codec, log, stdout)
+		return runReplay(ctx, replay, mesh, consumers, publisher, codec, cfg.KafkaBrokers == "", log, stdout)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -516,6 +528,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
 	}
 	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer}
+	var relays []*streaming.Relay
+	for _, s := range mesh.Stores {
+		relays = append(relays, &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log})
+	}
 	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec}
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
@@ -524,7 +540,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, CORSOrigins: splitList(cfg.CORSOrigins),
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
 			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate, WSInitTimeout: cfg.WSInitTimeout,
-			Collectors: lagMetrics(mesh, consumers),
+			Collectors: []prometheus.Collector{newStreamMetrics(mesh, consumers, relays, hub)},
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTime,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -562,8 +578,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, c := range consumers {
 		g.Go(func() error { return c.Run(gctx) })
 	}
-	for _, s := range mesh.Stores {
-		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
+	for _, relay := range relays {
 		g.Go(func() error { return relay.Run(gctx) })
 	}
 	g.Go(func() error {
@@ -681,11 +696,13 @@ func replayable() []string {
 	return out
 }
 
-// runReplay rebuilds product from the beginning of its inputs, with the
-// relays running so that the inputs' topics hold their history (on the
-// embedded broker they start empty), and reports progress on stdout.
+// runReplay rebuilds product name from the beginning of its inputs and
+// reports progress on stdout. With the embedded broker (private to the
+// replay, empty) the replay publishes the inputs' audit logs to it itself;
+// with a Kafka cluster the relays run so that the topics hold every change,
+// and the replay fails, saying why, if the topics lost their beginning.
 func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers []*streaming.Consumer,
-	publisher *streaming.Publisher, codec streaming.Codec, log *slog.Logger, stdout io.Writer) error {
+	publisher *streaming.Publisher, codec streaming.Codec, embedded bool, log *slog.Logger, stdout io.Writer) error {
 	var consumer *streaming.Consumer
 	for _, c := range consumers {
 		if c.Store.Product.Name == name {
@@ -697,68 +714,111 @@ func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers 
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	g, gctx := errgroup.WithContext(rctx)
-	for _, s := range mesh.Stores {
-		relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
-		g.Go(func() error { return relay.Run(gctx) })
+	opts := streaming.ReplayOptions{}
+	if embedded {
+		opts.Publish = publisher
+	} else {
+		for _, s := range mesh.Stores {
+			relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
+			g.Go(func() error { return relay.Run(gctx) })
+		}
 	}
 	sources := map[string]*products.Store{}
 	for _, s := range mesh.Stores {
 		sources[s.Product.Name] = s
 	}
-	start := time.Now()
-	err := streaming.Replay(gctx, consumer, mesh.Product(name).Reset, sources, func(done, total int64) {
+	opts.Progress = func(p streaming.ReplayProgress) {
 		pct := 100.0
-		if total > 0 {
-			pct = 100 * float64(done) / float64(total)
+		if p.Total > 0 {
+			pct = 100 * float64(p.Done) / float64(p.Total)
 		}
-		fmt.Fprintf(stdout, "replay %s: %d of %d changes applied (%.0f%%)\n", name, done, total, pct)
-	})
+		switch p.Phase {
+		case "publishing":
+			fmt.Fprintf(stdout, "replay %s: %d of %d changes published to the private broker (%.0f%%)\n", name, p.Done, p.Total, pct)
+		case "waiting":
+			fmt.Fprintf(stdout, "replay %s: waiting for the relays to publish %d changes\n", name, p.Total)
+		default:
+			fmt.Fprintf(stdout, "replay %s: %d of %d changes applied (%.0f%%)\n", name, p.Done, p.Total, pct)
+		}
+	}
+	start := time.Now()
+	err := streaming.Replay(gctx, consumer, mesh.Product(name).Reset, sources, opts)
 	cancel()
 	if gerr := g.Wait(); err == nil {
 		err = gerr
 	}
 	if err != nil {
-		return fmt.Errorf("replay %s: %w", name, err)
+		return err
 	}
 	fmt.Fprintf(stdout, "replay %s: done in %s\n", name, time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
-// lagMetrics exposes, per reacting product and source, how many changes are
+// streamMetrics exposes the streaming figures on /metrics, computed at
+// scrape time from counters: per reacting product and source, the changes
 // not applied yet (meshgate_consumer_lag) and the source sequence applied
-// (meshgate_consumer_applied_sequence), computed at scrape time.
-func lagMetrics(mesh *products.Mesh, consumers []*streaming.Consumer) []prometheus.Collector {
-	var out []prometheus.Collector
-	for _, c := range consumers {
-		seen := map[string]bool{}
-		for _, in := range c.Reaction.Inputs {
-			if seen[in.Product] {
-				continue
-			}
-			seen[in.Product] = true
-			labels := prometheus.Labels{"product": c.Store.Product.Name, "source": in.Product}
-			value := func(pick func(streaming.Lag) float64) func() float64 {
-				return func() float64 {
-					ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-					defer cancel()
-					lags, err := c.Lag(ctx, mesh.Store)
-					if err != nil {
-						return -1
-					}
-					for _, l := range lags {
-						if l.Source == labels["source"] {
-							return pick(l)
-						}
-					}
-					return -1
+// (meshgate_consumer_applied_sequence), read from a few counter rows the
+// stores keep as they commit (never a count over an audit log); and the
+// counters of the relays, consumers and hub of this process.
+type streamMetrics struct {
+	mesh      *products.Mesh
+	consumers []*streaming.Consumer
+	relays    []*streaming.Relay
+	hub       *streaming.Hub
+
+	lag, appliedSeq, published, restarts, applied, duplicates, hubReads *prometheus.Desc
+}
+
+func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, relays []*streaming.Relay, hub *streaming.Hub) *streamMetrics {
+	ps := []string{"product", "source"}
+	p := []string{"product"}
+	return &streamMetrics{
+		mesh: mesh, consumers: consumers, relays: relays, hub: hub,
+		lag:        prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
+		appliedSeq: prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
+		published:  prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
+		restarts:   prometheus.NewDesc("meshgate_relay_restarts_total", "Times this instance's relay published the whole log again (a new Kafka cluster).", p, nil),
+		applied:    prometheus.NewDesc("meshgate_consumer_applied_total", "Changes of other products this instance applied.", p, nil),
+		duplicates: prometheus.NewDesc("meshgate_consumer_duplicates_total", "Redelivered changes this instance skipped (applied before).", p, nil),
+		hubReads:   prometheus.NewDesc("meshgate_hub_log_reads_total", "Audit log reads of the subscription hub (out-of-order arrivals, reconnects).", nil, nil),
+	}
+}
+
+// Describe sends the metrics' descriptions.
+func (m *streamMetrics) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads} {
+		ch <- d
+	}
+}
+
+// Collect computes the figures; a lag that cannot be read is -1.
+func (m *streamMetrics) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	for _, c := range m.consumers {
+		product := c.Store.Product.Name
+		lags, err := c.Lag(ctx, m.mesh.Store)
+		if err != nil {
+			seen := map[string]bool{}
+			for _, in := range c.Reaction.Inputs {
+				if !seen[in.Product] {
+					seen[in.Product] = true
+					ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, -1, product, in.Product)
 				}
 			}
-			out = append(out,
-				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshgate_consumer_lag", Help: "Changes of the source not yet applied by the reacting product.", ConstLabels: labels},
-					value(func(l streaming.Lag) float64 { return float64(l.Pending) })),
-				prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "meshgate_consumer_applied_sequence", Help: "Highest source sequence applied by the reacting product.", ConstLabels: labels},
-					value(func(l streaming.Lag) float64 { return float64(l.AppliedSequence) })))
 		}
+		for _, l := range lags {
+			ch <- prometheus.MustNewConstMetric(m.lag, prometheus.GaugeValue, float64(l.Pending), l.Product, l.Source)
+			ch <- prometheus.MustNewConstMetric(m.appliedSeq, prometheus.GaugeValue, float64(l.AppliedSequence), l.Product, l.Source)
+		}
+		ch <- prometheus.MustNewConstMetric(m.applied, prometheus.CounterValue, float64(c.Applied()), product)
+		ch <- prometheus.MustNewConstMetric(m.duplicates, prometheus.CounterValue, float64(c.Duplicates()), product)
 	}
-	return out
+	for _, r := range m.relays {
+		ch <- prometheus.MustNewConstMetric(m.published, prometheus.CounterValue, float64(r.Published()), r.Store.Product.Name)
+		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(r.Restarts()), r.Store.Product.Name)
+	}
+	if m.hub != nil {
+		ch <- prometheus.MustNewConstMetric(m.hubReads, prometheus.CounterValue, float64(m.hub.Stats().HubReads))
+	}
 }

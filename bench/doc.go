@@ -55,6 +55,15 @@
 //     commit-to-client latency p50/p99 over all deliveries, deliveries/s,
 //     server CPU per delivery, heap + stacks per idle subscription.
 //     MESHGATE_FANOUT_SUBSCRIBERS picks the counts (-bench Fanout).
+//   - BenchmarkFilteredFanout (issue 9, item 3): 1,000 subscribers of
+//     orderChanged(where: {customerId: {eq: K}}) matching about 1% of 200
+//     orders/s, against 10 unfiltered subscribers with the same delivery
+//     rate: SQL statements on the subscription path per delivered event,
+//     commit-to-client p50/p99 of both.
+//   - BenchmarkRestart (issue 9, item 5): the binary restarted over an
+//     existing data directory: time to /healthz, then to nothing
+//     unpublished and zero lag, and to the first reaction
+//     (MESHGATE_RESTART_SCALES, MESHGATE_RESTART_BIN).
 //
 // and the hostile-input benchmark (issue 11, item 7):
 //

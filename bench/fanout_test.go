@@ -69,7 +69,12 @@ const (
 	childNEnv       = "MESHGATE_FANOUT_CHILD_N"
 	childSourcesEnv = "MESHGATE_FANOUT_CHILD_SOURCES"
 	childOutEnv     = "MESHGATE_FANOUT_CHILD_OUT"
-	childPrefix     = "fanout-child:"
+	// childQueryEnv, if set, is subscriber i's subscription with %d
+	// replaced by 1 + i mod MESHGATE_FANOUT_CHILD_KEYS (default:
+	// fanoutQuery for all).
+	childQueryEnv = "MESHGATE_FANOUT_CHILD_QUERY"
+	childKeysEnv  = "MESHGATE_FANOUT_CHILD_KEYS"
+	childPrefix   = "fanout-child:"
 )
 
 // BenchmarkFanout measures the subscription fan-out of one gateway: N
@@ -147,7 +152,7 @@ func startFanoutGateway(b *testing.B) *fanoutGateway {
 	if _, err := mesh.Seed(ctx, 0.01, func(string, string, int, int) {}); err != nil {
 		b.Fatal(err)
 	}
-	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions)
+	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -246,64 +251,8 @@ func fanout(b *testing.B, n, sources, mutRate int) {
 	heap0, stack0, gr0 := serverMemory()
 
 	// The subscribers: a child process.
-	out := filepath.Join(b.TempDir(), "deliveries.bin")
-	cmd := exec.Command(os.Args[0], "-test.run=^TestFanoutClients$", "-test.count=1")
-	cmd.Env = append(os.Environ(),
-		childURLEnv+"="+g.url, childNEnv+"="+strconv.Itoa(n),
-		childSourcesEnv+"="+strconv.Itoa(sources), childOutEnv+"="+out)
-	stderr := &lockedBuffer{}
-	cmd.Stderr = stderr
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	var exitErr error // set before exited closes
-	exited := make(chan struct{})
-	lines := make(chan string, 16)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if l, ok := strings.CutPrefix(sc.Text(), childPrefix); ok {
-				lines <- strings.TrimSpace(l)
-			} else {
-				stderr.WriteString(sc.Text() + "\n") // test framework output, for failures
-			}
-		}
-		exitErr = cmd.Wait()
-		close(exited)
-		close(lines)
-	}()
-	b.Cleanup(func() {
-		select {
-		case <-exited:
-		default:
-			cmd.Process.Kill() // our child, by its pid
-			<-exited
-		}
-	})
-	childLine := func(timeout time.Duration, what string) string {
-		select {
-		case l, ok := <-lines:
-			if !ok {
-				<-exited
-				b.Fatalf("the client process ended before %s: %v\n%s", what, exitErr, stderr.String())
-			}
-			if strings.HasPrefix(l, "error") {
-				b.Fatalf("client process: %s", l)
-			}
-			return l
-		case <-time.After(timeout):
-			b.Fatalf("the client process did not report %s within %v\n%s", what, timeout, stderr.String())
-		}
-		return ""
-	}
+	clients := startClients(b, g.url, n, sources)
+	childLine := clients.line
 	connected := childLine(90*time.Second, "its subscriptions")
 	// Registration is asynchronous: wait until the hub has them all.
 	waitFor(b, 60*time.Second, fmt.Sprintf("%d subscriptions in the hub", n), func() bool {
@@ -349,25 +298,11 @@ func fanout(b *testing.B, n, sources, mutRate int) {
 	if last, err := store.Latest(ctx); err != nil || last != base+int64(m) {
 		b.Fatalf("customers log at %d (%v), want %d: another writer?", last, err, base+int64(m))
 	}
-	fmt.Fprintf(stdin, "expect %d\n", m)
-	stdin.Close()
-	done := childLine(fanoutDrain+30*time.Second, "its deliveries")
+	fmt.Fprintf(clients.stdin, "expect %d\n", m)
+	done, raw := clients.finish()
 	serverCPU := cpuTime() - cpu0
-	select {
-	case <-exited:
-		if exitErr != nil {
-			b.Fatalf("client process: %v\n%s", exitErr, stderr.String())
-		}
-	case <-time.After(30 * time.Second):
-		b.Fatal("the client process did not exit")
-	}
 	b.StopTimer()
 
-	// Latencies from the deliveries file: (sequence, receive time) pairs.
-	raw, err := os.ReadFile(out)
-	if err != nil {
-		b.Fatal(err)
-	}
 	lat := make([]time.Duration, 0, len(raw)/16)
 	var lastRecv int64
 	stray := 0
@@ -414,6 +349,104 @@ func fanout(b *testing.B, n, sources, mutRate int) {
 	if missing > 0 {
 		b.Errorf("%d of %d deliveries missing", missing, want)
 	}
+}
+
+// clients is BenchmarkFanout's client process (TestFanoutClients).
+type clients struct {
+	b       *testing.B
+	cmd     *exec.Cmd
+	out     string // the deliveries file
+	stdin   io.WriteCloser
+	stderr  *lockedBuffer
+	lines   chan string
+	exited  chan struct{}
+	exitErr error // set before exited closes
+}
+
+// startClients starts n subscribers in a child process (env adds to its
+// environment, e.g. a query per subscriber); the benchmark kills it if it
+// is still running at the end.
+func startClients(b *testing.B, url string, n, sources int, env ...string) *clients {
+	c := &clients{b: b, out: filepath.Join(b.TempDir(), "deliveries.bin"), stderr: &lockedBuffer{},
+		lines: make(chan string, 16), exited: make(chan struct{})}
+	c.cmd = exec.Command(os.Args[0], "-test.run=^TestFanoutClients$", "-test.count=1")
+	c.cmd.Env = append(append(os.Environ(),
+		childURLEnv+"="+url, childNEnv+"="+strconv.Itoa(n),
+		childSourcesEnv+"="+strconv.Itoa(sources), childOutEnv+"="+c.out), env...)
+	c.cmd.Stderr = c.stderr
+	var err error
+	if c.stdin, err = c.cmd.StdinPipe(); err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := c.cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if l, ok := strings.CutPrefix(sc.Text(), childPrefix); ok {
+				c.lines <- strings.TrimSpace(l)
+			} else {
+				c.stderr.WriteString(sc.Text() + "\n") // test framework output, for failures
+			}
+		}
+		c.exitErr = c.cmd.Wait()
+		close(c.exited)
+		close(c.lines)
+	}()
+	b.Cleanup(func() {
+		select {
+		case <-c.exited:
+		default:
+			c.cmd.Process.Kill() // our child, by its pid
+			<-c.exited
+		}
+	})
+	return c
+}
+
+// line returns the child's next report, failing after timeout.
+func (c *clients) line(timeout time.Duration, what string) string {
+	select {
+	case l, ok := <-c.lines:
+		if !ok {
+			<-c.exited
+			c.b.Fatalf("the client process ended before %s: %v\n%s", what, c.exitErr, c.stderr.String())
+		}
+		if strings.HasPrefix(l, "error") {
+			c.b.Fatalf("client process: %s", l)
+		}
+		return l
+	case <-time.After(timeout):
+		c.b.Fatalf("the client process did not report %s within %v\n%s", what, timeout, c.stderr.String())
+	}
+	return ""
+}
+
+// finish closes the child's stdin (after the caller wrote its expect
+// line), waits for its last report and its exit, and returns the report
+// and the deliveries: (sequence, receive time in Unix ns) pairs,
+// little-endian int64s.
+func (c *clients) finish() (string, []byte) {
+	c.stdin.Close()
+	done := c.line(fanoutDrain+30*time.Second, "its deliveries")
+	select {
+	case <-c.exited:
+		if c.exitErr != nil {
+			c.b.Fatalf("client process: %v\n%s", c.exitErr, c.stderr.String())
+		}
+	case <-time.After(30 * time.Second):
+		c.b.Fatal("the client process did not exit")
+	}
+	raw, err := os.ReadFile(c.out)
+	if err != nil {
+		c.b.Fatal(err)
+	}
+	return done, raw
 }
 
 // lockedBuffer collects the client process's output from two goroutines.
@@ -482,7 +515,14 @@ func TestFanoutClients(t *testing.T) {
 	for range 32 {
 		dialers.Go(func() error {
 			for i := range jobs {
-				s, err := dialSubscriber(url, i, sources)
+				q := fanoutQuery
+				if tpl := os.Getenv(childQueryEnv); strings.Contains(tpl, "%d") {
+					keys, _ := strconv.Atoi(os.Getenv(childKeysEnv))
+					q = fmt.Sprintf(tpl, 1+i%max(keys, 1))
+				} else if tpl != "" {
+					q = tpl
+				}
+				s, err := dialSubscriber(url, q, i, sources)
 				if err != nil {
 					for range jobs { // drain: the first error ends the run
 					}
@@ -517,16 +557,22 @@ func TestFanoutClients(t *testing.T) {
 	fmt.Printf("%s subscribed %d from %s in %v\n", childPrefix, n, sourceDesc, time.Since(start).Round(time.Millisecond))
 	cpu0 := cpuTime()
 
-	// Wait for "expect M", then for the deliveries.
-	var m int
+	// Wait for "expect M" (events per subscriber) or "expect-total T",
+	// then for the deliveries.
+	var m, want int64
 	sc := bufio.NewScanner(os.Stdin)
-	for m == 0 && sc.Scan() {
-		fmt.Sscanf(sc.Text(), "expect %d", &m)
+	for want == 0 && sc.Scan() {
+		if _, err := fmt.Sscanf(sc.Text(), "expect-total %d", &want); err == nil {
+			break
+		}
+		if _, err := fmt.Sscanf(sc.Text(), "expect %d", &m); err == nil {
+			want = int64(n) * m
+		}
 	}
-	if m == 0 {
+	if want == 0 {
 		fail("stdin closed before expect")
 	}
-	target.Store(int64(n) * int64(m))
+	target.Store(want)
 	check()
 	select {
 	case <-done:
@@ -560,7 +606,7 @@ func TestFanoutClients(t *testing.T) {
 		fail("%v", err)
 	}
 	status := "complete"
-	if int64(total) < int64(n)*int64(m) {
+	if int64(total) < want {
 		status = "incomplete"
 	}
 	if e := failures.Load(); e > 0 {
@@ -580,7 +626,7 @@ type delivery struct{ seq, at int64 }
 // dialSubscriber connects subscriber i (from source address 127.0.0.(2 +
 // i mod sources), or the kernel's choice when sources is 0), completes
 // connection_init and subscribes.
-func dialSubscriber(url string, i, sources int) (*fanoutSubscriber, error) {
+func dialSubscriber(url, query string, i, sources int) (*fanoutSubscriber, error) {
 	nd := &net.Dialer{Timeout: 10 * time.Second}
 	if sources > 0 {
 		nd.LocalAddr = &net.TCPAddr{IP: net.IPv4(127, 0, 0, byte(2+i%sources))}
@@ -604,7 +650,7 @@ func dialSubscriber(url string, i, sources int) (*fanoutSubscriber, error) {
 		return nil, fmt.Errorf("connection_ack: %v %q", err, ack.Type)
 	}
 	c.SetReadDeadline(time.Time{})
-	if err := c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": fanoutQuery}}); err != nil {
+	if err := c.WriteJSON(map[string]any{"id": "1", "type": "subscribe", "payload": map[string]any{"query": query}}); err != nil {
 		c.Close()
 		return nil, err
 	}
@@ -634,17 +680,17 @@ func (s *fanoutSubscriber) read(onEvent func(seq int64), onFailure func(why stri
 		switch msg.Type {
 		case "next":
 			var p struct {
-				Data struct {
-					Changes struct{ Sequence int64 }
-				}
+				Data   map[string]struct{ Sequence int64 } // the one subscription field
 				Errors []json.RawMessage
 			}
-			if err := json.Unmarshal(msg.Payload, &p); err != nil || len(p.Errors) > 0 {
+			if err := json.Unmarshal(msg.Payload, &p); err != nil || len(p.Errors) > 0 || len(p.Data) != 1 {
 				onFailure(fmt.Sprintf("next: %v %s", err, msg.Payload))
 				continue
 			}
-			s.got = append(s.got, delivery{p.Data.Changes.Sequence, at})
-			onEvent(p.Data.Changes.Sequence)
+			for _, ev := range p.Data {
+				s.got = append(s.got, delivery{ev.Sequence, at})
+				onEvent(ev.Sequence)
+			}
 		case "ping":
 			s.c.WriteJSON(map[string]any{"type": "pong"})
 		case "pong":

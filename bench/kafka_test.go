@@ -23,7 +23,7 @@ const partitions = 3
 
 // kafka starts the embedded broker on a free port and returns its config.
 func kafka(b *testing.B) streaming.KafkaConfig {
-	br, err := streaming.StartEmbedded("127.0.0.1:0", partitions)
+	br, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -60,8 +60,10 @@ type timingSender struct {
 	at   map[int64]time.Time
 }
 
-func (s *timingSender) Send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
-	if err := s.next.Send(ctx, msgs); err != nil {
+func (s *timingSender) Cluster(ctx context.Context) (string, error) { return s.next.Cluster(ctx) }
+
+func (s *timingSender) Send(ctx context.Context, cluster string, msgs []*sarama.ProducerMessage) error {
+	if err := s.next.Send(ctx, cluster, msgs); err != nil {
 		return err
 	}
 	now := time.Now()
@@ -288,7 +290,11 @@ func BenchmarkRelayPublish(b *testing.B) {
 		}
 		defer pub.Close()
 		warm, _ := codec.Message(&customers.Product.Descriptor, &entries[0])
-		if err := pub.Send(ctx, []*sarama.ProducerMessage{warm}); err != nil { // connect, producer id
+		cluster, err := pub.Cluster(ctx)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pub.Send(ctx, cluster, []*sarama.ProducerMessage{warm}); err != nil { // connect, producer id
 			b.Fatal(err)
 		}
 

@@ -58,6 +58,37 @@ func (t *Tx) Consume(ctx context.Context, source string, sequence int64, at time
 	return true, nil
 }
 
+// keyPosition is the newest position of a source's entity key whose change
+// a product has applied: the source's events for one key may arrive out of
+// order (a broker that lost its log, a republish racing live publishing),
+// and a state-based reaction must never let an older change override the
+// effect of a newer one.
+type keyPosition struct {
+	bun.BaseModel `bun:"table:mg_key_positions"`
+
+	Source   string `bun:"source,pk"`
+	Entity   string `bun:"entity,pk"`
+	Key      int64  `bun:"key,pk"`
+	Sequence int64  `bun:"sequence,notnull"`
+}
+
+// Newest records, inside tx, that the change at sequence of the source's
+// entity key is being applied, and tells whether it is the newest change
+// of that key applied so far. false means a newer change of the key was
+// applied before: this one is stale and must not override its effect.
+// One statement; the key's row stays locked until the transaction ends.
+func (t *Tx) Newest(ctx context.Context, source, entity string, key, sequence int64) (bool, error) {
+	var newest int64
+	err := t.NewInsert().Model(&keyPosition{Source: source, Entity: entity, Key: key, Sequence: sequence}).
+		On("CONFLICT (source, entity, key) DO UPDATE").
+		Set("sequence = CASE WHEN EXCLUDED.sequence > ?TableAlias.sequence THEN EXCLUDED.sequence ELSE ?TableAlias.sequence END").
+		Returning("sequence").Scan(ctx, &newest)
+	if err != nil {
+		return false, fmt.Errorf("record position of %s %s %d: %w", source, entity, key, err)
+	}
+	return newest == sequence, nil
+}
+
 // SourcePositions returns how far the product has applied each source.
 func (s *Store) SourcePositions(ctx context.Context) ([]SourcePosition, error) {
 	var out []SourcePosition
@@ -76,4 +107,20 @@ func (s *Store) ForgetConsumed(ctx context.Context, tx bun.IDB) error {
 		}
 	}
 	return nil
+}
+
+// ConsumedThrough returns how many changes of source up to sequence through
+// the product has applied, and the lowest sequence among them (0: none).
+// It counts the record of applied changes: for checks after a replay, not
+// for figures read often.
+func (s *Store) ConsumedThrough(ctx context.Context, source string, through int64) (n, first int64, err error) {
+	var row struct {
+		N     int64 `bun:"n"`
+		First int64 `bun:"first"`
+	}
+	if err := s.DB.NewSelect().Model((*consumedEvent)(nil)).ColumnExpr("COUNT(*) AS n, COALESCE(MIN(sequence), 0) AS first").
+		Where("source = ? AND sequence <= ?", source, through).Scan(ctx, &row); err != nil {
+		return 0, 0, fmt.Errorf("%s: count applied changes of %s: %w", s.Product.Name, source, err)
+	}
+	return row.N, row.First, nil
 }

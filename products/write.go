@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
-	"github.com/uptrace/bun/dialect"
 )
 
 // Tx is a write transaction of one product store. Writers change rows with
@@ -24,20 +23,6 @@ type Tx struct {
 // Now is the transaction's timestamp (UTC, microseconds), used for the
 // rows' timestamps and the audit entries alike.
 func (t *Tx) Now() time.Time { return t.now }
-
-// Serialize makes the transaction's product-level writers take turns across
-// all instances (a PostgreSQL advisory lock held until the transaction
-// ends; SQLite writers are serialised anyway). Reactions that recompute
-// derived rows from several events use it.
-func (t *Tx) Serialize(ctx context.Context, purpose string) error {
-	if t.Dialect().Name() != dialect.PG {
-		return nil
-	}
-	if _, err := t.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", t.store.lockKey(purpose)); err != nil {
-		return fmt.Errorf("lock %s: %w", purpose, err)
-	}
-	return nil
-}
 
 // Created records that a row was inserted.
 func (t *Tx) Created(e *Entity, key int64, after any) error {
@@ -115,6 +100,9 @@ func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 			if _, err := btx.NewInsert().Model(&part).Exec(ctx); err != nil {
 				return fmt.Errorf("append audit entries: %w", err)
 			}
+		}
+		if err := countEntries(ctx, btx, tx.changes); err != nil {
+			return err
 		}
 		entries = tx.changes
 		return nil

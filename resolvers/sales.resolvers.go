@@ -59,7 +59,7 @@ func (r *subscriptionResolver) CustomerValue(ctx context.Context, customerID int
 	f := &streaming.Filter{
 		Products: map[string]bool{sales.Product.Name: true},
 		Entities: map[string]bool{sales.CustomerValueEntity.Name: true},
-		Match:    func(a *products.AuditEntry) (bool, error) { return a.Key == customerID, nil },
+		Match:    func(a *products.AuditEntry, _ any) (bool, error) { return a.Key == customerID, nil },
 	}
 	return live(ctx, r.Resolver, f, func(ctx context.Context) (*sales.CustomerValue, error) {
 		return getOrNil(products.Get[sales.CustomerValue](ctx, r.Data.Store(sales.Product.Name).DB, sales.CustomerValueEntity, customerID))

@@ -110,20 +110,33 @@ func entityFilter(d *products.Descriptor, e *products.Entity, where map[string]a
 		if err != nil {
 			return nil, err
 		}
-		f.Match = func(a *products.AuditEntry) (bool, error) {
-			img := a.After
-			if img == nil {
-				img = a.Before
-			}
-			m, err := image(img)
-			if err != nil {
-				return false, err
-			}
-			return cond.Match(m)
+		f.Decoder = rowImage
+		f.Match = func(_ *products.AuditEntry, row any) (bool, error) {
+			return cond.Match(row.(map[string]any))
+		}
+		// Subscriptions with the same filter share its evaluation
+		// (encoding/json writes map keys sorted: one text per filter).
+		if b, err := json.Marshal(where); err == nil {
+			f.Key = d.Name + "." + e.Name + " " + string(b)
 		}
 	}
 	return f, nil
 }
+
+// rowImage decodes the row image where filters look at: the after image,
+// or the before image of a delete. One for all subscriptions, so the hub
+// decodes each entry once.
+var rowImage = &streaming.Decoder{Decode: func(a *products.AuditEntry) (any, error) {
+	img := a.After
+	if img == nil {
+		img = a.Before
+	}
+	m, err := image(img)
+	if m == nil && err == nil {
+		m = map[string]any{}
+	}
+	return m, err
+}}
 
 func opSet(ops []products.Op) map[products.Op]bool {
 	if len(ops) == 0 {

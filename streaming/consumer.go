@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
-	"github.com/uptrace/bun"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -35,11 +34,17 @@ type Consumer struct {
 	Batch int
 	// MaxBackoff bounds waits after failures (default 5s).
 	MaxBackoff time.Duration
+	// LockWait bounds the wait for the product's reaction lock (held by
+	// another instance's or consumer's batch) before a batch fails and is
+	// retried (default 30s).
+	LockWait time.Duration
 	// OnApplied, if set, is called after each committed batch.
 	OnApplied func()
 
-	mu      sync.Mutex
-	applied int64
+	mu         sync.Mutex
+	applied    int64
+	duplicates int64
+	positions  map[topicPartition]int64
 }
 
 // Applied returns how many changes the consumer has applied (skipping
@@ -50,13 +55,38 @@ func (c *Consumer) Applied() int64 {
 	return c.applied
 }
 
+// Duplicates returns how many redelivered changes the consumer skipped
+// because they were applied before.
+func (c *Consumer) Duplicates() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.duplicates
+}
+
+// reached tells whether, for every partition in ends, the consumer has
+// handled every message before the given offset.
+func (c *Consumer) reached(ends map[topicPartition]int64) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for tp, end := range ends {
+		if c.positions[tp] < end {
+			return false
+		}
+	}
+	return true
+}
+
+func (c *Consumer) logger() *slog.Logger {
+	if c.Log == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return c.Log
+}
+
 // Run consumes until ctx ends (returning nil), rejoining the group with
 // backoff after failures.
 func (c *Consumer) Run(ctx context.Context) error {
-	log := c.Log
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
+	log := c.logger()
 	maxBackoff := c.MaxBackoff
 	if maxBackoff <= 0 {
 		maxBackoff = 5 * time.Second
@@ -178,12 +208,18 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 		}
 		backoff := 50 * time.Millisecond
 		for {
-			n, err := h.c.apply(ctx, pending)
+			n, dups, err := h.c.apply(ctx, pending)
 			if err == nil {
+				last := pending[len(pending)-1]
 				h.c.mu.Lock()
 				h.c.applied += int64(n)
+				h.c.duplicates += int64(dups)
+				if h.c.positions == nil {
+					h.c.positions = map[topicPartition]int64{}
+				}
+				h.c.positions[topicPartition{last.Topic, last.Partition}] = last.Offset + 1
 				h.c.mu.Unlock()
-				sess.MarkMessage(pending[len(pending)-1], "")
+				sess.MarkMessage(last, "")
 				if h.c.OnApplied != nil {
 					h.c.OnApplied()
 				}
@@ -205,21 +241,21 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 }
 
 // apply applies messages in one transaction and returns how many changes
-// were new.
-func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (int, error) {
-	n := 0
-	_, err := c.Store.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-		n = 0
-		// Batches of one product apply one at a time, across instances too:
-		// derived rows are recomputed from what earlier batches committed.
-		if err := tx.Serialize(ctx, "react"); err != nil {
-			return err
-		}
+// were new and how many had been applied before.
+func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (applied, dups int, err error) {
+	wait := c.LockWait
+	if wait <= 0 {
+		wait = 30 * time.Second
+	}
+	// Batches of one product apply one at a time, across instances too:
+	// derived rows are recomputed from what earlier batches committed.
+	_, err = c.Store.WriteExclusive(ctx, "react", wait, func(ctx context.Context, tx *products.Tx) error {
+		applied, dups = 0, 0
 		b := c.Reaction.NewBatch()
 		for _, m := range msgs {
 			e, err := c.Codec.Entry(m.Key, m.Value)
 			if err != nil {
-				c.Log.Warn("consumer: skipping a message that is not a change event", "topic", m.Topic, "offset", m.Offset, "error", err)
+				c.logger().Warn("consumer: skipping a message that is not a change event", "topic", m.Topic, "offset", m.Offset, "error", err)
 				continue
 			}
 			fresh, err := tx.Consume(ctx, e.Product, e.Sequence, e.At)
@@ -227,16 +263,17 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (i
 				return err
 			}
 			if !fresh {
+				dups++
 				continue
 			}
 			if err := b.Apply(ctx, tx, e); err != nil {
 				return fmt.Errorf("apply %s/%d: %w", e.Product, e.Sequence, err)
 			}
-			n++
+			applied++
 		}
 		return b.Flush(ctx, tx)
 	})
-	return n, err
+	return applied, dups, err
 }
 
 // Lag is how far a reacting product is behind one of its sources.
@@ -254,7 +291,10 @@ type Lag struct {
 }
 
 // Lag reports, per source product, how far the consumer's product is
-// behind. store returns a product's store.
+// behind. store returns a product's store. It is arithmetic on counters
+// both stores keep as they commit (the changes each source's log holds per
+// entity, the changes applied per source): a few rows read, whatever the
+// length of the history.
 func (c *Consumer) Lag(ctx context.Context, store func(string) *products.Store) ([]Lag, error) {
 	own := c.Store
 	positions, err := own.SourcePositions(ctx)
@@ -282,15 +322,18 @@ func (c *Consumer) Lag(ctx context.Context, store func(string) *products.Store) 
 				l.AppliedSequence, l.AppliedAt, applied = pos.Sequence, pos.At, pos.Applied
 			}
 		}
+		counts, err := src.EntityCounts(ctx)
+		if err != nil {
+			return nil, err
+		}
 		if l.LatestSequence, err = src.Latest(ctx); err != nil {
 			return nil, err
 		}
-		total, err := src.DB.NewSelect().Model((*products.AuditEntry)(nil)).
-			Where("entity IN (?)", bun.List(byProduct[p])).Where("sequence <= ?", l.LatestSequence).Count(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("count %s changes: %w", p, err)
+		var total int64
+		for _, e := range byProduct[p] {
+			total += counts[e]
 		}
-		l.Pending = max(int64(total)-applied, 0)
+		l.Pending = max(total-applied, 0)
 		out = append(out, l)
 	}
 	return out, nil

@@ -27,13 +27,15 @@ type crashingSender struct {
 
 var errCrash = errors.New("simulated crash between publish and mark")
 
-func (s *crashingSender) Send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
+func (s *crashingSender) Cluster(ctx context.Context) (string, error) { return s.next.Cluster(ctx) }
+
+func (s *crashingSender) Send(ctx context.Context, cluster string, msgs []*sarama.ProducerMessage) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.crashed && s.die {
 		return errCrash
 	}
-	if err := s.next.Send(ctx, msgs); err != nil {
+	if err := s.next.Send(ctx, cluster, msgs); err != nil {
 		return err
 	}
 	if s.crashed {

@@ -124,7 +124,7 @@ func (b *broker) Close() { b.once.Do(b.Embedded.Close) }
 
 func startBroker(t testing.TB, addr string) *broker {
 	t.Helper()
-	e, err := StartEmbedded(addr, testPartitions)
+	e, err := StartEmbedded(addr, testPartitions, "")
 	if err != nil {
 		t.Fatalf("start embedded broker: %v", err)
 	}
@@ -192,6 +192,15 @@ func (g *relayGroup) Published() int64 {
 	return n
 }
 
+// Restarts sums how often the relays started over for a new cluster.
+func (g *relayGroup) Restarts() int64 {
+	var n int64
+	for _, r := range g.Relays {
+		n += r.Restarts()
+	}
+	return n
+}
+
 // Failures sums the relays' failed attempts.
 func (g *relayGroup) Failures() int64 {
 	var n int64
@@ -238,6 +247,27 @@ func allTopics(stores []*products.Store) []string {
 		}
 	}
 	return out
+}
+
+// topic returns the topic of an input of a reaction on m.
+func topic(m *products.Mesh, in products.Input) (string, error) {
+	_, e, err := m.Entity(in.Product, in.Entity)
+	if err != nil {
+		return "", err
+	}
+	return testCodec.Topic(in.Product, e), nil
+}
+
+// consumerOf returns the consumer of product's reaction on k, retrying
+// quickly after failures; it panics if the product reacts to nothing.
+func consumerOf(m *products.Mesh, product string, k KafkaConfig) *Consumer {
+	for _, c := range Consumers(m, testCodec, k, nil) {
+		if c.Store.Product.Name == product {
+			c.MaxBackoff = 50 * time.Millisecond
+			return c
+		}
+	}
+	panic(product + " reacts to nothing")
 }
 
 // record is one Kafka record as a consumer saw it.

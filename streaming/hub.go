@@ -2,7 +2,6 @@ package streaming
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sort"
@@ -28,8 +27,25 @@ type Filter struct {
 	Entities map[string]bool
 	Ops      map[products.Op]bool
 	Actor    string
-	// Match, if set, is evaluated last, on the subscriber's goroutine.
-	Match func(*products.AuditEntry) (bool, error)
+	// Match, if set, is evaluated last, with what Decoder made of the
+	// entry (nil without a Decoder). For live events the hub evaluates it
+	// once per entry and subscription, on its own goroutine, so that
+	// entries a subscription does not want are never queued for it: it
+	// must be cheap and must not block. An error ends the stream with it.
+	Match   func(e *products.AuditEntry, decoded any) (bool, error)
+	Decoder *Decoder
+	// Key, if set, names Match: filters with the same Key (and Decoder)
+	// must decide alike, and the hub evaluates Match once per entry and
+	// Key, however many subscriptions share it (dashboards often do).
+	Key string
+}
+
+// Decoder turns an audit entry into what filters look at, for example its
+// row image decoded from JSON. The hub decodes each live entry at most once
+// per Decoder, however many subscriptions use it: declare one per kind of
+// value (a package-level variable), not one per subscription.
+type Decoder struct {
+	Decode func(*products.AuditEntry) (any, error)
 }
 
 func (f *Filter) cheap(a *products.AuditEntry) bool {
@@ -37,6 +53,25 @@ func (f *Filter) cheap(a *products.AuditEntry) bool {
 		(len(f.Entities) == 0 || f.Entities[a.Entity]) &&
 		(len(f.Ops) == 0 || f.Ops[a.Op]) &&
 		(f.Actor == "" || f.Actor == a.Actor)
+}
+
+// match evaluates the whole filter; decode returns the entry decoded by a
+// decoder (memoised by the caller or not).
+func (f *Filter) match(a *products.AuditEntry, decode func(*Decoder) (any, error)) (bool, error) {
+	if !f.cheap(a) {
+		return false, nil
+	}
+	if f.Match == nil {
+		return true, nil
+	}
+	var decoded any
+	if f.Decoder != nil {
+		var err error
+		if decoded, err = decode(f.Decoder); err != nil {
+			return false, err
+		}
+	}
+	return f.Match(a, decoded)
 }
 
 // SlowConsumerError ends a stream whose subscriber did not keep up; Cursor
@@ -50,6 +85,14 @@ func (e *SlowConsumerError) Error() string {
 // Hub consumes the change topics of every product (one consumer per gateway
 // instance) and fans the events out to subscriptions. Subscribers have
 // bounded buffers: one that falls behind is dropped, never waited for.
+//
+// The hub hands every subscription each entry of its products in sequence
+// order, from the moment it registers: the entries its filter rejects are
+// simply not queued. So a subscription's position advances over the
+// entries it does not want without reading the log; only the hub itself
+// reads the log, once for all subscriptions, when entries of a product
+// arrive out of order (they travel on several topics and partitions) or
+// after reconnecting.
 type Hub struct {
 	Stores []*products.Store
 	Codec  Codec
@@ -63,20 +106,46 @@ type Hub struct {
 	initOnce sync.Once
 	ready    chan struct{}
 	stores   map[string]*products.Store
-	last     map[string]int64 // per product: last sequence fanned out (hub goroutine only)
 
-	mu   sync.Mutex
-	subs map[*sub]struct{}
+	mu sync.Mutex
+	// subs holds the subscriptions by product, then by entity ("": all
+	// entities), so an entry is offered only to those that may want it.
+	subs map[string]map[string]map[*sub]struct{}
+	// last is, per product, the last sequence offered to the
+	// subscriptions (written by the hub goroutine under mu).
+	last map[string]int64
 
 	subscribers atomic.Int64
 	delivered   atomic.Int64
 	dropped     atomic.Int64
+	hubReads    atomic.Int64
+	subReads    atomic.Int64
 }
 
 type sub struct {
 	filter  *Filter
 	ch      chan *products.AuditEntry
 	dropped chan struct{}
+	// err, set before dropped is closed, is why the hub dropped the
+	// subscription if not for being slow (its filter failed).
+	err error
+	// from is, per product of the stream, the hub's position when the
+	// subscription registered: every entry after it is offered to the
+	// subscription, and the ones it receives are those its filter passed.
+	from map[string]int64
+	gone bool // dropped or unsubscribed (h.mu)
+}
+
+// entities returns the index keys of a subscription's entities.
+func (sb *sub) entities() []string {
+	if len(sb.filter.Entities) == 0 {
+		return []string{""}
+	}
+	out := make([]string, 0, len(sb.filter.Entities))
+	for e := range sb.filter.Entities {
+		out = append(out, e)
+	}
+	return out
 }
 
 func (h *Hub) init() {
@@ -84,7 +153,7 @@ func (h *Hub) init() {
 		h.ready = make(chan struct{})
 		h.stores = map[string]*products.Store{}
 		h.last = map[string]int64{}
-		h.subs = map[*sub]struct{}{}
+		h.subs = map[string]map[string]map[*sub]struct{}{}
 		for _, s := range h.Stores {
 			h.stores[s.Product.Name] = s
 		}
@@ -97,11 +166,16 @@ func (h *Hub) init() {
 // Stats are the hub's counters.
 type Stats struct {
 	Subscribers, Delivered, Dropped int64
+	// HubReads counts the hub's reads of the audit logs (entries that
+	// arrived out of order, catching up after a reconnect); SubscriberReads
+	// counts reads by single subscriptions (replays from a since cursor).
+	HubReads, SubscriberReads int64
 }
 
 // Stats returns the current counters.
 func (h *Hub) Stats() Stats {
-	return Stats{Subscribers: h.subscribers.Load(), Delivered: h.delivered.Load(), Dropped: h.dropped.Load()}
+	return Stats{Subscribers: h.subscribers.Load(), Delivered: h.delivered.Load(), Dropped: h.dropped.Load(),
+		HubReads: h.hubReads.Load(), SubscriberReads: h.subReads.Load()}
 }
 
 // Ready is closed once the hub consumes the topics.
@@ -110,18 +184,29 @@ func (h *Hub) Ready() <-chan struct{} {
 	return h.ready
 }
 
+// consumeState survives reconnections: the cluster consumed and, per
+// partition, the next offset to read.
+type consumeState struct {
+	cluster string
+	offsets map[topicPartition]int64
+}
+
 // Run consumes until ctx ends (then it returns nil), reconnecting with
-// backoff while Kafka is unreachable and resuming at the next offset.
+// backoff while Kafka is unreachable. A reconnection to the same cluster
+// resumes every partition exactly where it stopped (the starting offsets
+// of partitions that delivered nothing yet were recorded when they were
+// first consumed); then the hub reads the audit logs for whatever was
+// committed meanwhile, so nothing waits for a later change to surface.
 func (h *Hub) Run(ctx context.Context) error {
 	h.init()
 	maxBackoff := h.MaxBackoff
 	if maxBackoff <= 0 {
 		maxBackoff = 5 * time.Second
 	}
-	offsets := map[topicPartition]int64{}
+	st := &consumeState{offsets: map[topicPartition]int64{}}
 	backoff := time.Duration(0)
 	for {
-		err := h.consume(ctx, offsets)
+		err := h.consume(ctx, st)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -150,7 +235,32 @@ func (h *Hub) topics() []string {
 	return out
 }
 
-func (h *Hub) consume(ctx context.Context, offsets map[topicPartition]int64) error {
+// startOffset returns where to start consuming a partition: the recorded
+// offset, kept within what the partition holds, or (first time) the newest
+// offset, which is then recorded.
+func startOffset(client sarama.Client, st *consumeState, tp topicPartition) (int64, error) {
+	newest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetNewest)
+	if err != nil {
+		return 0, fmt.Errorf("offset of %s/%d: %w", tp.topic, tp.partition, err)
+	}
+	at, ok := st.offsets[tp]
+	switch {
+	case !ok || at > newest:
+		// Past the end: the partition lost records (the hub catches up
+		// from the audit logs).
+		at = newest
+	default:
+		oldest, err := client.GetOffset(tp.topic, tp.partition, sarama.OffsetOldest)
+		if err != nil {
+			return 0, fmt.Errorf("offset of %s/%d: %w", tp.topic, tp.partition, err)
+		}
+		at = max(at, oldest)
+	}
+	st.offsets[tp] = at
+	return at, nil
+}
+
+func (h *Hub) consume(ctx context.Context, st *consumeState) error {
 	cfg, err := h.Kafka.Sarama()
 	if err != nil {
 		return err
@@ -161,6 +271,16 @@ func (h *Hub) consume(ctx context.Context, offsets map[topicPartition]int64) err
 		return fmt.Errorf("connect to %v: %w", h.Kafka.Brokers, err)
 	}
 	defer client.Close()
+	cluster, err := clusterID(client, "")
+	if err != nil {
+		return err
+	}
+	if st.cluster != "" && st.cluster != cluster {
+		h.Log.Warn("hub: the Kafka cluster changed; consuming from the newest offsets and catching up from the audit logs",
+			"cluster", cluster, "previous", st.cluster)
+		st.offsets = map[topicPartition]int64{}
+	}
+	st.cluster = cluster
 	consumer, err := sarama.NewConsumerFromClient(client)
 	if err != nil {
 		return fmt.Errorf("consumer: %w", err)
@@ -182,15 +302,11 @@ func (h *Hub) consume(ctx context.Context, offsets map[topicPartition]int64) err
 			return fmt.Errorf("partitions of %s: %w", topic, err)
 		}
 		for _, p := range parts {
-			tp := topicPartition{topic, p}
-			start, ok := offsets[tp]
-			if !ok {
-				start = sarama.OffsetNewest
+			start, err := startOffset(client, st, topicPartition{topic, p})
+			if err != nil {
+				return err
 			}
 			pc, err := consumer.ConsumePartition(topic, p, start)
-			if errors.Is(err, sarama.ErrOffsetOutOfRange) {
-				pc, err = consumer.ConsumePartition(topic, p, sarama.OffsetOldest)
-			}
 			if err != nil {
 				return fmt.Errorf("consume %s/%d: %w", topic, p, err)
 			}
@@ -226,20 +342,32 @@ func (h *Hub) consume(ctx context.Context, offsets map[topicPartition]int64) err
 		}
 	}
 	// Positions are read after the partition consumers are placed: anything
-	// committed later arrives through them (or fills a gap from the log).
+	// committed later arrives through them (or is read from the log).
 	select {
 	case <-h.ready:
+		// Reconnected: whatever was committed while the hub was away may
+		// sit in partitions before the offsets just placed (a broker that
+		// lost its log), or not be published yet: read it from the logs.
+		for name := range h.stores {
+			if err := h.catchUp(ctx, name); err != nil {
+				return err
+			}
+		}
 	default:
+		h.mu.Lock()
 		for name, s := range h.stores {
 			latest, err := s.Latest(ctx)
 			if err != nil {
+				h.mu.Unlock()
 				return err
 			}
 			h.last[name] = latest
 		}
+		h.mu.Unlock()
 		close(h.ready)
-		h.Log.Info("hub: consuming change topics", "topics", len(h.topics()))
+		h.Log.Info("hub: consuming change topics", "topics", len(h.topics()), "cluster", cluster)
 	}
+	r := newReorder()
 	for {
 		select {
 		case <-ctx.Done():
@@ -247,70 +375,254 @@ func (h *Hub) consume(ctx context.Context, offsets map[topicPartition]int64) err
 		case err := <-errc:
 			return err
 		case m := <-msgs:
-			offsets[topicPartition{m.Topic, m.Partition}] = m.Offset + 1
-			h.dispatch(ctx, m)
+			st.offsets[topicPartition{m.Topic, m.Partition}] = m.Offset + 1
+			h.dispatch(ctx, m, r)
+		case <-r.wake:
+			h.expire(ctx, r)
 		}
 	}
 }
 
+// catchUp offers a product's entries committed after the hub's position,
+// read from its audit log.
+func (h *Hub) catchUp(ctx context.Context, product string) error {
+	s := h.stores[product]
+	latest, err := s.Latest(ctx)
+	if err != nil {
+		return err
+	}
+	for h.last[product] < latest {
+		h.hubReads.Add(1)
+		entries, err := s.Entries(ctx, h.last[product], latest, 500)
+		if err != nil {
+			return err
+		}
+		if len(entries) == 0 {
+			return nil
+		}
+		h.fanOut(entries)
+	}
+	return nil
+}
+
+// reorderWindow is how long the hub holds an entry that arrived before
+// entries preceding it in its product's log, waiting for them to arrive too
+// (they travel on other topics or partitions, usually a moment apart),
+// before it reads them from the log instead.
+const reorderWindow = 20 * time.Millisecond
+
+// reorder holds, per product, entries that arrived ahead of their
+// predecessors (hub goroutine only).
+type reorder struct {
+	parked map[string]map[int64]*products.AuditEntry
+	since  map[string]time.Time // when the product's waiting began
+	wake   <-chan time.Time     // set while something is parked
+}
+
+func newReorder() *reorder {
+	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}}
+}
+
 // dispatch fans one consumed event out. Events of a product arrive in
 // sequence order within a partition but interleaved across topics and
-// partitions; an event past the next expected sequence first brings the
-// missing entries from the product's audit log, so subscribers always get a
-// product's entries in order, and later duplicates are dropped.
-func (h *Hub) dispatch(ctx context.Context, m *sarama.ConsumerMessage) {
+// partitions: an event past the next expected sequence waits (reorder)
+// for the missing ones for up to reorderWindow, then they are read from
+// the product's audit log. So subscribers always get a product's entries
+// in order, and later duplicates are dropped.
+func (h *Hub) dispatch(ctx context.Context, m *sarama.ConsumerMessage, r *reorder) {
 	a, err := h.Codec.Entry(m.Key, m.Value)
 	if err != nil {
 		h.Log.Warn("hub: skipping message", "topic", m.Topic, "offset", m.Offset, "error", err)
 		return
 	}
-	s := h.stores[a.Product]
-	last := h.last[a.Product]
-	if s == nil || a.Sequence <= last {
+	p := a.Product
+	if h.stores[p] == nil || a.Sequence <= h.last[p] {
 		return
 	}
-	entries := []products.AuditEntry{*a}
-	if a.Sequence > last+1 {
-		entries, err = s.Entries(ctx, last, a.Sequence, int(a.Sequence-last))
-		if err != nil {
-			h.Log.Warn("hub: reading audit log to fill a gap failed", "product", a.Product, "error", err)
-			return
+	if a.Sequence > h.last[p]+1 {
+		if r.parked[p] == nil {
+			r.parked[p] = map[int64]*products.AuditEntry{}
+			r.since[p] = time.Now()
+			if r.wake == nil {
+				r.wake = time.After(reorderWindow)
+			}
+		}
+		r.parked[p][a.Sequence] = a
+		return
+	}
+	h.fanOut([]products.AuditEntry{*a})
+	h.unpark(p, r)
+}
+
+// unpark offers the product's parked entries that follow its position now.
+func (h *Hub) unpark(p string, r *reorder) {
+	parked := r.parked[p]
+	if parked == nil {
+		return
+	}
+	for {
+		e, ok := parked[h.last[p]+1]
+		if !ok {
+			break
+		}
+		delete(parked, e.Sequence)
+		h.fanOut([]products.AuditEntry{*e})
+	}
+	for seq := range parked {
+		if seq <= h.last[p] {
+			delete(parked, seq)
 		}
 	}
-	if n := len(entries); n > 0 {
-		h.last[a.Product] = entries[n-1].Sequence
+	if len(parked) == 0 {
+		delete(r.parked, p)
+		delete(r.since, p)
 	}
+}
+
+// expire reads from the logs what parked entries waited for longer than
+// reorderWindow, and offers it.
+func (h *Hub) expire(ctx context.Context, r *reorder) {
+	r.wake = nil
+	now := time.Now()
+	for p, since := range r.since {
+		if now.Sub(since) < reorderWindow {
+			continue
+		}
+		var through int64
+		for seq := range r.parked[p] {
+			through = max(through, seq)
+		}
+		last := h.last[p]
+		h.hubReads.Add(1)
+		entries, err := h.stores[p].Entries(ctx, last, through, int(through-last))
+		if err != nil {
+			h.Log.Warn("hub: reading audit log to fill a gap failed", "product", p, "error", err)
+			r.since[p] = now // try again later
+			continue
+		}
+		if len(entries) > 0 {
+			h.fanOut(entries)
+		}
+		h.unpark(p, r)
+		if _, ok := r.since[p]; ok {
+			r.since[p] = now
+		}
+	}
+	if len(r.since) > 0 {
+		r.wake = time.After(reorderWindow)
+	}
+}
+
+// fanOut offers entries (of one product, consecutive, following the hub's
+// position) to every subscription and advances the position. A
+// subscription gets the entries its filter passes; one whose queue is
+// full, or whose filter fails, is dropped.
+func (h *Hub) fanOut(entries []products.AuditEntry) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	for sb := range h.subs {
-		for i := range entries {
-			e := &entries[i]
-			if !sb.filter.cheap(e) {
-				continue
+	product := entries[0].Product
+	h.last[product] = entries[len(entries)-1].Sequence
+	bySub := h.subs[product]
+	if len(bySub) == 0 {
+		return
+	}
+	type decoded struct {
+		d   *Decoder
+		v   any
+		err error
+	}
+	type verdict struct {
+		ok  bool
+		err error
+	}
+	var memo []decoded
+	verdicts := map[string]verdict{}
+	for i := range entries {
+		e := &entries[i]
+		memo = memo[:0]
+		clear(verdicts)
+		decode := func(d *Decoder) (any, error) {
+			for _, m := range memo {
+				if m.d == d {
+					return m.v, m.err
+				}
 			}
-			select {
-			case sb.ch <- e:
-				h.delivered.Add(1)
-			default:
-				close(sb.dropped)
-				delete(h.subs, sb)
-				h.dropped.Add(1)
-			}
-			if _, ok := h.subs[sb]; !ok {
-				break
+			v, err := d.Decode(e)
+			memo = append(memo, decoded{d, v, err})
+			return v, err
+		}
+		for _, set := range []map[*sub]struct{}{bySub[e.Entity], bySub[""]} {
+			for sb := range set {
+				var ok bool
+				var err error
+				if key := sb.filter.Key; key != "" && sb.filter.cheap(e) {
+					v, seen := verdicts[key]
+					if !seen {
+						v.ok, v.err = sb.filter.match(e, decode)
+						verdicts[key] = v
+					}
+					ok, err = v.ok, v.err
+				} else {
+					ok, err = sb.filter.match(e, decode)
+				}
+				if err != nil {
+					sb.err = err
+					h.drop(sb)
+					continue
+				}
+				if !ok {
+					continue
+				}
+				select {
+				case sb.ch <- e:
+					h.delivered.Add(1)
+				default:
+					h.drop(sb)
+				}
 			}
 		}
 	}
 }
 
-func (h *Hub) subscribe(f *Filter) *sub {
+// drop ends a subscription's live feed (h.mu held).
+func (h *Hub) drop(sb *sub) {
+	close(sb.dropped)
+	h.remove(sb)
+	h.dropped.Add(1)
+}
+
+// remove takes a subscription out of the index (h.mu held).
+func (h *Hub) remove(sb *sub) {
+	if sb.gone {
+		return
+	}
+	sb.gone = true
+	for p := range sb.from {
+		for _, e := range sb.entities() {
+			delete(h.subs[p][e], sb)
+		}
+	}
+}
+
+func (h *Hub) subscribe(f *Filter, scope []string) *sub {
 	n := h.Buffer
 	if n <= 0 {
 		n = 1024
 	}
-	sb := &sub{filter: f, ch: make(chan *products.AuditEntry, n), dropped: make(chan struct{})}
+	sb := &sub{filter: f, ch: make(chan *products.AuditEntry, n), dropped: make(chan struct{}), from: make(map[string]int64, len(scope))}
 	h.mu.Lock()
-	h.subs[sb] = struct{}{}
+	for _, p := range scope {
+		sb.from[p] = h.last[p]
+		if h.subs[p] == nil {
+			h.subs[p] = map[string]map[*sub]struct{}{}
+		}
+		for _, e := range sb.entities() {
+			if h.subs[p][e] == nil {
+				h.subs[p][e] = map[*sub]struct{}{}
+			}
+			h.subs[p][e][sb] = struct{}{}
+		}
+	}
 	h.mu.Unlock()
 	h.subscribers.Add(1)
 	return sb
@@ -318,7 +630,7 @@ func (h *Hub) subscribe(f *Filter) *sub {
 
 func (h *Hub) unsubscribe(sb *sub) {
 	h.mu.Lock()
-	delete(h.subs, sb)
+	h.remove(sb)
 	h.mu.Unlock()
 	h.subscribers.Add(-1)
 }
@@ -371,9 +683,12 @@ func (h *Hub) Check(ctx context.Context, f *Filter, since Cursor) ([]string, err
 // with since, everything after it (replayed from the audit logs, then
 // live), else everything committed from now on. There is no gap and no
 // duplicate at the seam. It blocks until ctx ends (returning nil), emit
-// fails, or the subscriber falls behind (*SlowConsumerError). A since
-// cursor that does not cover the filter's products or points past their
-// logs is BAD_USER_INPUT.
+// fails, the filter fails (its error), or the subscriber falls behind
+// (*SlowConsumerError). A since cursor that does not cover the filter's
+// products or points past their logs is BAD_USER_INPUT.
+//
+// Live entries come filtered by the hub; the stream reads the audit logs
+// only to replay from since, never per live event.
 func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Event) error) error {
 	h.init()
 	select {
@@ -388,7 +703,7 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 	// Register first, then read positions: whatever is published after the
 	// registration reaches the queue, whatever was committed before is in
 	// the logs.
-	sb := h.subscribe(f)
+	sb := h.subscribe(f, scope)
 	defer h.unsubscribe(sb)
 	pos := Cursor{}
 	for _, p := range scope {
@@ -402,13 +717,12 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 			pos[p] = since[p]
 		}
 	}
-	deliver := func(e *products.AuditEntry) error {
+	// deliver advances the position to e and emits it if it passes the
+	// filter (already known for live entries).
+	deliver := func(e *products.AuditEntry, passed bool) error {
 		pos[e.Product] = e.Sequence
-		if !f.cheap(e) {
-			return nil
-		}
-		if f.Match != nil {
-			ok, err := f.Match(e)
+		if !passed {
+			ok, err := f.match(e, func(d *Decoder) (any, error) { return d.Decode(e) })
 			if err != nil || !ok {
 				return err
 			}
@@ -419,12 +733,13 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 	// (everything when 0).
 	fill := func(p string, through int64) error {
 		for {
+			h.subReads.Add(1)
 			entries, err := h.stores[p].Entries(ctx, pos[p], through, 500)
 			if err != nil {
 				return err
 			}
 			for i := range entries {
-				if err := deliver(&entries[i]); err != nil {
+				if err := deliver(&entries[i], false); err != nil {
 					return err
 				}
 			}
@@ -445,18 +760,24 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 		case <-ctx.Done():
 			return nil
 		case <-sb.dropped:
+			if sb.err != nil {
+				return sb.err
+			}
 			return &SlowConsumerError{Cursor: pos.Clone()}
 		case e := <-sb.ch:
 			last, ok := pos[e.Product]
 			if !ok || e.Sequence <= last {
 				continue
 			}
-			if e.Sequence > last+1 {
-				if err := fill(e.Product, e.Sequence-1); err != nil {
+			// Entries after the registration point that did not come
+			// were rejected by the filter; only entries before it (when
+			// the stream's position is older) must come from the log.
+			if from := sb.from[e.Product]; last < from {
+				if err := fill(e.Product, min(from, e.Sequence-1)); err != nil {
 					return err
 				}
 			}
-			if err := deliver(e); err != nil {
+			if err := deliver(e, true); err != nil {
 				return err
 			}
 		}

@@ -21,8 +21,10 @@ type recordingSender struct {
 	sent []id
 }
 
-func (s *recordingSender) Send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
-	if err := s.next.Send(ctx, msgs); err != nil {
+func (s *recordingSender) Cluster(ctx context.Context) (string, error) { return s.next.Cluster(ctx) }
+
+func (s *recordingSender) Send(ctx context.Context, cluster string, msgs []*sarama.ProducerMessage) error {
+	if err := s.next.Send(ctx, cluster, msgs); err != nil {
 		return err
 	}
 	s.mu.Lock()
@@ -105,6 +107,13 @@ func TestTwoInstancesPublishOnce(t *testing.T) {
 	}
 }
 
+// outbox runs one outbox round of s for the test cluster and returns how
+// many entries it published.
+func outbox(ctx context.Context, s *products.Store, publish products.Publish) (int, error) {
+	round, err := s.Outbox(ctx, 10, "test-cluster", publish)
+	return round.Published, err
+}
+
 // TestOutboxLockExcludesSecondInstance: while one instance is inside
 // Outbox (published, not yet marked), a second instance's Outbox on the same
 // PostgreSQL store publishes nothing and returns at once.
@@ -119,7 +128,7 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		n, err := one.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+		n, err := outbox(ctx, one.Store("customers"), func(ctx context.Context, entries []products.AuditEntry) error {
 			close(inside)
 			<-release
 			return nil
@@ -135,7 +144,7 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 		t.Fatal("first instance never reached publish")
 	}
 	start := time.Now()
-	n, err := two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+	n, err := outbox(ctx, two.Store("customers"), func(ctx context.Context, entries []products.AuditEntry) error {
 		t.Errorf("second instance got %d entries to publish while the first held the outbox", len(entries))
 		return nil
 	})
@@ -150,7 +159,7 @@ func TestOutboxLockExcludesSecondInstance(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Once the first committed, nothing is left for the second.
-	n, err = two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+	n, err = outbox(ctx, two.Store("customers"), func(ctx context.Context, entries []products.AuditEntry) error {
 		t.Errorf("second instance republished %d marked entries", len(entries))
 		return nil
 	})
@@ -175,7 +184,7 @@ func TestOutboxLockIsPerStore(t *testing.T) {
 	inside, release := make(chan struct{}), make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := one.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error {
+		_, err := outbox(ctx, one.Store("customers"), func(ctx context.Context, entries []products.AuditEntry) error {
 			close(inside)
 			<-release
 			return nil
@@ -193,7 +202,7 @@ func TestOutboxLockIsPerStore(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("first mesh never reached publish")
 	}
-	n, err := two.Store("customers").Outbox(ctx, 10, func(ctx context.Context, entries []products.AuditEntry) error { return nil })
+	n, err := outbox(ctx, two.Store("customers"), func(ctx context.Context, entries []products.AuditEntry) error { return nil })
 	if err != nil || n != 1 {
 		t.Errorf("other mesh's Outbox = %d, %v while the first held its own outbox; want 1, nil", n, err)
 	}

@@ -121,11 +121,12 @@ func (s *scramClient) Done() bool                            { return s.conv.Don
 // a failure, creates topics before their first use, and is safe for
 // concurrent use. Close releases the connection.
 type Publisher struct {
-	cfg    KafkaConfig
-	mu     sync.Mutex
-	client sarama.Client
-	prod   sarama.SyncProducer
-	topics map[string]bool
+	cfg     KafkaConfig
+	mu      sync.Mutex
+	client  sarama.Client
+	prod    sarama.SyncProducer
+	cluster string // id of the cluster connected to
+	topics  map[string]bool
 }
 
 // NewPublisher returns a publisher for the cluster; it does not connect yet.
@@ -142,10 +143,30 @@ func NewPublisher(cfg KafkaConfig) (*Publisher, error) {
 	return &Publisher{cfg: cfg, topics: map[string]bool{}}, nil
 }
 
-// Send publishes msgs and returns when every one is acknowledged by all
-// in-sync replicas, or with the first error. On error the connection is
+// Cluster returns the id of the Kafka cluster the publisher sends to,
+// connecting first if needed. A broker that lost its log (for example the
+// embedded broker restarted without its data directory) comes back as a
+// new cluster with a new id.
+func (p *Publisher) Cluster(ctx context.Context) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := p.connect(); err != nil {
+		return "", err
+	}
+	return p.cluster, nil
+}
+
+// Send publishes msgs to the cluster with the given id and returns when
+// every one is acknowledged by all in-sync replicas, or with the first
+// error. After the acknowledgements it asks the cluster for its id again:
+// if the messages may have gone to another cluster (a broker replaced
+// behind the same address while sending), Send fails, so that the caller
+// never records them as published to cluster. On error the connection is
 // dropped; the next call reconnects.
-func (p *Publisher) Send(ctx context.Context, msgs []*sarama.ProducerMessage) error {
+func (p *Publisher) Send(ctx context.Context, cluster string, msgs []*sarama.ProducerMessage) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err := ctx.Err(); err != nil {
@@ -153,6 +174,11 @@ func (p *Publisher) Send(ctx context.Context, msgs []*sarama.ProducerMessage) er
 	}
 	if err := p.connect(); err != nil {
 		return err
+	}
+	if p.cluster != cluster {
+		got := p.cluster
+		p.reset()
+		return fmt.Errorf("kafka: connected to cluster %q, not %q", got, cluster)
 	}
 	for _, m := range msgs {
 		if !p.topics[m.Topic] {
@@ -170,7 +196,40 @@ func (p *Publisher) Send(ctx context.Context, msgs []*sarama.ProducerMessage) er
 		}
 		return fmt.Errorf("kafka: produce: %w", err)
 	}
+	if len(msgs) > 0 {
+		now, err := clusterID(p.client, msgs[0].Topic)
+		if err != nil {
+			p.reset()
+			return err
+		}
+		if now != cluster {
+			p.reset()
+			return fmt.Errorf("kafka: the cluster changed while publishing (was %q, now %q)", cluster, now)
+		}
+	}
 	return nil
+}
+
+// clusterID asks a broker of the client's cluster for the cluster id (in a
+// Metadata response, here for one topic to keep it small).
+func clusterID(client sarama.Client, topic string) (string, error) {
+	b := client.LeastLoadedBroker()
+	if b == nil {
+		return "", errors.New("kafka: no broker to ask for the cluster id")
+	}
+	var topics []string
+	if topic != "" {
+		topics = []string{topic}
+	}
+	md, err := b.GetMetadata(sarama.NewMetadataRequest(client.Config().Version, topics))
+	if err != nil {
+		_ = b.Close() // reconnect next time: the broker may have been replaced
+		return "", fmt.Errorf("kafka: cluster id: %w", err)
+	}
+	if md.ClusterID == nil {
+		return "", nil
+	}
+	return *md.ClusterID, nil
 }
 
 func (p *Publisher) connect() error {
@@ -185,12 +244,17 @@ func (p *Publisher) connect() error {
 	if err != nil {
 		return fmt.Errorf("kafka: connect to %v: %w", p.cfg.Brokers, err)
 	}
+	cluster, err := clusterID(client, "")
+	if err != nil {
+		client.Close()
+		return err
+	}
 	prod, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
 		client.Close()
 		return fmt.Errorf("kafka: producer: %w", err)
 	}
-	p.client, p.prod = client, prod
+	p.client, p.prod, p.cluster = client, prod, cluster
 	return nil
 }
 
@@ -224,7 +288,7 @@ func (p *Publisher) reset() {
 	if p.client != nil && !p.client.Closed() {
 		p.client.Close()
 	}
-	p.prod, p.client = nil, nil
+	p.prod, p.client, p.cluster = nil, nil, ""
 	p.topics = map[string]bool{}
 }
 

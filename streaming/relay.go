@@ -11,15 +11,29 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
-// Sender publishes messages and returns once all are acknowledged.
+// Sender publishes messages to one Kafka cluster (*Publisher).
 type Sender interface {
-	Send(ctx context.Context, msgs []*sarama.ProducerMessage) error
+	// Cluster returns the id of the cluster Send sends to now.
+	Cluster(ctx context.Context) (string, error)
+	// Send publishes msgs to the cluster with the given id and returns
+	// once all are acknowledged there; it fails if they may have gone to
+	// another cluster.
+	Send(ctx context.Context, cluster string, msgs []*sarama.ProducerMessage) error
 }
 
 // Relay publishes one product's audit log to Kafka in sequence order. It
 // wakes right after each commit in this process, polls for entries written
 // by other instances, and retries with backoff while Kafka is unreachable;
 // writes keep succeeding meanwhile and the backlog follows in order.
+//
+// The store records which Kafka cluster its log went to. When the relay
+// (of any instance) finds itself publishing to another cluster — the
+// broker lost its log, or the log was never published — it publishes the
+// whole log again from the beginning, then new entries, all under the
+// store's outbox lock, so the new cluster holds every key's changes in
+// order (see products.Store.Outbox). A broker that keeps its log (a real
+// cluster, or the embedded broker with its data directory) keeps its id
+// across restarts: nothing is published twice.
 type Relay struct {
 	Store  *products.Store
 	Sender Sender
@@ -35,10 +49,15 @@ type Relay struct {
 
 	published atomic.Int64
 	failures  atomic.Int64
+	restarts  atomic.Int64
 }
 
 // Published returns how many entries this relay has published.
 func (r *Relay) Published() int64 { return r.published.Load() }
+
+// Restarts returns how often this relay started publishing the log from
+// the beginning because the cluster had changed.
+func (r *Relay) Restarts() int64 { return r.restarts.Load() }
 
 // Failures returns how many publish attempts failed.
 func (r *Relay) Failures() int64 { return r.failures.Load() }
@@ -71,20 +90,34 @@ func (r *Relay) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	d := r.Store.Product
 	for {
-		n, err := r.Store.Outbox(ctx, batch, func(ctx context.Context, entries []products.AuditEntry) error {
-			msgs := make([]*sarama.ProducerMessage, len(entries))
-			for i := range entries {
-				m, err := r.Codec.Message(d, &entries[i])
-				if err != nil {
-					return err
+		var round products.Round
+		cluster, err := r.Sender.Cluster(ctx)
+		if err == nil {
+			round, err = r.Store.Outbox(ctx, batch, cluster, func(ctx context.Context, entries []products.AuditEntry) error {
+				msgs := make([]*sarama.ProducerMessage, len(entries))
+				for i := range entries {
+					m, err := r.Codec.Message(d, &entries[i])
+					if err != nil {
+						return err
+					}
+					msgs[i] = m
 				}
-				msgs[i] = m
-			}
-			return r.Sender.Send(ctx, msgs)
-		})
+				return r.Sender.Send(ctx, cluster, msgs)
+			})
+		}
 		if ctx.Err() != nil {
 			return nil
 		}
+		if round.Restarted {
+			r.restarts.Add(1)
+			if round.Previous == "" {
+				log.Info("relay: publishing the whole audit log to a cluster it was not published to", "product", d.Name, "cluster", cluster)
+			} else {
+				log.Warn("relay: the Kafka cluster changed (the broker lost its log?); publishing the whole audit log again, in order",
+					"product", d.Name, "cluster", cluster, "previous", round.Previous)
+			}
+		}
+		n := round.Published
 		if err != nil {
 			r.failures.Add(1)
 			backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff)

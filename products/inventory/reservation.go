@@ -72,6 +72,12 @@ type orderEvent struct {
 // stock reserved (all lines, or none and a backorder); a cancelled one
 // gets its reservation released and the stock back. It runs in tx, a
 // transaction of the inventory store.
+//
+// The reservation row is the state that makes this robust to an order's
+// events arriving out of order: a placed order is reserved only if it has
+// no reservation yet, and a cancel seen before the order's creation leaves
+// a RELEASED reservation without lines, so the late creation reserves
+// nothing. Either order ends with the same stock.
 func ApplyOrder(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error {
 	if e.Entity != "Order" || e.After == nil {
 		return nil
@@ -127,7 +133,13 @@ func reserve(ctx context.Context, tx *products.Tx, o *orderEvent) error {
 func release(ctx context.Context, tx *products.Tx, orderID int64) error {
 	before, err := products.GetForUpdate[Reservation](ctx, tx, ReservationEntity, orderID)
 	if products.ErrorCode(err) == products.NotFound {
-		return nil
+		// Cancelled before inventory saw it placed: remember that, so
+		// that its creation, if it comes late, reserves nothing.
+		r := &Reservation{ID: orderID, Status: Released, Lines: []ReservationLine{}, CreatedAt: tx.Now(), UpdatedAt: tx.Now()}
+		if _, err := tx.NewInsert().Model(r).Exec(ctx); err != nil {
+			return fmt.Errorf("record released reservation: %w", err)
+		}
+		return tx.Created(ReservationEntity, r.ID, r)
 	}
 	if err != nil || before.Status == Released {
 		return err

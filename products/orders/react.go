@@ -33,10 +33,16 @@ type reservationEvent struct {
 
 // ApplyReservation reacts to inventory's reservation of a placed order: the
 // order becomes RESERVED or BACKORDERED (unless it moved on meanwhile, e.g.
-// was cancelled). It runs in tx, a transaction of the orders store.
+// was cancelled). It runs in tx, a transaction of the orders store. A
+// reservation's creation that arrives after a newer change of the same
+// reservation (events out of order) is stale and changes nothing.
 func ApplyReservation(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error {
-	if e.Entity != "Reservation" || e.Op != products.OpCreate || e.After == nil {
+	if e.Entity != "Reservation" || e.After == nil {
 		return nil
+	}
+	newest, err := tx.Newest(ctx, e.Product, e.Entity, e.Key, e.Sequence)
+	if err != nil || !newest || e.Op != products.OpCreate {
+		return err
 	}
 	var r reservationEvent
 	if err := json.Unmarshal([]byte(*e.After), &r); err != nil {

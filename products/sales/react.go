@@ -2,9 +2,7 @@ package sales
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -58,7 +56,11 @@ type orderEvent struct {
 	} `json:"lines"`
 }
 
-// Apply applies one change of a customer or an order.
+// Apply applies one change of a customer or an order. Changes of one key
+// may arrive out of order (a broker that lost its log and got it again):
+// each is applied only as far as it is not older than what was applied
+// for the key before (see products.Tx.Newest), so the result is the same
+// in any order.
 func (b *Batch) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEntry) error {
 	if e.After == nil {
 		return nil
@@ -69,18 +71,21 @@ func (b *Batch) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEnt
 		if err := json.Unmarshal([]byte(*e.After), &c); err != nil {
 			return fmt.Errorf("decode customer %d: %w", e.Key, err)
 		}
+		newest, err := tx.Newest(ctx, e.Product, e.Entity, e.Key, e.Sequence)
+		if err != nil || !newest {
+			return err
+		}
 		return b.customer(ctx, tx, &c)
 	case e.Product == "orders" && e.Entity == "Order":
 		var o orderEvent
 		if err := json.Unmarshal([]byte(*e.After), &o); err != nil {
 			return fmt.Errorf("decode order %d: %w", e.Key, err)
 		}
-		if e.Op == products.OpCreate {
-			return b.placed(ctx, tx, &o)
+		newest, err := tx.Newest(ctx, e.Product, e.Entity, e.Key, e.Sequence)
+		if err != nil {
+			return err
 		}
-		if o.Status == "CANCELLED" {
-			return b.cancelled(ctx, tx, o.ID)
-		}
+		return b.order(ctx, tx, &o, newest)
 	}
 	return nil
 }
@@ -107,57 +112,56 @@ func (b *Batch) customer(ctx context.Context, tx *products.Tx, c *customerEvent)
 	return tx.Updated(CustomerValueEntity, v.ID, before, &v)
 }
 
-func (b *Batch) placed(ctx context.Context, tx *products.Tx, o *orderEvent) error {
+// order keeps sales' copy of an order in step with one of its change
+// events: the first event seen (whichever) records the order, the creation
+// event brings its lines, and the status counts only from the newest event
+// seen (newest false: a newer change of the order was applied before).
+func (b *Batch) order(ctx context.Context, tx *products.Tx, o *orderEvent, newest bool) error {
 	at := o.PlacedAt.UTC()
 	day := int64(at.Year()*10000 + int(at.Month())*100 + at.Day())
-	row := &order{ID: o.ID, CustomerID: o.CustomerID, Day: day, PlacedAt: at, Total: o.Total, Counted: o.Status != "CANCELLED"}
+	counted := o.Status != "CANCELLED"
+	row := &order{ID: o.ID, CustomerID: o.CustomerID, Day: day, PlacedAt: at, Total: o.Total, Counted: counted}
 	res, err := tx.NewInsert().Model(row).On("CONFLICT DO NOTHING").Exec(ctx)
 	if err != nil {
 		return fmt.Errorf("record order %d: %w", o.ID, err)
 	}
-	if n, _ := res.RowsAffected(); n == 0 {
-		return nil
-	}
-	for _, l := range o.Lines {
-		if _, err := tx.NewInsert().Model(&orderLine{OrderID: o.ID, ItemID: l.ItemID, Quantity: l.Quantity, Amount: l.Amount}).
-			On("CONFLICT DO NOTHING").Exec(ctx); err != nil {
-			return fmt.Errorf("record order line: %w", err)
+	inserted := false
+	if n, _ := res.RowsAffected(); n == 1 {
+		inserted = true
+	} else {
+		if err := tx.NewSelect().Model(row).WherePK().Scan(ctx); err != nil {
+			return fmt.Errorf("load order %d: %w", o.ID, err)
+		}
+		if newest && row.Counted != counted {
+			if _, err := tx.NewUpdate().Model(row).Set("counted = ?", counted).WherePK().Exec(ctx); err != nil {
+				return fmt.Errorf("count order %d: %w", o.ID, err)
+			}
+			row.Counted = counted
+			// Its day, customer and items change either way.
+			b.days[row.Day], b.customers[row.CustomerID] = true, true
+			var lines []orderLine
+			if err := tx.NewSelect().Model(&lines).Where("order_id = ?", o.ID).Scan(ctx); err != nil {
+				return fmt.Errorf("load order %d lines: %w", o.ID, err)
+			}
+			for _, l := range lines {
+				b.items[l.ItemID] = true
+			}
 		}
 	}
-	if row.Counted {
-		b.touch(row, o)
+	if inserted && row.Counted {
+		b.days[row.Day], b.customers[row.CustomerID] = true, true
 	}
-	return nil
-}
-
-func (b *Batch) cancelled(ctx context.Context, tx *products.Tx, id int64) error {
-	var row order
-	err := tx.NewSelect().Model(&row).Where("id = ?", id).Scan(ctx)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && !row.Counted) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("load order %d: %w", id, err)
-	}
-	if _, err := tx.NewUpdate().Model(&row).Set("counted = ?", false).WherePK().Exec(ctx); err != nil {
-		return fmt.Errorf("uncount order %d: %w", id, err)
-	}
-	var lines []orderLine
-	if err := tx.NewSelect().Model(&lines).Where("order_id = ?", id).Scan(ctx); err != nil {
-		return fmt.Errorf("load order %d lines: %w", id, err)
-	}
-	b.days[row.Day], b.customers[row.CustomerID] = true, true
-	for _, l := range lines {
-		b.items[l.ItemID] = true
-	}
-	return nil
-}
-
-func (b *Batch) touch(row *order, o *orderEvent) {
-	b.days[row.Day], b.customers[row.CustomerID] = true, true
 	for _, l := range o.Lines {
-		b.items[l.ItemID] = true
+		res, err := tx.NewInsert().Model(&orderLine{OrderID: o.ID, ItemID: l.ItemID, Quantity: l.Quantity, Amount: l.Amount}).
+			On("CONFLICT DO NOTHING").Exec(ctx)
+		if err != nil {
+			return fmt.Errorf("record order line: %w", err)
+		}
+		if n, _ := res.RowsAffected(); n == 1 && row.Counted {
+			b.items[l.ItemID] = true
+		}
 	}
+	return nil
 }
 
 // Flush recomputes what the batch touched: one grouped query per kind of

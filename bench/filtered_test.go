@@ -1,0 +1,253 @@
+package bench
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/uptrace/bun"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/products/demo"
+	"github.com/meshgate/meshgate/products/orders"
+	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/streaming"
+	"github.com/meshgate/meshgate/web"
+)
+
+const (
+	filteredRate     = 200 // orders placed per second
+	filteredDuration = 5 * time.Second
+	// filteredCustomers: subscriber i watches customer 1 + i mod 100, so
+	// each matches about 1% of the orders.
+	filteredCustomers = 100
+	filteredQuery     = `subscription { orderChanged(where: {customerId: {eq: %d}}, ops: [CREATE]) { sequence } }`
+	unfilteredQuery   = `subscription { orderChanged(ops: [CREATE]) { sequence } }`
+)
+
+// statementCounter counts the SQL statements of the stores it hooks.
+type statementCounter struct{ n atomic.Int64 }
+
+func (c *statementCounter) BeforeQuery(ctx context.Context, _ *bun.QueryEvent) context.Context {
+	return ctx
+}
+func (c *statementCounter) AfterQuery(context.Context, *bun.QueryEvent) { c.n.Add(1) }
+
+// BenchmarkFilteredFanout measures subscriptions with a where filter:
+// 1,000 websocket subscribers of orderChanged(where: {customerId: {eq: K}},
+// ops: [CREATE]), K = 1…100 (each matches about 1% of the orders), while
+// orders are placed at 200/s for 5 s (each writes its Order and an
+// OrderLine entry: most entries of the orders log match no subscriber).
+// The unfiltered case runs alongside for comparison: 10 subscribers of
+// orderChanged(ops: [CREATE]), the same 2,000 deliveries/s.
+//
+// Reported per case: statements/delivery, the SQL statements the
+// subscription path issued (counted with a bun query hook on the hub's own
+// store handles, from the first order to the last delivery) per delivered
+// event; commit_p50_ms and commit_p99_ms from an order's commit to a
+// subscriber reading it; deliveries/s; missing. The gateway is wired as
+// run() wires it (SQLite, embedded broker, relays, hub, web.NewServer)
+// without the reactions' consumers, so that the orders log holds only the
+// benchmark's orders (order i is sequence base+2i+1). The subscribers live
+// in a child process (TestFanoutClients), spread over 127.0.0.2–9.
+//
+//	go test -run XXX -bench FilteredFanout -benchtime 1x ./bench/
+func BenchmarkFilteredFanout(b *testing.B) {
+	var p99 [2]time.Duration
+	b.Run("filtered", func(b *testing.B) {
+		p99[0] = filteredFanout(b, 1000, filteredQuery, filteredCustomers)
+	})
+	b.Run("unfiltered", func(b *testing.B) {
+		p99[1] = filteredFanout(b, 10, unfilteredQuery, 1)
+	})
+	if p99[1] > 0 {
+		fmt.Printf("filtered vs unfiltered: commit->client p99 %.1f ms vs %.1f ms (ratio %.2f)\n", ms(p99[0]), ms(p99[1]), float64(p99[0])/float64(p99[1]))
+	}
+}
+
+// filteredGateway is the gateway's pieces, wired as run() wires them, with
+// the hub reading through store handles of its own that count statements.
+type filteredGateway struct {
+	url  string
+	mesh *products.Mesh
+	hub  *streaming.Hub
+	sql  *statementCounter
+}
+
+func startFilteredGateway(b *testing.B) *filteredGateway {
+	ctx := context.Background()
+	dir := b.TempDir()
+	dsn := func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") }
+	mesh, err := demo.Open(ctx, dsn)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { mesh.Close() })
+	// 100 customers, 25 items.
+	if _, err := mesh.Seed(ctx, 0.05, func(string, string, int, int) {}); err != nil {
+		b.Fatal(err)
+	}
+	counter := &statementCounter{}
+	hubMesh, err := demo.Open(ctx, dsn, counter)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { hubMesh.Close() })
+	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(broker.Close)
+	k := streaming.KafkaConfig{Brokers: broker.Addrs(), Partitions: partitions, ReplicationFactor: 1}
+	pub, err := streaming.NewPublisher(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pub.Close() })
+	hub := &streaming.Hub{Stores: hubMesh.Stores, Codec: codec, Kafka: k, Buffer: 1024}
+	res := &resolvers.Resolver{Data: mesh, Version: "bench", BatchWait: 2 * time.Millisecond, Hub: hub, LiveRate: 4, Codec: codec}
+	srv := httptest.NewServer(web.NewServer(web.Config{
+		Resolver: res, Ready: mesh.Ping,
+		MaxBodyBytes: 1 << 20, ComplexityLimit: 5000, QueryTimeout: 30 * time.Second,
+		PingInterval: 15 * time.Second, WSWriteBuffer: 64 << 10,
+	}))
+	gctx, cancel := context.WithCancel(ctx)
+	g, gctx := errgroup.WithContext(gctx)
+	g.Go(func() error { return hub.Run(gctx) })
+	for _, s := range mesh.Stores {
+		relay := &streaming.Relay{Store: s, Sender: pub, Codec: codec}
+		g.Go(func() error { return relay.Run(gctx) })
+	}
+	b.Cleanup(func() {
+		srv.CloseClientConnections()
+		srv.Close()
+		cancel()
+		if err := g.Wait(); err != nil {
+			b.Errorf("gateway: %v", err)
+		}
+	})
+	select {
+	case <-hub.Ready():
+	case <-time.After(30 * time.Second):
+		b.Fatal("the hub did not start consuming within 30 s")
+	}
+	// The seed's entries reach the hub before the measurement.
+	waitFor(b, 60*time.Second, "the seed to be published", func() bool {
+		for _, s := range mesh.Stores {
+			if p, _, err := s.Backlog(ctx); err != nil || p > 0 {
+				return false
+			}
+		}
+		return true
+	})
+	return &filteredGateway{url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/graphql", mesh: mesh, hub: hub, sql: counter}
+}
+
+// filteredFanout runs one case: n subscribers of query (%d replaced by
+// 1 + i mod keys) while orders are placed; it returns the p99 latency.
+func filteredFanout(b *testing.B, n int, query string, keys int) time.Duration {
+	ctx := context.Background()
+	g := startFilteredGateway(b)
+	clients := startClients(b, g.url, n, fanoutSources, childQueryEnv+"="+query, childKeysEnv+"="+fmt.Sprint(keys))
+	connected := clients.line(90*time.Second, "its subscriptions")
+	waitFor(b, 60*time.Second, fmt.Sprintf("%d subscriptions in the hub", n), func() bool {
+		return g.hub.Stats().Subscribers >= int64(n)
+	})
+
+	// The orders: 200/s for 5 s, one at a time, each commit time kept.
+	// Nothing else writes orders, so order i is sequence base+2i+1.
+	store := orders.New(g.mesh)
+	base, err := store.Latest(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m := int(filteredRate * filteredDuration.Seconds())
+	commits := make([]int64, m)
+	want := 0
+	for i := range m {
+		if keys == 1 {
+			want += n
+		} else {
+			// Subscribers of customer c: those i with i mod keys = c-1.
+			c := i % filteredCustomers
+			want += n / keys
+			if c < n%keys {
+				want++
+			}
+		}
+	}
+	b.ResetTimer()
+	sql0, stats0 := g.sql.n.Load(), g.hub.Stats()
+	tick := time.NewTicker(time.Second / filteredRate)
+	for i := range m {
+		<-tick.C
+		customer := int64(1 + i%filteredCustomers)
+		if _, err := store.Place(ctx, customer, []orders.LineInput{{ItemID: int64(1 + i%25), Quantity: 1}}, "EUR"); err != nil {
+			tick.Stop()
+			b.Fatal(err)
+		}
+		commits[i] = time.Now().UnixNano()
+	}
+	tick.Stop()
+	if last, err := store.Latest(ctx); err != nil || last != base+2*int64(m) {
+		b.Fatalf("orders log at %d (%v), want %d: another writer?", last, err, base+2*int64(m))
+	}
+	fmt.Fprintf(clients.stdin, "expect-total %d\n", want)
+	done, raw := clients.finish()
+	statements := g.sql.n.Load() - sql0
+	stats := g.hub.Stats()
+	b.StopTimer()
+
+	lat := make([]time.Duration, 0, len(raw)/16)
+	var lastRecv int64
+	stray := 0
+	for i := 0; i+16 <= len(raw); i += 16 {
+		seq := int64(binary.LittleEndian.Uint64(raw[i:]))
+		at := int64(binary.LittleEndian.Uint64(raw[i+8:]))
+		k := seq - base - 1
+		if k < 0 || k >= 2*int64(m) || k%2 != 0 {
+			stray++
+			continue
+		}
+		lat = append(lat, time.Duration(at-commits[k/2]))
+		lastRecv = max(lastRecv, at)
+	}
+	if stray > 0 {
+		b.Errorf("%d deliveries of sequences that are not the benchmark's orders", stray)
+	}
+	slices.Sort(lat)
+	at := func(p float64) time.Duration {
+		if len(lat) == 0 {
+			return 0
+		}
+		return lat[min(max(int(p/100*float64(len(lat))+0.5)-1, 0), len(lat)-1)]
+	}
+	missing := want - len(lat)
+	rate := 0.0
+	if lastRecv > commits[0] {
+		rate = float64(len(lat)) / (float64(lastRecv-commits[0]) / 1e9)
+	}
+	perDelivery := float64(statements) / float64(max(len(lat), 1))
+	b.ReportMetric(perDelivery, "statements/delivery")
+	b.ReportMetric(ms(at(50)), "commit_p50_ms")
+	b.ReportMetric(ms(at(99)), "commit_p99_ms")
+	b.ReportMetric(rate, "deliveries/s")
+	b.ReportMetric(float64(missing), "missing")
+	fmt.Printf("orderChanged fan-out, %d subscribers (%s) of %q, %d orders at %d/s: %d of %d deliveries (%s), %.0f deliveries/s; "+
+		"commit->client p50 %.1f ms p99 %.1f ms max %.1f ms; %d SQL statements on the subscription path (%.4f per delivery; hub log reads %d, subscriber log reads %d)\n",
+		n, connected, query, m, filteredRate, len(lat), want, done, rate,
+		ms(at(50)), ms(at(99)), ms(at(100)), statements, perDelivery,
+		stats.HubReads-stats0.HubReads, stats.SubscriberReads-stats0.SubscriberReads)
+	if missing > 0 {
+		b.Errorf("%d of %d deliveries missing", missing, want)
+	}
+	return at(99)
+}
