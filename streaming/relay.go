@@ -32,6 +32,9 @@ type Relay struct {
 	Poll time.Duration
 	// MaxBackoff bounds the wait between failed attempts (default 5s).
 	MaxBackoff time.Duration
+	// MaskPII masks the personal fields of the images it publishes (see
+	// products.Masked); the audit log keeps the stored values.
+	MaskPII bool
 
 	published atomic.Int64
 	failures  atomic.Int64
@@ -71,10 +74,16 @@ func (r *Relay) Run(ctx context.Context) error {
 	backoff := time.Duration(0)
 	d := r.Store.Product
 	for {
-		n, err := r.Store.Outbox(ctx, batch, func(ctx context.Context, entries []products.AuditEntry) error {
+		n, err := r.Store.Outbox(ctx, batch, func(ctx context.Context, entries []products.AuditEntry) (err error) {
 			msgs := make([]*sarama.ProducerMessage, len(entries))
 			for i := range entries {
-				m, err := r.Codec.Message(d, &entries[i])
+				e := &entries[i]
+				if r.MaskPII {
+					if e, err = maskEntry(d, e); err != nil {
+						return err
+					}
+				}
+				m, err := r.Codec.Message(d, e)
 				if err != nil {
 					return err
 				}
@@ -111,4 +120,22 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// maskEntry returns a copy of the audit entry with the personal fields of
+// its images masked (--kafka-mask-pii).
+func maskEntry(d *products.Descriptor, a *products.AuditEntry) (*products.AuditEntry, error) {
+	e := d.Entity(a.Entity)
+	if e == nil {
+		return a, nil // Codec.Message reports the unknown entity
+	}
+	m := *a
+	var err error
+	if m.Before, err = products.MaskImageJSON(e, a.Before); err != nil {
+		return nil, err
+	}
+	if m.After, err = products.MaskImageJSON(e, a.After); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }
