@@ -457,10 +457,10 @@ func TestPIIMaskedEverywhere(t *testing.T) {
 
 		t.Run("filtering, sorting, grouping refused", func(t *testing.T) {
 			for q, field := range map[string]string{
-				`{ customers(where: {email: {eq: "x@example.org"}}) { totalCount } }`:                    "where.email",
+				`{ customers(where: {email: {eq: "x@example.org"}}) { totalCount } }`:                                  "where.email",
 				`{ customers(where: {or: [{country: {eq: "SE"}}, {not: {name: {startsWith: "A"}}}]}) { totalCount } }`: "where.or[1].not.name",
-				`{ customers(orderBy: [{field: COUNTRY}, {field: EMAIL}]) { totalCount } }`:          "orderBy[1].field",
-				`{ customer(id: 1) { interactions(where: {note: {contains: "a"}}) { totalCount } } }`: "where.note",
+				`{ customers(orderBy: [{field: COUNTRY}, {field: EMAIL}]) { totalCount } }`:                            "orderBy[1].field",
+				`{ customer(id: 1) { interactions(where: {note: {contains: "a"}}) { totalCount } } }`:                  "where.note",
 			} {
 				r := g.as(t, masked, q, nil)
 				if len(r.Errors) != 1 || r.Errors[0].Extensions["code"] != "FORBIDDEN" || r.Errors[0].Extensions["field"] != field {
@@ -880,14 +880,14 @@ func TestRowPolicies(t *testing.T) {
 
 func TestPolicyConfigErrors(t *testing.T) {
 	for bad, msg := range map[string]string{
-		`{"role": "r", "entity": "Nope", "where": {}}`:                                "unknown entity",
+		`{"role": "r", "entity": "Nope", "where": {}}`:                                  "unknown entity",
 		`{"role": "r", "entity": "Customer", "where": {"shoeSize": {"eq": 1}}}`:         `cannot be filtered on "shoeSize"`,
 		`{"role": "r", "entity": "Customer", "where": {"country": {"like": "D%"}}}`:     `unknown operator "like"`,
 		`{"role": "r", "entity": "Customer", "where": {"country": {"eq": "$claims."}}}`: "not a claim reference",
 		`{"role": "r", "entity": "Customer", "where": {"id": {"eq": "DE"}}}`:            "must be an integer",
 		`{"role": "r", "entity": "Customer", "where": {"segment": {"eq": "VIP"}}}`:      "must be a value of CustomerSegment",
-		`{"role": "", "entity": "Customer", "where": {}}`:                              "needs a role",
-		`{"role": "r", "entity": "Customer", "wher": {}}`:                              "unknown field",
+		`{"role": "", "entity": "Customer", "where": {}}`:                               "needs a role",
+		`{"role": "r", "entity": "Customer", "wher": {}}`:                               "unknown field",
 	} {
 		err := run(t.Context(), []string{"--policies", bad, "--data-dir", t.TempDir()}, func(string) string { return "" }, io.Discard, io.Discard)
 		var ue usageError
