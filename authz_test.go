@@ -183,32 +183,6 @@ func (w *wsClient) refused(id, query string, vars map[string]any) {
 	}
 }
 
-// events returns the next events of subscription id for the field within
-// wait after the first (which must come within 20 s).
-func (w *wsClient) eventsOf(id, field string, wait time.Duration) []map[string]any {
-	w.t.Helper()
-	var out []map[string]any
-	timeout := 20 * time.Second
-	for {
-		m, ok := w.next(timeout)
-		if !ok {
-			return out
-		}
-		if m.ID != id {
-			continue
-		}
-		if m.Type != "next" {
-			w.t.Fatalf("subscription %s: %s %s", id, m.Type, m.Payload)
-		}
-		var e event
-		if err := json.Unmarshal(m.Payload, &e); err != nil || len(e.Errors) > 0 {
-			w.t.Fatalf("subscription %s: %v %+v", id, err, e.Errors)
-		}
-		out = append(out, e.Data[field])
-		timeout = wait
-	}
-}
-
 // firstOf is firstEvent for subscription id on a socket carrying several.
 func (w *wsClient) firstOf(id, field string, mutate func(i int)) map[string]any {
 	w.t.Helper()

@@ -191,7 +191,7 @@ func substitute(e *Entity, w map[string]any, path string, claim claimFunc) (map[
 
 // policyValue substitutes and converts the value of one operator.
 func policyValue(f *Field, op string, v any, path string, claim claimFunc) (any, error) {
-	resolve := func(v any) (any, error) {
+	resolve := func(v any, op string) (any, error) {
 		s, ok := v.(string)
 		ref, isRef := strings.CutPrefix(s, ClaimPrefix)
 		if !ok || !isRef {
@@ -206,7 +206,7 @@ func policyValue(f *Field, op string, v any, path string, claim claimFunc) (any,
 		}
 		return c, nil
 	}
-	v, err := resolve(v)
+	v, err := resolve(v, op)
 	if err != nil {
 		return nil, err
 	}
@@ -226,15 +226,23 @@ func policyValue(f *Field, op string, v any, path string, claim claimFunc) (any,
 		}
 		out := make([]any, 0, len(list))
 		for i, item := range list {
-			item, err := resolve(item)
+			// A claim among the items stands for one value, or for all
+			// the values of a list claim.
+			item, err := resolve(item, "eq")
 			if err != nil {
 				return nil, err
 			}
-			c, err := jsonScalar(f, item, fmt.Sprintf("%s[%d]", path, i))
-			if err != nil {
-				return nil, err
+			items, isList := item.([]any)
+			if !isList {
+				items = []any{item}
 			}
-			out = append(out, c)
+			for _, it := range items {
+				c, err := jsonScalar(f, it, fmt.Sprintf("%s[%d]", path, i))
+				if err != nil {
+					return nil, err
+				}
+				out = append(out, c)
+			}
 		}
 		return out, nil
 	case "isNull":
