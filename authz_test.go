@@ -920,3 +920,35 @@ func TestReactionActor(t *testing.T) {
 		t.Fatalf("orders' reaction %v", nodes[1])
 	}
 }
+
+// TestSubscriptionEventsLoadFresh: the batch loaders of a subscription
+// are fresh for every event, so an event never shows a joined row as it was
+// cached for an earlier one.
+func TestSubscriptionEventsLoadFresh(t *testing.T) {
+	g := startGateway(t)
+	cid := dig(g.gql(t, `{ interaction(id: 1) { customerId } }`, nil).must(t), "interaction", "customerId")
+	rename := func(name string) {
+		g.gql(t, `mutation($id: ID!, $n: String!) { updateCustomer(id: $id, input: {name: $n}) { id } }`, map[string]any{"id": cid, "n": name}).must(t)
+	}
+	touch := func(i int) {
+		g.gql(t, `mutation($s: Float!) { updateInteraction(id: 1, input: {sentiment: $s}) { id } }`, map[string]any{"s": float64(i%10) / 10}).must(t)
+	}
+	rename("Before Name")
+	ws := dialWS(t, g, "graphql-transport-ws", true, 0)
+	ws.subscribe("1", `subscription { interactionChanged(where: {id: {eq: 1}}) { after { customer { name } } } }`, nil)
+	if n := dig(ws.firstEvent("interactionChanged", touch), "after", "customer", "name"); n != "Before Name" {
+		t.Fatalf("first event: customer %v", n)
+	}
+	rename("After Name")
+	touch(1)
+	for {
+		ev, errs := ws.event("interactionChanged", 10*time.Second)
+		if len(errs) > 0 {
+			t.Fatal(errs)
+		}
+		// Events of the first round may still be queued.
+		if n := dig(ev, "after", "customer", "name"); n == "After Name" {
+			return
+		}
+	}
+}
