@@ -25,6 +25,8 @@ import (
 	"github.com/IBM/sarama"
 	"github.com/gorilla/websocket"
 
+	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/web/auth"
 )
 
@@ -950,5 +952,43 @@ func TestSubscriptionEventsLoadFresh(t *testing.T) {
 		if n := dig(ev, "after", "customer", "name"); n == "After Name" {
 			return
 		}
+	}
+}
+
+// TestPoliciesFromConfigFile: policies as the README writes them in the
+// config file, and as MESHGATE_POLICIES, reach the policy set.
+func TestPoliciesFromConfigFile(t *testing.T) {
+	file := t.TempDir() + "/meshgate.yaml"
+	if err := writeFile(file, `policies:
+  - {role: "sales-de", entity: "Customer", where: {country: {eq: "$claims.country"}}}
+  - role: "support"
+    entity: "Interaction"
+    where: {or: [{channel: {in: ["EMAIL", "PHONE"]}}, {customerId: {in: "$claims.accounts"}}]}
+`); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"MESHGATE_POLICIES": `[{"role": "ops", "entity": "Order", "where": {"total": {"lt": "100.00"}}}]`}
+	c, err := parseConfig([]string{"--config", file}, func(k string) string { return env[k] }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The environment wins over the file, as for every setting.
+	if rules := *c.Policies.rules; len(rules) != 1 || rules[0].Role != "ops" {
+		t.Fatalf("policies %+v", rules)
+	}
+	c, err = parseConfig([]string{"--config", file}, func(string) string { return "" }, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rules := *c.Policies.rules
+	if len(rules) != 2 || rules[0].Role != "sales-de" || rules[1].Entity != "Interaction" {
+		t.Fatalf("policies %+v", rules)
+	}
+	var ds []*products.Descriptor
+	for _, p := range demo.Products {
+		ds = append(ds, &p.Descriptor)
+	}
+	if _, err := products.NewPolicies(ds, rules); err != nil {
+		t.Fatal(err)
 	}
 }
