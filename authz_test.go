@@ -621,6 +621,34 @@ func TestReadAudit(t *testing.T) {
 		if recs := piiReadsOf(t, g, auditor, "customers", r.RequestID); len(recs) != 1 || !strings.Contains(fmt.Sprint(dig(recs, 0, "reads")), "email") {
 			t.Fatalf("audit log records %v", recs)
 		}
+
+		// A subscription's events: recorded (gathered, written within a
+		// second) for the reader of unmasked data only.
+		admin := jwtFor("admin", []string{"admin"}, nil)
+		for _, c := range []struct {
+			token, op string
+			want      bool
+		}{{masked, "WatchMasked", false}, {clear, "WatchClear", true}} {
+			w := dialAs(t, g, c.token)
+			w.subscribe("w", `subscription `+c.op+` { customerChanged(where: {id: {eq: 4}}) { after { email } } }`, nil)
+			w.firstOf("w", "customerChanged", func(i int) {
+				g.as(t, admin, `mutation($n: String!) { updateCustomer(id: 4, input: {name: $n}) { id } }`, map[string]any{"n": fmt.Sprint("Wat ", i)}).ok(t)
+			})
+			const q = `{ piiReads(product: "customers", last: 50) { nodes { operation reads { keys } } } }`
+			found := func() bool {
+				for _, n := range dig(g.as(t, auditor, q, nil).ok(t), "piiReads", "nodes").([]any) {
+					if dig(n, "operation") == c.op && fmt.Sprint(dig(n, "reads", 0, "keys")) == "[4]" {
+						return true
+					}
+				}
+				return false
+			}
+			if c.want {
+				eventually(t, 10*time.Second, "the subscription's read record", found)
+			} else if found() {
+				t.Errorf("%s: a masked subscription was recorded", c.op)
+			}
+		}
 	})
 }
 

@@ -52,9 +52,14 @@ type access struct {
 type accessKey struct{}
 
 // WithAccess computes the caller's access once per operation from the
-// identity in the context. Install it with the server's AroundOperations.
+// identity in the context (and prepares a subscription's read audit).
+// Install it with the server's AroundOperations.
 func (r *Resolver) WithAccess(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
-	return next(context.WithValue(ctx, accessKey{}, r.newAccess(products.IdentityFrom(ctx))))
+	ctx = context.WithValue(ctx, accessKey{}, r.newAccess(products.IdentityFrom(ctx)))
+	if op := graphql.GetOperationContext(ctx).Operation; r.ReadAudit && op != nil && op.Operation == ast.Subscription {
+		ctx = r.watchSubscription(ctx)
+	}
+	return next(ctx)
 }
 
 func (r *Resolver) newAccess(id *products.Identity) *access {

@@ -99,14 +99,18 @@ func (l *readLog) reads() map[string][]products.EntityRead {
 // read log that is written once the response is computed. Install it with
 // the server's AroundResponses.
 //
-// If the read log cannot be written, the response is withheld (an internal
-// error instead): personal data is not returned without its record.
+// If the read log of a query or mutation cannot be written, the response is
+// withheld (an internal error instead): personal data is not returned
+// without its record. A subscription's reads are gathered over its events
+// and written at most every ReadFlush and when it ends (see pendingReads):
+// a write per event would cost every subscriber a transaction per change.
 func (r *Resolver) PerResponse(ctx context.Context, next graphql.ResponseHandler) *graphql.Response {
 	var oc *graphql.OperationContext
 	if graphql.HasOperationContext(ctx) {
 		oc = graphql.GetOperationContext(ctx)
 	}
-	if oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription {
+	subscription := oc != nil && oc.Operation != nil && oc.Operation.Operation == ast.Subscription
+	if subscription {
 		ctx = r.freshLoaders(ctx)
 	}
 	if !r.ReadAudit {
@@ -115,6 +119,14 @@ func (r *Resolver) PerResponse(ctx context.Context, next graphql.ResponseHandler
 	log := &readLog{}
 	resp := next(context.WithValue(ctx, readLogKey{}, log))
 	if resp == nil || log.m == nil {
+		return resp
+	}
+	if p, ok := ctx.Value(pendingKey{}).(*pendingReads); ok && subscription {
+		if wait := p.add(log, r.readFlush()); wait <= 0 {
+			r.flushPending(ctx, oc, p)
+		} else {
+			p.armOnce(wait, func() { r.flushPending(context.WithoutCancel(ctx), oc, p) })
+		}
 		return resp
 	}
 	if err := r.recordReads(ctx, oc, log); err != nil {
@@ -126,6 +138,86 @@ func (r *Resolver) PerResponse(ctx context.Context, next graphql.ResponseHandler
 		}}}
 	}
 	return resp
+}
+
+// pendingReads gathers the reads of a subscription's events until they are
+// written: at once when the last write is at least ReadFlush ago, else
+// when that much time has passed (a timer), and when the subscription
+// ends.
+type pendingReads struct {
+	mu      sync.Mutex
+	log     *readLog
+	written time.Time
+	timer   *time.Timer
+}
+
+type pendingKey struct{}
+
+// add gathers an event's reads and returns how long until they are due.
+func (p *pendingReads) add(l *readLog, every time.Duration) time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.log == nil {
+		p.log = &readLog{}
+	}
+	for product, byEntity := range l.m {
+		for entity, er := range byEntity {
+			fields := make([]string, 0, len(er.fields))
+			for f := range er.fields {
+				fields = append(fields, f)
+			}
+			for key := range er.keys {
+				p.log.addFields(product, entity, fields, key)
+			}
+		}
+	}
+	return every - time.Since(p.written)
+}
+
+// armOnce makes flush run after wait unless a run is pending already.
+func (p *pendingReads) armOnce(wait time.Duration, flush func()) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.timer == nil {
+		p.timer = time.AfterFunc(wait, flush)
+	}
+}
+
+// watchSubscription makes a subscription gather its reads (PerResponse) and
+// write what is left when it ends. Called when the operation starts.
+func (r *Resolver) watchSubscription(ctx context.Context) context.Context {
+	p := &pendingReads{}
+	ctx = context.WithValue(ctx, pendingKey{}, p)
+	oc := graphql.GetOperationContext(ctx)
+	context.AfterFunc(ctx, func() { r.flushPending(context.WithoutCancel(ctx), oc, p) })
+	return ctx
+}
+
+// flushPending writes a subscription's gathered reads. A failure is logged
+// (the events are sent already) and the reads stay gathered for the next
+// attempt.
+func (r *Resolver) flushPending(ctx context.Context, oc *graphql.OperationContext, p *pendingReads) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.timer != nil {
+		p.timer.Stop()
+		p.timer = nil
+	}
+	if p.log == nil || p.log.m == nil {
+		return
+	}
+	if err := r.recordReads(ctx, oc, p.log); err != nil {
+		r.logger().ErrorContext(ctx, "read audit of a subscription failed", slog.String("request_id", products.RequestIDFrom(ctx)), slog.String("error", err.Error()))
+		return
+	}
+	p.log, p.written = nil, time.Now()
+}
+
+func (r *Resolver) readFlush() time.Duration {
+	if r.ReadFlush > 0 {
+		return r.ReadFlush
+	}
+	return time.Second
 }
 
 // recordReads writes one read record per product read.

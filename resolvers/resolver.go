@@ -39,6 +39,9 @@ type Resolver struct {
 	ReadAudit bool
 	// MaxGroups bounds the groups an aggregate returns (0: none).
 	MaxGroups int
+	// ReadFlush is how often a subscription's reads of personal data are
+	// written (default 1s; also when it ends).
+	ReadFlush time.Duration
 	// ReadPoll is how often a piiReads subscription looks for records
 	// written by other instances (default 500ms).
 	ReadPoll time.Duration
