@@ -100,7 +100,9 @@ func changed[T any](ctx context.Context, r *Resolver, where map[string]any, ops 
 		return nil, err
 	}
 	pol := a.policy(e)
-	restrictStream(f, func(*products.AuditEntry) *products.Condition { return pol })
+	if pol != nil {
+		restrictStream(f, func(*products.AuditEntry) *products.Condition { return pol })
+	}
 	return subscribe(ctx, r, f, since, func(ev streaming.Event) (*products.Change[T], error) {
 		before, after, err := rows[T](ev.Entry)
 		if err != nil {
