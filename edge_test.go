@@ -38,7 +38,7 @@ const (
 func hsToken(sub string, exp time.Time) string {
 	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
 	in := enc(map[string]any{"alg": "HS256", "typ": "JWT"}) + "." +
-		enc(map[string]any{"sub": sub, "iss": edgeIssuer, "aud": edgeAudience, "exp": exp.Unix(), "iat": time.Now().Unix()})
+		enc(map[string]any{"sub": sub, "iss": edgeIssuer, "aud": edgeAudience, "exp": exp.Unix(), "iat": time.Now().Unix(), "roles": []string{"customers:write"}})
 	mac := hmac.New(sha256.New, []byte(edgeSecret))
 	mac.Write([]byte(in))
 	return in + "." + base64.RawURLEncoding.EncodeToString(mac.Sum(nil))

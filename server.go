@@ -99,6 +99,12 @@ type config struct {
 	WSMessageRate    float64
 	WSInitTimeout    time.Duration
 
+	// Authorization.
+	Policies     policiesFlag
+	MaxGroups    int
+	PIIReadAudit bool
+	KafkaMaskPII bool
+
 	// given tells which settings were given (flag, environment or file)
 	// rather than left at their defaults.
 	given map[string]bool
@@ -158,6 +164,40 @@ func (s storeFlag) Set(v string) error {
 	return nil
 }
 
+// policiesFlag collects row policies: each setting is one policy as a JSON
+// object {role, entity, where} or a JSON array of them (what the YAML
+// file's list items become).
+type policiesFlag struct{ rules *[]products.PolicyRule }
+
+func (f policiesFlag) String() string {
+	if f.rules == nil || len(*f.rules) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(*f.rules)
+	return string(b)
+}
+
+func (f policiesFlag) Set(v string) error {
+	dec := json.NewDecoder(strings.NewReader(v))
+	dec.UseNumber()
+	dec.DisallowUnknownFields()
+	v = strings.TrimSpace(v)
+	if strings.HasPrefix(v, "[") {
+		var rules []products.PolicyRule
+		if err := dec.Decode(&rules); err != nil {
+			return fmt.Errorf("want a JSON list of {role, entity, where}: %w", err)
+		}
+		*f.rules = append(*f.rules, rules...)
+		return nil
+	}
+	var r products.PolicyRule
+	if err := dec.Decode(&r); err != nil {
+		return fmt.Errorf(`want a JSON object {"role": …, "entity": …, "where": {…}}: %w`, err)
+	}
+	*f.rules = append(*f.rules, r)
+	return nil
+}
+
 // apiKeysFlag collects repeated --api-key settings (see auth.ParseAPIKeys).
 type apiKeysFlag struct{ keys *[]auth.APIKey }
 
@@ -192,7 +232,7 @@ func productNames() string {
 // parseConfig reads, in rising precedence: defaults, the config file
 // (--config or MESHGATE_CONFIG), MESHGATE_* environment variables, flags.
 func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{Stores: storeFlag{}, APIKeys: apiKeysFlag{keys: new([]auth.APIKey)}}
+	c := &config{Stores: storeFlag{}, APIKeys: apiKeysFlag{keys: new([]auth.APIKey)}, Policies: policiesFlag{rules: new([]products.PolicyRule)}}
 	fs := flag.NewFlagSet("meshgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	configFile := fs.String("config", "", "YAML file with settings named like the flags (env MESHGATE_CONFIG)")
@@ -219,6 +259,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.DurationVar(&c.JWTLeeway, "jwt-leeway", 30*time.Second, "clock skew allowed on exp, nbf and iat")
 	fs.DurationVar(&c.JWKSMaxAge, "jwt-jwks-max-age", time.Hour, "the JWKS is read again when older than this")
 	fs.DurationVar(&c.JWKSMinRefresh, "jwt-jwks-min-refresh", 30*time.Second, "the JWKS is read at most this often, even for tokens with unknown key ids")
+	fs.Var(c.Policies, "policies", `row policies, each {"role": r, "entity": E, "where": {…}} (JSON object or list; where written like the GraphQL where input, "$claims.<path>" for a claim of the caller's token); repeatable`)
+	fs.BoolVar(&c.PIIReadAudit, "pii-read-audit", true, "record every response that returns personal data unmasked (who, which fields of which rows, which operation): the piiReads query and subscription")
+	fs.BoolVar(&c.KafkaMaskPII, "kafka-mask-pii", false, "mask personal data (\"***\") in the change events published to Kafka (the stores keep the values)")
 	fs.StringVar(&c.CORSOrigins, "cors-origins", "", "origins (scheme://host:port, comma-separated, * for any) that browsers may call the API from; none by default")
 
 	d := web.DefaultLimits()
@@ -235,6 +278,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.IntVar(&c.Limits.ListSize, "cost-list-size", d.ListSize, "items a list without first/last counts for in the cost")
 	fs.IntVar(&c.Limits.WhereDepth, "max-where-depth", d.WhereDepth, "deepest nesting of a where/having argument")
 	fs.IntVar(&c.Limits.WhereNodes, "max-where-nodes", d.WhereNodes, "most values in a where/having argument")
+	fs.IntVar(&c.MaxGroups, "max-groups", 10_000, "most groups an aggregate returns (LIMIT_EXCEEDED beyond; 0 = none)")
 	fs.DurationVar(&c.BodyReadTimeout, "body-read-timeout", 10*time.Second, "time allowed to receive a request body (408 beyond)")
 	fs.DurationVar(&c.ReadHeaderTime, "read-header-timeout", 10*time.Second, "time allowed to receive a request's headers")
 	fs.DurationVar(&c.ReadTimeout, "read-timeout", time.Minute, "time allowed to receive a request on routes other than /graphql")
@@ -344,6 +388,9 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if c.PGMaxConns < 2 {
 		return nil, usageError{fmt.Errorf("--pg-max-conns must be at least 2, got %d", c.PGMaxConns)}
 	}
+	if c.MaxGroups < 0 {
+		return nil, usageError{fmt.Errorf("--max-groups must not be negative, got %d", c.MaxGroups)}
+	}
 	if c.TopicPartitions < 1 || c.TopicReplication < 1 {
 		return nil, usageError{fmt.Errorf("--topic-partitions and --topic-replication must be at least 1")}
 	}
@@ -435,6 +482,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			"as flags, MESHGATE_* variables or keys of the --config file (see README, \"Authentication\");\n"+
 			"or listen on loopback only (--addr 127.0.0.1:8080) for dev mode", cfg.Addr)}
 	}
+	descriptors := make([]*products.Descriptor, len(demo.Products))
+	for i, p := range demo.Products {
+		descriptors[i] = &p.Descriptor
+	}
+	policies, err := products.NewPolicies(descriptors, *cfg.Policies.rules)
+	if err != nil {
+		return usageError{fmt.Errorf("--policies: %w", err)}
+	}
 	var level slog.Level
 	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
 		return usageError{fmt.Errorf("--log-level: %w", err)}
@@ -520,7 +575,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
 	consumers := streaming.Consumers(mesh, codec, kafka, log)
 	if replay != "" {
-		return runReplay(ctx, replay, mesh, consumers, publisher, codec, cfg.KafkaBrokers == "", log, stdout)
+		return runReplay(ctx, replay, mesh, consumers, publisher, codec, cfg.KafkaBrokers == "", cfg.KafkaMaskPII, log, stdout)
 	}
 
 	ln, err := net.Listen("tcp", cfg.Addr)
@@ -530,9 +585,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer}
 	var relays []*streaming.Relay
 	for _, s := range mesh.Stores {
-		relays = append(relays, &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log})
+		relays = append(relays, &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log, MaskPII: cfg.KafkaMaskPII})
 	}
-	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec}
+	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec,
+		Policies: policies, ReadAudit: cfg.PIIReadAudit, MaxGroups: cfg.MaxGroups, Log: log}
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
 			Resolver: res, Logger: log, Ready: mesh.Ping, Auth: authn, Limits: cfg.Limits,
@@ -702,7 +758,7 @@ func replayable() []string {
 // with a Kafka cluster the relays run so that the topics hold every change,
 // and the replay fails, saying why, if the topics lost their beginning.
 func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers []*streaming.Consumer,
-	publisher *streaming.Publisher, codec streaming.Codec, embedded bool, log *slog.Logger, stdout io.Writer) error {
+	publisher *streaming.Publisher, codec streaming.Codec, embedded, maskPII bool, log *slog.Logger, stdout io.Writer) error {
 	var consumer *streaming.Consumer
 	for _, c := range consumers {
 		if c.Store.Product.Name == name {
@@ -719,7 +775,7 @@ func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers 
 		opts.Publish = publisher
 	} else {
 		for _, s := range mesh.Stores {
-			relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log}
+			relay := &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log, MaskPII: maskPII}
 			g.Go(func() error { return relay.Run(gctx) })
 		}
 	}

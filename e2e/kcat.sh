@@ -107,8 +107,11 @@ read_topic() {
 }
 
 # count TOPIC REQUEST_ID_PREFIX: records of TOPIC whose requestId starts so.
+# The events of this run's own requests: reactions to them (inventory
+# reserving stock, then orders marking the order RESERVED) carry the same
+# request id, with the actor reaction:<product>, and are not counted.
 count() {
-  json "d.filter((r) => { try { return JSON.parse(r.payload).requestId.startsWith('$2'); } catch (e) { return false; } }).length" "$TMP/$1.json"
+  json "d.filter((r) => { try { const e = JSON.parse(r.payload); return e.requestId.startsWith('$2') && !e.actor.startsWith('reaction:'); } catch (e) { return false; } }).length" "$TMP/$1.json"
 }
 
 want_customers=2 want_orders=1 want_lines=2
@@ -157,7 +160,7 @@ const keys = JSON.parse(keysJSON); // ids whose events to check ([] = all of thi
 const spec = JSON.parse(specJSON); // [[requestId suffix, op], …] in expected order
 const mine = records
   .map((r) => ({ ...r, env: JSON.parse(r.payload), keyObj: JSON.parse(r.key) }))
-  .filter((r) => r.env.requestId.startsWith(tag + '-'))
+  .filter((r) => r.env.requestId.startsWith(tag + '-') && !r.env.actor.startsWith('reaction:'))
   .filter((r) => keys.length === 0 || keys.includes(String(r.keyObj.id)))
   .sort((a, b) => a.env.source.sequence - b.env.source.sequence);
 const out = [];
@@ -207,7 +210,8 @@ if [ -n "$ORDER" ]; then
   # The order and its lines are one transaction: consecutive positions.
   seqs=$(node -e '
     const fs = require("fs");
-    const read = (f) => JSON.parse(fs.readFileSync(f, "utf8")).map((r) => JSON.parse(r.payload)).filter((e) => e.requestId === process.argv[3]);
+    const read = (f) => JSON.parse(fs.readFileSync(f, "utf8")).map((r) => JSON.parse(r.payload))
+      .filter((e) => e.requestId === process.argv[3] && !e.actor.startsWith("reaction:"));
     const s = [...read(process.argv[1]), ...read(process.argv[2])].map((e) => e.source.sequence).sort((a, b) => a - b);
     console.log(s.join(" "));
   ' "$TMP/$T_ORDERS.json" "$TMP/$T_LINES.json" "$TAG-3")

@@ -41,6 +41,7 @@ type ResolverRoot interface {
 	AuditEntry() AuditEntryResolver
 	CatalogEntity() CatalogEntityResolver
 	CatalogProduct() CatalogProductResolver
+	Change() ChangeResolver
 	Customer() CustomerResolver
 	CustomerValue() CustomerValueResolver
 	DailyRevenue() DailyRevenueResolver
@@ -51,6 +52,7 @@ type ResolverRoot interface {
 	Mutation() MutationResolver
 	Order() OrderResolver
 	OrderLine() OrderLineResolver
+	PiiRead() PiiReadResolver
 	Query() QueryResolver
 	Reservation() ReservationResolver
 	ReservationLine() ReservationLineResolver
@@ -309,6 +311,12 @@ type ComplexityRoot struct {
 		FindManyOrderLineByIDs     func(childComplexity int, reps []*model.OrderLineByIDsInput) int
 		FindManyReservationByIDs   func(childComplexity int, reps []*model.ReservationByIDsInput) int
 		FindManyShipmentByIDs      func(childComplexity int, reps []*model.ShipmentByIDsInput) int
+	}
+
+	EntityRead struct {
+		Entity func(childComplexity int) int
+		Fields func(childComplexity int) int
+		Keys   func(childComplexity int) int
 	}
 
 	FieldReference struct {
@@ -621,6 +629,30 @@ type ComplexityRoot struct {
 		StartCursor     func(childComplexity int) int
 	}
 
+	PiiRead struct {
+		At        func(childComplexity int) int
+		Cursor    func(childComplexity int) int
+		KeyName   func(childComplexity int) int
+		Operation func(childComplexity int) int
+		Product   func(childComplexity int) int
+		Reads     func(childComplexity int) int
+		RequestID func(childComplexity int) int
+		Sequence  func(childComplexity int) int
+		Subject   func(childComplexity int) int
+	}
+
+	PiiReadConnection struct {
+		Edges      func(childComplexity int) int
+		Nodes      func(childComplexity int) int
+		PageInfo   func(childComplexity int) int
+		TotalCount func(childComplexity int) int
+	}
+
+	PiiReadEdge struct {
+		Cursor func(childComplexity int) int
+		Node   func(childComplexity int) int
+	}
+
 	Query struct {
 		AuditLog                func(childComplexity int, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) int
 		Catalog                 func(childComplexity int, product *string, domain *string, classification *model.Classification, pii *bool) int
@@ -648,6 +680,7 @@ type ComplexityRoot struct {
 		OrderLinesAggregate     func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		Orders                  func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		OrdersAggregate         func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
+		PiiReads                func(childComplexity int, product string, subject *string, requestID *string, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) int
 		Reservation             func(childComplexity int, id int64) int
 		Reservations            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		ReservationsAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
@@ -781,6 +814,7 @@ type ComplexityRoot struct {
 		ItemSalesChanged     func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		OrderChanged         func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		OrderLineChanged     func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
+		PiiReads             func(childComplexity int, product *string, since *string) int
 		ReservationChanged   func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
 		SalesStats           func(childComplexity int) int
 		ShipmentChanged      func(childComplexity int, where map[string]any, ops []products.Op, since *string) int
@@ -807,6 +841,11 @@ type CatalogEntityResolver interface {
 type CatalogProductResolver interface {
 	Freshness(ctx context.Context, obj *model.CatalogProduct) (*model.Freshness, error)
 	Sdl(ctx context.Context, obj *model.CatalogProduct) (string, error)
+}
+type ChangeResolver interface {
+	Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error)
+	After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error)
+	Cursor(ctx context.Context, obj *products.AuditEntry) (string, error)
 }
 type CustomerResolver interface {
 	History(ctx context.Context, obj *customers.Customer, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
@@ -870,9 +909,17 @@ type OrderLineResolver interface {
 	Order(ctx context.Context, obj *orders.Line) (*orders.Order, error)
 	Item(ctx context.Context, obj *orders.Line) (*inventory.Item, error)
 }
+type PiiReadResolver interface {
+	KeyName(ctx context.Context, obj *products.PIIRead) (*string, error)
+	Operation(ctx context.Context, obj *products.PIIRead) (*string, error)
+
+	Reads(ctx context.Context, obj *products.PIIRead) ([]*products.EntityRead, error)
+	Cursor(ctx context.Context, obj *products.PIIRead) (string, error)
+}
 type QueryResolver interface {
 	Mesh(ctx context.Context) (*model.MeshInfo, error)
 	AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
+	PiiReads(ctx context.Context, product string, subject *string, requestID *string, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.PIIRead], error)
 	Catalog(ctx context.Context, product *string, domain *string, classification *model.Classification, pii *bool) ([]*model.CatalogProduct, error)
 	Customer(ctx context.Context, id int64) (*customers.Customer, error)
 	Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[customers.Customer], error)
@@ -916,8 +963,9 @@ type ShipmentResolver interface {
 	Order(ctx context.Context, obj *shipments.Shipment) (*orders.Order, error)
 }
 type SubscriptionResolver interface {
-	Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error)
+	Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *products.AuditEntry, error)
 	AuditEntries(ctx context.Context, product *string, entity *string, actor *string, since *string) (<-chan *products.AuditEntry, error)
+	PiiReads(ctx context.Context, product *string, since *string) (<-chan *products.PIIRead, error)
 	CustomerChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[customers.Customer], error)
 	InteractionChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[engagement.Interaction], error)
 	ItemChanged(ctx context.Context, where map[string]any, ops []products.Op, since *string) (<-chan *products.Change[inventory.Item], error)
@@ -2025,6 +2073,25 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Entity.FindManyShipmentByIDs(childComplexity, args["reps"].([]*model.ShipmentByIDsInput)), true
+
+	case "EntityRead.entity":
+		if e.ComplexityRoot.EntityRead.Entity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EntityRead.Entity(childComplexity), true
+	case "EntityRead.fields":
+		if e.ComplexityRoot.EntityRead.Fields == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EntityRead.Fields(childComplexity), true
+	case "EntityRead.keys":
+		if e.ComplexityRoot.EntityRead.Keys == nil {
+			break
+		}
+
+		return e.ComplexityRoot.EntityRead.Keys(childComplexity), true
 
 	case "FieldReference.entity":
 		if e.ComplexityRoot.FieldReference.Entity == nil {
@@ -3296,6 +3363,99 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.PageInfo.StartCursor(childComplexity), true
 
+	case "PiiRead.at":
+		if e.ComplexityRoot.PiiRead.At == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.At(childComplexity), true
+	case "PiiRead.cursor":
+		if e.ComplexityRoot.PiiRead.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Cursor(childComplexity), true
+	case "PiiRead.keyName":
+		if e.ComplexityRoot.PiiRead.KeyName == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.KeyName(childComplexity), true
+	case "PiiRead.operation":
+		if e.ComplexityRoot.PiiRead.Operation == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Operation(childComplexity), true
+	case "PiiRead.product":
+		if e.ComplexityRoot.PiiRead.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Product(childComplexity), true
+	case "PiiRead.reads":
+		if e.ComplexityRoot.PiiRead.Reads == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Reads(childComplexity), true
+	case "PiiRead.requestId":
+		if e.ComplexityRoot.PiiRead.RequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.RequestID(childComplexity), true
+	case "PiiRead.sequence":
+		if e.ComplexityRoot.PiiRead.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Sequence(childComplexity), true
+	case "PiiRead.subject":
+		if e.ComplexityRoot.PiiRead.Subject == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiRead.Subject(childComplexity), true
+
+	case "PiiReadConnection.edges":
+		if e.ComplexityRoot.PiiReadConnection.Edges == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadConnection.Edges(childComplexity), true
+	case "PiiReadConnection.nodes":
+		if e.ComplexityRoot.PiiReadConnection.Nodes == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadConnection.Nodes(childComplexity), true
+	case "PiiReadConnection.pageInfo":
+		if e.ComplexityRoot.PiiReadConnection.PageInfo == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadConnection.PageInfo(childComplexity), true
+	case "PiiReadConnection.totalCount":
+		if e.ComplexityRoot.PiiReadConnection.TotalCount == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadConnection.TotalCount(childComplexity), true
+
+	case "PiiReadEdge.cursor":
+		if e.ComplexityRoot.PiiReadEdge.Cursor == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadEdge.Cursor(childComplexity), true
+	case "PiiReadEdge.node":
+		if e.ComplexityRoot.PiiReadEdge.Node == nil {
+			break
+		}
+
+		return e.ComplexityRoot.PiiReadEdge.Node(childComplexity), true
+
 	case "Query.auditLog":
 		if e.ComplexityRoot.Query.AuditLog == nil {
 			break
@@ -3573,6 +3733,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.OrdersAggregate(childComplexity, args["where"].(map[string]any), args["groupBy"].([]string), args["having"].(map[string]any)), true
+	case "Query.piiReads":
+		if e.ComplexityRoot.Query.PiiReads == nil {
+			break
+		}
+
+		args, err := ec.field_Query_piiReads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.PiiReads(childComplexity, args["product"].(string), args["subject"].(*string), args["requestId"].(*string), args["since"].(*time.Time), args["until"].(*time.Time), args["first"].(*int), args["after"].(*string), args["last"].(*int), args["before"].(*string)), true
 	case "Query.reservation":
 		if e.ComplexityRoot.Query.Reservation == nil {
 			break
@@ -4199,6 +4370,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Subscription.OrderLineChanged(childComplexity, args["where"].(map[string]any), args["ops"].([]products.Op), args["since"].(*string)), true
+	case "Subscription.piiReads":
+		if e.ComplexityRoot.Subscription.PiiReads == nil {
+			break
+		}
+
+		args, err := ec.field_Subscription_piiReads_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Subscription.PiiReads(childComplexity, args["product"].(*string), args["since"].(*string)), true
 	case "Subscription.reservationChanged":
 		if e.ComplexityRoot.Subscription.ReservationChanged == nil {
 			break
@@ -4414,7 +4596,8 @@ extend type Query {
   The data products of the mesh with their metadata, entities, fields,
   topics, lineage and freshness, in the order the gateway serves them. The
   filters combine with AND; classification and pii narrow the fields listed
-  and drop entities and products left without fields.
+  and drop entities and products left without fields. Needs the
+  catalog:read role: null (with a FORBIDDEN error) without it.
   """
   catalog(
     "Only the product with this name."
@@ -4425,7 +4608,7 @@ extend type Query {
     classification: Classification
     "True: only fields holding personal data; false: only fields that do not."
     pii: Boolean
-  ): [CatalogProduct!]!
+  ): [CatalogProduct!]
 }
 
 "A data product as catalogued."
@@ -4577,7 +4760,7 @@ type Customer @key(fields: "id") @entityResolver(multi: true) @entity(product: "
   createdAt: Time! @classification(level: INTERNAL)
   "When the customer was last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this customer, oldest first."
+  "Audit entries of this customer, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -4587,7 +4770,7 @@ type Customer @key(fields: "id") @entityResolver(multi: true) @entity(product: "
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Market segment of a customer."
@@ -4740,7 +4923,7 @@ extend type Query {
     "Id of the customer."
     id: ID!
   ): Customer
-  "Customers, filtered, sorted and paged."
+  "Customers, filtered, sorted and paged; null (with a FORBIDDEN error) without the customers:read role."
   customers(
     "Page size from the start."
     first: Int
@@ -4754,8 +4937,8 @@ extend type Query {
     where: CustomerWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [CustomerOrderBy!]
-  ): CustomerConnection!
-  "Aggregates over customers, optionally grouped."
+  ): CustomerConnection
+  "Aggregates over customers, optionally grouped; null (with a FORBIDDEN error) without the customers:read role."
   customersAggregate(
     "Only customers matching this filter."
     where: CustomerWhere
@@ -4763,7 +4946,7 @@ extend type Query {
     groupBy: [CustomerGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: CustomerHaving
-  ): [CustomerAggregate!]!
+  ): [CustomerAggregate!]
 }
 
 extend type Subscription {
@@ -4784,7 +4967,7 @@ extend type Subscription {
 # customers.gen.graphqls; here are its mutations and the fields it adds.
 
 extend type Customer {
-  "Orders placed by this customer (resolved by the orders product)."
+  "Orders placed by this customer (resolved by the orders product); null (with a FORBIDDEN error) without the orders:read role."
   orders(
     "Page size from the start."
     first: Int
@@ -4798,8 +4981,8 @@ extend type Customer {
     where: OrderWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [OrderOrderBy!]
-  ): OrderConnection! @children(key: "customerId")
-  "Interactions with this customer (resolved by the engagement product)."
+  ): OrderConnection @children(key: "customerId")
+  "Interactions with this customer (resolved by the engagement product); null (with a FORBIDDEN error) without the engagement:read role."
   interactions(
     "Page size from the start."
     first: Int
@@ -4813,7 +4996,7 @@ extend type Customer {
     where: InteractionWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [InteractionOrderBy!]
-  ): InteractionConnection! @children(key: "customerId")
+  ): InteractionConnection @children(key: "customerId")
 }
 
 "A new customer."
@@ -4896,7 +5079,7 @@ type Interaction @key(fields: "id") @entityResolver(multi: true) @entity(product
   note: String @pii @classification(level: RESTRICTED)
   "When the interaction happened."
   occurredAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this interaction, oldest first."
+  "Audit entries of this interaction, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -4906,7 +5089,7 @@ type Interaction @key(fields: "id") @entityResolver(multi: true) @entity(product
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Where an interaction happened."
@@ -5125,7 +5308,7 @@ extend type Query {
     "Id of the interaction."
     id: ID!
   ): Interaction
-  "Interactions, filtered, sorted and paged."
+  "Interactions, filtered, sorted and paged; null (with a FORBIDDEN error) without the engagement:read role."
   interactions(
     "Page size from the start."
     first: Int
@@ -5139,8 +5322,8 @@ extend type Query {
     where: InteractionWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [InteractionOrderBy!]
-  ): InteractionConnection!
-  "Aggregates over interactions, optionally grouped."
+  ): InteractionConnection
+  "Aggregates over interactions, optionally grouped; null (with a FORBIDDEN error) without the engagement:read role."
   interactionsAggregate(
     "Only interactions matching this filter."
     where: InteractionWhere
@@ -5148,7 +5331,7 @@ extend type Query {
     groupBy: [InteractionGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: InteractionHaving
-  ): [InteractionAggregate!]!
+  ): [InteractionAggregate!]
 }
 
 extend type Subscription {
@@ -5255,7 +5438,7 @@ type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inve
   createdAt: Time! @classification(level: INTERNAL)
   "When the item was last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this item, oldest first."
+  "Audit entries of this item, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -5265,7 +5448,7 @@ type Item @key(fields: "id") @entityResolver(multi: true) @entity(product: "inve
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Stock inventory holds for an order, or the record that it was short. Its id is the order's id."
@@ -5278,7 +5461,7 @@ type Reservation @key(fields: "id") @entityResolver(multi: true) @entity(product
   createdAt: Time! @classification(level: INTERNAL)
   "When the reservation last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this reservation, oldest first."
+  "Audit entries of this reservation, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -5288,7 +5471,7 @@ type Reservation @key(fields: "id") @entityResolver(multi: true) @entity(product
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "State of a reservation."
@@ -5573,7 +5756,7 @@ extend type Query {
     "Id of the item."
     id: ID!
   ): Item
-  "Items, filtered, sorted and paged."
+  "Items, filtered, sorted and paged; null (with a FORBIDDEN error) without the inventory:read role."
   items(
     "Page size from the start."
     first: Int
@@ -5587,8 +5770,8 @@ extend type Query {
     where: ItemWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [ItemOrderBy!]
-  ): ItemConnection!
-  "Aggregates over items, optionally grouped."
+  ): ItemConnection
+  "Aggregates over items, optionally grouped; null (with a FORBIDDEN error) without the inventory:read role."
   itemsAggregate(
     "Only items matching this filter."
     where: ItemWhere
@@ -5596,13 +5779,13 @@ extend type Query {
     groupBy: [ItemGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: ItemHaving
-  ): [ItemAggregate!]!
+  ): [ItemAggregate!]
   "One reservation by id, or null."
   reservation(
     "Id of the reservation."
     id: ID!
   ): Reservation
-  "Reservations, filtered, sorted and paged."
+  "Reservations, filtered, sorted and paged; null (with a FORBIDDEN error) without the inventory:read role."
   reservations(
     "Page size from the start."
     first: Int
@@ -5616,8 +5799,8 @@ extend type Query {
     where: ReservationWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [ReservationOrderBy!]
-  ): ReservationConnection!
-  "Aggregates over reservations, optionally grouped."
+  ): ReservationConnection
+  "Aggregates over reservations, optionally grouped; null (with a FORBIDDEN error) without the inventory:read role."
   reservationsAggregate(
     "Only reservations matching this filter."
     where: ReservationWhere
@@ -5625,7 +5808,7 @@ extend type Query {
     groupBy: [ReservationGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: ReservationHaving
-  ): [ReservationAggregate!]!
+  ): [ReservationAggregate!]
 }
 
 extend type Subscription {
@@ -5760,7 +5943,13 @@ directive @entity(
   table: String!
 ) on OBJECT
 
-"Marks a field that holds personal data (PII) under data-protection law."
+"""
+Marks a field that holds personal data (PII) under data-protection law.
+Callers without the pii:read role get it masked: "***" for a string (null
+stays null), null for other types; everywhere (query results, subscription
+payloads, change and audit images). They cannot filter, sort or group on
+it (FORBIDDEN). Reads of its unmasked values are recorded (piiReads).
+"""
 directive @pii on FIELD_DEFINITION
 
 "States how sensitive a field's data is."
@@ -5858,7 +6047,13 @@ schema {
 type Query {
   "The gateway's version and the data products it serves."
   mesh: MeshInfo!
-  "The audit log of a data product, oldest first, filtered."
+  """
+  The audit log of a data product, oldest first, filtered. Needs the
+  audit:read role and the product's read role: null (with a FORBIDDEN error)
+  without them. Row policies of the caller's roles apply to the entries'
+  images (an image outside them is null; an entry with neither image inside
+  is left out); personal data is masked without pii:read.
+  """
   auditLog(
     "Data product whose log to read."
     product: String!
@@ -5882,7 +6077,33 @@ type Query {
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
+  """
+  The read-access audit of a data product, oldest first: one record per
+  request that returned its personal data unmasked (who, which operation,
+  which fields of which rows). Needs the audit:read role and the product's
+  read role: null (with a FORBIDDEN error) without them.
+  """
+  piiReads(
+    "Data product whose read log to read."
+    product: String!
+    "Only reads by this subject (e.g. apikey:etl, or a token's subject)."
+    subject: String
+    "Only reads of this request."
+    requestId: String
+    "Only reads at or after this time."
+    since: Time
+    "Only reads before this time."
+    until: Time
+    "Page size from the start."
+    first: Int
+    "Cursor to continue after."
+    after: String
+    "Page size from the end."
+    last: Int
+    "Cursor to continue before."
+    before: String
+  ): PiiReadConnection
 }
 
 "A 64-bit signed integer, serialised as a JSON number."
@@ -5946,6 +6167,61 @@ type AuditEntryEdge {
   cursor: String!
   "The entry."
   node: AuditEntry!
+}
+
+"""
+A request (or subscription event) that returned personal data of one
+product unmasked, recorded after its response was computed.
+"""
+type PiiRead {
+  "Position in the product's read log; assigned in commit order, without gaps."
+  sequence: Long!
+  "The data product whose personal data was returned."
+  product: String!
+  "Who read it: a token's subject, apikey:<name>, or dev."
+  subject: String!
+  "The name of the API key used; null for tokens."
+  keyName: String
+  "The GraphQL operation's name; null for an anonymous operation."
+  operation: String
+  "The request (X-Request-Id) that read it."
+  requestId: String!
+  "When the response was computed."
+  at: Time!
+  "What was read, per entity."
+  reads: [EntityRead!]!
+  "Resume point for the piiReads subscription (since: cursor)."
+  cursor: String!
+}
+
+"The personal data one request read of one entity."
+type EntityRead {
+  "The entity (GraphQL type)."
+  entity: String!
+  "The personal fields returned unmasked."
+  fields: [String!]!
+  "The keys of the rows they came from."
+  keys: [ID!]!
+}
+
+"A page of read records, oldest first."
+type PiiReadConnection {
+  "The records of this page with their cursors."
+  edges: [PiiReadEdge!]!
+  "The records of this page."
+  nodes: [PiiRead!]!
+  "Paging information."
+  pageInfo: PageInfo!
+  "Number of records matching the filter, over all pages."
+  totalCount: Int!
+}
+
+"A read record with its cursor."
+type PiiReadEdge {
+  "Opaque cursor for after/before."
+  cursor: String!
+  "The record."
+  node: PiiRead!
 }
 
 "Facts about the running gateway."
@@ -6143,7 +6419,7 @@ type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "ord
   placedAt: Time! @classification(level: INTERNAL)
   "When the order was last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this order, oldest first."
+  "Audit entries of this order, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -6153,7 +6429,7 @@ type Order @key(fields: "id") @entityResolver(multi: true) @entity(product: "ord
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "A line of an order: a quantity of one item at a price."
@@ -6170,7 +6446,7 @@ type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   unitPrice: Decimal! @classification(level: INTERNAL)
   "quantity × unitPrice."
   amount: Decimal! @classification(level: INTERNAL)
-  "Audit entries of this order line, oldest first."
+  "Audit entries of this order line, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -6180,7 +6456,7 @@ type OrderLine @key(fields: "id") @entityResolver(multi: true) @entity(product: 
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Lifecycle state of an order."
@@ -6523,7 +6799,7 @@ extend type Query {
     "Id of the order."
     id: ID!
   ): Order
-  "Orders, filtered, sorted and paged."
+  "Orders, filtered, sorted and paged; null (with a FORBIDDEN error) without the orders:read role."
   orders(
     "Page size from the start."
     first: Int
@@ -6537,8 +6813,8 @@ extend type Query {
     where: OrderWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [OrderOrderBy!]
-  ): OrderConnection!
-  "Aggregates over orders, optionally grouped."
+  ): OrderConnection
+  "Aggregates over orders, optionally grouped; null (with a FORBIDDEN error) without the orders:read role."
   ordersAggregate(
     "Only orders matching this filter."
     where: OrderWhere
@@ -6546,13 +6822,13 @@ extend type Query {
     groupBy: [OrderGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: OrderHaving
-  ): [OrderAggregate!]!
+  ): [OrderAggregate!]
   "One order line by id, or null."
   orderLine(
     "Id of the order line."
     id: ID!
   ): OrderLine
-  "Order lines, filtered, sorted and paged."
+  "Order lines, filtered, sorted and paged; null (with a FORBIDDEN error) without the orders:read role."
   orderLines(
     "Page size from the start."
     first: Int
@@ -6566,8 +6842,8 @@ extend type Query {
     where: OrderLineWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [OrderLineOrderBy!]
-  ): OrderLineConnection!
-  "Aggregates over order lines, optionally grouped."
+  ): OrderLineConnection
+  "Aggregates over order lines, optionally grouped; null (with a FORBIDDEN error) without the orders:read role."
   orderLinesAggregate(
     "Only order lines matching this filter."
     where: OrderLineWhere
@@ -6575,7 +6851,7 @@ extend type Query {
     groupBy: [OrderLineGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: OrderLineHaving
-  ): [OrderLineAggregate!]!
+  ): [OrderLineAggregate!]
 }
 
 extend type Subscription {
@@ -6667,7 +6943,7 @@ type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(produc
   orders: Int! @classification(level: INTERNAL)
   "Their total."
   revenue: Decimal! @classification(level: INTERNAL)
-  "Audit entries of this daily revenue, oldest first."
+  "Audit entries of this daily revenue, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -6677,7 +6953,7 @@ type DailyRevenue @key(fields: "id") @entityResolver(multi: true) @entity(produc
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "A customer's lifetime value, over orders that are not cancelled."
@@ -6696,7 +6972,7 @@ type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(produ
   firstOrderAt: Time @classification(level: INTERNAL)
   "The last order, if any."
   lastOrderAt: Time @classification(level: INTERNAL)
-  "Audit entries of this customer value, oldest first."
+  "Audit entries of this customer value, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -6706,7 +6982,7 @@ type CustomerValue @key(fields: "id") @entityResolver(multi: true) @entity(produ
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "What an item sold, over orders that are not cancelled."
@@ -6719,7 +6995,7 @@ type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: 
   units: Int! @classification(level: INTERNAL)
   "Revenue."
   revenue: Decimal! @classification(level: INTERNAL)
-  "Audit entries of this item sales, oldest first."
+  "Audit entries of this item sales, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -6729,7 +7005,7 @@ type ItemSales @key(fields: "id") @entityResolver(multi: true) @entity(product: 
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Filter on daily revenue. Fields combine with AND."
@@ -7123,7 +7399,7 @@ type ItemSalesChange {
 }
 
 extend type Query {
-  "Daily revenue, filtered, sorted and paged."
+  "Daily revenue, filtered, sorted and paged; null (with a FORBIDDEN error) without the sales:read role."
   dailyRevenue(
     "Page size from the start."
     first: Int
@@ -7137,20 +7413,20 @@ extend type Query {
     where: DailyRevenueWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [DailyRevenueOrderBy!]
-  ): DailyRevenueConnection!
-  "Aggregates over daily revenue, optionally grouped."
+  ): DailyRevenueConnection
+  "Aggregates over daily revenue, optionally grouped; null (with a FORBIDDEN error) without the sales:read role."
   dailyRevenueAggregate(
     "Only daily revenue matching this filter."
     where: DailyRevenueWhere
     "Conditions on the groups (SQL HAVING)."
     having: DailyRevenueHaving
-  ): [DailyRevenueAggregate!]!
+  ): [DailyRevenueAggregate!]
   "One customer value by id, or null."
   customerValue(
     "Id of the customer value."
     id: ID!
   ): CustomerValue
-  "Customer values, filtered, sorted and paged."
+  "Customer values, filtered, sorted and paged; null (with a FORBIDDEN error) without the sales:read role."
   customerValues(
     "Page size from the start."
     first: Int
@@ -7164,8 +7440,8 @@ extend type Query {
     where: CustomerValueWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [CustomerValueOrderBy!]
-  ): CustomerValueConnection!
-  "Aggregates over customer values, optionally grouped."
+  ): CustomerValueConnection
+  "Aggregates over customer values, optionally grouped; null (with a FORBIDDEN error) without the sales:read role."
   customerValuesAggregate(
     "Only customer values matching this filter."
     where: CustomerValueWhere
@@ -7173,8 +7449,8 @@ extend type Query {
     groupBy: [CustomerValueGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: CustomerValueHaving
-  ): [CustomerValueAggregate!]!
-  "Item sales, filtered, sorted and paged."
+  ): [CustomerValueAggregate!]
+  "Item sales, filtered, sorted and paged; null (with a FORBIDDEN error) without the sales:read role."
   itemSales(
     "Page size from the start."
     first: Int
@@ -7188,14 +7464,14 @@ extend type Query {
     where: ItemSalesWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [ItemSalesOrderBy!]
-  ): ItemSalesConnection!
-  "Aggregates over item sales, optionally grouped."
+  ): ItemSalesConnection
+  "Aggregates over item sales, optionally grouped; null (with a FORBIDDEN error) without the sales:read role."
   itemSalesAggregate(
     "Only item sales matching this filter."
     where: ItemSalesWhere
     "Conditions on the groups (SQL HAVING)."
     having: ItemSalesHaving
-  ): [ItemSalesAggregate!]!
+  ): [ItemSalesAggregate!]
 }
 
 extend type Subscription {
@@ -7274,10 +7550,10 @@ extend type Item {
 }
 
 extend type Query {
-  "Headline sales figures."
-  salesStats: SalesStats!
-  "How far each reacting product has applied the changes of its sources."
-  consumerLag: [ConsumerLag!]!
+  "Headline sales figures; null (with a FORBIDDEN error) without the sales:read role."
+  salesStats: SalesStats
+  "How far each reacting product has applied the changes of its sources; null (with a FORBIDDEN error) without the sales:read role."
+  consumerLag: [ConsumerLag!]
 }
 
 extend type Subscription {
@@ -7325,7 +7601,7 @@ type Shipment @key(fields: "id") @entityResolver(multi: true) @entity(product: "
   deliveredAt: Time @classification(level: INTERNAL)
   "When the shipment last changed."
   updatedAt: Time! @classification(level: INTERNAL)
-  "Audit entries of this shipment, oldest first."
+  "Audit entries of this shipment, oldest first; null (with a FORBIDDEN error) without the audit:read role."
   history(
     "Page size from the start."
     first: Int
@@ -7335,7 +7611,7 @@ type Shipment @key(fields: "id") @entityResolver(multi: true) @entity(product: "
     last: Int
     "Cursor to continue before."
     before: String
-  ): AuditEntryConnection!
+  ): AuditEntryConnection
 }
 
 "Where a shipment is."
@@ -7522,7 +7798,7 @@ extend type Query {
     "Id of the shipment."
     id: ID!
   ): Shipment
-  "Shipments, filtered, sorted and paged."
+  "Shipments, filtered, sorted and paged; null (with a FORBIDDEN error) without the shipments:read role."
   shipments(
     "Page size from the start."
     first: Int
@@ -7536,8 +7812,8 @@ extend type Query {
     where: ShipmentWhere
     "Sort keys, most significant first; ties are broken by id."
     orderBy: [ShipmentOrderBy!]
-  ): ShipmentConnection!
-  "Aggregates over shipments, optionally grouped."
+  ): ShipmentConnection
+  "Aggregates over shipments, optionally grouped; null (with a FORBIDDEN error) without the shipments:read role."
   shipmentsAggregate(
     "Only shipments matching this filter."
     where: ShipmentWhere
@@ -7545,7 +7821,7 @@ extend type Query {
     groupBy: [ShipmentGroupField!]
     "Conditions on the groups (SQL HAVING)."
     having: ShipmentHaving
-  ): [ShipmentAggregate!]!
+  ): [ShipmentAggregate!]
 }
 
 extend type Subscription {
@@ -7604,7 +7880,13 @@ whose extensions.code is SLOW_CONSUMER and whose extensions.cursor resumes
 where it stopped.
 """
 type Subscription {
-  "Every change of the chosen products and entities (all if omitted), with JSON images."
+  """
+  Every change of the chosen products and entities, with JSON images.
+  Without products, the products the caller may read (all for an
+  administrator); naming a product (or an entity of one) the caller may not
+  read is FORBIDDEN. Row policies apply to the images, personal data is
+  masked without pii:read.
+  """
   changes(
     "Only these data products."
     products: [String!]
@@ -7615,7 +7897,11 @@ type Subscription {
     "Resume after this cursor (from an earlier event)."
     since: String
   ): Change!
-  "The audit entries of one product (all if omitted) as they are committed and published."
+  """
+  The audit entries of one product (without product: of every product the
+  caller may read) as they are committed and published. Needs the audit:read
+  role; row policies and masking apply as in auditLog.
+  """
   auditEntries(
     "Only this data product."
     product: String
@@ -7626,6 +7912,18 @@ type Subscription {
     "Resume after this cursor (from an earlier event)."
     since: String
   ): AuditEntry!
+  """
+  The read-access audit as records are written (by any gateway instance on
+  the same stores): one record per request that returned personal data
+  unmasked. Needs the audit:read role; without product, of every product the
+  caller may read. Records written by other instances arrive within half a second.
+  """
+  piiReads(
+    "Only this data product."
+    product: String
+    "Resume after this cursor (from an earlier record)."
+    since: String
+  ): PiiRead!
 }
 
 "A change of any entity, with JSON images."
@@ -8252,6 +8550,18 @@ func (ec *executionContext) childFields_DailyRevenueNumbers(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueNumbers", field.Name)
 }
 
+func (ec *executionContext) childFields_EntityRead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "entity":
+		return ec.fieldContext_EntityRead_entity(ctx, field)
+	case "fields":
+		return ec.fieldContext_EntityRead_fields(ctx, field)
+	case "keys":
+		return ec.fieldContext_EntityRead_keys(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type EntityRead", field.Name)
+}
+
 func (ec *executionContext) childFields_FieldReference(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "product":
@@ -8838,6 +9148,54 @@ func (ec *executionContext) childFields_PageInfo(ctx context.Context, field grap
 		return ec.fieldContext_PageInfo_endCursor(ctx, field)
 	}
 	return nil, fmt.Errorf("no field named %q was found under type PageInfo", field.Name)
+}
+
+func (ec *executionContext) childFields_PiiRead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "sequence":
+		return ec.fieldContext_PiiRead_sequence(ctx, field)
+	case "product":
+		return ec.fieldContext_PiiRead_product(ctx, field)
+	case "subject":
+		return ec.fieldContext_PiiRead_subject(ctx, field)
+	case "keyName":
+		return ec.fieldContext_PiiRead_keyName(ctx, field)
+	case "operation":
+		return ec.fieldContext_PiiRead_operation(ctx, field)
+	case "requestId":
+		return ec.fieldContext_PiiRead_requestId(ctx, field)
+	case "at":
+		return ec.fieldContext_PiiRead_at(ctx, field)
+	case "reads":
+		return ec.fieldContext_PiiRead_reads(ctx, field)
+	case "cursor":
+		return ec.fieldContext_PiiRead_cursor(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PiiRead", field.Name)
+}
+
+func (ec *executionContext) childFields_PiiReadConnection(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "edges":
+		return ec.fieldContext_PiiReadConnection_edges(ctx, field)
+	case "nodes":
+		return ec.fieldContext_PiiReadConnection_nodes(ctx, field)
+	case "pageInfo":
+		return ec.fieldContext_PiiReadConnection_pageInfo(ctx, field)
+	case "totalCount":
+		return ec.fieldContext_PiiReadConnection_totalCount(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PiiReadConnection", field.Name)
+}
+
+func (ec *executionContext) childFields_PiiReadEdge(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "cursor":
+		return ec.fieldContext_PiiReadEdge_cursor(ctx, field)
+	case "node":
+		return ec.fieldContext_PiiReadEdge_node(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type PiiReadEdge", field.Name)
 }
 
 func (ec *executionContext) childFields_Reservation(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
@@ -10866,6 +11224,84 @@ func (ec *executionContext) field_Query_orders_args(ctx context.Context, rawArgs
 	return args, nil
 }
 
+func (ec *executionContext) field_Query_piiReads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "subject",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["subject"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "requestId",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["requestId"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg3
+	arg4, err := graphql.ProcessArgField(ctx, rawArgs, "until",
+		func(ctx context.Context, v any) (*time.Time, error) {
+			return ec.unmarshalOTime2ᚖtimeᚐTime(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["until"] = arg4
+	arg5, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg5
+	arg6, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg6
+	arg7, err := graphql.ProcessArgField(ctx, rawArgs, "last",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["last"] = arg7
+	arg8, err := graphql.ProcessArgField(ctx, rawArgs, "before",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["before"] = arg8
+	return args, nil
+}
+
 func (ec *executionContext) field_Query_reservation_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -11465,6 +11901,28 @@ func (ec *executionContext) field_Subscription_orderLineChanged_args(ctx context
 		return nil, err
 	}
 	args["since"] = arg2
+	return args, nil
+}
+
+func (ec *executionContext) field_Subscription_piiReads_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "since",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalOString2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["since"] = arg1
 	return args, nil
 }
 
@@ -12851,7 +13309,7 @@ func (ec *executionContext) fieldContext_CatalogProduct_downloads(_ context.Cont
 	return fc, nil
 }
 
-func (ec *executionContext) _Change_product(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_product(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12874,7 +13332,7 @@ func (ec *executionContext) fieldContext_Change_product(_ context.Context, field
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_entity(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_entity(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12897,7 +13355,7 @@ func (ec *executionContext) fieldContext_Change_entity(_ context.Context, field 
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_key(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_key(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12920,7 +13378,7 @@ func (ec *executionContext) fieldContext_Change_key(_ context.Context, field gra
 	return graphql.NewScalarFieldContext("Change", field, false, false, "ID")
 }
 
-func (ec *executionContext) _Change_op(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_op(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12943,7 +13401,7 @@ func (ec *executionContext) fieldContext_Change_op(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Change", field, false, false, "AuditOp")
 }
 
-func (ec *executionContext) _Change_before(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_before(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12952,7 +13410,7 @@ func (ec *executionContext) _Change_before(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Change_before(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Before, nil
+			return ec.Resolvers.Change().Before(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -12963,10 +13421,10 @@ func (ec *executionContext) _Change_before(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Change_before(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "JSON")
+	return graphql.NewScalarFieldContext("Change", field, true, true, "JSON")
 }
 
-func (ec *executionContext) _Change_after(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_after(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12975,7 +13433,7 @@ func (ec *executionContext) _Change_after(ctx context.Context, field graphql.Col
 			return ec.fieldContext_Change_after(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.After, nil
+			return ec.Resolvers.Change().After(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -12986,10 +13444,10 @@ func (ec *executionContext) _Change_after(ctx context.Context, field graphql.Col
 	)
 }
 func (ec *executionContext) fieldContext_Change_after(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "JSON")
+	return graphql.NewScalarFieldContext("Change", field, true, true, "JSON")
 }
 
-func (ec *executionContext) _Change_cursor(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_cursor(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -12998,7 +13456,7 @@ func (ec *executionContext) _Change_cursor(ctx context.Context, field graphql.Co
 			return ec.fieldContext_Change_cursor(ctx, field)
 		},
 		func(ctx context.Context) (any, error) {
-			return obj.Cursor, nil
+			return ec.Resolvers.Change().Cursor(ctx, obj)
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
@@ -13009,10 +13467,10 @@ func (ec *executionContext) _Change_cursor(ctx context.Context, field graphql.Co
 	)
 }
 func (ec *executionContext) fieldContext_Change_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
-	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
+	return graphql.NewScalarFieldContext("Change", field, true, true, "String")
 }
 
-func (ec *executionContext) _Change_actor(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_actor(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13035,7 +13493,7 @@ func (ec *executionContext) fieldContext_Change_actor(_ context.Context, field g
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_requestId(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_requestId(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13058,7 +13516,7 @@ func (ec *executionContext) fieldContext_Change_requestId(_ context.Context, fie
 	return graphql.NewScalarFieldContext("Change", field, false, false, "String")
 }
 
-func (ec *executionContext) _Change_at(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_at(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13081,7 +13539,7 @@ func (ec *executionContext) fieldContext_Change_at(_ context.Context, field grap
 	return graphql.NewScalarFieldContext("Change", field, false, false, "Time")
 }
 
-func (ec *executionContext) _Change_sequence(ctx context.Context, field graphql.CollectedField, obj *model.Change) (ret graphql.Marshaler) {
+func (ec *executionContext) _Change_sequence(ctx context.Context, field graphql.CollectedField, obj *products.AuditEntry) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
 		ec.OperationContext,
@@ -13440,10 +13898,10 @@ func (ec *executionContext) _Customer_history(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Customer_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -13484,10 +13942,10 @@ func (ec *executionContext) _Customer_orders(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
-			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Customer_orders(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -13528,10 +13986,10 @@ func (ec *executionContext) _Customer_interactions(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
-			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Customer_interactions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -14237,10 +14695,10 @@ func (ec *executionContext) _CustomerValue_history(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_CustomerValue_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -15037,10 +15495,10 @@ func (ec *executionContext) _DailyRevenue_history(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_DailyRevenue_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -16075,6 +16533,75 @@ func (ec *executionContext) fieldContext_Entity_findManyShipmentByIDs(ctx contex
 	return fc, nil
 }
 
+func (ec *executionContext) _EntityRead_entity(ctx context.Context, field graphql.CollectedField, obj *products.EntityRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EntityRead_entity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EntityRead_entity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EntityRead", field, false, false, "String")
+}
+
+func (ec *executionContext) _EntityRead_fields(ctx context.Context, field graphql.CollectedField, obj *products.EntityRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EntityRead_fields(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Fields, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []string) graphql.Marshaler {
+			return ec.marshalNString2ᚕstringᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EntityRead_fields(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EntityRead", field, false, false, "String")
+}
+
+func (ec *executionContext) _EntityRead_keys(ctx context.Context, field graphql.CollectedField, obj *products.EntityRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_EntityRead_keys(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Keys, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []int64) graphql.Marshaler {
+			return ec.marshalNID2ᚕint64ᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_EntityRead_keys(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("EntityRead", field, false, false, "ID")
+}
+
 func (ec *executionContext) _FieldReference_product(ctx context.Context, field graphql.CollectedField, obj *model.FieldReference) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -16388,10 +16915,10 @@ func (ec *executionContext) _Interaction_history(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Interaction_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -17344,10 +17871,10 @@ func (ec *executionContext) _Item_history(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Item_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -18144,10 +18671,10 @@ func (ec *executionContext) _ItemSales_history(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_ItemSales_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -19682,10 +20209,10 @@ func (ec *executionContext) _Order_history(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Order_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -20656,10 +21183,10 @@ func (ec *executionContext) _OrderLine_history(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_OrderLine_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21570,6 +22097,396 @@ func (ec *executionContext) fieldContext_PageInfo_endCursor(_ context.Context, f
 	return graphql.NewScalarFieldContext("PageInfo", field, false, false, "String")
 }
 
+func (ec *executionContext) _PiiRead_sequence(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, false, false, "Long")
+}
+
+func (ec *executionContext) _PiiRead_product(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, false, false, "String")
+}
+
+func (ec *executionContext) _PiiRead_subject(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_subject(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Subject, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_subject(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, false, false, "String")
+}
+
+func (ec *executionContext) _PiiRead_keyName(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_keyName(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PiiRead().KeyName(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_keyName(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, true, true, "String")
+}
+
+func (ec *executionContext) _PiiRead_operation(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_operation(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PiiRead().Operation(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_operation(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, true, true, "String")
+}
+
+func (ec *executionContext) _PiiRead_requestId(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_requestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.RequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_requestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, false, false, "String")
+}
+
+func (ec *executionContext) _PiiRead_at(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_at(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.At, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_at(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, false, false, "Time")
+}
+
+func (ec *executionContext) _PiiRead_reads(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_reads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PiiRead().Reads(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.EntityRead) graphql.Marshaler {
+			return ec.marshalNEntityRead2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEntityReadᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_reads(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PiiRead",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_EntityRead(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PiiRead_cursor(ctx context.Context, field graphql.CollectedField, obj *products.PIIRead) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiRead_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.PiiRead().Cursor(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiRead_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiRead", field, true, true, "String")
+}
+
+func (ec *executionContext) _PiiReadConnection_edges(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadConnection_edges(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Edges, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.Edge[products.PIIRead]) graphql.Marshaler {
+			return ec.marshalNPiiReadEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadConnection_edges(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PiiReadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PiiReadEdge(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PiiReadConnection_nodes(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadConnection_nodes(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Nodes, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.PIIRead) graphql.Marshaler {
+			return ec.marshalNPiiRead2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIReadᚄ(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadConnection_nodes(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PiiReadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PiiRead(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PiiReadConnection_pageInfo(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadConnection_pageInfo(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.PageInfo, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PageInfo) graphql.Marshaler {
+			return ec.marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPageInfo(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadConnection_pageInfo(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PiiReadConnection",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PageInfo(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _PiiReadConnection_totalCount(ctx context.Context, field graphql.CollectedField, obj *products.Connection[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadConnection_totalCount(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.TotalCount, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadConnection_totalCount(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiReadConnection", field, false, false, "Int")
+}
+
+func (ec *executionContext) _PiiReadEdge_cursor(ctx context.Context, field graphql.CollectedField, obj *products.Edge[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadEdge_cursor(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Cursor, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadEdge_cursor(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("PiiReadEdge", field, false, false, "String")
+}
+
+func (ec *executionContext) _PiiReadEdge_node(ctx context.Context, field graphql.CollectedField, obj *products.Edge[products.PIIRead]) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_PiiReadEdge_node(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Node, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PIIRead) graphql.Marshaler {
+			return ec.marshalNPiiRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIRead(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_PiiReadEdge_node(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "PiiReadEdge",
+		Field:      field,
+		IsMethod:   false,
+		IsResolver: false,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PiiRead(ctx, field)
+		},
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_mesh(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21616,10 +22533,10 @@ func (ec *executionContext) _Query_auditLog(ctx context.Context, field graphql.C
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21646,6 +22563,50 @@ func (ec *executionContext) fieldContext_Query_auditLog(ctx context.Context, fie
 	return fc, nil
 }
 
+func (ec *executionContext) _Query_piiReads(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_piiReads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().PiiReads(ctx, fc.Args["product"].(string), fc.Args["subject"].(*string), fc.Args["requestId"].(*string), fc.Args["since"].(*time.Time), fc.Args["until"].(*time.Time), fc.Args["first"].(*int), fc.Args["after"].(*string), fc.Args["last"].(*int), fc.Args["before"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.PIIRead]) graphql.Marshaler {
+			return ec.marshalOPiiReadConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_piiReads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PiiReadConnection(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_piiReads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Query_catalog(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -21660,10 +22621,10 @@ func (ec *executionContext) _Query_catalog(ctx context.Context, field graphql.Co
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.CatalogProduct) graphql.Marshaler {
-			return ec.marshalNCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx, selections, v)
+			return ec.marshalOCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_catalog(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21748,10 +22709,10 @@ func (ec *executionContext) _Query_customers(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[customers.Customer]) graphql.Marshaler {
-			return ec.marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_customers(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21792,10 +22753,10 @@ func (ec *executionContext) _Query_customersAggregate(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNCustomerAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOCustomerAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_customersAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21880,10 +22841,10 @@ func (ec *executionContext) _Query_interactions(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
-			return ec.marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_interactions(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -21924,10 +22885,10 @@ func (ec *executionContext) _Query_interactionsAggregate(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNInteractionAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOInteractionAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_interactionsAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22012,10 +22973,10 @@ func (ec *executionContext) _Query_items(ctx context.Context, field graphql.Coll
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[inventory.Item]) graphql.Marshaler {
-			return ec.marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_items(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22056,10 +23017,10 @@ func (ec *executionContext) _Query_itemsAggregate(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNItemAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOItemAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_itemsAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22144,10 +23105,10 @@ func (ec *executionContext) _Query_reservations(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[inventory.Reservation]) graphql.Marshaler {
-			return ec.marshalNReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_reservations(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22188,10 +23149,10 @@ func (ec *executionContext) _Query_reservationsAggregate(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_reservationsAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22276,10 +23237,10 @@ func (ec *executionContext) _Query_orders(ctx context.Context, field graphql.Col
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
-			return ec.marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_orders(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22320,10 +23281,10 @@ func (ec *executionContext) _Query_ordersAggregate(ctx context.Context, field gr
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNOrderAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOOrderAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_ordersAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22408,10 +23369,10 @@ func (ec *executionContext) _Query_orderLines(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[orders.Line]) graphql.Marshaler {
-			return ec.marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_orderLines(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22452,10 +23413,10 @@ func (ec *executionContext) _Query_orderLinesAggregate(ctx context.Context, fiel
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNOrderLineAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOOrderLineAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_orderLinesAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22496,10 +23457,10 @@ func (ec *executionContext) _Query_dailyRevenue(ctx context.Context, field graph
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
-			return ec.marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalODailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_dailyRevenue(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22540,10 +23501,10 @@ func (ec *executionContext) _Query_dailyRevenueAggregate(ctx context.Context, fi
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNDailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalODailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_dailyRevenueAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22628,10 +23589,10 @@ func (ec *executionContext) _Query_customerValues(ctx context.Context, field gra
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.CustomerValue]) graphql.Marshaler {
-			return ec.marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_customerValues(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22672,10 +23633,10 @@ func (ec *executionContext) _Query_customerValuesAggregate(ctx context.Context, 
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_customerValuesAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22716,10 +23677,10 @@ func (ec *executionContext) _Query_itemSales(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[sales.ItemSales]) graphql.Marshaler {
-			return ec.marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_itemSales(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22760,10 +23721,10 @@ func (ec *executionContext) _Query_itemSalesAggregate(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_itemSalesAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22803,10 +23764,10 @@ func (ec *executionContext) _Query_salesStats(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
-			return ec.marshalNSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx, selections, v)
+			return ec.marshalOSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_salesStats(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22835,10 +23796,10 @@ func (ec *executionContext) _Query_consumerLag(ctx context.Context, field graphq
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*model.ConsumerLag) graphql.Marshaler {
-			return ec.marshalNConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx, selections, v)
+			return ec.marshalOConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_consumerLag(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22912,10 +23873,10 @@ func (ec *executionContext) _Query_shipments(ctx context.Context, field graphql.
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[shipments.Shipment]) graphql.Marshaler {
-			return ec.marshalNShipmentConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOShipmentConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_shipments(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -22956,10 +23917,10 @@ func (ec *executionContext) _Query_shipmentsAggregate(ctx context.Context, field
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-			return ec.marshalNShipmentAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
+			return ec.marshalOShipmentAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Query_shipmentsAggregate(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -23244,10 +24205,10 @@ func (ec *executionContext) _Reservation_history(ctx context.Context, field grap
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Reservation_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -24183,10 +25144,10 @@ func (ec *executionContext) _Shipment_history(ctx context.Context, field graphql
 		},
 		nil,
 		func(ctx context.Context, selections ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-			return ec.marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
+			return ec.marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx, selections, v)
 		},
 		true,
-		true,
+		false,
 	)
 }
 func (ec *executionContext) fieldContext_Shipment_history(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
@@ -24922,8 +25883,8 @@ func (ec *executionContext) _Subscription_changes(ctx context.Context, field gra
 			return ec.Resolvers.Subscription().Changes(ctx, fc.Args["products"].([]string), fc.Args["entities"].([]string), fc.Args["ops"].([]products.Op), fc.Args["since"].(*string))
 		},
 		nil,
-		func(ctx context.Context, selections ast.SelectionSet, v *model.Change) graphql.Marshaler {
-			return ec.marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐChange(ctx, selections, v)
+		func(ctx context.Context, selections ast.SelectionSet, v *products.AuditEntry) graphql.Marshaler {
+			return ec.marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAuditEntry(ctx, selections, v)
 		},
 		true,
 		true,
@@ -24991,6 +25952,50 @@ func (ec *executionContext) fieldContext_Subscription_auditEntries(ctx context.C
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Subscription_auditEntries_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Subscription_piiReads(ctx context.Context, field graphql.CollectedField) (ret func(ctx context.Context) graphql.Marshaler) {
+	return graphql.ResolveFieldStream(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Subscription_piiReads(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Subscription().PiiReads(ctx, fc.Args["product"].(*string), fc.Args["since"].(*string))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *products.PIIRead) graphql.Marshaler {
+			return ec.marshalNPiiRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIRead(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_Subscription_piiReads(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Subscription",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_PiiRead(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Subscription_piiReads_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -31692,7 +32697,7 @@ func (ec *executionContext) _CatalogProduct(ctx context.Context, sel ast.Selecti
 
 var changeImplementors = []string{"Change"}
 
-func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *model.Change) graphql.Marshaler {
+func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, obj *products.AuditEntry) graphql.Marshaler {
 	fields := graphql.CollectFields(ec.OperationContext, sel, changeImplementors)
 
 	out := graphql.NewFieldSet(fields)
@@ -31704,57 +32709,60 @@ func (ec *executionContext) _Change(ctx context.Context, sel ast.SelectionSet, o
 		case "product":
 			out.Values[i] = ec._Change_product(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "entity":
 			out.Values[i] = ec._Change_entity(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "key":
 			out.Values[i] = ec._Change_key(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "op":
 			out.Values[i] = ec._Change_op(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "before":
-			out.Values[i] = ec._Change_before(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Change_before(ctx, field, obj)
+				})
 		case "after":
-			out.Values[i] = ec._Change_after(ctx, field, obj)
-			if out.Values[i] == graphql.RequiredNull {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Change_after(ctx, field, obj)
+				})
 		case "cursor":
-			out.Values[i] = ec._Change_cursor(ctx, field, obj)
-			if out.Values[i] == graphql.Null {
-				out.Invalids++
-			}
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Change_cursor(ctx, field, obj)
+				})
 		case "actor":
 			out.Values[i] = ec._Change_actor(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "requestId":
 			out.Values[i] = ec._Change_requestId(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "at":
 			out.Values[i] = ec._Change_at(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		case "sequence":
 			out.Values[i] = ec._Change_sequence(ctx, field, obj)
 			if out.Values[i] == graphql.Null {
-				out.Invalids++
+				atomic.AddUint32(&out.Invalids, 1)
 			}
 		default:
 			panic("unknown field " + strconv.Quote(field.Name))
@@ -31884,19 +32892,19 @@ func (ec *executionContext) _Customer(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_history(ctx, field, obj)
 				})
 		case "orders":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_orders(ctx, field, obj)
 				})
 		case "interactions":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Customer_interactions(ctx, field, obj)
 				})
@@ -32196,7 +33204,7 @@ func (ec *executionContext) _CustomerValue(ctx context.Context, sel ast.Selectio
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._CustomerValue_history(ctx, field, obj)
 				})
@@ -32533,7 +33541,7 @@ func (ec *executionContext) _DailyRevenue(ctx context.Context, sel ast.Selection
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._DailyRevenue_history(ctx, field, obj)
 				})
@@ -32890,6 +33898,49 @@ func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) g
 	return out
 }
 
+var entityReadImplementors = []string{"EntityRead"}
+
+func (ec *executionContext) _EntityRead(ctx context.Context, sel ast.SelectionSet, obj *products.EntityRead) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, entityReadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("EntityRead")
+		case "entity":
+			out.Values[i] = ec._EntityRead_entity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "fields":
+			out.Values[i] = ec._EntityRead_fields(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "keys":
+			out.Values[i] = ec._EntityRead_keys(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var fieldReferenceImplementors = []string{"FieldReference"}
 
 func (ec *executionContext) _FieldReference(ctx context.Context, sel ast.SelectionSet, obj *model.FieldReference) graphql.Marshaler {
@@ -33024,7 +34075,7 @@ func (ec *executionContext) _Interaction(ctx context.Context, sel ast.SelectionS
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Interaction_history(ctx, field, obj)
 				})
@@ -33392,7 +34443,7 @@ func (ec *executionContext) _Item(ctx context.Context, sel ast.SelectionSet, obj
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Item_history(ctx, field, obj)
 				})
@@ -33730,7 +34781,7 @@ func (ec *executionContext) _ItemSales(ctx context.Context, sel ast.SelectionSet
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._ItemSales_history(ctx, field, obj)
 				})
@@ -34262,7 +35313,7 @@ func (ec *executionContext) _Order(ctx context.Context, sel ast.SelectionSet, ob
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Order_history(ctx, field, obj)
 				})
@@ -34605,7 +35656,7 @@ func (ec *executionContext) _OrderLine(ctx context.Context, sel ast.SelectionSet
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._OrderLine_history(ctx, field, obj)
 				})
@@ -35007,6 +36058,169 @@ func (ec *executionContext) _PageInfo(ctx context.Context, sel ast.SelectionSet,
 	return out
 }
 
+var piiReadImplementors = []string{"PiiRead"}
+
+func (ec *executionContext) _PiiRead(ctx context.Context, sel ast.SelectionSet, obj *products.PIIRead) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, piiReadImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PiiRead")
+		case "sequence":
+			out.Values[i] = ec._PiiRead_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.Values[i] = ec._PiiRead_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "subject":
+			out.Values[i] = ec._PiiRead_subject(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "keyName":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PiiRead_keyName(ctx, field, obj)
+				})
+		case "operation":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PiiRead_operation(ctx, field, obj)
+				})
+		case "requestId":
+			out.Values[i] = ec._PiiRead_requestId(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "at":
+			out.Values[i] = ec._PiiRead_at(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reads":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PiiRead_reads(ctx, field, obj)
+				})
+		case "cursor":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._PiiRead_cursor(ctx, field, obj)
+				})
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var piiReadConnectionImplementors = []string{"PiiReadConnection"}
+
+func (ec *executionContext) _PiiReadConnection(ctx context.Context, sel ast.SelectionSet, obj *products.Connection[products.PIIRead]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, piiReadConnectionImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PiiReadConnection")
+		case "edges":
+			out.Values[i] = ec._PiiReadConnection_edges(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "nodes":
+			out.Values[i] = ec._PiiReadConnection_nodes(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "pageInfo":
+			out.Values[i] = ec._PiiReadConnection_pageInfo(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "totalCount":
+			out.Values[i] = ec._PiiReadConnection_totalCount(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
+var piiReadEdgeImplementors = []string{"PiiReadEdge"}
+
+func (ec *executionContext) _PiiReadEdge(ctx context.Context, sel ast.SelectionSet, obj *products.Edge[products.PIIRead]) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, piiReadEdgeImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("PiiReadEdge")
+		case "cursor":
+			out.Values[i] = ec._PiiReadEdge_cursor(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		case "node":
+			out.Values[i] = ec._PiiReadEdge_node(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				out.Invalids++
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var queryImplementors = []string{"Query"}
 
 func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -35034,13 +36248,19 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "auditLog":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_auditLog(ctx, field)
 				})
+		case "piiReads":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_piiReads(ctx, field)
+				})
 		case "catalog":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_catalog(ctx, field)
 				})
@@ -35052,13 +36272,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "customers":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_customers(ctx, field)
 				})
 		case "customersAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_customersAggregate(ctx, field)
 				})
@@ -35070,13 +36290,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "interactions":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_interactions(ctx, field)
 				})
 		case "interactionsAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_interactionsAggregate(ctx, field)
 				})
@@ -35088,13 +36308,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "items":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_items(ctx, field)
 				})
 		case "itemsAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_itemsAggregate(ctx, field)
 				})
@@ -35106,13 +36326,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "reservations":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_reservations(ctx, field)
 				})
 		case "reservationsAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_reservationsAggregate(ctx, field)
 				})
@@ -35124,13 +36344,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "orders":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orders(ctx, field)
 				})
 		case "ordersAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_ordersAggregate(ctx, field)
 				})
@@ -35142,25 +36362,25 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "orderLines":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orderLines(ctx, field)
 				})
 		case "orderLinesAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_orderLinesAggregate(ctx, field)
 				})
 		case "dailyRevenue":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_dailyRevenue(ctx, field)
 				})
 		case "dailyRevenueAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_dailyRevenueAggregate(ctx, field)
 				})
@@ -35172,37 +36392,37 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "customerValues":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_customerValues(ctx, field)
 				})
 		case "customerValuesAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_customerValuesAggregate(ctx, field)
 				})
 		case "itemSales":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_itemSales(ctx, field)
 				})
 		case "itemSalesAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_itemSalesAggregate(ctx, field)
 				})
 		case "salesStats":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_salesStats(ctx, field)
 				})
 		case "consumerLag":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_consumerLag(ctx, field)
 				})
@@ -35214,13 +36434,13 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				})
 		case "shipments":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_shipments(ctx, field)
 				})
 		case "shipmentsAggregate":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_shipmentsAggregate(ctx, field)
 				})
@@ -35300,7 +36520,7 @@ func (ec *executionContext) _Reservation(ctx context.Context, sel ast.SelectionS
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Reservation_history(ctx, field, obj)
 				})
@@ -35706,7 +36926,7 @@ func (ec *executionContext) _Shipment(ctx context.Context, sel ast.SelectionSet,
 			}
 		case "history":
 			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
-				true, true,
+				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Shipment_history(ctx, field, obj)
 				})
@@ -36033,6 +37253,8 @@ func (ec *executionContext) _Subscription(ctx context.Context, sel ast.Selection
 		return ec._Subscription_changes(ctx, fields[0])
 	case "auditEntries":
 		return ec._Subscription_auditEntries(ctx, fields[0])
+	case "piiReads":
+		return ec._Subscription_piiReads(ctx, fields[0])
 	case "customerChanged":
 		return ec._Subscription_customerChanged(ctx, fields[0])
 	case "interactionChanged":
@@ -36481,14 +37703,6 @@ func (ec *executionContext) marshalNAuditEntry2ᚖgithubᚗcomᚋmeshgateᚋmesh
 	return ec._AuditEntry(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "AuditEntryConnection!")
-		return graphql.Null
-	}
-	return ec._AuditEntryConnection(ctx, sel, v)
-}
-
 func (ec *executionContext) marshalNAuditEntryEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[products.AuditEntry]) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -36593,22 +37807,6 @@ func (ec *executionContext) marshalNCatalogField2ᚖgithubᚗcomᚋmeshgateᚋme
 	return ec._CatalogField(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CatalogProduct) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProduct(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProduct(ctx context.Context, sel ast.SelectionSet, v *model.CatalogProduct) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CatalogProduct!")
@@ -36617,7 +37815,7 @@ func (ec *executionContext) marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋ
 	return ec._CatalogProduct(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐChange(ctx context.Context, sel ast.SelectionSet, v *model.Change) graphql.Marshaler {
+func (ec *executionContext) marshalNChange2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAuditEntry(ctx context.Context, sel ast.SelectionSet, v *products.AuditEntry) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "Change!")
 		return graphql.Null
@@ -36647,22 +37845,6 @@ func (ec *executionContext) unmarshalNClassification2githubᚗcomᚋmeshgateᚋm
 
 func (ec *executionContext) marshalNClassification2githubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐClassification(ctx context.Context, sel ast.SelectionSet, v model.Classification) graphql.Marshaler {
 	return v
-}
-
-func (ec *executionContext) marshalNConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConsumerLag) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNConsumerLag2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLag(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNConsumerLag2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLag(ctx context.Context, sel ast.SelectionSet, v *model.ConsumerLag) graphql.Marshaler {
@@ -36712,22 +37894,6 @@ func (ec *executionContext) marshalNCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._Customer(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCustomerAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNCustomerAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNCustomerAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerAggregate!")
@@ -36756,14 +37922,6 @@ func (ec *executionContext) marshalNCustomerChange2ᚖgithubᚗcomᚋmeshgateᚋ
 		return graphql.Null
 	}
 	return ec._CustomerChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[customers.Customer]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "CustomerConnection!")
-		return graphql.Null
-	}
-	return ec._CustomerConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCustomerEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[customers.Customer]) graphql.Marshaler {
@@ -36861,22 +38019,6 @@ func (ec *executionContext) marshalNCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋm
 	return ec._CustomerValue(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "CustomerValueAggregate!")
@@ -36905,14 +38047,6 @@ func (ec *executionContext) marshalNCustomerValueChange2ᚖgithubᚗcomᚋmeshga
 		return graphql.Null
 	}
 	return ec._CustomerValueChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.CustomerValue]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "CustomerValueConnection!")
-		return graphql.Null
-	}
-	return ec._CustomerValueConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNCustomerValueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.CustomerValue]) graphql.Marshaler {
@@ -37014,22 +38148,6 @@ func (ec *executionContext) marshalNDailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋme
 	return ec._DailyRevenue(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNDailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNDailyRevenueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNDailyRevenueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "DailyRevenueAggregate!")
@@ -37058,14 +38176,6 @@ func (ec *executionContext) marshalNDailyRevenueChange2ᚖgithubᚗcomᚋmeshgat
 		return graphql.Null
 	}
 	return ec._DailyRevenueChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNDailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "DailyRevenueConnection!")
-		return graphql.Null
-	}
-	return ec._DailyRevenueConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNDailyRevenueEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.DailyRevenue]) graphql.Marshaler {
@@ -37158,6 +38268,30 @@ func (ec *executionContext) marshalNDecimal2ᚖgithubᚗcomᚋmeshgateᚋmeshgat
 	return v
 }
 
+func (ec *executionContext) marshalNEntityRead2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEntityReadᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.EntityRead) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNEntityRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEntityRead(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNEntityRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEntityRead(ctx context.Context, sel ast.SelectionSet, v *products.EntityRead) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "EntityRead!")
+		return graphql.Null
+	}
+	return ec._EntityRead(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalNFieldSet2string(ctx context.Context, v any) (string, error) {
 	res, err := graphql.UnmarshalString(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -37208,6 +38342,35 @@ func (ec *executionContext) marshalNID2int64(ctx context.Context, sel ast.Select
 	return res
 }
 
+func (ec *executionContext) unmarshalNID2ᚕint64ᚄ(ctx context.Context, v any) ([]int64, error) {
+	vSlice := graphql.CoerceList(v)
+	var err error
+	res := make([]int64, len(vSlice))
+	for i := range vSlice {
+		ctx := graphql.WithPathContext(ctx, graphql.NewPathWithIndex(i))
+		res[i], err = ec.unmarshalNID2int64(ctx, vSlice[i])
+		if err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (ec *executionContext) marshalNID2ᚕint64ᚄ(ctx context.Context, sel ast.SelectionSet, v []int64) graphql.Marshaler {
+	ret := make(graphql.Array, len(v))
+	for i := range v {
+		ret[i] = ec.marshalNID2int64(ctx, sel, v[i])
+	}
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalNInt2int(ctx context.Context, v any) (int, error) {
 	res, err := graphql.UnmarshalInt(v)
 	return res, graphql.ErrorOnPath(ctx, err)
@@ -37246,22 +38409,6 @@ func (ec *executionContext) marshalNInteraction2ᚖgithubᚗcomᚋmeshgateᚋmes
 	return ec._Interaction(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNInteractionAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNInteractionAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNInteractionAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "InteractionAggregate!")
@@ -37290,14 +38437,6 @@ func (ec *executionContext) marshalNInteractionChange2ᚖgithubᚗcomᚋmeshgate
 		return graphql.Null
 	}
 	return ec._InteractionChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "InteractionConnection!")
-		return graphql.Null
-	}
-	return ec._InteractionConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNInteractionEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[engagement.Interaction]) graphql.Marshaler {
@@ -37408,22 +38547,6 @@ func (ec *executionContext) marshalNItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgate�
 	return ec._Item(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNItemAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNItemAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNItemAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemAggregate!")
@@ -37452,14 +38575,6 @@ func (ec *executionContext) marshalNItemChange2ᚖgithubᚗcomᚋmeshgateᚋmesh
 		return graphql.Null
 	}
 	return ec._ItemChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Item]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ItemConnection!")
-		return graphql.Null
-	}
-	return ec._ItemConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNItemEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[inventory.Item]) graphql.Marshaler {
@@ -37537,22 +38652,6 @@ func (ec *executionContext) marshalNItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 	return ec._ItemSales(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNItemSalesAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNItemSalesAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ItemSalesAggregate!")
@@ -37581,14 +38680,6 @@ func (ec *executionContext) marshalNItemSalesChange2ᚖgithubᚗcomᚋmeshgate�
 		return graphql.Null
 	}
 	return ec._ItemSalesChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.ItemSales]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ItemSalesConnection!")
-		return graphql.Null
-	}
-	return ec._ItemSalesConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNItemSalesEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[sales.ItemSales]) graphql.Marshaler {
@@ -37736,22 +38827,6 @@ func (ec *executionContext) marshalNOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgate�
 	return ec._Order(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNOrderAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNOrderAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderAggregate!")
@@ -37780,14 +38855,6 @@ func (ec *executionContext) marshalNOrderChange2ᚖgithubᚗcomᚋmeshgateᚋmes
 		return graphql.Null
 	}
 	return ec._OrderChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "OrderConnection!")
-		return graphql.Null
-	}
-	return ec._OrderConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[orders.Order]) graphql.Marshaler {
@@ -37852,22 +38919,6 @@ func (ec *executionContext) marshalNOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 	return ec._OrderLine(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNOrderLineAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNOrderLineAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNOrderLineAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "OrderLineAggregate!")
@@ -37896,14 +38947,6 @@ func (ec *executionContext) marshalNOrderLineChange2ᚖgithubᚗcomᚋmeshgate�
 		return graphql.Null
 	}
 	return ec._OrderLineChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Line]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "OrderLineConnection!")
-		return graphql.Null
-	}
-	return ec._OrderLineConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNOrderLineEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[orders.Line]) graphql.Marshaler {
@@ -38049,6 +39092,54 @@ func (ec *executionContext) marshalNPageInfo2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._PageInfo(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalNPiiRead2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIReadᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.PIIRead) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPiiRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIRead(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPiiRead2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐPIIRead(ctx context.Context, sel ast.SelectionSet, v *products.PIIRead) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PiiRead!")
+		return graphql.Null
+	}
+	return ec._PiiRead(ctx, sel, v)
+}
+
+func (ec *executionContext) marshalNPiiReadEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[products.PIIRead]) graphql.Marshaler {
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNPiiReadEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) marshalNPiiReadEdge2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdge(ctx context.Context, sel ast.SelectionSet, v *products.Edge[products.PIIRead]) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "PiiReadEdge!")
+		return graphql.Null
+	}
+	return ec._PiiReadEdge(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalNReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservationᚄ(ctx context.Context, sel ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
 	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
 		fc := graphql.GetFieldContext(ctx)
@@ -38071,22 +39162,6 @@ func (ec *executionContext) marshalNReservation2ᚖgithubᚗcomᚋmeshgateᚋmes
 		return graphql.Null
 	}
 	return ec._Reservation(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNReservationAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
 }
 
 func (ec *executionContext) marshalNReservationAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
@@ -38117,14 +39192,6 @@ func (ec *executionContext) marshalNReservationChange2ᚖgithubᚗcomᚋmeshgate
 		return graphql.Null
 	}
 	return ec._ReservationChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Reservation]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ReservationConnection!")
-		return graphql.Null
-	}
-	return ec._ReservationConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNReservationEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[inventory.Reservation]) graphql.Marshaler {
@@ -38255,22 +39322,6 @@ func (ec *executionContext) marshalNShipment2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._Shipment(ctx, sel, v)
 }
 
-func (ec *executionContext) marshalNShipmentAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
-	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
-		fc := graphql.GetFieldContext(ctx)
-		fc.Result = &v[i]
-		return ec.marshalNShipmentAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
-	})
-
-	for _, e := range ret {
-		if e == graphql.Null {
-			return graphql.Null
-		}
-	}
-
-	return ret
-}
-
 func (ec *executionContext) marshalNShipmentAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx context.Context, sel ast.SelectionSet, v *products.AggregateRow) graphql.Marshaler {
 	if v == nil {
 		graphql.AddInvalidNullError(ctx, "ShipmentAggregate!")
@@ -38299,14 +39350,6 @@ func (ec *executionContext) marshalNShipmentChange2ᚖgithubᚗcomᚋmeshgateᚋ
 		return graphql.Null
 	}
 	return ec._ShipmentChange(ctx, sel, v)
-}
-
-func (ec *executionContext) marshalNShipmentConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[shipments.Shipment]) graphql.Marshaler {
-	if v == nil {
-		graphql.AddInvalidNullError(ctx, "ShipmentConnection!")
-		return graphql.Null
-	}
-	return ec._ShipmentConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalNShipmentEdge2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐEdgeᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.Edge[shipments.Shipment]) graphql.Marshaler {
@@ -38830,6 +39873,13 @@ func (ec *executionContext) marshalNfederation__Scope2ᚕᚕstringᚄ(ctx contex
 	return ret
 }
 
+func (ec *executionContext) marshalOAuditEntryConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[products.AuditEntry]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._AuditEntryConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) unmarshalOAuditOp2ᚕgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐOpᚄ(ctx context.Context, v any) ([]products.Op, error) {
 	if v == nil {
 		return nil, nil
@@ -38912,6 +39962,25 @@ func (ec *executionContext) marshalOBoolean2ᚖbool(ctx context.Context, sel ast
 	return res
 }
 
+func (ec *executionContext) marshalOCatalogProduct2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProductᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.CatalogProduct) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCatalogProduct2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCatalogProduct(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOChannel2ᚕstringᚄ(ctx context.Context, v any) ([]string, error) {
 	if v == nil {
 		return nil, nil
@@ -38990,6 +40059,25 @@ func (ec *executionContext) marshalOClassification2ᚖgithubᚗcomᚋmeshgateᚋ
 	return v
 }
 
+func (ec *executionContext) marshalOConsumerLag2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLagᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.ConsumerLag) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNConsumerLag2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐConsumerLag(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) marshalOCustomer2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋcustomersᚐCustomer(ctx context.Context, sel ast.SelectionSet, v []*customers.Customer) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -39010,12 +40098,38 @@ func (ec *executionContext) marshalOCustomer2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._Customer(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOCustomerAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOCustomerByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerByIDsInput(ctx context.Context, v any) (*model.CustomerByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputCustomerByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCustomerConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[customers.Customer]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CustomerConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOCustomerGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -39168,12 +40282,38 @@ func (ec *executionContext) marshalOCustomerValue2ᚖgithubᚗcomᚋmeshgateᚋm
 	return ec._CustomerValue(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOCustomerValueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNCustomerValueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOCustomerValueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐCustomerValueByIDsInput(ctx context.Context, v any) (*model.CustomerValueByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputCustomerValueByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOCustomerValueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.CustomerValue]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._CustomerValueConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOCustomerValueGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -39322,12 +40462,38 @@ func (ec *executionContext) marshalODailyRevenue2ᚖgithubᚗcomᚋmeshgateᚋme
 	return ec._DailyRevenue(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalODailyRevenueAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDailyRevenueAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalODailyRevenueByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐDailyRevenueByIDsInput(ctx context.Context, v any) (*model.DailyRevenueByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputDailyRevenueByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODailyRevenueConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.DailyRevenue]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._DailyRevenueConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalODailyRevenueHaving2map(ctx context.Context, v any) (map[string]any, error) {
@@ -39656,12 +40822,38 @@ func (ec *executionContext) marshalOInteraction2ᚖgithubᚗcomᚋmeshgateᚋmes
 	return ec._Interaction(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOInteractionAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNInteractionAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOInteractionByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐInteractionByIDsInput(ctx context.Context, v any) (*model.InteractionByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputInteractionByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOInteractionConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[engagement.Interaction]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._InteractionConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOInteractionGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -39847,12 +41039,38 @@ func (ec *executionContext) marshalOItem2ᚖgithubᚗcomᚋmeshgateᚋmeshgate�
 	return ec._Item(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOItemAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOItemByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemByIDsInput(ctx context.Context, v any) (*model.ItemByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputItemByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOItemConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Item]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ItemConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOItemGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -39951,12 +41169,38 @@ func (ec *executionContext) marshalOItemSales2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 	return ec._ItemSales(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOItemSalesAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNItemSalesAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOItemSalesByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐItemSalesByIDsInput(ctx context.Context, v any) (*model.ItemSalesByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputItemSalesByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOItemSalesConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[sales.ItemSales]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ItemSalesConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOItemSalesHaving2map(ctx context.Context, v any) (map[string]any, error) {
@@ -40080,12 +41324,38 @@ func (ec *executionContext) marshalOOrder2ᚖgithubᚗcomᚋmeshgateᚋmeshgate�
 	return ec._Order(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOOrderAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOOrderByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderByIDsInput(ctx context.Context, v any) (*model.OrderByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputOrderByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrderConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Order]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._OrderConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) unmarshalOOrderDirection2ᚖstring(ctx context.Context, v any) (*string, error) {
@@ -40177,12 +41447,38 @@ func (ec *executionContext) marshalOOrderLine2ᚖgithubᚗcomᚋmeshgateᚋmeshg
 	return ec._OrderLine(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOOrderLineAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNOrderLineAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOOrderLineByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐOrderLineByIDsInput(ctx context.Context, v any) (*model.OrderLineByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputOrderLineByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOOrderLineConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[orders.Line]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._OrderLineConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOOrderLineGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -40398,6 +41694,13 @@ func (ec *executionContext) unmarshalOOrderWhere2ᚕmapᚄ(ctx context.Context, 
 	return res, nil
 }
 
+func (ec *executionContext) marshalOPiiReadConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[products.PIIRead]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._PiiReadConnection(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOReservation2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋinventoryᚐReservation(ctx context.Context, sel ast.SelectionSet, v []*inventory.Reservation) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -40418,12 +41721,38 @@ func (ec *executionContext) marshalOReservation2ᚖgithubᚗcomᚋmeshgateᚋmes
 	return ec._Reservation(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOReservationAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNReservationAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOReservationByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐReservationByIDsInput(ctx context.Context, v any) (*model.ReservationByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputReservationByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOReservationConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[inventory.Reservation]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ReservationConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOReservationGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
@@ -40581,6 +41910,13 @@ func (ec *executionContext) unmarshalOReservationWhere2ᚕmapᚄ(ctx context.Con
 	return res, nil
 }
 
+func (ec *executionContext) marshalOSalesStats2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋsalesᚐStats(ctx context.Context, sel ast.SelectionSet, v *sales.Stats) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._SalesStats(ctx, sel, v)
+}
+
 func (ec *executionContext) marshalOShipment2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚋshipmentsᚐShipment(ctx context.Context, sel ast.SelectionSet, v []*shipments.Shipment) graphql.Marshaler {
 	if v == nil {
 		return graphql.Null
@@ -40601,12 +41937,38 @@ func (ec *executionContext) marshalOShipment2ᚖgithubᚗcomᚋmeshgateᚋmeshga
 	return ec._Shipment(ctx, sel, v)
 }
 
+func (ec *executionContext) marshalOShipmentAggregate2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRowᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.AggregateRow) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNShipmentAggregate2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐAggregateRow(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
 func (ec *executionContext) unmarshalOShipmentByIDsInput2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐShipmentByIDsInput(ctx context.Context, v any) (*model.ShipmentByIDsInput, error) {
 	if v == nil {
 		return nil, nil
 	}
 	res, err := ec.unmarshalInputShipmentByIDsInput(ctx, v)
 	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalOShipmentConnection2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐConnection(ctx context.Context, sel ast.SelectionSet, v *products.Connection[shipments.Shipment]) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	return ec._ShipmentConnection(ctx, sel, v)
 }
 
 func (ec *executionContext) marshalOShipmentGroup2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {

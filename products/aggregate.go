@@ -18,6 +18,11 @@ type AggregateArgs struct {
 	Where   map[string]any
 	GroupBy []string       // values of the entity's GroupField enum
 	Having  map[string]any // {count: IntFilter, sum: {field: FloatFilter}, …}
+	// Restrict, if set, is a row policy of the entity ANDed with Where.
+	Restrict *Condition
+	// MaxGroups, if positive, bounds the groups returned: the statement
+	// reads at most one more, and more than MaxGroups is LIMIT_EXCEEDED.
+	MaxGroups int
 }
 
 // AggregateRow is one group of an aggregate: the values of the grouped
@@ -68,11 +73,16 @@ func Aggregate(ctx context.Context, db bun.IDB, e *Entity, a AggregateArgs) ([]*
 			q = q.ColumnExpr(c.aggExpr(fn, f) + " AS " + quoteIdent(c.dialect, fn+"_"+f.Name))
 		}
 	}
+	var x sqlExpr
 	if a.Where != nil {
-		var x sqlExpr
 		if err := c.where(&x, e, a.Where, "where"); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.restrict(&x, e, a.Restrict); err != nil {
+		return nil, err
+	}
+	if !x.empty() {
 		q = q.Where(x.sql.String(), x.args...)
 	}
 	if len(a.Having) > 0 {
@@ -82,9 +92,17 @@ func Aggregate(ctx context.Context, db bun.IDB, e *Entity, a AggregateArgs) ([]*
 		}
 		q = q.Having(x.sql.String(), x.args...)
 	}
+	if a.MaxGroups > 0 {
+		q = q.Limit(int64(a.MaxGroups) + 1)
+	}
 	var rows []map[string]any
 	if err := q.Scan(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("aggregate %s: %w", e.Name, err)
+	}
+	if a.MaxGroups > 0 && len(rows) > a.MaxGroups {
+		return nil, &Error{Code: LimitExceeded,
+			Message:    fmt.Sprintf("the aggregate has more than %d groups: group by fewer fields, filter with where, or narrow the groups with having", a.MaxGroups),
+			Extensions: map[string]any{"limit": "groups", "value": a.MaxGroups}}
 	}
 	out := make([]*AggregateRow, 0, len(rows))
 	for _, r := range rows {

@@ -2,7 +2,6 @@ package products
 
 import (
 	"context"
-	"slices"
 	"strings"
 	"time"
 )
@@ -41,15 +40,6 @@ type Identity struct {
 	// Dev marks the dev-mode identity (loopback, no auth configured): it
 	// holds every role.
 	Dev bool
-}
-
-// HasRole reports whether the identity holds role; the dev identity holds
-// every role.
-func (id *Identity) HasRole(role string) bool {
-	if id == nil {
-		return false
-	}
-	return id.Dev || slices.Contains(id.Roles, role)
 }
 
 // Claim returns the claim at a dotted path ("realm_access.roles"), or

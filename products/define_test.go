@@ -177,6 +177,11 @@ type (
 		ID            int64 `bun:"id,pk" json:"id" doc:"Id."`
 		OrderID       int64 `bun:"order_id,notnull" json:"orderId" mesh:"ref=Order" doc:"Order."`
 	}
+	piiNumber struct {
+		bun.BaseModel `bun:"table:a" mesh:"A" doc:"A."`
+		ID            int64 `bun:"id,pk" json:"id" doc:"Id."`
+		Age           int   `bun:"age,notnull" json:"age" mesh:"pii" doc:"Age."`
+	}
 	danglingRef struct {
 		bun.BaseModel `bun:"table:a" mesh:"A" doc:"A."`
 		ID            int64 `bun:"id,pk" json:"id" doc:"Id."`
@@ -195,6 +200,7 @@ func TestDescribeRefusesMistakes(t *testing.T) {
 		{(*sortedNullable)(nil), "A.name: sortable fields must not be nullable"},
 		{(*piiInternal)(nil), "A.email: personal data must be classified CONFIDENTIAL or RESTRICTED"},
 		{(*badLevel)(nil), `A.email: unknown classification "SECRET"`},
+		{(*piiNumber)(nil), "A.age: personal data that is not a string must be nullable"},
 		{(*unknownEnum)(nil), "A.state: enum=Nope is not one of the product's Enums"},
 		{(*unknownOption)(nil), `A.name: unknown mesh option "sortable"`},
 		{(*bareInt64)(nil), "A.count: an int64 is a key (the id) or a reference"},

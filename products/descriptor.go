@@ -230,6 +230,9 @@ func (d *Descriptor) Validate() error {
 			if f.PII && f.Level().Rank() < Confidential.Rank() {
 				return fmt.Errorf("%s.%s.%s: personal data must be classified CONFIDENTIAL or RESTRICTED", d.Name, e.Name, f.Name)
 			}
+			if f.PII && f.Type != TypeString && !f.Nullable {
+				return fmt.Errorf("%s.%s.%s: personal data that is not a string must be nullable (masked as null; strings are masked as %q)", d.Name, e.Name, f.Name, Masked)
+			}
 		}
 	}
 	return nil

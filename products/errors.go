@@ -30,6 +30,9 @@ type Error struct {
 	Code    Code
 	Message string
 	Field   string
+	// Extensions are further facts for the client's error extensions, e.g.
+	// {"limit": "groups", "value": 10000} for LIMIT_EXCEEDED.
+	Extensions map[string]any
 }
 
 func (e *Error) Error() string {
@@ -42,6 +45,12 @@ func (e *Error) Error() string {
 // Errorf returns an *Error with the code and a formatted message.
 func Errorf(code Code, format string, args ...any) *Error {
 	return &Error{Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+// Forbid refuses what the caller's roles do not allow; field, if not
+// empty, names the input at fault (e.g. "where.email").
+func Forbid(field, format string, args ...any) *Error {
+	return &Error{Code: Forbidden, Field: field, Message: fmt.Sprintf(format, args...)}
 }
 
 // Invalid reports bad input in the named field.

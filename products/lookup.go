@@ -12,6 +12,12 @@ import (
 // e.g. a reference) has one of the values, in one statement, keyed by that
 // value. Missing values are absent from the map.
 func GetManyBy[T any](ctx context.Context, db bun.IDB, e *Entity, field string, values []int64) (map[int64]*T, error) {
+	return Lookup[T](ctx, db, e, field, values, nil)
+}
+
+// Lookup is GetManyBy (field "id" looks up by key) restricted by a row
+// policy of the entity, if not nil: rows outside it are missing.
+func Lookup[T any](ctx context.Context, db bun.IDB, e *Entity, field string, values []int64, restrict *Condition) (map[int64]*T, error) {
 	f := e.Field(field)
 	if f == nil || f.Derived || f.Type != TypeID {
 		return nil, fmt.Errorf("get %s by %s: not a key or reference of the entity", e.Name, field)
@@ -21,7 +27,16 @@ func GetManyBy[T any](ctx context.Context, db bun.IDB, e *Entity, field string, 
 		return out, nil
 	}
 	var rows []*T
-	if err := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(f.Column), bun.List(values)).Scan(ctx); err != nil {
+	q := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(f.Column), bun.List(values))
+	if restrict != nil {
+		c := compilerFor(db)
+		var x sqlExpr
+		if err := c.restrict(&x, e, restrict); err != nil {
+			return nil, err
+		}
+		q = q.Where(x.sql.String(), x.args...)
+	}
+	if err := q.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("get %s by %s: %w", e.Name, field, err)
 	}
 	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())

@@ -178,6 +178,26 @@ type Condition struct {
 	root *cond
 }
 
+// Entity returns the entity the condition filters.
+func (c *Condition) Entity() *Entity { return c.e }
+
+// restrict ANDs a row policy of entity e to the filter in x.
+func (c compiler) restrict(x *sqlExpr, e *Entity, r *Condition) error {
+	if r == nil {
+		return nil
+	}
+	if r.e != e {
+		return fmt.Errorf("a row policy of %s cannot restrict %s", r.e.Name, e.Name)
+	}
+	if !x.empty() {
+		x.add(" AND ")
+	}
+	x.add("(")
+	c.condSQL(x, r.root)
+	x.add(")")
+	return nil
+}
+
 // ParseWhere validates an entity filter (the where maps the SQL compiler
 // takes); errors are BAD_USER_INPUT, the same the SQL path reports.
 func ParseWhere(e *Entity, where map[string]any) (*Condition, error) {

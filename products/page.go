@@ -29,6 +29,9 @@ type ListArgs struct {
 	OrderBy       []map[string]any
 	// WantTotal asks for the number of matching rows over all pages.
 	WantTotal bool
+	// Restrict, if set, is a row policy of the entity ANDed with Where:
+	// rows outside it are neither listed nor counted.
+	Restrict *Condition `json:"-"`
 }
 
 // PageInfo is Relay's page information.
@@ -137,6 +140,9 @@ func (c compiler) plan(e *Entity, a ListArgs) (*plan, error) {
 		if err := c.where(&p.where, e, a.Where, "where"); err != nil {
 			return nil, err
 		}
+	}
+	if err := c.restrict(&p.where, e, a.Restrict); err != nil {
+		return nil, err
 	}
 	if a.After != nil {
 		if err := c.keyset(p, &p.cursor, *a.After, "after", false); err != nil {
@@ -322,6 +328,101 @@ func List[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs) (*Page[
 			return nil, fmt.Errorf("count %s: %w", e.Name, err)
 		}
 		page.Total = int(n)
+	}
+	return page, nil
+}
+
+// keepChunk is how many rows ListKeep reads per statement.
+const keepChunk = 500
+
+// ListKeep is List with a condition that SQL cannot evaluate, checked in Go
+// on each row (row policies on the images of audit entries): rows are read
+// in the page's order, keepChunk per statement, until the page (plus its
+// look-ahead row) is full or no row is left; the keyset cursors stay
+// those of the rows kept. With WantTotal every row matching the where
+// filter is read once more to count those kept.
+func ListKeep[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs, keep func(*T) (bool, error)) (*Page[T], error) {
+	c := compilerFor(db)
+	p, err := c.plan(e, a)
+	if err != nil {
+		return nil, err
+	}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	// scan reads the chunk after last (in the plan's direction), within the
+	// page's cursors when paged.
+	scan := func(last *T, paged bool) ([]*T, error) {
+		var rows []*T
+		q := db.NewSelect().Model(&rows)
+		if !p.where.empty() {
+			q = q.Where(p.where.sql.String(), p.where.args...)
+		}
+		if paged && !p.cursor.empty() {
+			q = q.Where(p.cursor.sql.String(), p.cursor.args...)
+		}
+		if last != nil {
+			cur, err := p.encodeCursor(table, last)
+			if err != nil {
+				return nil, err
+			}
+			var x sqlExpr
+			if err := c.keyset(p, &x, cur, "after", p.reverse); err != nil {
+				return nil, err
+			}
+			q = q.Where(x.sql.String(), x.args...)
+		}
+		if err := q.OrderExpr(c.orderSQL(p)).Limit(keepChunk).Scan(ctx); err != nil {
+			return nil, fmt.Errorf("list %s: %w", e.Name, err)
+		}
+		return rows, nil
+	}
+	var kept []*T
+	var last *T
+	for len(kept) <= p.limit {
+		rows, err := scan(last, true)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range rows {
+			ok, err := keep(r)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				if kept = append(kept, r); len(kept) > p.limit {
+					break
+				}
+			}
+		}
+		if len(rows) < keepChunk {
+			break
+		}
+		last = rows[len(rows)-1]
+	}
+	page, err := makePage(db, p, kept)
+	if err != nil {
+		return nil, err
+	}
+	if a.WantTotal {
+		last = nil
+		for {
+			rows, err := scan(last, false)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range rows {
+				ok, err := keep(r)
+				if err != nil {
+					return nil, err
+				}
+				if ok {
+					page.Total++
+				}
+			}
+			if len(rows) < keepChunk {
+				break
+			}
+			last = rows[len(rows)-1]
+		}
 	}
 	return page, nil
 }

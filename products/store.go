@@ -32,6 +32,7 @@ type Store struct {
 	schema   string // PostgreSQL schema of the store
 	hooksMu  sync.Mutex
 	onCommit []func()
+	onReads  []func()
 }
 
 // Dialect returns the store's SQL dialect.
@@ -116,6 +117,10 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 	if _, err := db.NewInsert().Model(&auditSeq{Product: d.Name}).On("CONFLICT (product) DO NOTHING").Exec(ctx); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("%s store: create audit counter: %w", d.Name, err)
+	}
+	if _, err := db.NewInsert().Model(&piiReadSeq{Product: d.Name}).On("CONFLICT (product) DO NOTHING").Exec(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("%s store: create read-audit counter: %w", d.Name, err)
 	}
 	return s, nil
 }

@@ -18,7 +18,13 @@ type Tx struct {
 	store   *Store
 	changes []AuditEntry
 	now     time.Time
+	cause   string
 }
+
+// Cause attributes the changes recorded from now on to the request id of
+// the event that caused them (reactions: the source change's request id),
+// instead of the request id in the context of Write.
+func (t *Tx) Cause(requestID string) { t.cause = requestID }
 
 // Now is the transaction's timestamp (UTC, microseconds), used for the
 // rows' timestamps and the audit entries alike.
@@ -61,7 +67,7 @@ func (t *Tx) record(e *Entity, key int64, op Op, before, after any) error {
 	}
 	t.changes = append(t.changes, AuditEntry{
 		Product: t.store.Product.Name, Entity: e.Name, Key: key, Op: op,
-		Before: b, After: a,
+		Before: b, After: a, RequestID: t.cause,
 	})
 	return nil
 }
@@ -93,7 +99,10 @@ func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 		for i := range tx.changes {
 			c := &tx.changes[i]
 			c.Sequence = first + int64(i)
-			c.Actor, c.RequestID, c.At = actor, reqID, tx.now
+			c.Actor, c.At = actor, tx.now
+			if c.RequestID == "" {
+				c.RequestID = reqID
+			}
 		}
 		for i := 0; i < len(tx.changes); i += 500 {
 			part := tx.changes[i:min(i+500, len(tx.changes))]

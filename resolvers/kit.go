@@ -37,11 +37,16 @@ func entity[T any](r *Resolver) (*products.Descriptor, *products.Entity, *produc
 	return d, e, s, nil
 }
 
-// get resolves a lookup by id: the row, or null.
+// get resolves a lookup by id: the row, or null (also when a row policy
+// of the caller keeps it out).
 func get[T any](ctx context.Context, r *Resolver, id int64) (*T, error) {
 	_, e, s, err := entity[T](r)
 	if err != nil {
 		return nil, err
+	}
+	if pol := accessFrom(ctx, r).policy(e); pol != nil {
+		rows, err := products.Lookup[T](ctx, s.DB, e, "id", []int64{id}, pol)
+		return rows[id], err
 	}
 	return getOrNil(products.Get[T](ctx, s.DB, e, id))
 }
@@ -52,7 +57,13 @@ func list[T any](ctx context.Context, r *Resolver, first *int, after *string, la
 	if err != nil {
 		return nil, err
 	}
-	p, err := products.List[T](ctx, s.DB, e, listArgs(ctx, first, after, last, before, where, orderBy))
+	a := accessFrom(ctx, r)
+	if err := a.refusePII(e, where, orderBy, nil); err != nil {
+		return nil, err
+	}
+	args := listArgs(ctx, first, after, last, before, where, orderBy)
+	args.Restrict = a.policy(e)
+	p, err := products.List[T](ctx, s.DB, e, args)
 	if err != nil {
 		return nil, err
 	}
@@ -65,7 +76,13 @@ func aggregate[T any](ctx context.Context, r *Resolver, where map[string]any, gr
 	if err != nil {
 		return nil, err
 	}
-	return products.Aggregate(ctx, s.DB, e, products.AggregateArgs{Where: where, GroupBy: groupBy, Having: having})
+	a := accessFrom(ctx, r)
+	if err := a.refusePII(e, where, nil, groupBy); err != nil {
+		return nil, err
+	}
+	return products.Aggregate(ctx, s.DB, e, products.AggregateArgs{
+		Where: where, GroupBy: groupBy, Having: having, Restrict: a.policy(e), MaxGroups: r.MaxGroups,
+	})
 }
 
 // changed resolves an entity's change subscription.
@@ -74,14 +91,31 @@ func changed[T any](ctx context.Context, r *Resolver, where map[string]any, ops 
 	if err != nil {
 		return nil, err
 	}
+	a := accessFrom(ctx, r)
+	if err := a.refusePII(e, where, nil, nil); err != nil {
+		return nil, err
+	}
 	f, err := entityFilter(d, e, where, ops)
 	if err != nil {
 		return nil, err
+	}
+	pol := a.policy(e)
+	if pol != nil {
+		restrictStream(f, func(*products.AuditEntry) *products.Condition { return pol })
 	}
 	return subscribe(ctx, r, f, since, func(ev streaming.Event) (*products.Change[T], error) {
 		before, after, err := rows[T](ev.Entry)
 		if err != nil {
 			return nil, err
+		}
+		if pol != nil {
+			// An image outside the caller's policy is not shown.
+			if !imageIn(pol, ev.Entry.Before) {
+				before = nil
+			}
+			if !imageIn(pol, ev.Entry.After) {
+				after = nil
+			}
 		}
 		a := ev.Entry
 		return &products.Change[T]{Op: a.Op, Before: before, After: after, Cursor: ev.Cursor.String(), Actor: a.Actor, At: a.At, Sequence: a.Sequence}, nil
@@ -96,6 +130,18 @@ func history[T any](ctx context.Context, r *Resolver, key int64, first *int, aft
 		return nil, err
 	}
 	a := listArgs(ctx, first, after, last, before, map[string]any{"entity": map[string]any{"eq": e.Name}}, nil)
+	if pol := accessFrom(ctx, r).policy(e); pol != nil {
+		// The policy is evaluated on each entry's images, in Go: one
+		// statement (or more) per row rather than one per level.
+		a.Where["key"] = map[string]any{"eq": key}
+		p, err := products.ListKeep(ctx, s.DB, products.AuditEntity, a, func(a *products.AuditEntry) (bool, error) {
+			return entryIn(pol, a), nil
+		})
+		if err != nil {
+			return nil, err
+		}
+		return products.NewConnection(p), nil
+	}
 	l := loader(ctx, "history "+e.Name, func(wait time.Duration) *childLoader[products.AuditEntry] {
 		return newChildLoader[products.AuditEntry](s.DB, products.AuditEntity, "key", wait)
 	})
@@ -124,8 +170,9 @@ func lookup[T any, K interface{ int64 | *int64 }](ctx context.Context, r *Resolv
 	if err != nil {
 		return nil, err
 	}
-	l := loader(ctx, "lookup "+e.Name+"."+by, func(wait time.Duration) *dataloadgen.Loader[int64, *T] {
-		return byField[T](s.DB, e, by, wait)
+	pol := accessFrom(ctx, r).policy(e)
+	l := loader(ctx, "lookup "+e.Name+"."+by+policyKey(pol), func(wait time.Duration) *dataloadgen.Loader[int64, *T] {
+		return byField[T](s.DB, e, by, pol, wait)
 	})
 	return l.Load(ctx, k)
 }
@@ -135,6 +182,7 @@ func lookup[T any, K interface{ int64 | *int64 }](ctx context.Context, r *Resolv
 func lookupRequired[T any](ctx context.Context, r *Resolver, by string, key int64) (*T, error) {
 	v, err := lookup[T](ctx, r, by, key)
 	if err == nil && v == nil {
+		// Missing, or outside the caller's row policy.
 		_, e, _, _ := entity[T](r)
 		err = products.Errorf(products.NotFound, "%s with %s %d does not exist", e.Name, by, key)
 	}
@@ -145,6 +193,13 @@ func lookupRequired[T any](ctx context.Context, r *Resolver, by string, key int6
 // parent's key (a @children field), one windowed statement for all parents
 // of a level that ask with the same arguments.
 func children[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string, key int64, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[T], error) {
+	_, e, _, err := entity[T](r)
+	if err != nil {
+		return nil, err
+	}
+	if err := accessFrom(ctx, r).refusePII(e, where, orderBy, nil); err != nil {
+		return nil, err
+	}
 	p, err := childPage[T, PT](ctx, r, fk, key, listArgs(ctx, first, after, last, before, where, orderBy))
 	if err != nil {
 		return nil, err
@@ -172,26 +227,33 @@ func childPage[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk strin
 	if f == nil || f.Derived {
 		return nil, fmt.Errorf("%s has no field %s", e.Name, fk)
 	}
-	l := loader(ctx, "children "+e.Name+"."+fk, func(wait time.Duration) *childLoader[T] {
+	a.Restrict = accessFrom(ctx, r).policy(e)
+	l := loader(ctx, "children "+e.Name+"."+fk+policyKey(a.Restrict), func(wait time.Duration) *childLoader[T] {
 		return newChildLoader[T, PT](s.DB, e, f.Column, wait)
 	})
 	return l.load(ctx, key, a)
 }
 
 // findMany resolves a batch of Apollo Federation representations of one
-// entity type with ONE statement (products.GetMany). The result follows the
-// order of reps; a representation whose row does not exist resolves to nil
-// (null in _entities).
+// entity type with ONE statement (products.Lookup). The result follows the
+// order of reps; a representation whose row does not exist, or is outside
+// the caller's row policy, resolves to nil (null in _entities). A caller
+// without the type's product's read role gets FORBIDDEN (and nulls) for
+// the representations of this type only.
 func findMany[T any, R any](ctx context.Context, r *Resolver, reps []R, id func(R) int64) ([]*T, error) {
-	_, e, s, err := entity[T](r)
+	d, e, s, err := entity[T](r)
 	if err != nil {
+		return nil, err
+	}
+	a := accessFrom(ctx, r)
+	if err := a.need(products.ReadRole(d.Name), "_entities of type "+e.Name); err != nil {
 		return nil, err
 	}
 	ids := make([]int64, len(reps))
 	for i, rep := range reps {
 		ids[i] = id(rep)
 	}
-	rows, err := products.GetMany[T](ctx, s.DB, e, ids)
+	rows, err := products.Lookup[T](ctx, s.DB, e, "id", ids, a.policy(e))
 	if err != nil {
 		return nil, err
 	}
@@ -200,4 +262,14 @@ func findMany[T any, R any](ctx context.Context, r *Resolver, reps []R, id func(
 		out[i] = rows[id]
 	}
 	return out, nil
+}
+
+// policyKey tells loaders of differently restricted callers apart (loaders
+// live as long as one operation of one caller, so this is a second line of
+// defence: a batch result is never shared across policies).
+func policyKey(c *products.Condition) string {
+	if c == nil {
+		return ""
+	}
+	return fmt.Sprintf(" policy %p", c)
 }

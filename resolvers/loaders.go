@@ -37,6 +37,17 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 	return next(context.WithValue(ctx, loadersKey{}, &loaders{wait: wait, m: map[string]any{}}))
 }
 
+// freshLoaders gives a subscription event loaders of its own (see
+// PerResponse): loaders cache what they loaded, and an event must see the
+// rows as they are now, not as they were at an earlier event.
+func (r *Resolver) freshLoaders(ctx context.Context) context.Context {
+	l, ok := ctx.Value(loadersKey{}).(*loaders)
+	if !ok {
+		return ctx
+	}
+	return context.WithValue(ctx, loadersKey{}, &loaders{wait: l.wait, m: map[string]any{}})
+}
+
 // loader returns the operation's loader named key, made by mk on first use.
 func loader[L any](ctx context.Context, key string, mk func(wait time.Duration) L) L {
 	l := ctx.Value(loadersKey{}).(*loaders)
@@ -52,15 +63,10 @@ func loader[L any](ctx context.Context, key string, mk func(wait time.Duration) 
 
 // byField batches lookups by a key field (id, or a unique reference) into
 // one IN query; a missing row loads as nil.
-func byField[T any](db bun.IDB, e *products.Entity, field string, wait time.Duration) *dataloadgen.Loader[int64, *T] {
+// A row outside restrict (a row policy, if not nil) loads as nil too.
+func byField[T any](db bun.IDB, e *products.Entity, field string, restrict *products.Condition, wait time.Duration) *dataloadgen.Loader[int64, *T] {
 	return dataloadgen.NewLoader(func(ctx context.Context, keys []int64) ([]*T, []error) {
-		var rows map[int64]*T
-		var err error
-		if field == "id" {
-			rows, err = products.GetMany[T](ctx, db, e, keys)
-		} else {
-			rows, err = products.GetManyBy[T](ctx, db, e, field, keys)
-		}
+		rows, err := products.Lookup[T](ctx, db, e, field, keys, restrict)
 		if err != nil {
 			return nil, []error{err}
 		}

@@ -16,14 +16,38 @@ import (
 )
 
 func (r *auditEntryResolver) Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
-	return image(obj.Before)
+	return r.entryImage(ctx, obj, obj.Before)
 }
 
 func (r *auditEntryResolver) After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
-	return image(obj.After)
+	return r.entryImage(ctx, obj, obj.After)
 }
 
 func (r *auditEntryResolver) Cursor(ctx context.Context, obj *products.AuditEntry) (string, error) {
+	return entryCursor(obj), nil
+}
+
+func (r *piiReadResolver) KeyName(ctx context.Context, obj *products.PIIRead) (*string, error) {
+	return nonEmpty(obj.KeyName), nil
+}
+
+func (r *piiReadResolver) Operation(ctx context.Context, obj *products.PIIRead) (*string, error) {
+	return nonEmpty(obj.Operation), nil
+}
+
+func (r *piiReadResolver) Reads(ctx context.Context, obj *products.PIIRead) ([]*products.EntityRead, error) {
+	reads, err := obj.Entities()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]*products.EntityRead, len(reads))
+	for i := range reads {
+		out[i] = &reads[i]
+	}
+	return out, nil
+}
+
+func (r *piiReadResolver) Cursor(ctx context.Context, obj *products.PIIRead) (string, error) {
 	if obj.StreamCursor != "" {
 		return obj.StreamCursor, nil
 	}
@@ -71,7 +95,46 @@ func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *st
 	if len(at) > 0 {
 		where["at"] = at
 	}
-	p, err := products.List[products.AuditEntry](ctx, store.DB, products.AuditEntity, listArgs(ctx, first, after, last, before, where, nil))
+	args := listArgs(ctx, first, after, last, before, where, nil)
+	var p *products.Page[products.AuditEntry]
+	var err error
+	if a := accessFrom(ctx, r.Resolver); a.restricted(store.Product) {
+		// Row policies are evaluated on each entry's images, in Go.
+		p, err = products.ListKeep(ctx, store.DB, products.AuditEntity, args, func(e *products.AuditEntry) (bool, error) {
+			return r.entryVisible(a, e), nil
+		})
+	} else {
+		p, err = products.List[products.AuditEntry](ctx, store.DB, products.AuditEntity, args)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return products.NewConnection(p), nil
+}
+
+func (r *queryResolver) PiiReads(ctx context.Context, product string, subject *string, requestID *string, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.PIIRead], error) {
+	store := r.Data.Store(product)
+	if store == nil {
+		return nil, products.Invalid("product", "unknown data product %q", product)
+	}
+	where := map[string]any{}
+	if subject != nil {
+		where["subject"] = map[string]any{"eq": *subject}
+	}
+	if requestID != nil {
+		where["requestId"] = map[string]any{"eq": *requestID}
+	}
+	at := map[string]any{}
+	if since != nil {
+		at["gte"] = *since
+	}
+	if until != nil {
+		at["lt"] = *until
+	}
+	if len(at) > 0 {
+		where["at"] = at
+	}
+	p, err := products.List[products.PIIRead](ctx, store.DB, products.PIIReadEntity, listArgs(ctx, first, after, last, before, where, nil))
 	if err != nil {
 		return nil, err
 	}
@@ -80,9 +143,12 @@ func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *st
 
 func (r *Resolver) AuditEntry() graph.AuditEntryResolver { return &auditEntryResolver{r} }
 
+func (r *Resolver) PiiRead() graph.PiiReadResolver { return &piiReadResolver{r} }
+
 func (r *Resolver) Query() graph.QueryResolver { return &queryResolver{r} }
 
 type (
 	auditEntryResolver struct{ *Resolver }
+	piiReadResolver    struct{ *Resolver }
 	queryResolver      struct{ *Resolver }
 )

@@ -6,6 +6,8 @@
 package resolvers
 
 import (
+	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/meshgate/meshgate/products"
@@ -30,4 +32,25 @@ type Resolver struct {
 	// BatchWait is how long a batch loader waits for more keys before it
 	// queries; sibling fields resolved concurrently join the same batch.
 	BatchWait time.Duration
+	// Policies are the row policies (nil: none).
+	Policies *products.Policies
+	// ReadAudit records every response that returns personal data
+	// unmasked (see reads.go).
+	ReadAudit bool
+	// MaxGroups bounds the groups an aggregate returns (0: none).
+	MaxGroups int
+	// ReadFlush is how often a subscription's reads of personal data are
+	// written (default 1s; also when it ends).
+	ReadFlush time.Duration
+	// ReadPoll is how often a piiReads subscription looks for records
+	// written by other instances (default 500ms).
+	ReadPoll time.Duration
+	// Log receives what cannot be reported to a client (default
+	// slog.Default()).
+	Log *slog.Logger
+
+	rulesOnce sync.Once
+	rules     *rules
+	readsOnce sync.Once
+	reads     *readSignal
 }

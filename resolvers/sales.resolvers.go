@@ -25,6 +25,9 @@ func (r *itemResolver) Sales(ctx context.Context, obj *inventory.Item) (*sales.I
 }
 
 func (r *queryResolver) SalesStats(ctx context.Context) (*sales.Stats, error) {
+	if err := unrestricted(ctx, r.Resolver, &sales.Product.Descriptor, "salesStats"); err != nil {
+		return nil, err
+	}
 	return sales.ComputeStats(ctx, r.Data.Store(sales.Product.Name).DB)
 }
 
@@ -49,6 +52,9 @@ func (r *queryResolver) ConsumerLag(ctx context.Context) ([]*model.ConsumerLag, 
 }
 
 func (r *subscriptionResolver) SalesStats(ctx context.Context) (<-chan *sales.Stats, error) {
+	if err := unrestricted(ctx, r.Resolver, &sales.Product.Descriptor, "salesStats"); err != nil {
+		return nil, err
+	}
 	f := &streaming.Filter{Products: map[string]bool{sales.Product.Name: true}}
 	return live(ctx, r.Resolver, f, func(ctx context.Context) (*sales.Stats, error) {
 		return sales.ComputeStats(ctx, r.Data.Store(sales.Product.Name).DB)
@@ -62,6 +68,6 @@ func (r *subscriptionResolver) CustomerValue(ctx context.Context, customerID int
 		Match:    func(a *products.AuditEntry, _ any) (bool, error) { return a.Key == customerID, nil },
 	}
 	return live(ctx, r.Resolver, f, func(ctx context.Context) (*sales.CustomerValue, error) {
-		return getOrNil(products.Get[sales.CustomerValue](ctx, r.Data.Store(sales.Product.Name).DB, sales.CustomerValueEntity, customerID))
+		return get[sales.CustomerValue](ctx, r.Resolver, customerID)
 	})
 }

@@ -79,20 +79,30 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		st, _ := ctx.Value(streamStateKey{}).(*streamState)
-		if st == nil {
-			return
-		}
-		st.mu.Lock()
-		st.err = err
-		st.mu.Unlock()
-		var zero T
-		select {
-		case out <- zero:
-		case <-ctx.Done():
-		}
+		failStream(ctx, out, err)
 	}()
 	return out, nil
+}
+
+// failStream records the error that ends a subscription's stream for
+// StreamFailure and sends the one zero value that makes gqlgen report it
+// (the caller closes out afterwards).
+func failStream[T any](ctx context.Context, out chan<- T, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	st, _ := ctx.Value(streamStateKey{}).(*streamState)
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	st.err = err
+	st.mu.Unlock()
+	var zero T
+	select {
+	case out <- zero:
+	case <-ctx.Done():
+	}
 }
 
 // entityFilter selects one entity's changes, optionally by op and by a where
@@ -177,4 +187,41 @@ func rows[T any](a *products.AuditEntry) (before, after *T, err error) {
 	}
 	after, err = dec(a.After)
 	return before, after, err
+}
+
+// restrictStream makes a stream deliver only entries that the row policy
+// of their entity (policy returns nil when none restricts the caller)
+// admits: entries with an image inside it (see entryIn).
+func restrictStream(f *streaming.Filter, policy func(*products.AuditEntry) *products.Condition) {
+	prev := f.Match
+	f.Match = func(a *products.AuditEntry, decoded any) (bool, error) {
+		if c := policy(a); c != nil && !entryIn(c, a) {
+			return false, nil
+		}
+		if prev != nil {
+			return prev(a, decoded)
+		}
+		return true, nil
+	}
+	// The decision now depends on the caller's policy: the filter's
+	// evaluation is its own, not shared with others of the same where.
+	f.Key = ""
+}
+
+// entryIn tells whether a row policy admits an audit entry: when it admits
+// its image before or after the change. (Its images outside the policy are
+// not shown: see imageIn.)
+func entryIn(c *products.Condition, a *products.AuditEntry) bool {
+	return imageIn(c, a.Before) || imageIn(c, a.After)
+}
+
+// imageIn tells whether a row policy admits a JSON row image; an absent or
+// unreadable image is not admitted.
+func imageIn(c *products.Condition, img *string) bool {
+	m, err := image(img)
+	if err != nil || m == nil {
+		return false
+	}
+	ok, err := c.Match(m)
+	return err == nil && ok
 }

@@ -9,52 +9,71 @@ import (
 	"context"
 
 	"github.com/meshgate/meshgate/graph"
-	"github.com/meshgate/meshgate/graph/model"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/streaming"
 )
 
-func (r *subscriptionResolver) Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *model.Change, error) {
-	f := &streaming.Filter{Products: set(products), Entities: set(entities), Ops: opSet(ops)}
-	// Images are decoded per subscriber, so only when the query asks for them.
-	wantBefore, wantAfter := selects(ctx, "before"), selects(ctx, "after")
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*model.Change, error) {
-		a := ev.Entry
-		var before, after map[string]any
-		var err error
-		if wantBefore {
-			if before, err = image(a.Before); err != nil {
-				return nil, err
-			}
-		}
-		if wantAfter {
-			if after, err = image(a.After); err != nil {
-				return nil, err
-			}
-		}
-		return &model.Change{Product: a.Product, Entity: a.Entity, Key: a.Key, Op: a.Op, Before: before, After: after,
-			Cursor: ev.Cursor.String(), Actor: a.Actor, RequestID: a.RequestID, At: a.At, Sequence: a.Sequence}, nil
-	})
+func (r *changeResolver) Before(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
+	return r.entryImage(ctx, obj, obj.Before)
+}
+
+func (r *changeResolver) After(ctx context.Context, obj *products.AuditEntry) (map[string]any, error) {
+	return r.entryImage(ctx, obj, obj.After)
+}
+
+func (r *changeResolver) Cursor(ctx context.Context, obj *products.AuditEntry) (string, error) {
+	return entryCursor(obj), nil
+}
+
+func (r *subscriptionResolver) Changes(ctx context.Context, products []string, entities []string, ops []products.Op, since *string) (<-chan *products.AuditEntry, error) {
+	a := accessFrom(ctx, r.Resolver)
+	scope, err := r.changeScope(a, products, entities)
+	if err != nil {
+		return nil, err
+	}
+	f := &streaming.Filter{Products: set(scope), Entities: set(entities), Ops: opSet(ops)}
+	r.restrictEntries(a, f)
+	return subscribe(ctx, r.Resolver, f, since, streamedEntry)
 }
 
 func (r *subscriptionResolver) AuditEntries(ctx context.Context, product *string, entity *string, actor *string, since *string) (<-chan *products.AuditEntry, error) {
-	f := &streaming.Filter{}
+	a := accessFrom(ctx, r.Resolver)
+	var named []string
 	if product != nil {
-		f.Products = map[string]bool{*product: true}
+		named = []string{*product}
 	}
+	scope, err := r.readScope(a, "product", named)
+	if err != nil {
+		return nil, err
+	}
+	f := &streaming.Filter{Products: set(scope)}
 	if entity != nil {
 		f.Entities = map[string]bool{*entity: true}
 	}
 	if actor != nil {
 		f.Actor = *actor
 	}
-	return subscribe(ctx, r.Resolver, f, since, func(ev streaming.Event) (*products.AuditEntry, error) {
-		a := *ev.Entry
-		a.StreamCursor = ev.Cursor.String()
-		return &a, nil
-	})
+	r.restrictEntries(a, f)
+	return subscribe(ctx, r.Resolver, f, since, streamedEntry)
 }
+
+func (r *subscriptionResolver) PiiReads(ctx context.Context, product *string, since *string) (<-chan *products.PIIRead, error) {
+	var named []string
+	if product != nil {
+		named = []string{*product}
+	}
+	scope, err := r.readScope(accessFrom(ctx, r.Resolver), "product", named)
+	if err != nil {
+		return nil, err
+	}
+	return r.piiReads(ctx, scope, since)
+}
+
+func (r *Resolver) Change() graph.ChangeResolver { return &changeResolver{r} }
 
 func (r *Resolver) Subscription() graph.SubscriptionResolver { return &subscriptionResolver{r} }
 
-type subscriptionResolver struct{ *Resolver }
+type (
+	changeResolver       struct{ *Resolver }
+	subscriptionResolver struct{ *Resolver }
+)

@@ -249,9 +249,10 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (a
 	}
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
-	_, err = c.Store.WriteExclusive(ctx, "react", wait, func(ctx context.Context, tx *products.Tx) error {
+	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
 		applied, dups = 0, 0
 		b := c.Reaction.NewBatch()
+		var causes requestIDs
 		for _, m := range msgs {
 			e, err := c.Codec.Entry(m.Key, m.Value)
 			if err != nil {
@@ -266,14 +267,52 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (a
 				dups++
 				continue
 			}
+			causes.add(e.RequestID)
+			tx.Cause(e.RequestID)
 			if err := b.Apply(ctx, tx, e); err != nil {
 				return fmt.Errorf("apply %s/%d: %w", e.Product, e.Sequence, err)
 			}
 			applied++
 		}
+		tx.Cause(causes.shared())
 		return b.Flush(ctx, tx)
 	})
 	return applied, dups, err
+}
+
+// ReactionActor is the actor of a reacting product's own changes
+// ("reaction:<product>"); each change carries the request id of the source
+// change that caused it.
+func ReactionActor(product string) string { return "reaction:" + product }
+
+// reactionContext is the context of a reaction's write transaction: its
+// changes are recorded as made by ReactionActor.
+func reactionContext(ctx context.Context, product string) context.Context {
+	return products.WithActor(ctx, ReactionActor(product))
+}
+
+// requestIDs gathers the request ids of a batch's source changes.
+type requestIDs struct {
+	first       string
+	seen, mixed bool
+}
+
+func (r *requestIDs) add(id string) {
+	switch {
+	case !r.seen:
+		r.first, r.seen = id, true
+	case id != r.first:
+		r.mixed = true
+	}
+}
+
+// shared is the request id of all the batch's changes, or "" when they
+// came from several requests: what a batch's Flush records as its cause.
+func (r *requestIDs) shared() string {
+	if r.mixed {
+		return ""
+	}
+	return r.first
 }
 
 // Lag is how far a reacting product is behind one of its sources.

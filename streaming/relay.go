@@ -46,6 +46,9 @@ type Relay struct {
 	Poll time.Duration
 	// MaxBackoff bounds the wait between failed attempts (default 5s).
 	MaxBackoff time.Duration
+	// MaskPII masks the personal fields of the images it publishes (see
+	// products.Masked); the audit log keeps the stored values.
+	MaskPII bool
 
 	published atomic.Int64
 	failures  atomic.Int64
@@ -96,7 +99,15 @@ func (r *Relay) Run(ctx context.Context) error {
 			round, err = r.Store.Outbox(ctx, batch, cluster, func(ctx context.Context, entries []products.AuditEntry) error {
 				msgs := make([]*sarama.ProducerMessage, len(entries))
 				for i := range entries {
-					m, err := r.Codec.Message(d, &entries[i])
+					e := &entries[i]
+					if r.MaskPII {
+						masked, err := maskEntry(d, e)
+						if err != nil {
+							return err
+						}
+						e = masked
+					}
+					m, err := r.Codec.Message(d, e)
 					if err != nil {
 						return err
 					}
@@ -144,4 +155,22 @@ func (r *Relay) Run(ctx context.Context) error {
 		case <-ticker.C:
 		}
 	}
+}
+
+// maskEntry returns a copy of the audit entry with the personal fields of
+// its images masked (--kafka-mask-pii).
+func maskEntry(d *products.Descriptor, a *products.AuditEntry) (*products.AuditEntry, error) {
+	e := d.Entity(a.Entity)
+	if e == nil {
+		return a, nil // Codec.Message reports the unknown entity
+	}
+	m := *a
+	var err error
+	if m.Before, err = products.MaskImageJSON(e, a.Before); err != nil {
+		return nil, err
+	}
+	if m.After, err = products.MaskImageJSON(e, a.After); err != nil {
+		return nil, err
+	}
+	return &m, nil
 }

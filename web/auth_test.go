@@ -495,9 +495,10 @@ func TestActorIsTheSubject(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		g := newGateway(t, backend, gatewayOptions{scale: -1})
 		key, hash := auth.NewKey()
-		a := newAuth(t, auth.Config{HS256Secret: testSecret, APIKeys: []auth.APIKey{{Name: "etl", Hash: hash}}})
+		roles := []string{"customers:write", "customers:read", "audit:read"}
+		a := newAuth(t, auth.Config{HS256Secret: testSecret, APIKeys: []auth.APIKey{{Name: "etl", Hash: hash, Roles: roles}}})
 		srv := edgeServer(t, g.mesh, web.Config{Auth: a})
-		jwtTok := hs256(t, []byte(testSecret), map[string]any{"alg": "HS256"}, claims(time.Now(), "alice@example.org", nil))
+		jwtTok := hs256(t, []byte(testSecret), map[string]any{"alg": "HS256"}, claims(time.Now(), "alice@example.org", map[string]any{"roles": roles}))
 		for tok, want := range map[string]string{key: "apikey:etl", jwtTok: "alice@example.org"} {
 			status, _, r := call(t, srv, tok, `mutation($in: CreateCustomerInput!) { createCustomer(input: $in) { id history { nodes { actor } } } }`,
 				map[string]any{"in": map[string]any{"name": "Ann", "email": strings.NewReplacer(":", ".", "@", ".").Replace(want) + "@example.org", "country": "SE", "segment": "CONSUMER"}})

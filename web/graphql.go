@@ -64,6 +64,12 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	}})
 	srv.AroundOperations(cfg.Resolver.WithLoaders)
 	srv.AroundOperations(resolvers.WithStreamState)
+	// Authorization: the caller's roles and row policies, per operation;
+	// every field checked (and personal fields masked or their reads
+	// recorded); the read audit written per response.
+	srv.AroundOperations(cfg.Resolver.WithAccess)
+	srv.AroundFields(cfg.Resolver.Authorize)
+	srv.AroundResponses(cfg.Resolver.PerResponse)
 	if cfg.QueryTimeout > 0 {
 		// Operations over websockets (HTTP ones have their deadline from
 		// httpTransport already): every one but subscriptions.
@@ -150,6 +156,11 @@ func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPre
 			gerr.Extensions["code"] = string(pe.Code)
 			if pe.Field != "" {
 				gerr.Extensions["field"] = pe.Field
+			}
+			for k, v := range pe.Extensions {
+				if _, taken := gerr.Extensions[k]; !taken {
+					gerr.Extensions[k] = v
+				}
 			}
 			return gerr
 		}

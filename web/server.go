@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/web/auth"
 )
@@ -98,6 +99,9 @@ func NewServer(cfg Config) http.Handler {
 		cfg.Limits.Cost = cfg.ComplexityLimit
 	}
 	cfg.Limits = cfg.Limits.withDefaults()
+	if cfg.Resolver.Log == nil {
+		cfg.Resolver.Log = cfg.Logger
+	}
 	var limiter, failures *rateLimiter
 	if cfg.RateLimit > 0 {
 		limiter = newRateLimiter(cfg.RateLimit, cfg.RateBurst)
@@ -142,7 +146,7 @@ func NewServer(cfg Config) http.Handler {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	catalog := http.NewServeMux()
 	catalogRoutes(catalog, cfg.Resolver)
-	mux.Handle("/catalog/", guard(catalog))
+	mux.Handle("/catalog/", guard(requireRole(products.RoleCatalog, "the catalog downloads", catalog)))
 	mux.Handle("/", uiHandler(uiRoot()))
 	return requestID(accessLog(cfg.Logger, m, mux))
 }
@@ -151,4 +155,16 @@ func NewServer(cfg Config) http.Handler {
 // gateway's own: the allowed origins and the CORS origins.
 func websocketOrigins(cfg Config) []string {
 	return slices.Concat(cfg.AllowedOrigins, cfg.CORSOrigins)
+}
+
+// requireRole answers 403 FORBIDDEN to callers without role (after
+// authentication put their identity in the context).
+func requireRole(role, what string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !products.IdentityFrom(r.Context()).HasRole(role) {
+			writeError(w, http.StatusForbidden, string(products.Forbidden), what+" need the "+role+" role", map[string]any{"role": role})
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }

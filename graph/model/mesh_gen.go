@@ -17,6 +17,8 @@ import (
 type (
 	AuditEntryConnection    = products.Connection[products.AuditEntry]
 	AuditEntryEdge          = products.Edge[products.AuditEntry]
+	PiiReadConnection       = products.Connection[products.PIIRead]
+	PiiReadEdge             = products.Edge[products.PIIRead]
 	CustomerConnection      = products.Connection[customers.Customer]
 	CustomerEdge            = products.Edge[customers.Customer]
 	CustomerChange          = products.Change[customers.Customer]

@@ -8,8 +8,6 @@ import (
 	"io"
 	"strconv"
 	"time"
-
-	"github.com/meshgate/meshgate/products"
 )
 
 // Download paths of a product's metadata, relative to the gateway's address.
@@ -92,32 +90,6 @@ type CatalogProduct struct {
 	Sdl string `json:"sdl"`
 	// Where to download the product's metadata.
 	Downloads *CatalogDownloads `json:"downloads"`
-}
-
-// A change of any entity, with JSON images.
-type Change struct {
-	// The data product that owns the row.
-	Product string `json:"product"`
-	// The entity (GraphQL type) of the row.
-	Entity string `json:"entity"`
-	// The row's key.
-	Key int64 `json:"key"`
-	// What happened.
-	Op products.Op `json:"op"`
-	// The row before the change; null for CREATE.
-	Before map[string]any `json:"before,omitempty"`
-	// The row after the change; null for DELETE.
-	After map[string]any `json:"after,omitempty"`
-	// Resume point: subscribe with since: cursor to get what follows this event.
-	Cursor string `json:"cursor"`
-	// Who made the change.
-	Actor string `json:"actor"`
-	// The request that made the change.
-	RequestID string `json:"requestId"`
-	// When it was committed.
-	At time.Time `json:"at"`
-	// Position in the product's log.
-	Sequence int64 `json:"sequence"`
 }
 
 // How far a product that reacts to another has applied its changes.

@@ -98,6 +98,8 @@ func Aliases(ps []*products.Product) ([]byte, error) {
 	}
 	add("AuditEntryConnection", "Connection", "products.AuditEntry")
 	add("AuditEntryEdge", "Edge", "products.AuditEntry")
+	add("PiiReadConnection", "Connection", "products.PIIRead")
+	add("PiiReadEdge", "Edge", "products.PIIRead")
 	for _, p := range ps {
 		for _, e := range p.Entities {
 			pkg, name := goType(e)

@@ -72,6 +72,8 @@ func (p *Plugin) MutateConfig(cfg *config.Config) error {
 	)
 	bind("AuditEntryConnection", ModelPackage+".AuditEntryConnection")
 	bind("AuditEntryEdge", ModelPackage+".AuditEntryEdge")
+	bind("PiiReadConnection", ModelPackage+".PiiReadConnection")
+	bind("PiiReadEdge", ModelPackage+".PiiReadEdge")
 	for _, prod := range p.products {
 		for _, en := range prod.Enums {
 			bind(en.Name, asString)

@@ -42,7 +42,7 @@ func SDL(p *products.Product) string {
 	}
 	w.line("extend type Query {")
 	for _, e := range p.Entities {
-		queries(&w, e)
+		queries(&w, p, e)
 	}
 	w.line("}")
 	w.line("")
@@ -84,10 +84,10 @@ func entityType(w *writer, p *products.Product, e *products.Entity) {
 		dirs += " @classification(level: " + string(f.Level()) + ")"
 		w.line("  " + f.Name + ": " + GraphQLType(f) + dirs)
 	}
-	w.desc("  ", fmt.Sprintf("Audit entries of this %s, oldest first.", n.singular))
+	w.desc("  ", fmt.Sprintf("Audit entries of this %s, oldest first; null (with a FORBIDDEN error) without the audit:read role.", n.singular))
 	w.line("  history(")
 	pagingArgs(w)
-	w.line("  ): AuditEntryConnection!")
+	w.line("  ): AuditEntryConnection")
 	w.line("}")
 	w.line("")
 }
@@ -304,7 +304,7 @@ func numeric(e *products.Entity) []*products.Field {
 	return out
 }
 
-func queries(w *writer, e *products.Entity) {
+func queries(w *writer, p *products.Product, e *products.Entity) {
 	n := names(e)
 	if e.Lookup != "" {
 		w.desc("  ", fmt.Sprintf("One %s by id, or null.", n.singular))
@@ -312,20 +312,20 @@ func queries(w *writer, e *products.Entity) {
 		w.arg(fmt.Sprintf("Id of the %s.", n.singular), "id: ID!")
 		w.line("  ): " + e.Name)
 	}
-	w.desc("  ", fmt.Sprintf("%s, filtered, sorted and paged.", capital(n.plural)))
+	w.desc("  ", fmt.Sprintf("%s, filtered, sorted and paged; null (with a FORBIDDEN error) without the %s:read role.", capital(n.plural), p.Name))
 	w.line("  " + e.Plural + "(")
 	pagingArgs(w)
 	w.arg(fmt.Sprintf("Only %s matching this filter.", n.plural), "where: "+e.Name+"Where")
 	w.arg("Sort keys, most significant first; ties are broken by id.", "orderBy: ["+e.Name+"OrderBy!]")
-	w.line("  ): " + e.Name + "Connection!")
-	w.desc("  ", fmt.Sprintf("Aggregates over %s, optionally grouped.", n.plural))
+	w.line("  ): " + e.Name + "Connection")
+	w.desc("  ", fmt.Sprintf("Aggregates over %s, optionally grouped; null (with a FORBIDDEN error) without the %s:read role.", n.plural, p.Name))
 	w.line("  " + AggregateField(e) + "(")
 	w.arg(fmt.Sprintf("Only %s matching this filter.", n.plural), "where: "+e.Name+"Where")
 	if len(grouped(e)) > 0 {
 		w.arg(fmt.Sprintf("Fields to group by; without it, one row aggregates all matching %s.", n.plural), "groupBy: ["+e.Name+"GroupField!]")
 	}
 	w.arg("Conditions on the groups (SQL HAVING).", "having: "+e.Name+"Having")
-	w.line("  ): [" + e.Name + "Aggregate!]!")
+	w.line("  ): [" + e.Name + "Aggregate!]")
 }
 
 func pagingArgs(w *writer) {

@@ -1,0 +1,147 @@
+package products
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/uptrace/bun"
+)
+
+// PIIRead is the record of one request (or one subscription event) that
+// returned personal data of one product unmasked: who read it, by which
+// operation, when, and which fields of which rows. It is written to the
+// product's store once per request and product, after the response is
+// computed (see Store.RecordReads), never once per row.
+//
+// Sequence is the record's position in the product's read log, assigned in
+// commit order like the audit log's (a counter row locked until commit), so
+// that a reader polling for records after position N never misses one
+// committed later below N: the piiReads subscription relies on that.
+type PIIRead struct {
+	bun.BaseModel `bun:"table:mg_pii_reads"`
+
+	Sequence int64  `bun:"sequence,pk" json:"sequence"`
+	Product  string `bun:"product,notnull" json:"product"`
+	// Subject is the caller (the identity's subject: a JWT's subject,
+	// apikey:<name>, dev).
+	Subject string `bun:"subject,notnull" json:"subject"`
+	// KeyName is the API key's name ("" for JWTs).
+	KeyName string `bun:"key_name,notnull" json:"keyName"`
+	// Operation is the GraphQL operation's name ("" when anonymous).
+	Operation string    `bun:"operation,notnull" json:"operation"`
+	RequestID string    `bun:"request_id,notnull" json:"requestId"`
+	At        time.Time `bun:"at,notnull" json:"at"`
+	// Reads is the JSON of the []EntityRead read (see Entities).
+	Reads string `bun:"reads,notnull" json:"-"`
+	// StreamCursor, set on records delivered by a subscription, resumes the
+	// stream after this record.
+	StreamCursor string `bun:"-" json:"-"`
+
+	Window
+}
+
+// EntityRead is what one request read of one entity's personal data: the
+// fields returned unmasked and the keys of the rows they came from.
+type EntityRead struct {
+	Entity string   `json:"entity"`
+	Fields []string `json:"fields"`
+	Keys   []int64  `json:"keys"`
+}
+
+// Entities decodes what the record says was read.
+func (r *PIIRead) Entities() ([]EntityRead, error) {
+	var out []EntityRead
+	if err := json.Unmarshal([]byte(r.Reads), &out); err != nil {
+		return nil, fmt.Errorf("decode read record %d: %w", r.Sequence, err)
+	}
+	return out, nil
+}
+
+type piiReadSeq struct {
+	bun.BaseModel `bun:"table:mg_pii_read_seq"`
+
+	Product string `bun:"product,pk"`
+	Value   int64  `bun:"value,notnull"`
+}
+
+// PIIReadEntity describes the read log for queries. Its "id" is the
+// sequence.
+var PIIReadEntity = &Entity{
+	Name: "PiiRead", Table: "mg_pii_reads",
+	Description: "A request that returned personal data unmasked.",
+	Fields: []*Field{
+		{Name: "id", Column: "sequence", Type: TypeInt, Sort: "SEQUENCE", Description: "Position in the product's read log."},
+		{Name: "subject", Column: "subject", Type: TypeString, Description: "Who read."},
+		{Name: "keyName", Column: "key_name", Type: TypeString, Description: "The API key's name."},
+		{Name: "operation", Column: "operation", Type: TypeString, Description: "The operation's name."},
+		{Name: "requestId", Column: "request_id", Type: TypeString, Description: "The request."},
+		{Name: "at", Column: "at", Type: TypeTime, Description: "When the data was returned."},
+	},
+}
+
+// RecordReads appends a read record to the product's read log in one
+// transaction and sets its Sequence, Product and At. Nothing is written
+// for a record without reads.
+func (s *Store) RecordReads(ctx context.Context, r *PIIRead, reads []EntityRead) error {
+	if len(reads) == 0 {
+		return nil
+	}
+	b, err := json.Marshal(reads)
+	if err != nil {
+		return fmt.Errorf("%s: encode read record: %w", s.Product.Name, err)
+	}
+	r.Product, r.Reads, r.At = s.Product.Name, string(b), time.Now().UTC().Truncate(time.Microsecond)
+	if s.sqlite {
+		s.writeMu.Lock()
+		defer s.writeMu.Unlock()
+	}
+	err = s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		if err := tx.NewRaw("UPDATE mg_pii_read_seq SET value = value + 1 WHERE product = ? RETURNING value", s.Product.Name).
+			Scan(ctx, &r.Sequence); err != nil {
+			return fmt.Errorf("advance read counter: %w", err)
+		}
+		_, err := tx.NewInsert().Model(r).Exec(ctx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("%s: record reads: %w", s.Product.Name, err)
+	}
+	s.hooksMu.Lock()
+	hooks := s.onReads
+	s.hooksMu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+	return nil
+}
+
+// OnReads registers fn to run after every read record this process commits
+// to the store (outside the transaction; fn must not block).
+func (s *Store) OnReads(fn func()) {
+	s.hooksMu.Lock()
+	defer s.hooksMu.Unlock()
+	s.onReads = append(s.onReads, fn)
+}
+
+// ReadsAfter returns up to limit read records after position after, in
+// order.
+func (s *Store) ReadsAfter(ctx context.Context, after int64, limit int) ([]PIIRead, error) {
+	var out []PIIRead
+	if err := s.DB.NewSelect().Model(&out).Where("sequence > ?", after).Order("sequence").Limit(int64(limit)).Scan(ctx); err != nil {
+		return nil, fmt.Errorf("%s: read the read log: %w", s.Product.Name, err)
+	}
+	return out, nil
+}
+
+// LatestRead returns the position of the product's last read record (0:
+// none).
+func (s *Store) LatestRead(ctx context.Context) (int64, error) {
+	var latest int64
+	err := s.DB.NewSelect().Model((*piiReadSeq)(nil)).Column("value").Where("product = ?", s.Product.Name).Scan(ctx, &latest)
+	if err != nil {
+		return 0, fmt.Errorf("%s: latest read record: %w", s.Product.Name, err)
+	}
+	return latest, nil
+}
