@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/http/pprof"
@@ -104,6 +105,15 @@ type config struct {
 	MaxGroups    int
 	PIIReadAudit bool
 	KafkaMaskPII bool
+
+	// file is the config file read, if any; origin tells, per setting
+	// given, whether a "flag", "env" or "file" gave it.
+	file   string
+	origin map[string]string
+	// level and policies are what validate made of --log-level and
+	// --policies.
+	level    slog.Level
+	policies *products.Policies
 
 	// given tells which settings were given (flag, environment or file)
 	// rather than left at their defaults.
@@ -229,13 +239,14 @@ func productNames() string {
 	return strings.Join(names, ", ")
 }
 
-// parseConfig reads, in rising precedence: defaults, the config file
-// (--config or MESHGATE_CONFIG), MESHGATE_* environment variables, flags.
-func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
-	c := &config{Stores: storeFlag{}, APIKeys: apiKeysFlag{keys: new([]auth.APIKey)}, Policies: policiesFlag{rules: new([]products.PolicyRule)}}
-	fs := flag.NewFlagSet("meshgate", flag.ContinueOnError)
+// newFlagSet defines every setting of the gateway on a flag set that fills
+// c; configFile receives --config. The README's configuration table is
+// tested against it (config_test.go).
+func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *string) {
+	*c = config{Stores: storeFlag{}, APIKeys: apiKeysFlag{keys: new([]auth.APIKey)}, Policies: policiesFlag{rules: new([]products.PolicyRule)}}
+	fs = flag.NewFlagSet("meshgate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	configFile := fs.String("config", "", "YAML file with settings named like the flags (env MESHGATE_CONFIG)")
+	configFile = fs.String("config", "", "YAML file with settings named like the flags (env MESHGATE_CONFIG)")
 	fs.StringVar(&c.Addr, "addr", "127.0.0.1:8080", "address to listen on")
 	fs.StringVar(&c.DataDir, "data-dir", "./data", "directory of the embedded SQLite stores (one file per product)")
 	fs.Float64Var(&c.SeedScale, "seed-scale", 1, "size of the demo data seeded into empty stores (1 = 2,000 customers, 20,000 orders; 0 = none)")
@@ -310,10 +321,31 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	fs.StringVar(&c.KafkaUser, "kafka-sasl-user", "", "SASL user name")
 	fs.StringVar(&c.KafkaPassword, "kafka-sasl-password", "", "SASL password (prefer MESHGATE_KAFKA_SASL_PASSWORD)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate replay <product> [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\nServes the data products of the mesh behind one GraphQL endpoint.\n"+
+		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate config check [--config file] [flags]\n       meshgate replay <product> [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\n"+
+			"Serves the data products of the mesh behind one GraphQL endpoint.\n"+
+			"config check validates the settings (file, MESHGATE_* variables, flags) without starting anything:\n"+
+			"it lists every problem and exits with status 2, or prints a summary and exits with 0.\n"+
 			"Every flag can also be set as MESHGATE_<FLAG> (e.g. MESHGATE_DATA_DIR) or in the --config file.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	return fs, configFile
+}
+
+// parseConfig reads, in rising precedence: defaults, the config file
+// (--config or MESHGATE_CONFIG), MESHGATE_* environment variables, flags;
+// then checks the result as the server would at start (see validate),
+// without opening stores or connecting anywhere. Every problem found is
+// reported, not just the first: a usageError listing them (exit status 2).
+func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*config, error) {
+	return parseConfigFor(args, getenv, stderr, true)
+}
+
+// parseConfigFor is parseConfig; serving tells whether the configuration
+// is for serving (a replay listens nowhere: its address needs no
+// authentication).
+func parseConfigFor(args []string, getenv func(string) string, stderr io.Writer, serving bool) (*config, error) {
+	c := &config{}
+	fs, configFile := newFlagSet(c, stderr)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil, err
@@ -323,31 +355,50 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 	if fs.NArg() > 0 {
 		return nil, usageError{fmt.Errorf("unexpected argument %q; see --help", fs.Arg(0))}
 	}
+	var problems []error
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
 	c.given = map[string]bool{}
-	fs.VisitAll(func(f *flag.Flag) { c.given[f.Name] = set[f.Name] || getenv(envName(f.Name)) != "" })
+	c.origin = map[string]string{}
+	fs.VisitAll(func(f *flag.Flag) {
+		c.given[f.Name] = set[f.Name] || getenv(envName(f.Name)) != ""
+		switch {
+		case set[f.Name]:
+			c.origin[f.Name] = "flag"
+		case getenv(envName(f.Name)) != "":
+			c.origin[f.Name] = "env"
+		}
+	})
 	if *configFile == "" {
 		*configFile = getenv("MESHGATE_CONFIG")
 	}
+	c.file = *configFile
 	if *configFile != "" {
 		b, err := os.ReadFile(*configFile)
 		if err != nil {
-			return nil, usageError{fmt.Errorf("config file: %w", err)}
+			return nil, usageError{fmt.Errorf("config file: %w (fix --config or MESHGATE_CONFIG)", err)}
 		}
 		var file map[string]any
 		if err := yaml.Unmarshal(b, &file); err != nil {
-			return nil, usageError{fmt.Errorf("config file %s: %w", *configFile, err)}
+			return nil, usageError{fmt.Errorf("config file %s is not a YAML mapping of settings: %w", *configFile, err)}
 		}
-		for k, v := range file {
+		keys := make([]string, 0, len(file))
+		for k := range file {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			v := file[k]
+			f := fs.Lookup(k)
+			if f == nil || k == "config" {
+				problems = append(problems, fmt.Errorf("config file %s: unknown setting %q; settings are named like the flags%s", *configFile, k, suggest(fs, k)))
+				continue
+			}
 			if set[k] || getenv(envName(k)) != "" {
 				continue
 			}
-			f := fs.Lookup(k)
-			if f == nil || k == "config" {
-				return nil, usageError{fmt.Errorf("config file %s: unknown setting %q; settings are named like the flags", *configFile, k)}
-			}
 			c.given[k] = true
+			c.origin[k] = "file"
 			values := []any{v}
 			if list, ok := v.([]any); ok {
 				values = list
@@ -358,48 +409,259 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (*
 					// Structured settings (API keys) reach the flag as JSON.
 					b, err := json.Marshal(m)
 					if err != nil {
-						return nil, usageError{fmt.Errorf("config file %s: %s: %w", *configFile, k, err)}
+						problems = append(problems, fmt.Errorf("config file %s: %s: %w", *configFile, k, err))
+						continue
 					}
 					text = string(b)
 				}
 				if err := f.Value.Set(text); err != nil {
-					return nil, usageError{fmt.Errorf("config file %s: %s: %w", *configFile, k, err)}
+					problems = append(problems, fmt.Errorf("config file %s: %s: %w", *configFile, k, err))
 				}
 			}
 		}
 	}
-	var envErr error
 	fs.VisitAll(func(f *flag.Flag) {
 		if set[f.Name] || f.Name == "config" {
 			return
 		}
-		if v := getenv(envName(f.Name)); v != "" && envErr == nil {
+		if v := getenv(envName(f.Name)); v != "" {
 			if err := f.Value.Set(v); err != nil {
-				envErr = usageError{fmt.Errorf("%s: %w", envName(f.Name), err)}
+				problems = append(problems, fmt.Errorf("%s: %w", envName(f.Name), err))
 			}
 		}
 	})
-	if envErr != nil {
-		return nil, envErr
+	problems = append(problems, c.validate(serving)...)
+	if len(problems) > 0 {
+		return nil, usageError{configProblems(problems)}
 	}
+	return c, nil
+}
+
+// validate checks the settings as the server would at start, without
+// opening stores, reading the JWKS URL or connecting to Kafka, and returns
+// every problem, each naming the setting and what to do. It fills in what
+// run uses of the checks (the log level, the row policies).
+func (c *config) validate(serving bool) []error {
+	var out []error
+	bad := func(format string, args ...any) { out = append(out, fmt.Errorf(format, args...)) }
 	if c.SeedScale < 0 || c.SeedScale > 100 {
-		return nil, usageError{fmt.Errorf("--seed-scale must be between 0 and 100, got %g", c.SeedScale)}
+		bad("%s must be between 0 and 100, got %g", c.setting("seed-scale"), c.SeedScale)
 	}
 	if c.PGMaxConns < 2 {
-		return nil, usageError{fmt.Errorf("--pg-max-conns must be at least 2, got %d", c.PGMaxConns)}
+		bad("%s must be at least 2 (a migration holds one session for its lock), got %d", c.setting("pg-max-conns"), c.PGMaxConns)
 	}
 	if c.MaxGroups < 0 {
-		return nil, usageError{fmt.Errorf("--max-groups must not be negative, got %d", c.MaxGroups)}
+		bad("%s must not be negative (0 = none), got %d", c.setting("max-groups"), c.MaxGroups)
 	}
-	if c.TopicPartitions < 1 || c.TopicReplication < 1 {
-		return nil, usageError{fmt.Errorf("--topic-partitions and --topic-replication must be at least 1")}
+	if c.TopicPartitions < 1 || c.TopicPartitions > math.MaxInt32 {
+		bad("%s must be at least 1, got %d", c.setting("topic-partitions"), c.TopicPartitions)
+	}
+	if c.TopicReplication < 1 || c.TopicReplication > math.MaxInt16 {
+		bad("%s must be at least 1, got %d", c.setting("topic-replication"), c.TopicReplication)
+	}
+	if strings.TrimSpace(c.TopicPrefix) == "" || strings.ContainsAny(c.TopicPrefix, " /\\,:") {
+		bad("%s must be a non-empty Kafka topic name part (letters, digits, '.', '_', '-'), got %q", c.setting("topic-prefix"), c.TopicPrefix)
 	}
 	switch c.LogFormat {
 	case "text", "json":
 	default:
-		return nil, usageError{fmt.Errorf("--log-format must be text or json, got %q", c.LogFormat)}
+		bad("%s must be text or json, got %q", c.setting("log-format"), c.LogFormat)
 	}
-	return c, nil
+	if err := c.level.UnmarshalText([]byte(c.LogLevel)); err != nil {
+		bad("%s must be debug, info, warn or error, got %q", c.setting("log-level"), c.LogLevel)
+	}
+	if _, _, err := net.SplitHostPort(c.Addr); err != nil {
+		bad("%s must be host:port (e.g. 0.0.0.0:8080), got %q", c.setting("addr"), c.Addr)
+	}
+	if c.PprofAddr != "" {
+		if _, _, err := net.SplitHostPort(c.PprofAddr); err != nil {
+			bad("%s must be host:port (e.g. 127.0.0.1:6060) or empty, got %q", c.setting("pprof-addr"), c.PprofAddr)
+		}
+	}
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"batch-wait", c.BatchWait}, {"query-timeout", c.QueryTimeout}, {"shutdown-timeout", c.ShutdownTimeout},
+		{"body-read-timeout", c.BodyReadTimeout}, {"read-timeout", c.ReadTimeout}, {"read-header-timeout", c.ReadHeaderTime},
+		{"idle-timeout", c.IdleTimeout}, {"ws-init-timeout", c.WSInitTimeout}, {"ws-ping-interval", c.WSPingInterval},
+		{"jwt-jwks-max-age", c.JWKSMaxAge}, {"jwt-jwks-min-refresh", c.JWKSMinRefresh},
+	} {
+		if d.v < 0 {
+			bad("%s must not be negative, got %s", c.setting(d.name), d.v)
+		}
+	}
+	for _, n := range []struct {
+		name string
+		v    float64
+	}{
+		{"rate-limit", c.RateLimit}, {"rate-burst", float64(c.RateBurst)}, {"live-rate", c.LiveRate}, {"ws-message-rate", c.WSMessageRate},
+		{"max-subscriptions", float64(c.MaxSubscriptions)}, {"ws-write-buffer", float64(c.WSWriteBuffer)},
+	} {
+		if n.v < 0 || math.IsNaN(n.v) {
+			bad("%s must not be negative (0 = none), got %g", c.setting(n.name), n.v)
+		}
+	}
+	if c.MaxBodyBytes < 1 {
+		bad("%s must be at least 1, got %d", c.setting("max-body-bytes"), c.MaxBodyBytes)
+	}
+	if c.WSReadLimit < 1 {
+		bad("%s must be at least 1, got %d", c.setting("ws-max-message-bytes"), c.WSReadLimit)
+	}
+	if c.SubscriberBuffer < 1 {
+		bad("%s must be at least 1, got %d", c.setting("subscriber-buffer"), c.SubscriberBuffer)
+	}
+	for _, l := range []struct {
+		name string
+		v    int
+	}{
+		{"max-tokens", c.Limits.Tokens}, {"max-depth", c.Limits.Depth}, {"max-fields", c.Limits.Fields},
+		{"max-repeated-fields", c.Limits.RepeatedFields}, {"max-aliases", c.Limits.Aliases}, {"max-root-fields", c.Limits.RootFields},
+		{"max-directives", c.Limits.Directives}, {"max-introspection-depth", c.Limits.IntrospectionDepth}, {"max-cost", c.Limits.Cost},
+		{"cost-list-size", c.Limits.ListSize}, {"max-where-depth", c.Limits.WhereDepth}, {"max-where-nodes", c.Limits.WhereNodes},
+	} {
+		if l.v < 0 {
+			bad("%s must not be negative (0 = the default), got %d", c.setting(l.name), l.v)
+		}
+	}
+
+	// Stores: every product's DSN must parse (nothing is opened).
+	if c.Postgres != "" && !strings.HasPrefix(c.Postgres, "postgres://") && !strings.HasPrefix(c.Postgres, "postgresql://") {
+		bad("%s must be a postgres:// DSN (e.g. postgres://meshgate@db:5432/mesh?sslmode=require), got %q", c.setting("postgres"), products.RedactDSN(c.Postgres))
+	} else {
+		for _, d := range demo.Products {
+			if err := products.CheckDSN(d.Name, c.dsn(d.Name)); err != nil {
+				setting := c.setting("data-dir")
+				if _, ok := c.Stores[d.Name]; ok {
+					setting = c.setting("store")
+				} else if c.Postgres != "" {
+					setting = c.setting("postgres")
+				}
+				bad("%s: %v", setting, err)
+			}
+		}
+	}
+
+	// Kafka: what the client would be configured with (TLS files are read).
+	if c.KafkaSASL != "" && (c.KafkaUser == "" || c.KafkaPassword == "") {
+		bad("%s %s needs --kafka-sasl-user and --kafka-sasl-password (prefer MESHGATE_KAFKA_SASL_PASSWORD)", c.setting("kafka-sasl-mechanism"), c.KafkaSASL)
+	} else if _, err := c.kafka().Sarama(); err != nil {
+		bad("kafka settings (--kafka-tls*, --kafka-sasl-*): %v", err)
+	}
+	if c.KafkaBrokers != "" {
+		for _, b := range splitList(c.KafkaBrokers) {
+			if _, _, err := net.SplitHostPort(b); err != nil {
+				bad("%s: %q is not host:port", c.setting("kafka-brokers"), b)
+			}
+		}
+	} else if _, _, err := net.SplitHostPort(c.EmbeddedKafkaAddr); err != nil {
+		bad("%s must be host:port, got %q", c.setting("embedded-kafka-addr"), c.EmbeddedKafkaAddr)
+	}
+
+	// Authentication, as auth.New checks it, without reading the JWKS URL.
+	authCfg := c.auth()
+	if authCfg.JWKSURL != "" {
+		if u, err := url.Parse(authCfg.JWKSURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			bad("%s must be an http(s) URL, got %q", c.setting("jwt-jwks-url"), authCfg.JWKSURL)
+		}
+		if authCfg.JWKSFile == "" {
+			// auth.New would read it; check the rest without it.
+			authCfg.JWKSURL = ""
+			if authCfg.HS256Secret == "" && (authCfg.Issuer == "" || authCfg.Audience == "") {
+				bad("authentication: JWTs need the expected issuer and audience (jwt-issuer, jwt-audience)")
+			}
+		}
+	}
+	if _, err := auth.New(context.Background(), authCfg, nil); err != nil {
+		bad("authentication: %v", err)
+	}
+	if serving && !c.auth().Configured() && !isLoopback(c.Addr) {
+		bad("refusing to serve %s (%s) without authentication: configure API keys (--api-key name=sha256:…=roles; make one with: meshgate apikey new --name NAME --roles ROLE,…) "+
+			"or JWTs (--jwt-jwks-url URL or --jwt-jwks-file FILE or --jwt-hs256-secret, with --jwt-issuer and --jwt-audience), "+
+			"as flags, MESHGATE_* variables or keys of the --config file (see README, \"Authentication\"); "+
+			"or listen on loopback only (--addr 127.0.0.1:8080) for dev mode", c.Addr, c.setting("addr"))
+	}
+
+	// Authorization: the row policies against the products' entities.
+	descriptors := make([]*products.Descriptor, len(demo.Products))
+	for i, p := range demo.Products {
+		descriptors[i] = &p.Descriptor
+	}
+	var err error
+	if c.policies, err = products.NewPolicies(descriptors, *c.Policies.rules); err != nil {
+		bad("%s: %v", c.setting("policies"), err)
+	}
+	return out
+}
+
+// setting names a setting as it was given: the flag, the environment
+// variable, or the key of the config file.
+func (c *config) setting(name string) string {
+	switch c.origin[name] {
+	case "env":
+		return envName(name)
+	case "file":
+		return fmt.Sprintf("%s (config file %s)", name, c.file)
+	}
+	return "--" + name
+}
+
+// kafka is the Kafka client part of the configuration (brokers apart).
+func (c *config) kafka() streaming.KafkaConfig {
+	return streaming.KafkaConfig{
+		Partitions: int32(c.TopicPartitions), ReplicationFactor: int16(c.TopicReplication),
+		TLS: c.KafkaTLS, TLSCAFile: c.KafkaTLSCA, TLSCertFile: c.KafkaTLSCert, TLSKeyFile: c.KafkaTLSKey,
+		SASLMechanism: c.KafkaSASL, SASLUser: c.KafkaUser, SASLPassword: c.KafkaPassword,
+	}
+}
+
+// configProblems joins the problems of a configuration: one is shown as
+// is, several as a numbered list.
+func configProblems(errs []error) error {
+	if len(errs) == 1 {
+		return errs[0]
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%d problems in the configuration:", len(errs))
+	for i, err := range errs {
+		fmt.Fprintf(&b, "\n  %d. %v", i+1, err)
+	}
+	return errors.New(b.String())
+}
+
+// suggest names the setting closest to an unknown one, if any is close.
+func suggest(fs *flag.FlagSet, name string) string {
+	best, bestD := "", 4
+	fs.VisitAll(func(f *flag.Flag) {
+		if d := editDistance(name, f.Name); d < bestD && f.Name != "config" {
+			best, bestD = f.Name, d
+		}
+	})
+	if best == "" {
+		return " (see meshgate --help)"
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the Levenshtein distance of two short strings.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur := make([]int, len(b)+1)
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev = cur
+	}
+	return prev[len(b)]
 }
 
 func envName(flagName string) string {
@@ -459,6 +721,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "apikey" {
 		return runAPIKey(args[1:], stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "config" {
+		return runConfigCheck(args[1:], getenv, stdout, stderr)
+	}
 	var replay string
 	if len(args) > 0 && args[0] == "replay" {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -469,32 +734,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return usageError{fmt.Errorf("%q is not a derived product; derived products: %s", replay, strings.Join(replayable(), ", "))}
 		}
 	}
-	cfg, err := parseConfig(args, getenv, stderr)
+	cfg, err := parseConfigFor(args, getenv, stderr, replay == "")
 	if err != nil {
 		return err
 	}
 	authCfg := cfg.auth()
 	dev := !authCfg.Configured()
-	if dev && replay == "" && !isLoopback(cfg.Addr) {
-		return usageError{fmt.Errorf("refusing to serve %s without authentication.\n"+
-			"Configure API keys (--api-key name=sha256:…=roles; make one with: meshgate apikey new --name NAME --roles ROLE,…)\n"+
-			"or JWTs (--jwt-jwks-url URL or --jwt-jwks-file FILE or --jwt-hs256-secret, with --jwt-issuer and --jwt-audience),\n"+
-			"as flags, MESHGATE_* variables or keys of the --config file (see README, \"Authentication\");\n"+
-			"or listen on loopback only (--addr 127.0.0.1:8080) for dev mode", cfg.Addr)}
-	}
-	descriptors := make([]*products.Descriptor, len(demo.Products))
-	for i, p := range demo.Products {
-		descriptors[i] = &p.Descriptor
-	}
-	policies, err := products.NewPolicies(descriptors, *cfg.Policies.rules)
-	if err != nil {
-		return usageError{fmt.Errorf("--policies: %w", err)}
-	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
-		return usageError{fmt.Errorf("--log-level: %w", err)}
-	}
-	opts := &slog.HandlerOptions{Level: level}
+	policies := cfg.policies
+	opts := &slog.HandlerOptions{Level: cfg.level}
 	var log *slog.Logger
 	if cfg.LogFormat == "json" {
 		log = slog.New(slog.NewJSONHandler(stderr, opts))
@@ -541,11 +788,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		log.Info("demo data seeded", "scale", cfg.SeedScale, "took", time.Since(start).Round(time.Millisecond))
 	}
 
-	kafka := streaming.KafkaConfig{
-		Partitions: int32(cfg.TopicPartitions), ReplicationFactor: int16(cfg.TopicReplication),
-		TLS: cfg.KafkaTLS, TLSCAFile: cfg.KafkaTLSCA, TLSCertFile: cfg.KafkaTLSCert, TLSKeyFile: cfg.KafkaTLSKey,
-		SASLMechanism: cfg.KafkaSASL, SASLUser: cfg.KafkaUser, SASLPassword: cfg.KafkaPassword,
-	}
+	kafka := cfg.kafka()
 	if cfg.KafkaBrokers != "" {
 		kafka.Brokers = splitList(cfg.KafkaBrokers)
 	} else {
@@ -877,4 +1120,47 @@ func (m *streamMetrics) Collect(ch chan<- prometheus.Metric) {
 	if m.hub != nil {
 		ch <- prometheus.MustNewConstMetric(m.hubReads, prometheus.CounterValue, float64(m.hub.Stats().HubReads))
 	}
+}
+
+// runConfigCheck is "meshgate config check": it reads the configuration as
+// the server does (file, MESHGATE_* variables, flags) and checks it without
+// opening stores or connecting to Kafka or the JWKS URL. Problems come back
+// as one usageError listing them all (exit status 2); a good configuration
+// prints a short summary.
+func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "check" {
+		return usageError{errors.New("usage: meshgate config check [--config file] [flags]")}
+	}
+	cfg, err := parseConfig(args[1:], getenv, stderr)
+	if err != nil {
+		return err
+	}
+	source := "defaults, MESHGATE_* variables and flags"
+	if cfg.file != "" {
+		source = cfg.file
+	}
+	authCfg := cfg.auth()
+	mode := authCfg.Describe()
+	if !authCfg.Configured() {
+		mode = "none: dev mode, every caller is a dev admin (loopback only)"
+	}
+	kafka := cfg.KafkaBrokers
+	if kafka == "" {
+		kafka = "embedded broker on " + cfg.EmbeddedKafkaAddr
+	}
+	kafka += fmt.Sprintf(" (topics %s.<product>.<table>, %d partitions, replication %d", cfg.TopicPrefix, cfg.TopicPartitions, cfg.TopicReplication)
+	if cfg.KafkaTLS || cfg.KafkaTLSCA != "" || cfg.KafkaTLSCert != "" {
+		kafka += ", TLS"
+	}
+	if cfg.KafkaSASL != "" {
+		kafka += ", SASL " + cfg.KafkaSASL
+	}
+	kafka += ")"
+	fmt.Fprintf(stdout, "configuration OK (%s)\n  addr            %s\n  authentication  %s\n  row policies    %d\n  kafka           %s\n  stores\n",
+		source, cfg.Addr, mode, len(*cfg.Policies.rules), kafka)
+	for _, d := range demo.Products {
+		fmt.Fprintf(stdout, "    %-12s  %s\n", d.Name, products.RedactDSN(cfg.dsn(d.Name)))
+	}
+	fmt.Fprintf(stdout, "  shutdown        within %s\nNothing was opened or connected to: stores, Kafka and the JWKS URL are checked at start.\n", cfg.ShutdownTimeout)
+	return nil
 }
