@@ -22,6 +22,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -300,7 +301,7 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.Int64Var(&c.WSReadLimit, "ws-max-message-bytes", 256<<10, "largest websocket message a client may send")
 	fs.DurationVar(&c.WSInitTimeout, "ws-init-timeout", 10*time.Second, "time a websocket client has to send connection_init (closed with 4408 beyond)")
 	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 100, "messages per second a websocket client may send (bursts of twice as many); floods are cut off")
-	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long to wait for requests in flight on shutdown")
+	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown (SIGTERM, SIGINT) may take: finishing requests in flight, ending subscriptions with their cursors, publishing what is committed, committing consumer offsets")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
 	fs.IntVar(&c.SubscriberBuffer, "subscriber-buffer", 1024, "events queued per subscription before a slow subscriber is dropped with SLOW_CONSUMER")
@@ -832,6 +833,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec,
 		Policies: policies, ReadAudit: cfg.PIIReadAudit, MaxGroups: cfg.MaxGroups, Log: log}
+	sockets := web.NewWebsockets()
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
 			Resolver: res, Logger: log, Ready: mesh.Ping, Auth: authn, Limits: cfg.Limits,
@@ -840,6 +842,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
 			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate, WSInitTimeout: cfg.WSInitTimeout,
 			Collectors: []prometheus.Collector{newStreamMetrics(mesh, consumers, relays, hub)},
+			Websockets: sockets,
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTime,
 		ReadTimeout:       cfg.ReadTimeout,
@@ -854,7 +857,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fmt.Fprintf(stdout, "meshgate %s serving %s\n  mode     %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n  kafka    %s (topics %s.<product>.<table>)\n",
 		version, productNames(), mode, base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
-	g, gctx := errgroup.WithContext(ctx)
+	// The components run on a context of their own: a signal (ctx) starts
+	// the graceful shutdown, which stops them in order; a component that
+	// fails (gctx) stops everything at once.
+	g, gctx := errgroup.WithContext(context.WithoutCancel(ctx))
+	relayCtx, stopRelays := context.WithCancel(gctx)
+	consumerCtx, stopConsumers := context.WithCancel(gctx)
+	defer stopRelays()
+	defer stopConsumers()
+	var relaysDone, consumersDone sync.WaitGroup
+	stopped := make(chan struct{}) // closed when the shutdown is over
 	if cfg.PprofAddr != "" {
 		pl, err := net.Listen("tcp", cfg.PprofAddr)
 		if err != nil {
@@ -871,14 +883,24 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			}
 			return nil
 		})
-		g.Go(func() error { <-gctx.Done(); return ps.Close() })
+		g.Go(func() error {
+			select {
+			case <-gctx.Done():
+			case <-stopped:
+			}
+			return ps.Close()
+		})
 	}
-	g.Go(func() error { return hub.Run(gctx) })
+	hubCtx, stopHub := context.WithCancel(gctx)
+	defer stopHub()
+	g.Go(func() error { return hub.Run(hubCtx) })
 	for _, c := range consumers {
-		g.Go(func() error { return c.Run(gctx) })
+		consumersDone.Add(1)
+		g.Go(func() error { defer consumersDone.Done(); return c.Run(consumerCtx) })
 	}
 	for _, relay := range relays {
-		g.Go(func() error { return relay.Run(gctx) })
+		relaysDone.Add(1)
+		g.Go(func() error { defer relaysDone.Done(); return relay.Run(relayCtx) })
 	}
 	g.Go(func() error {
 		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
@@ -887,13 +909,82 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	})
 	g.Go(func() error {
-		<-gctx.Done()
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
-		defer cancel()
-		return srv.Shutdown(sctx)
+		defer close(stopped)
+		defer stopHub()
+		select {
+		case <-ctx.Done():
+		case <-gctx.Done():
+			// A component failed: no graceful shutdown.
+			srv.Close()
+			sockets.Shutdown(gctx)
+			return nil
+		}
+		return shutdown(ctx, cfg.ShutdownTimeout, log, shutdownSteps{
+			srv: srv, hub: hub, sockets: sockets, relays: relays,
+			stopRelays: func() { stopRelays(); relaysDone.Wait() }, stopConsumers: func() { stopConsumers(); consumersDone.Wait() },
+		})
 	})
 	return g.Wait()
+}
+
+// shutdownSteps are what a graceful shutdown stops.
+type shutdownSteps struct {
+	srv           *http.Server
+	hub           *streaming.Hub
+	sockets       *web.Websockets
+	relays        []*streaming.Relay
+	stopRelays    func() // cancels the relays' Run and waits for them
+	stopConsumers func() // cancels the consumers' Run and waits for them
+}
+
+// shutdown stops the gateway gracefully within timeout, in this order:
+//
+//  1. stop accepting connections and let the HTTP requests in flight
+//     finish (http.Server.Shutdown); at the same time end every
+//     subscription with a last message carrying its cursor (Hub.Drain:
+//     UNAVAILABLE, extensions.cursor, then complete) and close each
+//     websocket with 1001 going away once its operations have ended, on
+//     which clients reconnect — to another instance — and resume with
+//     since: cursor;
+//  2. flush the relays: publish what the requests committed;
+//  3. stop the consumers: their sessions end and commit the offsets of
+//     what they applied.
+//
+// What does not finish in time is cut off (connections closed; the outbox
+// and uncommitted offsets are picked up by the next instance to run, with
+// nothing lost and duplicates skipped by position), and shutdown returns
+// an error saying so.
+func shutdown(ctx context.Context, timeout time.Duration, log *slog.Logger, s shutdownSteps) error {
+	start := time.Now()
+	log.Info("shutting down", "timeout", timeout, "websockets", s.sockets.Len())
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), timeout)
+	defer cancel()
+	var problems []error
+	s.hub.Drain()
+	var wsErr error
+	var wg sync.WaitGroup
+	wg.Go(func() { wsErr = s.sockets.Shutdown(sctx) })
+	if err := s.srv.Shutdown(sctx); err != nil {
+		s.srv.Close()
+		problems = append(problems, fmt.Errorf("requests in flight did not finish: %w", err))
+	}
+	wg.Wait()
+	if wsErr != nil {
+		problems = append(problems, fmt.Errorf("websockets did not end their operations: %w", wsErr))
+	}
+	log.Info("shutdown: requests finished, websockets closed", "took", time.Since(start).Round(time.Millisecond))
+	s.stopRelays()
+	for _, r := range s.relays {
+		if err := r.Flush(sctx); err != nil {
+			problems = append(problems, fmt.Errorf("relay %s: publishing what is committed: %w (the next instance publishes it)", r.Store.Product.Name, err))
+		}
+	}
+	s.stopConsumers()
+	if len(problems) > 0 {
+		return fmt.Errorf("graceful shutdown incomplete within --shutdown-timeout %s: %w", timeout, errors.Join(problems...))
+	}
+	log.Info("shutdown complete", "took", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // auth is the authentication part of the configuration.

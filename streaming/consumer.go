@@ -170,8 +170,15 @@ type groupHandler struct {
 	log *slog.Logger
 }
 
-func (groupHandler) Setup(sarama.ConsumerGroupSession) error   { return nil }
-func (groupHandler) Cleanup(sarama.ConsumerGroupSession) error { return nil }
+func (groupHandler) Setup(sarama.ConsumerGroupSession) error { return nil }
+
+// Cleanup commits the offsets of the applied batches synchronously when a
+// session ends (shutdown, rebalance), so that the next owner of the
+// partitions is not redelivered them (it would skip them, by position).
+func (groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	sess.Commit()
+	return nil
+}
 
 // ConsumeClaim applies the partition's messages in batches: it takes what
 // is available (up to Batch), applies it in one transaction, then marks the

@@ -103,9 +103,11 @@ type Hub struct {
 	// MaxBackoff bounds the wait before reconnecting to Kafka (default 5s).
 	MaxBackoff time.Duration
 
-	initOnce sync.Once
-	ready    chan struct{}
-	stores   map[string]*products.Store
+	initOnce  sync.Once
+	ready     chan struct{}
+	stores    map[string]*products.Store
+	drainOnce sync.Once
+	draining  chan struct{} // closed by Drain
 
 	mu sync.Mutex
 	// subs holds the subscriptions by product, then by entity ("": all
@@ -151,6 +153,7 @@ func (sb *sub) entities() []string {
 func (h *Hub) init() {
 	h.initOnce.Do(func() {
 		h.ready = make(chan struct{})
+		h.draining = make(chan struct{})
 		h.stores = map[string]*products.Store{}
 		h.last = map[string]int64{}
 		h.subs = map[string]map[string]map[*sub]struct{}{}
@@ -182,6 +185,26 @@ func (h *Hub) Stats() Stats {
 func (h *Hub) Ready() <-chan struct{} {
 	h.init()
 	return h.ready
+}
+
+// Drain ends every stream, present and future, with a ShuttingDown error
+// carrying the stream's cursor: the first step of a graceful shutdown, so
+// that each subscriber learns where to resume on another instance. The hub
+// itself keeps running until its context ends.
+func (h *Hub) Drain() {
+	h.init()
+	h.drainOnce.Do(func() { close(h.draining) })
+}
+
+// ShuttingDown is the error that ends a stream when the gateway instance
+// shuts down (Hub.Drain): UNAVAILABLE, retryable, with the cursor that
+// resumes right after the last event delivered (extensions.cursor). The
+// subscriber subscribes again, on another instance, with since: cursor and
+// misses nothing.
+func ShuttingDown(c Cursor) *products.Error {
+	return &products.Error{Code: products.Unavailable,
+		Message:    "this gateway instance is shutting down; subscribe again (another instance answers) with since: <cursor>",
+		Extensions: map[string]any{"cursor": c.String(), "reason": "SHUTTING_DOWN"}}
 }
 
 // consumeState survives reconnections: the cluster consumed and, per
@@ -693,6 +716,7 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 	h.init()
 	select {
 	case <-h.ready:
+	case <-h.draining: // ends below, with the stream's cursor
 	case <-ctx.Done():
 		return nil
 	}
@@ -759,6 +783,8 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-h.draining:
+			return ShuttingDown(pos.Clone())
 		case <-sb.dropped:
 			if sb.err != nil {
 				return sb.err

@@ -96,25 +96,7 @@ func (r *Relay) Run(ctx context.Context) error {
 		var round products.Round
 		cluster, err := r.Sender.Cluster(ctx)
 		if err == nil {
-			round, err = r.Store.Outbox(ctx, batch, cluster, func(ctx context.Context, entries []products.AuditEntry) error {
-				msgs := make([]*sarama.ProducerMessage, len(entries))
-				for i := range entries {
-					e := &entries[i]
-					if r.MaskPII {
-						masked, err := maskEntry(d, e)
-						if err != nil {
-							return err
-						}
-						e = masked
-					}
-					m, err := r.Codec.Message(d, e)
-					if err != nil {
-						return err
-					}
-					msgs[i] = m
-				}
-				return r.Sender.Send(ctx, cluster, msgs)
-			})
+			round, err = r.Store.Outbox(ctx, batch, cluster, r.sendTo(cluster))
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -153,6 +135,58 @@ func (r *Relay) Run(ctx context.Context) error {
 			return nil
 		case <-wake:
 		case <-ticker.C:
+		}
+	}
+}
+
+// sendTo returns the outbox callback that publishes entries to cluster.
+func (r *Relay) sendTo(cluster string) func(ctx context.Context, entries []products.AuditEntry) error {
+	d := r.Store.Product
+	return func(ctx context.Context, entries []products.AuditEntry) error {
+		msgs := make([]*sarama.ProducerMessage, len(entries))
+		for i := range entries {
+			e := &entries[i]
+			if r.MaskPII {
+				masked, err := maskEntry(d, e)
+				if err != nil {
+					return err
+				}
+				e = masked
+			}
+			m, err := r.Codec.Message(d, e)
+			if err != nil {
+				return err
+			}
+			msgs[i] = m
+		}
+		return r.Sender.Send(ctx, cluster, msgs)
+	}
+}
+
+// Flush publishes what is committed and not yet published, in rounds until
+// one finds less than a batch, and returns: the relay's part of a graceful
+// shutdown, called after the requests in flight ended and Run returned.
+// When another instance holds the store's outbox lock, that instance
+// publishes (PostgreSQL) and Flush returns. It fails when ctx ends or
+// Kafka refuses first; what it could not publish stays in the outbox for
+// the next relay to run.
+func (r *Relay) Flush(ctx context.Context) error {
+	batch := r.Batch
+	if batch <= 0 {
+		batch = 500
+	}
+	for {
+		cluster, err := r.Sender.Cluster(ctx)
+		if err != nil {
+			return err
+		}
+		round, err := r.Store.Outbox(ctx, batch, cluster, r.sendTo(cluster))
+		if err != nil {
+			return err
+		}
+		r.published.Add(int64(round.Published))
+		if round.Published < batch {
+			return nil
 		}
 	}
 }

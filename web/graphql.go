@@ -42,7 +42,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	readLimit := cfg.WSReadLimit
 	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
 		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
-		messageRate: cfg.WSMessageRate, limiter: limiter}
+		messageRate: cfg.WSMessageRate, limiter: limiter, sockets: cfg.Websockets}
 	srv.AddTransport(transport.Websocket{
 		Implementation:        gorilla,
 		InitFunc:              wsInit(authn),

@@ -70,6 +70,9 @@ type Config struct {
 	// WSWriteBuffer is each websocket's TCP send buffer in bytes (0: the
 	// system default).
 	WSWriteBuffer int
+	// Websockets, if set, tracks the open websockets so that a graceful
+	// shutdown can end them (Websockets.Shutdown).
+	Websockets *Websockets
 }
 
 // NewServer returns the gateway's HTTP handler. All routes are here.

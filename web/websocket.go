@@ -55,6 +55,78 @@ type gorillaWebsocket struct {
 	messageRate float64
 	// limiter, if set, counts every subscribe against the caller's rate.
 	limiter *rateLimiter
+	// sockets, if set, tracks the open websockets for a graceful shutdown.
+	sockets *Websockets
+}
+
+// Websockets tracks the open websockets of a server: net/http's Shutdown
+// does not see hijacked connections, so a graceful shutdown ends them
+// with Shutdown.
+type Websockets struct {
+	mu      sync.Mutex
+	conns   map[*gorillaConn]struct{}
+	closing bool
+}
+
+// NewWebsockets returns an empty registry (web.Config.Websockets).
+func NewWebsockets() *Websockets { return &Websockets{conns: map[*gorillaConn]struct{}{}} }
+
+// closeGoingAway is the close code of a websocket ended by a shutdown:
+// 1001 (going away), on which graphql-transport-ws and
+// subscriptions-transport-ws clients reconnect.
+const closeGoingAway = websocket.CloseGoingAway
+
+// Shutdown ends every websocket, present and future: each waits until its
+// operations have ended — the caller drains the subscription hub first,
+// so that every subscription ends with a last message carrying its cursor
+// (extensions.cursor) and its complete — and then closes with 1001 going
+// away. When ctx ends first the remaining sockets close with 1001 at once.
+// It returns when every socket is closed: nil, or ctx's error.
+func (w *Websockets) Shutdown(ctx context.Context) error {
+	w.mu.Lock()
+	w.closing = true
+	conns := make([]*gorillaConn, 0, len(w.conns))
+	for c := range w.conns {
+		conns = append(conns, c)
+	}
+	w.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, c := range conns {
+		wg.Go(func() {
+			select {
+			case <-c.drain():
+			case <-ctx.Done():
+			case <-c.done:
+			}
+			c.closeWith(closeGoingAway, "server shutting down: reconnect and resume with your cursors")
+		})
+	}
+	wg.Wait()
+	return ctx.Err()
+}
+
+// Len returns how many websockets are open.
+func (w *Websockets) Len() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.conns)
+}
+
+// add registers a new socket; false when the server is shutting down.
+func (w *Websockets) add(c *gorillaConn) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.closing {
+		return false
+	}
+	w.conns[c] = struct{}{}
+	return true
+}
+
+func (w *Websockets) remove(c *gorillaConn) {
+	w.mu.Lock()
+	delete(w.conns, c)
+	w.mu.Unlock()
 }
 
 var _ transport.WebsocketImplementation = gorillaWebsocket{}
@@ -84,6 +156,14 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 	}
 	if s := sessionFrom(r.Context()); s != nil {
 		s.conn = gc
+	}
+	if g.sockets != nil {
+		gc.sockets = g.sockets
+		if !g.sockets.add(gc) {
+			// Opened while the server shuts down: go elsewhere.
+			gc.closeWith(closeGoingAway, "server shutting down: reconnect")
+			return gc, nil
+		}
 	}
 	if g.pingInterval > 0 {
 		gc.keepAlive(g.pingInterval)
@@ -168,6 +248,7 @@ type gorillaConn struct {
 	maxSubs int
 	flood   *rate.Limiter
 	limiter *rateLimiter
+	sockets *Websockets
 
 	mu          sync.Mutex // guards the fields below
 	inits       int
@@ -175,6 +256,32 @@ type gorillaConn struct {
 	active      map[string]bool // ids of running subscriptions
 	rateKey     string
 	expiryTimer *time.Timer
+	// drained, once a shutdown waits for it, is closed when no operation
+	// of the socket is running any more.
+	drained chan struct{}
+}
+
+// drain returns a channel closed once the socket runs no operation.
+func (g *gorillaConn) drain() <-chan struct{} {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.drained == nil {
+		g.drained = make(chan struct{})
+		g.checkDrained()
+	}
+	return g.drained
+}
+
+// checkDrained closes drained when a shutdown waits and nothing runs
+// (g.mu held).
+func (g *gorillaConn) checkDrained() {
+	if g.drained != nil && len(g.active) == 0 {
+		select {
+		case <-g.drained:
+		default:
+			close(g.drained)
+		}
+	}
 }
 
 // keepAlive pings the peer every interval until the connection closes and
@@ -229,6 +336,9 @@ func (g *gorillaConn) Close() error {
 			g.expiryTimer.Stop()
 		}
 		g.mu.Unlock()
+		if g.sockets != nil {
+			g.sockets.remove(g)
+		}
 	})
 	return g.c.Close()
 }
@@ -364,6 +474,7 @@ func (g *gorillaConn) police(b []byte) (pass bool, err error) {
 		if m.ID != nil {
 			g.mu.Lock()
 			delete(g.active, *m.ID)
+			g.checkDrained()
 			g.mu.Unlock()
 		}
 		return true, nil
@@ -399,6 +510,13 @@ func (g *gorillaConn) WriteJSON(v any) error {
 			}
 		case "complete", "error":
 			delete(g.active, id)
+			defer func() {
+				// After the message is written: a shutdown closes
+				// the socket once the last one is out.
+				g.mu.Lock()
+				g.checkDrained()
+				g.mu.Unlock()
+			}()
 		}
 		g.mu.Unlock()
 	}
