@@ -71,10 +71,8 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 		}
 		schemaName = schema
 		db = bun.NewDB(sqldb, pgdialect.New())
-		if _, err := db.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ?", bun.Ident(schemaName)); err != nil {
-			db.Close()
-			return nil, fmt.Errorf("%s store: connect to PostgreSQL: %w (check the DSN and that the server runs)", d.Name, err)
-		}
+		// The schema is created under the migration lock (see migrate):
+		// CREATE SCHEMA IF NOT EXISTS fails when instances run it at once.
 	case strings.HasPrefix(dsn, "sqlite:"), strings.HasPrefix(dsn, "file:"):
 		path := strings.TrimPrefix(strings.TrimPrefix(dsn, "sqlite:"), "file:")
 		path = strings.TrimPrefix(path, "//")
@@ -150,14 +148,17 @@ func (s *Store) migrate(ctx context.Context, product *migrate.Migrations) error 
 	// Instances starting together must not migrate concurrently.
 	conn, err := s.DB.Conn(ctx)
 	if err != nil {
-		return fmt.Errorf("%s store: %w", s.Product.Name, err)
+		return fmt.Errorf("%s store: connect to PostgreSQL: %w (check the DSN and that the server runs)", s.Product.Name, err)
 	}
 	defer conn.Close()
 	key := s.lockKey("migrate")
 	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock(?)", key); err != nil {
-		return fmt.Errorf("%s store: lock for migration: %w", s.Product.Name, err)
+		return fmt.Errorf("%s store: connect to PostgreSQL and lock for migration: %w (check the DSN and that the server runs)", s.Product.Name, err)
 	}
 	defer conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock(?)", key)
+	if _, err := conn.ExecContext(ctx, "CREATE SCHEMA IF NOT EXISTS ?", bun.Ident(s.schema)); err != nil {
+		return fmt.Errorf("%s store: create schema %s: %w", s.Product.Name, s.schema, err)
+	}
 	return run()
 }
 
