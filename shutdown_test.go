@@ -186,7 +186,9 @@ func TestGracefulShutdownHandsSubscribersOver(t *testing.T) {
 		})
 	}
 	eventually(t, 30*time.Second, "renames through both gateways", func() bool { return onA.Load() >= 5 && onB.Load() >= 5 })
+	began := time.Now()
 	a.stop(t) // graceful: returns when A's shutdown is over
+	t.Logf("A shut down in %v (2 subscribers, renames in flight)", time.Since(began).Round(time.Millisecond))
 	readers.Wait()
 	// Renames go on through B while the clients are away.
 	mark := onB.Load()
