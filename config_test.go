@@ -6,10 +6,13 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 )
 
@@ -118,6 +121,29 @@ func TestServerRefusesWhatTheCheckRefuses(t *testing.T) {
 	err := run(context.Background(), []string{"--data-dir", t.TempDir(), "--log-level", "loud", "--max-groups", "-1"}, func(string) string { return "" }, io.Discard, io.Discard)
 	if !errors.As(err, &ue) || !strings.Contains(err.Error(), "2 problems") || !strings.Contains(err.Error(), "--log-level") || !strings.Contains(err.Error(), "--max-groups") {
 		t.Fatalf("want both problems reported before anything starts: %v", err)
+	}
+}
+
+// TestConfigCheckConnectsNowhere: the check neither reads the JWKS URL nor
+// opens the stores it is given.
+func TestConfigCheckConnectsNowhere(t *testing.T) {
+	var reads atomic.Int64
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		reads.Add(1)
+		w.Write([]byte(`{"keys":[]}`))
+	}))
+	defer jwks.Close()
+	dir := t.TempDir()
+	out, err := checkConfig(t, nil, "--jwt-jwks-url", jwks.URL, "--jwt-issuer", "https://issuer", "--jwt-audience", "meshgate",
+		"--addr", "0.0.0.0:8080", "--data-dir", dir+"/data", "--store", "sales=postgres://meshgate@127.0.0.1:1/mesh")
+	if err != nil {
+		t.Fatalf("config check: %v\n%s", err, out)
+	}
+	if n := reads.Load(); n != 0 {
+		t.Errorf("config check read the JWKS URL %d times", n)
+	}
+	if _, err := os.Stat(dir + "/data"); !os.IsNotExist(err) {
+		t.Errorf("config check created the data directory (%v): it opened a store", err)
 	}
 }
 

@@ -260,3 +260,56 @@ func TestGracefulShutdownHandsSubscribersOver(t *testing.T) {
 		}
 	}
 }
+
+// TestShutdownCutsOffWhatDoesNotFinish: a subscriber that stopped reading
+// (its socket's buffers full) cannot take its last message; the shutdown
+// does not wait for it beyond --shutdown-timeout: the socket is closed, the
+// rest of the shutdown runs, and the gateway exits with an error saying
+// what did not finish.
+func TestShutdownCutsOffWhatDoesNotFinish(t *testing.T) {
+	g := startGateway(t, "--ws-write-buffer", "4096", "--shutdown-timeout", "1s")
+	const q = `subscription { changes(products: ["customers"]) { sequence before after } }`
+	stalled := dialWS(t, g, "graphql-transport-ws", false, 4096)
+	stalled.subscribe("1", q, nil)
+	live := dialWS(t, g, "graphql-transport-ws", true, 0)
+	live.subscribe("1", q, nil)
+	live.firstEvent("changes", func(int) {
+		g.gql(t, `mutation { updateCustomer(id: 1, input: {name: "Warm Up"}) { id } }`, nil).must(t)
+	})
+	// Far more than the stalled socket's buffers hold, far less than its
+	// subscription's queue (1024): it is not dropped as slow, its writes
+	// block.
+	long := strings.Repeat("x", 150)
+	for i := 0; i < 400; i += 50 {
+		var b strings.Builder
+		b.WriteString("mutation {")
+		for j := i; j < i+50; j++ {
+			fmt.Fprintf(&b, " m%d: updateCustomer(id: %d, input: {name: \"%s %d\"}) { id }", j, 1+j%20, long, j)
+		}
+		b.WriteString(" }")
+		g.gql(t, b.String(), nil).must(t)
+	}
+	for range 400 {
+		live.event("changes", 10*time.Second)
+	}
+	g.cancel()
+	var err error
+	select {
+	case err = <-g.done:
+	case <-time.After(60 * time.Second):
+		t.Fatal("the shutdown did not end")
+	}
+	g.once.Do(func() {}) // stopped here
+	if err == nil || !strings.Contains(err.Error(), "graceful shutdown incomplete within --shutdown-timeout 1s") ||
+		!strings.Contains(err.Error(), "websockets did not end their operations") {
+		t.Fatalf("want the shutdown to report the stalled websocket, got %v", err)
+	}
+	// The reading client got its last message and the 1001 close.
+	var last wsMessage
+	for m := range live.msgs {
+		last = m
+	}
+	if last.Type != "complete" {
+		t.Errorf("the reading client's last message: %s %s", last.Type, last.Payload)
+	}
+}
