@@ -98,7 +98,7 @@ func TestGracefulShutdownHandsSubscribersOver(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer broker.Close()
+	t.Cleanup(broker.Close) // after the gateways' cleanups: it outlives them
 	kafka := strings.Join(broker.Addrs(), ",")
 	args := append(stores, "--kafka-brokers", kafka, "--shutdown-timeout", "30s")
 	a := startGateway(t, args...)
