@@ -9,11 +9,15 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/telemetry"
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -30,16 +34,21 @@ func requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(products.WithRequestID(r.Context(), id)))
+		// A caller's W3C traceparent makes its trace the parent of the
+		// operation's span (while tracing).
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, _ = telemetry.WithRequest(products.WithRequestID(ctx, id))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	ops      *operationMetrics
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, maxOperationNames int) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshgate_http_requests_total", Help: "HTTP requests by route and status code.",
@@ -50,12 +59,14 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
+	m.ops = newOperationMetrics(reg, maxOperationNames)
 	return m
 }
 
 type statusWriter struct {
 	http.ResponseWriter
-	status int
+	status     int
+	websockets prometheus.Gauge
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -74,11 +85,13 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog logs each request at debug level (errors at warn) and counts it.
+// accessLog logs each request at debug level (errors at warn) and counts
+// it. The log line carries the request id, and the GraphQL operation and
+// the caller when there were any (telemetry.LogHandler adds them).
 func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w}
+		sw := &statusWriter{ResponseWriter: w, websockets: m.ops.websockets}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
@@ -98,8 +111,7 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		}
 		log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("duration", d),
-			slog.String("request_id", products.RequestIDFrom(r.Context())))
+			slog.Int("status", sw.status), slog.Duration("duration", d))
 	})
 }
 
@@ -108,7 +120,25 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil || w.websockets == nil {
+		return conn, rw, err
+	}
+	w.websockets.Inc()
+	return &countedConn{Conn: conn, gauge: w.websockets}, rw, nil
+}
+
+// countedConn is a hijacked (websocket) connection counted in a gauge until
+// it is closed.
+type countedConn struct {
+	net.Conn
+	gauge prometheus.Gauge
+	once  sync.Once
+}
+
+func (c *countedConn) Close() error {
+	c.once.Do(c.gauge.Dec)
+	return c.Conn.Close()
 }
 
 // Flush lets streamed responses (server-sent events) through the wrapper.
