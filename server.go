@@ -518,7 +518,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return usageError{fmt.Errorf("--otel-sample-ratio %v: want a share above 0 and at most 1", cfg.OTelSampleRatio)}
 	}
 	tracing, stopTracing, err := telemetry.StartTracing(ctx, telemetry.TracingConfig{
-		Endpoint: cfg.OTelEndpoint, Version: version, SampleRatio: cfg.OTelSampleRatio, Getenv: getenv})
+		Endpoint: cfg.OTelEndpoint, Version: version, SampleRatio: cfg.OTelSampleRatio, Getenv: getenv, Log: log})
 	if err != nil {
 		return usageError{err}
 	}

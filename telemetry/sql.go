@@ -26,7 +26,10 @@ func (h SQLHook) BeforeQuery(ctx context.Context, e *bun.QueryEvent) context.Con
 		return ctx
 	}
 	op := e.Operation()
-	ctx, span := Tracer().Start(ctx, "db "+op, trace.WithSpanKind(trace.SpanKindClient),
+	// The statement's span is not made the context's current span: bun
+	// hands BEGIN's context on to the whole transaction, whose statements
+	// (and the traceparent its changes record) belong to the operation.
+	_, span := Tracer().Start(ctx, "db "+op, trace.WithSpanKind(trace.SpanKindClient),
 		trace.WithAttributes(attribute.String("db.system", dbSystem(e)), attribute.String("db.operation.name", op)))
 	return context.WithValue(ctx, sqlSpanKey{}, span)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"time"
@@ -39,6 +40,9 @@ type TracingConfig struct {
 	SampleRatio float64
 	// Getenv reads the environment (default os.Getenv).
 	Getenv func(string) string
+	// Log receives the exporter's errors (a collector that cannot be
+	// reached, …); default: discarded.
+	Log *slog.Logger
 }
 
 // StartTracing installs the OTLP/HTTP exporter as the global tracer
@@ -80,6 +84,10 @@ func StartTracing(ctx context.Context, cfg TracingConfig) (bool, func(context.Co
 		sdktrace.WithResource(res),
 		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))),
 	)
+	if cfg.Log != nil {
+		log := cfg.Log
+		otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing: " + err.Error()) }))
+	}
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
 	return true, func(ctx context.Context) error {
