@@ -79,7 +79,7 @@ func TestStoreAndKafkaOutages(t *testing.T) {
 	}
 	addr := broker.Addrs()[0]
 	defer func() { broker.Close() }()
-	g := startGateway(t, append(args, "--kafka-brokers", addr, "--subscription-outage-grace", "2m")...)
+	g := startGateway(t, append(args, "--kafka-brokers", addr, "--subscription-outage-grace", "2m", "--log-format", "json")...)
 	eventually(t, 30*time.Second, "ready", func() bool { s, _ := g.readyz(t); return s == 200 })
 
 	const q = `subscription($since: String) { changes(products: ["customers"], since: $since) { sequence cursor } }`
@@ -108,9 +108,14 @@ func TestStoreAndKafkaOutages(t *testing.T) {
 	expect(live, seq, before)
 
 	customers.Cut()
-	status, retry, resp := g.post(t, `{ customers(first: 1) { totalCount } }`)
+	status, retry, resp := g.post(t, `query CutQuery { customers(first: 1) { totalCount } }`)
 	if status != http.StatusServiceUnavailable || retry == "" || len(resp.Errors) == 0 || code(resp.Errors[0]) != "UNAVAILABLE" {
 		t.Fatalf("query of the cut store: %d Retry-After %q %+v, want 503, Retry-After and UNAVAILABLE", status, retry, resp)
+	}
+	// Its log line says which request of whom met the outage.
+	warned := g.logLines(t, func(r map[string]any) bool { return r["msg"] == "store unreachable" && r["operation"] == "CutQuery" })
+	if len(warned) == 0 || warned[0]["subject"] != "dev" || warned[0]["request_id"] == nil || warned[0]["level"] != "WARN" {
+		t.Errorf("log lines of the failed query: %v, want a warning with request_id, operation and subject", warned)
 	}
 	status, _, resp = g.post(t, `mutation { updateCustomer(id: 3, input: {name: "Cut"}) { id } }`)
 	if status != http.StatusServiceUnavailable || len(resp.Errors) == 0 || code(resp.Errors[0]) != "UNAVAILABLE" {

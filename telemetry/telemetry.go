@@ -15,8 +15,8 @@ import (
 	"github.com/meshgate/meshgate/products"
 )
 
-// Operation is one GraphQL operation being served: its (bounded) name for
-// logs and metrics and the SQL statements it issued.
+// Operation is one GraphQL operation being served: its name for logs
+// ("anonymous" without one) and the SQL statements it issued.
 type Operation struct {
 	Name       string
 	statements atomic.Int64

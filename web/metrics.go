@@ -115,7 +115,13 @@ func (m *operationMetrics) around(ctx context.Context, next graphql.OperationHan
 	rc := graphql.GetOperationContext(ctx)
 	name := m.names.label(rc.Operation)
 	typ := string(rc.Operation.Operation)
-	op := &telemetry.Operation{Name: name}
+	// Logs name the operation as the document does (GraphQL names are
+	// [_A-Za-z0-9]); only the metrics' label is capped.
+	logName := anonymousOperation
+	if rc.Operation.Name != "" {
+		logName = rc.Operation.Name[:min(len(rc.Operation.Name), 128)]
+	}
+	op := &telemetry.Operation{Name: logName}
 	ctx = telemetry.WithOperation(ctx, op)
 	spanName := typ
 	if name != anonymousOperation {
