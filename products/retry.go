@@ -43,6 +43,16 @@ func (c *readRetryConn) QueryContext(ctx context.Context, query string, args []d
 	return rows, err
 }
 
+// ExecContext does the same for a SELECT sent without reading its rows.
+func (c *readRetryConn) ExecContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Result, error) {
+	idle := c.Conn.Conn().PgConn().TxStatus() == 'I'
+	res, err := c.Conn.ExecContext(ctx, query, args)
+	if err != nil && idle && ctx.Err() == nil && isRead(query) && Unreachable(err) {
+		return nil, driver.ErrBadConn
+	}
+	return res, err
+}
+
 // isRead tells whether a statement is a plain SELECT (bun writes its reads
 // so; writes start with INSERT, UPDATE, DELETE or WITH … and locks are
 // taken in transactions).

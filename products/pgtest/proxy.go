@@ -1,6 +1,7 @@
 package pgtest
 
 import (
+	"encoding/binary"
 	"io"
 	"net"
 	"net/url"
@@ -17,7 +18,8 @@ type Proxy struct {
 
 	mu    sync.Mutex
 	cut   bool
-	conns map[net.Conn]struct{}
+	conns   map[net.Conn]struct{}
+	clients map[net.Conn]bool // the conns that are the stores' side
 }
 
 // NewProxy listens on a free loopback port and forwards to the host:port
@@ -37,7 +39,7 @@ func NewProxy(t testing.TB) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, clients: map[net.Conn]bool{}}
 	go p.serve()
 	t.Cleanup(func() {
 		ln.Close()
@@ -66,6 +68,40 @@ func (p *Proxy) Cut() {
 		c.Close()
 	}
 	clear(p.conns)
+}
+
+// Break breaks every proxied session, as a server restart does, and lets
+// new ones through.
+func (p *Proxy) Break() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+	clear(p.clients)
+}
+
+// AdminShutdown ends every proxied session as PostgreSQL's shutdown does:
+// the store's side gets a FATAL error 57P01 (admin_shutdown) and the
+// connection closes; new sessions get through. The sessions must be idle
+// (no statement running), as the pool's are between statements.
+func (p *Proxy) AdminShutdown() {
+	msg := []byte("SFATAL\x00VFATAL\x00C57P01\x00Mterminating connection due to administrator command\x00\x00")
+	frame := append([]byte{'E', 0, 0, 0, 0}, msg...)
+	binary.BigEndian.PutUint32(frame[1:5], uint32(4+len(msg)))
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		if p.clients[c] {
+			c.Write(frame)
+		}
+	}
+	for c := range p.conns {
+		c.Close()
+	}
+	clear(p.conns)
+	clear(p.clients)
 }
 
 // Restore lets sessions through again.
@@ -106,6 +142,7 @@ func (p *Proxy) forward(c net.Conn) {
 		return
 	}
 	p.conns[c], p.conns[s] = struct{}{}, struct{}{}
+	p.clients[c] = true
 	p.mu.Unlock()
 	done := make(chan struct{}, 2)
 	pipe := func(dst, src net.Conn) {
@@ -121,5 +158,6 @@ func (p *Proxy) forward(c net.Conn) {
 	p.mu.Lock()
 	delete(p.conns, c)
 	delete(p.conns, s)
+	delete(p.clients, c)
 	p.mu.Unlock()
 }
