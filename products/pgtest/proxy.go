@@ -16,8 +16,8 @@ type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
+	mu      sync.Mutex
+	cut     bool
 	conns   map[net.Conn]struct{}
 	clients map[net.Conn]bool // the conns that are the stores' side
 }
