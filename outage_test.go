@@ -168,3 +168,64 @@ func TestStoreAndKafkaOutages(t *testing.T) {
 		t.Errorf("customers backlog %v after the broker came back", m[`meshgate_relay_backlog{product="customers"}`])
 	}
 }
+
+// TestSubscriptionEndsResumablyWhenTheStoreStaysDown: a subscription
+// whose store stays unreachable longer than --subscription-outage-grace
+// ends with UNAVAILABLE and the cursor to resume from; resumed with it
+// once the store is back, it misses nothing.
+func TestSubscriptionEndsResumablyWhenTheStoreStaysDown(t *testing.T) {
+	pg := pgtest.New(t)
+	proxy := pgtest.NewProxy(t)
+	var args []string
+	for _, d := range demo.Products {
+		args = append(args, "--store", d.Name+"="+proxy.DSN(pg.DSN(d.Name)))
+	}
+	g := startGateway(t, append(args, "--subscription-outage-grace", "300ms")...)
+	const q = `subscription($since: String) { changes(products: ["customers"], since: $since) { sequence cursor } }`
+	live := dialWS(t, g, "graphql-transport-ws", true, 0)
+	live.subscribe("1", q, nil)
+	first := live.firstEvent("changes", func(i int) {
+		g.gql(t, fmt.Sprintf(`mutation { updateCustomer(id: 3, input: {name: "F%d"}) { id } }`, i), nil).must(t)
+	})
+	cursor, seq := first["cursor"].(string), int(first["sequence"].(float64))
+	g.gql(t, `mutation { updateCustomer(id: 4, input: {name: "Missed"}) { id } }`, nil).must(t)
+
+	proxy.Cut()
+	ws := dialWS(t, g, "graphql-transport-ws", true, 0)
+	ws.subscribe("2", q, map[string]any{"since": cursor})
+	m, ok := ws.next(30 * time.Second)
+	if !ok {
+		t.Fatal("the subscription neither failed nor delivered")
+	}
+	var payload []gqlError
+	if m.Type == "next" {
+		var e event
+		json.Unmarshal(m.Payload, &e)
+		payload = e.Errors
+	} else {
+		json.Unmarshal(m.Payload, &payload)
+	}
+	if len(payload) == 0 || code(payload[0]) != "UNAVAILABLE" || payload[0].Extensions["cursor"] != cursor {
+		t.Fatalf("%s %s: want UNAVAILABLE with the cursor %s", m.Type, m.Payload, cursor)
+	}
+
+	proxy.Restore()
+	ws.subscribe("3", q, map[string]any{"since": payload[0].Extensions["cursor"]})
+	for {
+		m, ok := ws.next(30 * time.Second)
+		if !ok {
+			t.Fatal("the resumed subscription delivered nothing")
+		}
+		if m.ID != "3" {
+			continue
+		}
+		var e event
+		if err := json.Unmarshal(m.Payload, &e); err != nil || len(e.Errors) > 0 {
+			t.Fatalf("resumed: %s", m.Payload)
+		}
+		if got := int(e.Data["changes"]["sequence"].(float64)); got != seq+1 {
+			t.Fatalf("resumed at sequence %d, want %d", got, seq+1)
+		}
+		break
+	}
+}

@@ -204,8 +204,8 @@ func (h *Hub) Stats() Stats {
 
 // retry runs read until it succeeds, fails for another reason than an
 // unreachable store, or the store stays unreachable for OutageGrace; then
-// it returns an *UnavailableError resuming at cursor (nil: the stream
-// delivered nothing yet). Reads change nothing, so repeating them is safe.
+// it returns an *UnavailableError resuming at cursor() (nil: the stream
+// has no position yet; the client subscribes again as it did). Reads change nothing, so repeating them is safe.
 func (h *Hub) retry(ctx context.Context, product string, cursor func() Cursor, read func() error) error {
 	grace := h.OutageGrace
 	if grace <= 0 {
@@ -223,11 +223,7 @@ func (h *Hub) retry(ctx context.Context, product string, cursor func() Cursor, r
 			h.Log.WarnContext(ctx, "hub: store unreachable; a subscription's read retries", "product", product, "error", err, "for", grace)
 		}
 		if time.Now().Add(backoff).After(deadline) {
-			var c Cursor
-			if cursor != nil {
-				c = cursor()
-			}
-			return &UnavailableError{Product: product, Cursor: c, Err: err}
+			return &UnavailableError{Product: product, Cursor: cursor(), Err: err}
 		}
 		h.retries.Add(1)
 		select {
@@ -478,10 +474,12 @@ type reorder struct {
 	parked map[string]map[int64]*products.AuditEntry
 	since  map[string]time.Time // when the product's waiting began
 	wake   <-chan time.Time     // set while something is parked
+	// failures counts, per product, the gap fills that failed in a row.
+	failures map[string]int
 }
 
 func newReorder() *reorder {
-	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}}
+	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}, failures: map[string]int{}}
 }
 
 // dispatch fans one consumed event out. Events of a product arrive in
@@ -557,10 +555,17 @@ func (h *Hub) expire(ctx context.Context, r *reorder) {
 		h.hubReads.Add(1)
 		entries, err := h.stores[p].Entries(ctx, last, through, int(through-last))
 		if err != nil {
-			h.Log.Warn("hub: reading audit log to fill a gap failed", "product", p, "error", err)
-			r.since[p] = now // try again later
+			// Try again later, backing off while the store is down
+			// (logged once per outage).
+			n := r.failures[p]
+			if n == 0 {
+				h.Log.Warn("hub: reading audit log to fill a gap failed; retrying", "product", p, "error", err)
+			}
+			r.failures[p] = n + 1
+			r.since[p] = now.Add(min(reorderWindow<<min(n, 7), 2*time.Second) - reorderWindow)
 			continue
 		}
+		delete(r.failures, p)
 		if len(entries) > 0 {
 			h.fanOut(entries)
 		}
@@ -730,7 +735,7 @@ func (h *Hub) Check(ctx context.Context, f *Filter, since Cursor) ([]string, err
 			return nil, products.Invalid("since", "the cursor does not cover product %s; use a cursor of the same subscription", p)
 		}
 		var latest int64
-		if err := h.retry(ctx, p, nil, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
+		if err := h.retry(ctx, p, func() Cursor { return since }, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
 			return nil, err
 		}
 		if at > latest {
@@ -769,7 +774,7 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 	pos := Cursor{}
 	for _, p := range scope {
 		var latest int64
-		if err := h.retry(ctx, p, nil, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
+		if err := h.retry(ctx, p, func() Cursor { return since }, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
 			return err
 		}
 		if since == nil {

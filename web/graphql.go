@@ -154,6 +154,10 @@ func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPre
 		if failure := resolvers.StreamFailure(ctx); failure != nil {
 			return streamError(ctx, presentError(log, queryTimeout), failure)
 		}
+		if down := (*streaming.UnavailableError)(nil); errors.As(err, &down) {
+			log.WarnContext(ctx, "store unreachable; subscription ended", slog.String("error", err.Error()))
+			return streamError(ctx, presentError(log, queryTimeout), err)
+		}
 		if products.Unreachable(err) {
 			log.WarnContext(ctx, "store unreachable", slog.String("error", err.Error()))
 			err = products.Unavailability(err)
