@@ -109,6 +109,10 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 				return
 			}
 			r = r.WithContext(withSession(r.Context()))
+			// gqlgen's websocket transport serves the connection until
+			// it closes: it is open while this runs.
+			m.ops.websockets.Inc()
+			defer m.ops.websockets.Dec()
 		}
 		if r.Method != http.MethodPost || isWebsocket(r) {
 			// No body to wait for: lift the server's read deadline, which

@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -65,8 +64,7 @@ func newMetrics(reg prometheus.Registerer, maxOperationNames int) *metrics {
 
 type statusWriter struct {
 	http.ResponseWriter
-	status     int
-	websockets prometheus.Gauge
+	status int
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -91,7 +89,7 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, websockets: m.ops.websockets}
+		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		if sw.status == 0 {
 			sw.status = http.StatusOK
@@ -120,25 +118,7 @@ func (w *statusWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	conn, rw, err := http.NewResponseController(w.ResponseWriter).Hijack()
-	if err != nil || w.websockets == nil {
-		return conn, rw, err
-	}
-	w.websockets.Inc()
-	return &countedConn{Conn: conn, gauge: w.websockets}, rw, nil
-}
-
-// countedConn is a hijacked (websocket) connection counted in a gauge until
-// it is closed.
-type countedConn struct {
-	net.Conn
-	gauge prometheus.Gauge
-	once  sync.Once
-}
-
-func (c *countedConn) Close() error {
-	c.once.Do(c.gauge.Dec)
-	return c.Conn.Close()
+	return http.NewResponseController(w.ResponseWriter).Hijack()
 }
 
 // Flush lets streamed responses (server-sent events) through the wrapper.
