@@ -34,6 +34,7 @@ import (
 	"github.com/meshgate/meshgate/products/demo"
 	"github.com/meshgate/meshgate/resolvers"
 	"github.com/meshgate/meshgate/streaming"
+	"github.com/meshgate/meshgate/telemetry"
 	"github.com/meshgate/meshgate/web"
 	"github.com/meshgate/meshgate/web/auth"
 )
@@ -139,6 +140,12 @@ type config struct {
 	KafkaSASL         string
 	KafkaUser         string
 	KafkaPassword     string
+
+	// Observability.
+	OTelEndpoint          string
+	OTelSampleRatio       float64
+	MetricsMaxOperations  int
+	SubscriptionOutageFor time.Duration
 }
 
 // storeFlag collects repeated --store product=DSN.
@@ -321,6 +328,10 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.StringVar(&c.KafkaSASL, "kafka-sasl-mechanism", "", "PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512")
 	fs.StringVar(&c.KafkaUser, "kafka-sasl-user", "", "SASL user name")
 	fs.StringVar(&c.KafkaPassword, "kafka-sasl-password", "", "SASL password (prefer MESHGATE_KAFKA_SASL_PASSWORD)")
+	fs.StringVar(&c.OTelEndpoint, "otel-endpoint", "", "OTLP/HTTP endpoint to send traces to (e.g. http://collector:4318); off when empty unless OTEL_EXPORTER_OTLP_ENDPOINT is set")
+	fs.Float64Var(&c.OTelSampleRatio, "otel-sample-ratio", 1, "share of the traces started here that are recorded, from 0 (exclusive) to 1; callers' sampled traces are always followed")
+	fs.IntVar(&c.MetricsMaxOperations, "metrics-max-operations", web.DefaultMaxOperationNames, "most distinct GraphQL operation names in the metrics; later names count as \"other\"")
+	fs.DurationVar(&c.SubscriptionOutageFor, "subscription-outage-grace", 30*time.Second, "how long a subscription's read of an unreachable store retries before the subscription ends with UNAVAILABLE and its cursor")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate config check [--config file] [flags]\n       meshgate replay <product> [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\n"+
 			"Serves the data products of the mesh behind one GraphQL endpoint.\n"+
@@ -749,6 +760,26 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	} else {
 		log = slog.New(slog.NewTextHandler(stderr, opts))
 	}
+	// Lines logged for a request carry its id, operation and caller.
+	log = telemetry.Logger(log)
+	if cfg.OTelSampleRatio <= 0 || cfg.OTelSampleRatio > 1 {
+		return usageError{fmt.Errorf("--otel-sample-ratio %v: want a share above 0 and at most 1", cfg.OTelSampleRatio)}
+	}
+	tracing, stopTracing, err := telemetry.StartTracing(ctx, telemetry.TracingConfig{
+		Endpoint: cfg.OTelEndpoint, Version: version, SampleRatio: cfg.OTelSampleRatio, Getenv: getenv, Log: log})
+	if err != nil {
+		return usageError{err}
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := stopTracing(sctx); err != nil {
+			log.Warn("tracing: flushing spans failed", "error", err)
+		}
+	}()
+	if tracing {
+		log.Info("tracing: sending spans over OTLP/HTTP", "endpoint", cfg.OTelEndpoint)
+	}
 
 	if dev && !cfg.given["rate-limit"] {
 		// On loopback in dev mode every caller is the developer (and the
@@ -762,7 +793,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 
-	mesh, err := demo.Open(ctx, cfg.dsn)
+	mesh, err := demo.Open(ctx, cfg.dsn, telemetry.SQLHook{})
 	if err != nil {
 		return usageError{fmt.Errorf("%w\n(fix the store settings: --data-dir, --store product=DSN or --postgres)", err)}
 	}
@@ -826,22 +857,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return usageError{fmt.Errorf("listen on %s: %w (choose another --addr)", cfg.Addr, err)}
 	}
-	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer}
+	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: kafka, Log: log, Buffer: cfg.SubscriberBuffer, OutageGrace: cfg.SubscriptionOutageFor}
 	var relays []*streaming.Relay
 	for _, s := range mesh.Stores {
 		relays = append(relays, &streaming.Relay{Store: s, Sender: publisher, Codec: codec, Log: log, MaskPII: cfg.KafkaMaskPII})
 	}
+	streamStats := newStreamMetrics(mesh, consumers, relays, hub)
 	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec,
 		Policies: policies, ReadAudit: cfg.PIIReadAudit, MaxGroups: cfg.MaxGroups, Log: log}
 	sockets := web.NewWebsockets()
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{
-			Resolver: res, Logger: log, Ready: mesh.Ping, Auth: authn, Limits: cfg.Limits,
+			Resolver: res, Logger: log, Ready: readiness(mesh, kafka.Brokers, relays), Auth: authn, Limits: cfg.Limits,
 			MaxBodyBytes: cfg.MaxBodyBytes, BodyReadTimeout: cfg.BodyReadTimeout, QueryTimeout: cfg.QueryTimeout,
 			RateLimit: cfg.RateLimit, RateBurst: cfg.RateBurst, CORSOrigins: splitList(cfg.CORSOrigins),
 			AllowedOrigins: splitList(cfg.AllowedOrigins), PingInterval: cfg.WSPingInterval, WSWriteBuffer: cfg.WSWriteBuffer,
 			MaxSubscriptions: cfg.MaxSubscriptions, WSReadLimit: cfg.WSReadLimit, WSMessageRate: cfg.WSMessageRate, WSInitTimeout: cfg.WSInitTimeout,
-			Collectors: []prometheus.Collector{newStreamMetrics(mesh, consumers, relays, hub)},
+			Collectors: []prometheus.Collector{streamStats}, MaxOperationNames: cfg.MetricsMaxOperations,
 			Websockets: sockets,
 		}),
 		ReadHeaderTimeout: cfg.ReadHeaderTime,
@@ -1153,20 +1185,46 @@ func runReplay(ctx context.Context, name string, mesh *products.Mesh, consumers 
 // (meshgate_consumer_applied_sequence), read from a few counter rows the
 // stores keep as they commit (never a count over an audit log); and the
 // counters of the relays, consumers and hub of this process.
+//
+// Besides: per product, the relay's backlog (unpublished entries, from the
+// same counters), whether its last attempt failed, and the time from a
+// change's commit to Kafka's acknowledgement (a histogram the relays feed);
+// the hub's active subscriptions, slow subscribers dropped and store reads
+// retried; and each store's connection pool (database/sql's DBStats).
 type streamMetrics struct {
 	mesh      *products.Mesh
 	consumers []*streaming.Consumer
 	relays    []*streaming.Relay
 	hub       *streaming.Hub
 
-	lag, appliedSeq, published, restarts, applied, duplicates, hubReads *prometheus.Desc
+	lag, appliedSeq, published, restarts, applied, duplicates, hubReads      *prometheus.Desc
+	backlog, relayFailing, relayFailures, subscriptions, drops, storeRetries *prometheus.Desc
+	poolOpen, poolInUse, poolIdle, poolMax, poolWaits, poolWaitSeconds       *prometheus.Desc
+	publishLatency                                                           *prometheus.HistogramVec
 }
 
 func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, relays []*streaming.Relay, hub *streaming.Hub) *streamMetrics {
 	ps := []string{"product", "source"}
 	p := []string{"product"}
-	return &streamMetrics{
+	m := &streamMetrics{
 		mesh: mesh, consumers: consumers, relays: relays, hub: hub,
+		backlog:         prometheus.NewDesc("meshgate_relay_backlog", "Audit entries of the product not yet published to Kafka (-1: the store could not be read).", p, nil),
+		relayFailing:    prometheus.NewDesc("meshgate_relay_failing", "1 while this instance's relay's last attempt to publish failed.", p, nil),
+		relayFailures:   prometheus.NewDesc("meshgate_relay_failures_total", "Failed publish attempts of this instance's relay.", p, nil),
+		subscriptions:   prometheus.NewDesc("meshgate_subscriptions_active", "Subscriptions this instance's hub feeds.", nil, nil),
+		drops:           prometheus.NewDesc("meshgate_subscriptions_dropped_total", "Subscriptions ended because they fell behind (SLOW_CONSUMER) or their filter failed.", nil, nil),
+		storeRetries:    prometheus.NewDesc("meshgate_subscription_store_retries_total", "Subscription reads of an audit log repeated while its store was unreachable.", nil, nil),
+		poolOpen:        prometheus.NewDesc("meshgate_store_connections_open", "Open connections of the store's pool.", p, nil),
+		poolInUse:       prometheus.NewDesc("meshgate_store_connections_in_use", "Connections of the store's pool in use.", p, nil),
+		poolIdle:        prometheus.NewDesc("meshgate_store_connections_idle", "Idle connections of the store's pool.", p, nil),
+		poolMax:         prometheus.NewDesc("meshgate_store_connections_max", "Most connections the store's pool opens (0: unlimited).", p, nil),
+		poolWaits:       prometheus.NewDesc("meshgate_store_connection_waits_total", "Times a statement waited for a free connection of the store's pool.", p, nil),
+		poolWaitSeconds: prometheus.NewDesc("meshgate_store_connection_wait_seconds_total", "Time statements waited for a free connection of the store's pool.", p, nil),
+		publishLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "meshgate_relay_publish_latency_seconds",
+			Help:    "Time from a change's commit to Kafka's acknowledgement of its event, by product (published by this instance).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, p),
 		lag:        prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
 		appliedSeq: prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
 		published:  prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
@@ -1175,13 +1233,26 @@ func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, rela
 		duplicates: prometheus.NewDesc("meshgate_consumer_duplicates_total", "Redelivered changes this instance skipped (applied before).", p, nil),
 		hubReads:   prometheus.NewDesc("meshgate_hub_log_reads_total", "Audit log reads of the subscription hub (out-of-order arrivals, reconnects).", nil, nil),
 	}
+	for _, r := range relays {
+		h := m.publishLatency.WithLabelValues(r.Store.Product.Name)
+		r.OnPublished = func(entries []products.AuditEntry) {
+			now := time.Now()
+			for i := range entries {
+				h.Observe(now.Sub(entries[i].At).Seconds())
+			}
+		}
+	}
+	return m
 }
 
 // Describe sends the metrics' descriptions.
 func (m *streamMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads} {
+	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads,
+		m.backlog, m.relayFailing, m.relayFailures, m.subscriptions, m.drops, m.storeRetries,
+		m.poolOpen, m.poolInUse, m.poolIdle, m.poolMax, m.poolWaits, m.poolWaitSeconds} {
 		ch <- d
 	}
+	m.publishLatency.Describe(ch)
 }
 
 // Collect computes the figures; a lag that cannot be read is -1.
@@ -1208,11 +1279,40 @@ func (m *streamMetrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(m.duplicates, prometheus.CounterValue, float64(c.Duplicates()), product)
 	}
 	for _, r := range m.relays {
-		ch <- prometheus.MustNewConstMetric(m.published, prometheus.CounterValue, float64(r.Published()), r.Store.Product.Name)
-		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(r.Restarts()), r.Store.Product.Name)
+		name := r.Store.Product.Name
+		ch <- prometheus.MustNewConstMetric(m.published, prometheus.CounterValue, float64(r.Published()), name)
+		ch <- prometheus.MustNewConstMetric(m.restarts, prometheus.CounterValue, float64(r.Restarts()), name)
+		ch <- prometheus.MustNewConstMetric(m.relayFailures, prometheus.CounterValue, float64(r.Failures()), name)
+		failing := 0.0
+		if r.Failing() != nil {
+			failing = 1
+		}
+		ch <- prometheus.MustNewConstMetric(m.relayFailing, prometheus.GaugeValue, failing, name)
+		// Two counter rows (the published prefix, the log's position):
+		// never a count over the log.
+		pending, _, err := r.Store.Backlog(ctx)
+		if err != nil {
+			pending = -1
+		}
+		ch <- prometheus.MustNewConstMetric(m.backlog, prometheus.GaugeValue, float64(pending), name)
+	}
+	m.publishLatency.Collect(ch)
+	for _, s := range m.mesh.Stores {
+		st := s.DB.Stats()
+		name := s.Product.Name
+		ch <- prometheus.MustNewConstMetric(m.poolOpen, prometheus.GaugeValue, float64(st.OpenConnections), name)
+		ch <- prometheus.MustNewConstMetric(m.poolInUse, prometheus.GaugeValue, float64(st.InUse), name)
+		ch <- prometheus.MustNewConstMetric(m.poolIdle, prometheus.GaugeValue, float64(st.Idle), name)
+		ch <- prometheus.MustNewConstMetric(m.poolMax, prometheus.GaugeValue, float64(st.MaxOpenConnections), name)
+		ch <- prometheus.MustNewConstMetric(m.poolWaits, prometheus.CounterValue, float64(st.WaitCount), name)
+		ch <- prometheus.MustNewConstMetric(m.poolWaitSeconds, prometheus.CounterValue, st.WaitDuration.Seconds(), name)
 	}
 	if m.hub != nil {
-		ch <- prometheus.MustNewConstMetric(m.hubReads, prometheus.CounterValue, float64(m.hub.Stats().HubReads))
+		hs := m.hub.Stats()
+		ch <- prometheus.MustNewConstMetric(m.hubReads, prometheus.CounterValue, float64(hs.HubReads))
+		ch <- prometheus.MustNewConstMetric(m.subscriptions, prometheus.GaugeValue, float64(hs.Subscribers))
+		ch <- prometheus.MustNewConstMetric(m.drops, prometheus.CounterValue, float64(hs.Dropped))
+		ch <- prometheus.MustNewConstMetric(m.storeRetries, prometheus.CounterValue, float64(hs.StoreRetries))
 	}
 }
 

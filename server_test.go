@@ -27,6 +27,7 @@ type gateway struct {
 	cancel context.CancelFunc
 	done   chan error
 	once   sync.Once
+	logs   *syncWriter // what it logged (stderr)
 }
 
 // stop shuts the gateway down (once) and checks that it stopped cleanly.
@@ -58,6 +59,7 @@ func startGateway(t testing.TB, args ...string) *gateway {
 	g := &gateway{cancel: cancel, done: make(chan error, 1)}
 	var buf bytes.Buffer
 	stderr := &syncWriter{w: &buf}
+	g.logs = stderr
 	go func() {
 		err := run(ctx, all, func(string) string { return "" }, pw, stderr)
 		pw.Close()
@@ -95,6 +97,13 @@ func startGateway(t testing.TB, args ...string) *gateway {
 type syncWriter struct {
 	mu sync.Mutex
 	w  io.Writer
+}
+
+// String returns what was written so far (w.w must be a *bytes.Buffer).
+func (w *syncWriter) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.(*bytes.Buffer).String()
 }
 
 func (w *syncWriter) Write(b []byte) (int, error) {

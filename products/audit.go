@@ -64,15 +64,18 @@ var AuditEntity = &Entity{
 type AuditEntry struct {
 	bun.BaseModel `bun:"table:mg_audit_log"`
 
-	Sequence    int64      `bun:"sequence,pk" json:"sequence"`
-	Product     string     `bun:"product,notnull" json:"product"`
-	Entity      string     `bun:"entity,notnull" json:"entity"`
-	Key         int64      `bun:"key,notnull" json:"key"`
-	Op          Op         `bun:"op,notnull" json:"op"`
-	Before      *string    `bun:"before" json:"before"`
-	After       *string    `bun:"after" json:"after"`
-	Actor       string     `bun:"actor,notnull" json:"actor"`
-	RequestID   string     `bun:"request_id,notnull" json:"requestId"`
+	Sequence  int64   `bun:"sequence,pk" json:"sequence"`
+	Product   string  `bun:"product,notnull" json:"product"`
+	Entity    string  `bun:"entity,notnull" json:"entity"`
+	Key       int64   `bun:"key,notnull" json:"key"`
+	Op        Op      `bun:"op,notnull" json:"op"`
+	Before    *string `bun:"before" json:"before"`
+	After     *string `bun:"after" json:"after"`
+	Actor     string  `bun:"actor,notnull" json:"actor"`
+	RequestID string  `bun:"request_id,notnull" json:"requestId"`
+	// TraceParent is the W3C traceparent of the traced request that made
+	// the change ("" when it was not traced); events carry it on Kafka.
+	TraceParent string     `bun:"traceparent,nullzero" json:"-"`
 	At          time.Time  `bun:"at,notnull" json:"at"`
 	PublishedAt *time.Time `bun:"published_at" json:"-"`
 	// StreamCursor, set on entries delivered by a subscription, resumes

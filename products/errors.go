@@ -1,8 +1,14 @@
 package products
 
 import (
+	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
+	"io"
+	"net"
+	"strings"
+	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -111,3 +117,55 @@ func violationOf(err error) violation {
 	}
 	return noViolation
 }
+
+// Unreachable tells whether err says that a store could not be reached or
+// dropped the session: the server refused or reset the connection, closed
+// it (a restart's admin shutdown, SQLSTATE 57P01; crash shutdown 57P02;
+// "cannot connect now" while it starts, 57P03; class 08, connection
+// exception), or the pool found its session broken. Such failures are the
+// store's, not the request's: clients may retry them (UNAVAILABLE). A
+// cancelled or expired context is not one, whatever the driver made of it.
+func Unreachable(err error) bool {
+	if err == nil {
+		return false
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) {
+		return strings.HasPrefix(pg.Code, "08") || pg.Code == "57P01" || pg.Code == "57P02" || pg.Code == "57P03"
+	}
+	var ce *pgconn.ConnectError
+	if errors.As(err, &ce) {
+		return true
+	}
+	if errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) || errors.Is(err, pgconn.ErrConnClosed) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.EPIPE) || errors.Is(err, net.ErrClosed) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && !op.Timeout()
+}
+
+// RetryAfter is the wait, in seconds, that UNAVAILABLE answers suggest to
+// clients (HTTP Retry-After, extensions.retryAfter).
+const RetryAfter = 2
+
+// Unavailability returns err as an UNAVAILABLE *Error when Unreachable(err),
+// else err itself. The cause stays in the chain for logs.
+func Unavailability(err error) error {
+	if !Unreachable(err) || ErrorCode(err) != "" {
+		return err
+	}
+	return &unavailableError{coded: &Error{Code: Unavailable,
+		Message:    "a data store is unreachable (restarting or cut off); retry in a few seconds",
+		Extensions: map[string]any{"retryable": true, "retryAfter": RetryAfter}}, cause: err}
+}
+
+// unavailableError is an UNAVAILABLE *Error that keeps its cause.
+type unavailableError struct {
+	coded *Error
+	cause error
+}
+
+func (e *unavailableError) Error() string   { return e.coded.Message + ": " + e.cause.Error() }
+func (e *unavailableError) Unwrap() []error { return []error{e.coded, e.cause} }

@@ -121,7 +121,9 @@ func openPostgres(product, dsn string) (*sql.DB, string, error) {
 	cfg.BuildContextWatcherHandler = func(c *pgconn.PgConn) ctxwatch.Handler {
 		return &pgconn.CancelRequestContextWatcherHandler{Conn: c, DeadlineDelay: cancelGrace}
 	}
-	db := stdlib.OpenDB(*cfg)
+	// Reads that meet a session broken by a server restart run again on
+	// another session instead of failing the request (readRetryConn).
+	db := sql.OpenDB(readRetryConnector{stdlib.GetConnector(*cfg)})
 	db.SetMaxOpenConns(pool.maxConns)
 	db.SetMaxIdleConns(pool.maxConns)
 	db.SetConnMaxLifetime(pool.maxLifetime)

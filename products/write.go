@@ -95,11 +95,11 @@ func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 			return err
 		}
 		first := last - int64(len(tx.changes)) + 1
-		actor, reqID := ActorFrom(ctx), RequestIDFrom(ctx)
+		actor, reqID, traceParent := ActorFrom(ctx), RequestIDFrom(ctx), traceParentFrom(ctx)
 		for i := range tx.changes {
 			c := &tx.changes[i]
 			c.Sequence = first + int64(i)
-			c.Actor, c.At = actor, tx.now
+			c.Actor, c.At, c.TraceParent = actor, tx.now, traceParent
 			if c.RequestID == "" {
 				c.RequestID = reqID
 			}

@@ -11,6 +11,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/telemetry"
 )
 
 // Consumer runs a product's Reaction off Kafka with a consumer group (one
@@ -254,6 +255,8 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (a
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
+	ctx, span := consumeSpan(ctx, c.Store.Product.Name, msgs)
+	defer func() { telemetry.End(span, err) }()
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {

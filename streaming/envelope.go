@@ -93,7 +93,7 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 	}
 	key, _ := json.Marshal(Key{ID: a.Key})
 	topic := c.Topic(d.Name, e)
-	return &sarama.ProducerMessage{
+	m := &sarama.ProducerMessage{
 		Topic:     topic,
 		Key:       sarama.ByteEncoder(key),
 		Value:     sarama.ByteEncoder(value),
@@ -107,7 +107,11 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 			{Key: []byte("ce_subject"), Value: []byte(strconv.FormatInt(a.Key, 10))},
 			{Key: []byte("content-type"), Value: []byte("application/json")},
 		},
-	}, nil
+	}
+	if a.TraceParent != "" {
+		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(traceHeader), Value: []byte(a.TraceParent)})
+	}
+	return m, nil
 }
 
 // Entry decodes a change event back into the audit entry it was made from.

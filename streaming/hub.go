@@ -82,6 +82,21 @@ func (e *SlowConsumerError) Error() string {
 	return "the subscriber did not keep up with the stream; subscribe again with since: <cursor>"
 }
 
+// UnavailableError ends a stream whose store stayed unreachable longer
+// than the hub rides outages out (Hub.OutageGrace); Cursor, if set,
+// resumes right after the last event delivered.
+type UnavailableError struct {
+	Product string
+	Cursor  Cursor
+	Err     error
+}
+
+func (e *UnavailableError) Error() string {
+	return "the " + e.Product + " store is unreachable; subscribe again with since: <cursor> in a few seconds"
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
 // Hub consumes the change topics of every product (one consumer per gateway
 // instance) and fans the events out to subscriptions. Subscribers have
 // bounded buffers: one that falls behind is dropped, never waited for.
@@ -102,6 +117,11 @@ type Hub struct {
 	Buffer int
 	// MaxBackoff bounds the wait before reconnecting to Kafka (default 5s).
 	MaxBackoff time.Duration
+	// OutageGrace is how long a subscription's read of an audit log (its
+	// replay from a cursor, a gap fill) retries, with backoff, while the
+	// store is unreachable before the stream ends with UNAVAILABLE and its
+	// cursor (default 30s).
+	OutageGrace time.Duration
 
 	initOnce  sync.Once
 	ready     chan struct{}
@@ -122,6 +142,7 @@ type Hub struct {
 	dropped     atomic.Int64
 	hubReads    atomic.Int64
 	subReads    atomic.Int64
+	retries     atomic.Int64
 }
 
 type sub struct {
@@ -173,12 +194,48 @@ type Stats struct {
 	// arrived out of order, catching up after a reconnect); SubscriberReads
 	// counts reads by single subscriptions (replays from a since cursor).
 	HubReads, SubscriberReads int64
+	// StoreRetries counts subscription reads repeated because a store was
+	// unreachable.
+	StoreRetries int64
 }
 
 // Stats returns the current counters.
 func (h *Hub) Stats() Stats {
 	return Stats{Subscribers: h.subscribers.Load(), Delivered: h.delivered.Load(), Dropped: h.dropped.Load(),
-		HubReads: h.hubReads.Load(), SubscriberReads: h.subReads.Load()}
+		HubReads: h.hubReads.Load(), SubscriberReads: h.subReads.Load(), StoreRetries: h.retries.Load()}
+}
+
+// retry runs read until it succeeds, fails for another reason than an
+// unreachable store, or the store stays unreachable for OutageGrace; then
+// it returns an *UnavailableError resuming at cursor() (nil: the stream
+// has no position yet; the client subscribes again as it did). Reads change nothing, so repeating them is safe.
+func (h *Hub) retry(ctx context.Context, product string, cursor func() Cursor, read func() error) error {
+	grace := h.OutageGrace
+	if grace <= 0 {
+		grace = 30 * time.Second
+	}
+	var deadline time.Time
+	backoff := 50 * time.Millisecond
+	for {
+		err := read()
+		if err == nil || !products.Unreachable(err) || ctx.Err() != nil {
+			return err
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(grace)
+			h.Log.WarnContext(ctx, "hub: store unreachable; a subscription's read retries", "product", product, "error", err, "for", grace)
+		}
+		if time.Now().Add(backoff).After(deadline) {
+			return &UnavailableError{Product: product, Cursor: cursor(), Err: err}
+		}
+		h.retries.Add(1)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 2*time.Second)
+	}
 }
 
 // Ready is closed once the hub consumes the topics.
@@ -440,10 +497,12 @@ type reorder struct {
 	parked map[string]map[int64]*products.AuditEntry
 	since  map[string]time.Time // when the product's waiting began
 	wake   <-chan time.Time     // set while something is parked
+	// failures counts, per product, the gap fills that failed in a row.
+	failures map[string]int
 }
 
 func newReorder() *reorder {
-	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}}
+	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}, failures: map[string]int{}}
 }
 
 // dispatch fans one consumed event out. Events of a product arrive in
@@ -519,10 +578,17 @@ func (h *Hub) expire(ctx context.Context, r *reorder) {
 		h.hubReads.Add(1)
 		entries, err := h.stores[p].Entries(ctx, last, through, int(through-last))
 		if err != nil {
-			h.Log.Warn("hub: reading audit log to fill a gap failed", "product", p, "error", err)
-			r.since[p] = now // try again later
+			// Try again later, backing off while the store is down
+			// (logged once per outage).
+			n := r.failures[p]
+			if n == 0 {
+				h.Log.Warn("hub: reading audit log to fill a gap failed; retrying", "product", p, "error", err)
+			}
+			r.failures[p] = n + 1
+			r.since[p] = now.Add(min(reorderWindow<<min(n, 7), 2*time.Second) - reorderWindow)
 			continue
 		}
+		delete(r.failures, p)
 		if len(entries) > 0 {
 			h.fanOut(entries)
 		}
@@ -691,8 +757,8 @@ func (h *Hub) Check(ctx context.Context, f *Filter, since Cursor) ([]string, err
 		if !ok {
 			return nil, products.Invalid("since", "the cursor does not cover product %s; use a cursor of the same subscription", p)
 		}
-		latest, err := h.stores[p].Latest(ctx)
-		if err != nil {
+		var latest int64
+		if err := h.retry(ctx, p, func() Cursor { return since }, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
 			return nil, err
 		}
 		if at > latest {
@@ -731,8 +797,8 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 	defer h.unsubscribe(sb)
 	pos := Cursor{}
 	for _, p := range scope {
-		latest, err := h.stores[p].Latest(ctx)
-		if err != nil {
+		var latest int64
+		if err := h.retry(ctx, p, func() Cursor { return since }, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
 			return err
 		}
 		if since == nil {
@@ -754,12 +820,16 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 		return emit(Event{Entry: e, Cursor: pos.Clone()})
 	}
 	// fill delivers a product's entries after its position up to through
-	// (everything when 0).
+	// (everything when 0), riding out a short outage of the store.
+	resume := func() Cursor { return pos.Clone() }
 	fill := func(p string, through int64) error {
 		for {
 			h.subReads.Add(1)
-			entries, err := h.stores[p].Entries(ctx, pos[p], through, 500)
-			if err != nil {
+			var entries []products.AuditEntry
+			if err := h.retry(ctx, p, resume, func() (err error) {
+				entries, err = h.stores[p].Entries(ctx, pos[p], through, 500)
+				return err
+			}); err != nil {
 				return err
 			}
 			for i := range entries {

@@ -9,6 +9,7 @@ import (
 	"github.com/IBM/sarama"
 
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/telemetry"
 )
 
 // Sender publishes messages to one Kafka cluster (*Publisher).
@@ -49,10 +50,23 @@ type Relay struct {
 	// MaskPII masks the personal fields of the images it publishes (see
 	// products.Masked); the audit log keeps the stored values.
 	MaskPII bool
+	// OnPublished, if set, is called with the entries of each batch once
+	// Kafka acknowledged them (publish latency metrics).
+	OnPublished func(entries []products.AuditEntry)
 
 	published atomic.Int64
 	failures  atomic.Int64
 	restarts  atomic.Int64
+	failing   atomic.Pointer[error]
+}
+
+// Failing returns why the relay's last attempt failed, or nil when it
+// succeeded (or none was made yet).
+func (r *Relay) Failing() error {
+	if p := r.failing.Load(); p != nil {
+		return *p
+	}
+	return nil
 }
 
 // Published returns how many entries this relay has published.
@@ -112,6 +126,11 @@ func (r *Relay) Run(ctx context.Context) error {
 		}
 		n := round.Published
 		if err != nil {
+			r.failing.Store(&err)
+		} else {
+			r.failing.Store(nil)
+		}
+		if err != nil {
 			r.failures.Add(1)
 			backoff = min(max(2*backoff, 100*time.Millisecond), maxBackoff)
 			log.Warn("relay: publish failed; retrying", "product", d.Name, "error", err, "retry_in", backoff)
@@ -159,7 +178,13 @@ func (r *Relay) sendTo(cluster string) func(ctx context.Context, entries []produ
 			}
 			msgs[i] = m
 		}
-		return r.Sender.Send(ctx, cluster, msgs)
+		ctx, span := publishSpan(ctx, d.Name, entries)
+		err := r.Sender.Send(ctx, cluster, msgs)
+		telemetry.End(span, err)
+		if err == nil && r.OnPublished != nil {
+			r.OnPublished(entries)
+		}
+		return err
 	}
 }
 

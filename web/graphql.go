@@ -62,6 +62,10 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 		_, ok := cache.Get(ctx, q)
 		return ok
 	}})
+	// First: the operation's name, span and statement count reach
+	// everything below (loaders, resolvers, SQL).
+	srv.AroundOperations(m.ops.around)
+	srv.AroundResponses(m.ops.responses)
 	srv.AroundOperations(cfg.Resolver.WithLoaders)
 	srv.AroundOperations(resolvers.WithStreamState)
 	// Authorization: the caller's roles and row policies, per operation;
@@ -88,8 +92,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	srv.SetErrorPresenter(presentError(cfg.Logger, cfg.QueryTimeout))
 	srv.SetRecoverFunc(func(ctx context.Context, v any) error {
 		cfg.Logger.ErrorContext(ctx, "panic in resolver",
-			slog.Any("panic", v), slog.String("stack", string(debug.Stack())),
-			slog.String("request_id", products.RequestIDFrom(ctx)))
+			slog.Any("panic", v), slog.String("stack", string(debug.Stack())))
 		return errPanic
 	})
 	h := readBody(cfg.MaxBodyBytes, cfg.BodyReadTimeout, specStatus(srv))
@@ -106,6 +109,10 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 				return
 			}
 			r = r.WithContext(withSession(r.Context()))
+			// gqlgen's websocket transport serves the connection until
+			// it closes: it is open while this runs.
+			m.ops.websockets.Inc()
+			defer m.ops.websockets.Dec()
 		}
 		if r.Method != http.MethodPost || isWebsocket(r) {
 			// No body to wait for: lift the server's read deadline, which
@@ -128,6 +135,14 @@ func streamError(ctx context.Context, present graphql.ErrorPresenterFunc, err er
 			"code": "SLOW_CONSUMER", "cursor": slow.Cursor.String(),
 		}}
 	}
+	var down *streaming.UnavailableError
+	if errors.As(err, &down) {
+		ext := map[string]any{"code": string(products.Unavailable), "retryable": true, "retryAfter": products.RetryAfter}
+		if down.Cursor != nil {
+			ext["cursor"] = down.Cursor.String()
+		}
+		return &gqlerror.Error{Message: down.Error(), Extensions: ext}
+	}
 	return present(ctx, err)
 }
 
@@ -142,6 +157,14 @@ func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPre
 		// its null produces is reported as the failure itself.
 		if failure := resolvers.StreamFailure(ctx); failure != nil {
 			return streamError(ctx, presentError(log, queryTimeout), failure)
+		}
+		if down := (*streaming.UnavailableError)(nil); errors.As(err, &down) {
+			log.WarnContext(ctx, "store unreachable; subscription ended", slog.String("error", err.Error()))
+			return streamError(ctx, presentError(log, queryTimeout), err)
+		}
+		if products.Unreachable(err) {
+			log.WarnContext(ctx, "store unreachable", slog.String("error", err.Error()))
+			err = products.Unavailability(err)
 		}
 		gerr := graphql.DefaultErrorPresenter(ctx, err)
 		var pe *products.Error
@@ -179,12 +202,40 @@ func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPre
 			return gerr
 		}
 		id := products.RequestIDFrom(ctx)
-		log.ErrorContext(ctx, "internal error", slog.String("request_id", id),
-			slog.String("path", gerr.Path.String()), slog.String("error", err.Error()))
+		log.ErrorContext(ctx, "internal error", slog.String("path", gerr.Path.String()), slog.String("error", err.Error()))
 		gerr.Message = fmt.Sprintf("internal error (request %s)", id)
 		gerr.Extensions = map[string]any{"code": "INTERNAL_SERVER_ERROR", "requestId": id}
 		return gerr
 	}
+}
+
+// unavailableStatus answers 503 with Retry-After when a response failed
+// only because a store was unreachable: no field has a value and every
+// error is UNAVAILABLE. A partial response (some fields answered) stays
+// 200 and carries the code in its errors.
+func unavailableStatus(w http.ResponseWriter, resp *graphql.Response) bool {
+	if resp == nil || len(resp.Errors) == 0 {
+		return false
+	}
+	for _, e := range resp.Errors {
+		if code, _ := e.Extensions["code"].(string); code != string(products.Unavailable) {
+			return false
+		}
+	}
+	if len(resp.Data) > 0 && string(resp.Data) != "null" {
+		var fields map[string]json.RawMessage
+		if json.Unmarshal(resp.Data, &fields) != nil {
+			return false
+		}
+		for _, v := range fields {
+			if string(v) != "null" {
+				return false
+			}
+		}
+	}
+	w.Header().Set("Retry-After", fmt.Sprint(products.RetryAfter))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	return true
 }
 
 // isArgumentError tells whether err arose while gqlgen coerced the

@@ -12,8 +12,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/telemetry"
 )
 
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._-]{1,64}$`)
@@ -30,16 +33,21 @@ func requestID(next http.Handler) http.Handler {
 			id = hex.EncodeToString(b[:])
 		}
 		w.Header().Set("X-Request-Id", id)
-		next.ServeHTTP(w, r.WithContext(products.WithRequestID(r.Context(), id)))
+		// A caller's W3C traceparent makes its trace the parent of the
+		// operation's span (while tracing).
+		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, _ = telemetry.WithRequest(products.WithRequestID(ctx, id))
+		next.ServeHTTP(w, r.WithContext(ctx))
 	})
 }
 
 type metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	ops      *operationMetrics
 }
 
-func newMetrics(reg prometheus.Registerer) *metrics {
+func newMetrics(reg prometheus.Registerer, maxOperationNames int) *metrics {
 	m := &metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "meshgate_http_requests_total", Help: "HTTP requests by route and status code.",
@@ -50,6 +58,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}, []string{"route"}),
 	}
 	reg.MustRegister(m.requests, m.duration)
+	m.ops = newOperationMetrics(reg, maxOperationNames)
 	return m
 }
 
@@ -74,7 +83,9 @@ func (w *statusWriter) Write(b []byte) (int, error) {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog logs each request at debug level (errors at warn) and counts it.
+// accessLog logs each request at debug level (errors at warn) and counts
+// it. The log line carries the request id, and the GraphQL operation and
+// the caller when there were any (telemetry.LogHandler adds them).
 func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -98,8 +109,7 @@ func accessLog(log *slog.Logger, m *metrics, next http.Handler) http.Handler {
 		}
 		log.LogAttrs(r.Context(), level, "request",
 			slog.String("method", r.Method), slog.String("path", r.URL.Path),
-			slog.Int("status", sw.status), slog.Duration("duration", d),
-			slog.String("request_id", products.RequestIDFrom(r.Context())))
+			slog.Int("status", sw.status), slog.Duration("duration", d))
 	})
 }
 

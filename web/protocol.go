@@ -287,6 +287,7 @@ func (t httpTransport) Do(w http.ResponseWriter, r *http.Request, exec graphql.G
 		// gqlgen gives no response once the context has ended.
 		resp = &graphql.Response{Errors: gqlerror.List{timeoutError(ctx, t.queryTimeout)}}
 	}
+	unavailableStatus(w, resp)
 	writeResponse(w, resp)
 }
 

@@ -5,6 +5,8 @@ package web
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/resolvers"
+	"github.com/meshgate/meshgate/telemetry"
 	"github.com/meshgate/meshgate/web/auth"
 )
 
@@ -23,7 +26,8 @@ import (
 type Config struct {
 	Resolver *resolvers.Resolver
 	Logger   *slog.Logger
-	// Ready reports whether the gateway can serve (stores reachable).
+	// Ready reports whether the gateway can serve: nil, or the parts that
+	// are down (*Down errors, joined).
 	Ready func(ctx context.Context) error
 	// Auth checks bearer tokens; nil means dev mode: every caller is the
 	// dev admin. Only server.go decides that (loopback, nothing configured).
@@ -73,6 +77,9 @@ type Config struct {
 	// Websockets, if set, tracks the open websockets so that a graceful
 	// shutdown can end them (Websockets.Shutdown).
 	Websockets *Websockets
+	// MaxOperationNames bounds the distinct operation names of the metrics
+	// (default DefaultMaxOperationNames; later names count as "other").
+	MaxOperationNames int
 }
 
 // NewServer returns the gateway's HTTP handler. All routes are here.
@@ -80,6 +87,8 @@ func NewServer(cfg Config) http.Handler {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
+	// Every log line of a request names it, its operation and its caller.
+	cfg.Logger = telemetry.Logger(cfg.Logger)
 	if cfg.MaxBodyBytes <= 0 {
 		cfg.MaxBodyBytes = 1 << 20
 	}
@@ -124,7 +133,7 @@ func NewServer(cfg Config) http.Handler {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(cfg.Collectors...)
-	m := newMetrics(reg)
+	m := newMetrics(reg, cfg.MaxOperationNames)
 
 	mux := http.NewServeMux()
 	mux.Handle("/graphql", guard(graphqlHandler(cfg, authn, limiter, m)))
@@ -134,17 +143,20 @@ func NewServer(cfg Config) http.Handler {
 		w.Write(append(health, '\n'))
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
 		if cfg.Ready != nil {
 			ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 			defer cancel()
 			if err := cfg.Ready(ctx); err != nil {
+				body, _ := json.Marshal(map[string]any{"status": "not ready", "down": downComponents(err)})
+				w.Header().Set("Retry-After", fmt.Sprint(products.RetryAfter))
 				w.WriteHeader(http.StatusServiceUnavailable)
-				w.Write([]byte("not ready: " + err.Error() + "\n"))
+				w.Write(append(body, '\n'))
 				return
 			}
 		}
-		w.Write([]byte("ready\n"))
+		w.Write([]byte(`{"status":"ready"}` + "\n"))
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	catalog := http.NewServeMux()
@@ -152,6 +164,40 @@ func NewServer(cfg Config) http.Handler {
 	mux.Handle("/catalog/", guard(requireRole(products.RoleCatalog, "the catalog downloads", catalog)))
 	mux.Handle("/", uiHandler(uiRoot()))
 	return requestID(accessLog(cfg.Logger, m, mux))
+}
+
+// Down is a part of the gateway that is not working: a store, Kafka, a
+// relay. Config.Ready returns them (errors.Join of several), and /readyz
+// names each with its error.
+type Down struct {
+	Component string // e.g. "store orders", "kafka", "relay orders"
+	Err       error
+}
+
+func (d *Down) Error() string { return d.Component + ": " + d.Err.Error() }
+func (d *Down) Unwrap() error { return d.Err }
+
+// downComponents maps each *Down in err (joined or not) to its error;
+// anything else is the gateway's.
+func downComponents(err error) map[string]string {
+	out := map[string]string{}
+	var walk func(error)
+	walk = func(err error) {
+		var d *Down
+		if j, ok := err.(interface{ Unwrap() []error }); ok {
+			for _, e := range j.Unwrap() {
+				walk(e)
+			}
+			return
+		}
+		if errors.As(err, &d) {
+			out[d.Component] = d.Err.Error()
+			return
+		}
+		out["gateway"] = err.Error()
+	}
+	walk(err)
+	return out
 }
 
 // websocketOrigins are the origins that may open websockets besides the
