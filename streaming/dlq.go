@@ -346,7 +346,9 @@ func (c *Consumer) deadLetterMessage(d *products.DeadLetter, m *sarama.ConsumerM
 // Retry applies parked events again through the reaction, each in a
 // transaction of its own that also marks it resolved (by the actor and
 // request of ctx: the operator), so that it is applied exactly once
-// however often and wherever it is retried at the same time. ids names
+// however often and wherever it is retried at the same time. The changes
+// it makes are audited as the reaction's (ReactionActor) with the retry's
+// request id. ids names
 // the dead letters (NOT_FOUND, with nothing retried, if one does not
 // exist); none retries every parked one. It returns the named dead letters
 // as they are after the retry: RESOLVED, or still PARKED with the reason
@@ -415,7 +417,11 @@ func (c *Consumer) Retry(ctx context.Context, ids []int64) ([]products.DeadLette
 func (c *Consumer) retryOne(ctx context.Context, id int64) error {
 	by, requestID := products.ActorFrom(ctx), products.RequestIDFrom(ctx)
 	culprit := noCulprit
-	_, err := c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", c.lockWait(), func(ctx context.Context, tx *products.Tx) error {
+	// The changes are the reaction's, made in the retry's request: the
+	// audit log records them as reaction:<product> with the retry's
+	// request id, which the resolved dead letter records too.
+	rctx := reactionContext(products.WithIdentity(ctx, nil), c.Store.Product.Name)
+	_, err := c.Store.WriteExclusive(rctx, "react", c.lockWait(), func(ctx context.Context, tx *products.Tx) error {
 		culprit = noCulprit
 		d, err := tx.DeadLetter(ctx, id)
 		if err != nil || d.Status != products.Parked {
@@ -433,7 +439,6 @@ func (c *Consumer) retryOne(ctx context.Context, id int64) error {
 			return err
 		}
 		if fresh {
-			tx.Cause(e.RequestID)
 			b := c.Reaction.NewBatch()
 			if err := b.Apply(ctx, tx, e); err != nil {
 				culprit = 0
