@@ -5228,7 +5228,9 @@ type Mutation {
 
 "Whether a dead letter still waits (PARKED) or was applied by a retry (RESOLVED)."
 enum DeadLetterStatus {
+  "Set aside: not applied; waits for a retry."
   PARKED
+  "Applied by a retry; kept for history."
   RESOLVED
 }
 
@@ -5247,28 +5249,37 @@ type DeadLetter {
   source: String!
   "The change's sequence in its product's audit log: (source, sequence) is its position."
   sequence: Long!
-  "The changed entity (GraphQL type name) and its key."
+  "The changed entity (GraphQL type name)."
   entity: String!
+  "The changed entity's key."
   key: ID!
-  "Where the event was read from."
+  "The topic the event was read from."
   topic: String!
+  "Its partition there."
   partition: Int!
+  "Its offset there."
   offset: Long!
   "The text of the last failure."
   reason: String!
   "Failed attempts at applying it, retries included."
   attempts: Int!
+  "When the reaction first failed on it."
   firstFailureAt: Time!
+  "When the reaction last failed on it."
   lastFailureAt: Time!
+  "When it was parked."
   parkedAt: Time!
+  "Whether it waits (PARKED) or was applied by a retry (RESOLVED)."
   status: DeadLetterStatus!
   "Whether it is on the dead-letter topic <prefix>.dlq.<product> yet."
   published: Boolean!
   "The change event as read (Debezium's envelope)."
   event: JSON!
-  "When a retry applied it, who retried it and in which request."
+  "When a retry applied it."
   resolvedAt: Time
+  "Who retried it (the caller's subject)."
   resolvedBy: String
+  "The request of the retry: the request id of the changes it made."
   resolvedRequestId: String
 }
 

@@ -216,3 +216,12 @@ func (s *Store) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLette
 	}
 	return out, nil
 }
+
+// ParkedThrough counts the parked events of source up to sequence through.
+func (s *Store) ParkedThrough(ctx context.Context, source string, through int64) (int64, error) {
+	n, err := s.DB.NewSelect().Model((*DeadLetter)(nil)).Where("status = ? AND source = ? AND sequence <= ?", Parked, source, through).Count(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("%s: count parked events of %s: %w", s.Product.Name, source, err)
+	}
+	return int64(n), nil
+}
