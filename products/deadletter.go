@@ -113,7 +113,7 @@ func (t *Tx) ParkedAmong(ctx context.Context, sequences map[string][]int64) (map
 			continue
 		}
 		var rows []DeadLetter
-		if err := t.NewSelect().Model(&rows).Where("status = ? AND source = ? AND sequence IN (?)", Parked, source, bun.In(seqs)).
+		if err := t.NewSelect().Model(&rows).Where("status = ? AND source = ? AND sequence IN (?)", Parked, source, bun.List(seqs)).
 			Scan(ctx); err != nil {
 			return nil, fmt.Errorf("look up parked events of %s: %w", source, err)
 		}
@@ -206,7 +206,7 @@ func (s *Store) DeadLetters(ctx context.Context, q DeadLetterQuery) ([]DeadLette
 		sel = sel.Where("status = ?", q.Status)
 	}
 	if len(q.IDs) > 0 {
-		sel = sel.Where("id IN (?)", bun.In(q.IDs))
+		sel = sel.Where("id IN (?)", bun.List(q.IDs))
 	}
 	if err := sel.Scan(ctx); err != nil {
 		return nil, fmt.Errorf("%s: read dead letters: %w", s.Product.Name, err)
