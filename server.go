@@ -4,6 +4,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
@@ -24,6 +26,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"text/tabwriter"
 	"time"
 
 	"github.com/goccy/go-yaml"
@@ -146,6 +149,9 @@ type config struct {
 	OTelSampleRatio       float64
 	MetricsMaxOperations  int
 	SubscriptionOutageFor time.Duration
+	// Reactions.
+	ReactionRetries    int
+	ReactionBackoffMax time.Duration
 }
 
 // storeFlag collects repeated --store product=DSN.
@@ -332,8 +338,10 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.Float64Var(&c.OTelSampleRatio, "otel-sample-ratio", 1, "share of the traces started here that are recorded, from 0 (exclusive) to 1; callers' sampled traces are always followed")
 	fs.IntVar(&c.MetricsMaxOperations, "metrics-max-operations", web.DefaultMaxOperationNames, "most distinct GraphQL operation names in the metrics; later names count as \"other\"")
 	fs.DurationVar(&c.SubscriptionOutageFor, "subscription-outage-grace", 30*time.Second, "how long a subscription's read of an unreachable store retries before the subscription ends with UNAVAILABLE and its cursor")
+	fs.IntVar(&c.ReactionRetries, "reaction-retries", streaming.DefaultReactionRetries, "times an event a product's reaction fails on is tried alone before it is parked in <prefix>.dlq.<product> (store failures retry without counting)")
+	fs.DurationVar(&c.ReactionBackoffMax, "reaction-backoff-max", streaming.DefaultReactionBackoffMax, "longest wait between attempts at a failing reaction (exponential from 50ms, jittered)")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate config check [--config file] [flags]\n       meshgate replay <product> [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\n"+
+		fmt.Fprintf(stderr, "Usage: meshgate [flags]\n       meshgate config check [--config file] [flags]\n       meshgate replay <product> [flags]\n       meshgate dlq list|retry <product> [--id N|--all] [flags]\n       meshgate apikey new [--name n] [--roles r,…]\n\n"+
 			"Serves the data products of the mesh behind one GraphQL endpoint.\n"+
 			"config check validates the settings (file, MESHGATE_* variables, flags) without starting anything:\n"+
 			"it lists every problem and exits with status 2, or prints a summary and exits with 0.\n"+
@@ -464,6 +472,12 @@ func (c *config) validate(serving bool) []error {
 	}
 	if c.MaxGroups < 0 {
 		bad("%s must not be negative (0 = none), got %d", c.setting("max-groups"), c.MaxGroups)
+	}
+	if c.ReactionRetries < 1 {
+		bad("%s must be at least 1, got %d", c.setting("reaction-retries"), c.ReactionRetries)
+	}
+	if c.ReactionBackoffMax < time.Millisecond {
+		bad("%s must be at least 1ms, got %v", c.setting("reaction-backoff-max"), c.ReactionBackoffMax)
 	}
 	if c.TopicPartitions < 1 || c.TopicPartitions > math.MaxInt32 {
 		bad("%s must be at least 1, got %d", c.setting("topic-partitions"), c.TopicPartitions)
@@ -736,6 +750,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if len(args) > 0 && args[0] == "config" {
 		return runConfigCheck(args[1:], getenv, stdout, stderr)
 	}
+	if len(args) > 0 && args[0] == "dlq" {
+		return runDLQ(ctx, args[1:], getenv, stdout, stderr)
+	}
 	var replay string
 	if len(args) > 0 && args[0] == "replay" {
 		if len(args) < 2 || strings.HasPrefix(args[1], "-") {
@@ -849,6 +866,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer publisher.Close()
 	codec := streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}
 	consumers := streaming.Consumers(mesh, codec, kafka, log)
+	for _, c := range consumers {
+		c.DeadLetters, c.Retries, c.MaxBackoff = publisher, cfg.ReactionRetries, cfg.ReactionBackoffMax
+	}
 	if replay != "" {
 		return runReplay(ctx, replay, mesh, consumers, publisher, codec, cfg.KafkaBrokers == "", cfg.KafkaMaskPII, log, stdout)
 	}
@@ -1197,10 +1217,10 @@ type streamMetrics struct {
 	relays    []*streaming.Relay
 	hub       *streaming.Hub
 
-	lag, appliedSeq, published, restarts, applied, duplicates, hubReads      *prometheus.Desc
-	backlog, relayFailing, relayFailures, subscriptions, drops, storeRetries *prometheus.Desc
-	poolOpen, poolInUse, poolIdle, poolMax, poolWaits, poolWaitSeconds       *prometheus.Desc
-	publishLatency                                                           *prometheus.HistogramVec
+	lag, appliedSeq, published, restarts, applied, duplicates, hubReads, deadLettered *prometheus.Desc
+	backlog, relayFailing, relayFailures, subscriptions, drops, storeRetries          *prometheus.Desc
+	poolOpen, poolInUse, poolIdle, poolMax, poolWaits, poolWaitSeconds                *prometheus.Desc
+	publishLatency                                                                    *prometheus.HistogramVec
 }
 
 func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, relays []*streaming.Relay, hub *streaming.Hub) *streamMetrics {
@@ -1225,13 +1245,14 @@ func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, rela
 			Help:    "Time from a change's commit to Kafka's acknowledgement of its event, by product (published by this instance).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, p),
-		lag:        prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
-		appliedSeq: prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
-		published:  prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
-		restarts:   prometheus.NewDesc("meshgate_relay_restarts_total", "Times this instance's relay published the whole log again (a new Kafka cluster).", p, nil),
-		applied:    prometheus.NewDesc("meshgate_consumer_applied_total", "Changes of other products this instance applied.", p, nil),
-		duplicates: prometheus.NewDesc("meshgate_consumer_duplicates_total", "Redelivered changes this instance skipped (applied before).", p, nil),
-		hubReads:   prometheus.NewDesc("meshgate_hub_log_reads_total", "Audit log reads of the subscription hub (out-of-order arrivals, reconnects).", nil, nil),
+		lag:          prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
+		appliedSeq:   prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
+		published:    prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
+		restarts:     prometheus.NewDesc("meshgate_relay_restarts_total", "Times this instance's relay published the whole log again (a new Kafka cluster).", p, nil),
+		applied:      prometheus.NewDesc("meshgate_consumer_applied_total", "Changes of other products this instance applied.", p, nil),
+		duplicates:   prometheus.NewDesc("meshgate_consumer_duplicates_total", "Redelivered changes this instance skipped (applied before).", p, nil),
+		hubReads:     prometheus.NewDesc("meshgate_hub_log_reads_total", "Audit log reads of the subscription hub (out-of-order arrivals, reconnects).", nil, nil),
+		deadLettered: prometheus.NewDesc("meshgate_dead_lettered_total", "Events of the source this instance parked after the reacting product's reaction failed on them (see meshgate dlq).", ps, nil),
 	}
 	for _, r := range relays {
 		h := m.publishLatency.WithLabelValues(r.Store.Product.Name)
@@ -1247,7 +1268,7 @@ func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, rela
 
 // Describe sends the metrics' descriptions.
 func (m *streamMetrics) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads,
+	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads, m.deadLettered,
 		m.backlog, m.relayFailing, m.relayFailures, m.subscriptions, m.drops, m.storeRetries,
 		m.poolOpen, m.poolInUse, m.poolIdle, m.poolMax, m.poolWaits, m.poolWaitSeconds} {
 		ch <- d
@@ -1277,6 +1298,14 @@ func (m *streamMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.applied, prometheus.CounterValue, float64(c.Applied()), product)
 		ch <- prometheus.MustNewConstMetric(m.duplicates, prometheus.CounterValue, float64(c.Duplicates()), product)
+		parked := c.DeadLettered()
+		seen := map[string]bool{}
+		for _, in := range c.Reaction.Inputs {
+			if !seen[in.Product] {
+				seen[in.Product] = true
+				ch <- prometheus.MustNewConstMetric(m.deadLettered, prometheus.CounterValue, float64(parked[in.Product]), product, in.Product)
+			}
+		}
 	}
 	for _, r := range m.relays {
 		name := r.Store.Product.Name
@@ -1357,4 +1386,141 @@ func runConfigCheck(args []string, getenv func(string) string, stdout, stderr io
 	}
 	fmt.Fprintf(stdout, "  shutdown        within %s\nNothing was opened or connected to: stores, Kafka and the JWKS URL are checked at start.\n", cfg.ShutdownTimeout)
 	return nil
+}
+
+// runDLQ is "meshgate dlq list|retry <product>": it lists a reacting
+// product's dead letters (the events its reaction failed on and parked),
+// or retries them: each is applied through the reaction exactly once and
+// marked resolved, even while gateways run on the same stores. It opens
+// the stores like the gateway (the same flags, environment and --config)
+// and needs no Kafka.
+func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	usage := usageError{fmt.Errorf("usage: meshgate dlq list <product> [--status PARKED|RESOLVED] [flags]\n"+
+		"       meshgate dlq retry <product> (--id N[,N…] | --all) [flags]\n"+
+		"(flags: the gateway's store settings: --data-dir, --store, --postgres or --config); products with reactions: %s", strings.Join(reacting(), ", "))}
+	if len(args) < 2 || (args[0] != "list" && args[0] != "retry") || strings.HasPrefix(args[1], "-") {
+		return usage
+	}
+	cmd, name := args[0], args[1]
+	p := product(name)
+	if p == nil || p.Reaction == nil {
+		return usageError{fmt.Errorf("%q reacts to no other product, so it has no dead letters; products with reactions: %s", name, strings.Join(reacting(), ", "))}
+	}
+	// Its own flags are taken out; the rest are the gateway's.
+	var ids []int64
+	var all bool
+	var status string
+	var rest []string
+	for i := 2; i < len(args); i++ {
+		flagName, value, hasValue := strings.Cut(strings.TrimLeft(args[i], "-"), "=")
+		if !strings.HasPrefix(args[i], "-") || (flagName != "id" && flagName != "all" && flagName != "status") {
+			rest = append(rest, args[i])
+			continue
+		}
+		if flagName == "all" {
+			all = !hasValue || value == "true"
+			continue
+		}
+		if !hasValue {
+			if i+1 >= len(args) {
+				return usageError{fmt.Errorf("--%s needs a value", flagName)}
+			}
+			i++
+			value = args[i]
+		}
+		if flagName == "status" {
+			status = strings.ToUpper(value)
+			continue
+		}
+		for _, v := range splitList(value) {
+			id, err := strconv.ParseInt(v, 10, 64)
+			if err != nil || id < 1 {
+				return usageError{fmt.Errorf("--id takes dead letter ids (see meshgate dlq list %s), got %q", name, v)}
+			}
+			ids = append(ids, id)
+		}
+	}
+	switch {
+	case cmd == "list" && (len(ids) > 0 || all):
+		return usageError{fmt.Errorf("dlq list takes no --id or --all; use --status PARKED or RESOLVED")}
+	case cmd == "retry" && status != "":
+		return usageError{fmt.Errorf("dlq retry takes no --status; it retries parked dead letters")}
+	case cmd == "retry" && len(ids) > 0 && all:
+		return usageError{fmt.Errorf("give --id or --all, not both")}
+	case cmd == "retry" && len(ids) == 0 && !all:
+		return usageError{fmt.Errorf("name the dead letters to retry with --id N[,N…] (see meshgate dlq list %s), or retry every parked one with --all", name)}
+	}
+	if status != "" && status != products.Parked && status != products.Resolved {
+		return usageError{fmt.Errorf("--status must be %s or %s, got %q", products.Parked, products.Resolved, status)}
+	}
+	cfg, err := parseConfig(rest, getenv, stderr)
+	if err != nil {
+		return err
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return usageError{fmt.Errorf("--log-level: %w", err)}
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	mesh, err := demo.Open(ctx, cfg.dsn)
+	if err != nil {
+		return usageError{fmt.Errorf("%w\n(fix the store settings: --data-dir, --store product=DSN or --postgres)", err)}
+	}
+	defer mesh.Close()
+	var consumer *streaming.Consumer
+	for _, c := range streaming.Consumers(mesh, streaming.Codec{Prefix: cfg.TopicPrefix, Version: version}, streaming.KafkaConfig{}, log) {
+		if c.Store.Product.Name == name {
+			consumer = c
+		}
+	}
+	var letters []products.DeadLetter
+	if cmd == "list" {
+		if letters, err = consumer.Store.DeadLetters(ctx, products.DeadLetterQuery{Status: status}); err != nil {
+			return err
+		}
+	} else {
+		actor := "cli"
+		if u := getenv("USER"); u != "" {
+			actor += ":" + u
+		}
+		var b [8]byte
+		rand.Read(b[:])
+		rctx := products.WithRequestID(products.WithActor(ctx, actor), "cli-"+hex.EncodeToString(b[:]))
+		if letters, err = consumer.Retry(rctx, ids); err != nil {
+			if products.ErrorCode(err) == products.NotFound {
+				return usageError{err}
+			}
+			return err
+		}
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATUS\tPOSITION\tENTITY\tKEY\tSOURCE\tATTEMPTS\tLAST FAILURE\tREASON")
+	var parked int
+	for _, d := range letters {
+		if d.Status == products.Parked {
+			parked++
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%d\t%s/%d@%d\t%d\t%s\t%s\n", d.ID, d.Status, d.Position(), d.Entity, d.Key,
+			d.Topic, d.Partition, d.Offset, d.Attempts, d.LastFailureAt.Format(time.RFC3339), d.Reason)
+	}
+	tw.Flush()
+	if cmd == "retry" {
+		fmt.Fprintf(stdout, "dlq retry %s: %d applied, %d still parked\n", name, len(letters)-parked, parked)
+		if parked > 0 {
+			return fmt.Errorf("dlq retry %s: %d of %d dead letters failed again (reasons above); fix the cause and retry", name, parked, len(letters))
+		}
+	}
+	return nil
+}
+
+// reacting lists the products that react to others (and may park events).
+func reacting() []string {
+	var out []string
+	for _, p := range demo.Products {
+		if p.Reaction != nil {
+			out = append(out, p.Name)
+		}
+	}
+	sort.Strings(out)
+	return out
 }

@@ -45,6 +45,7 @@ type ResolverRoot interface {
 	Customer() CustomerResolver
 	CustomerValue() CustomerValueResolver
 	DailyRevenue() DailyRevenueResolver
+	DeadLetter() DeadLetterResolver
 	Entity() EntityResolver
 	Interaction() InteractionResolver
 	Item() ItemResolver
@@ -300,6 +301,29 @@ type ComplexityRoot struct {
 		Revenue func(childComplexity int) int
 	}
 
+	DeadLetter struct {
+		Attempts          func(childComplexity int) int
+		Entity            func(childComplexity int) int
+		Event             func(childComplexity int) int
+		FirstFailureAt    func(childComplexity int) int
+		ID                func(childComplexity int) int
+		Key               func(childComplexity int) int
+		LastFailureAt     func(childComplexity int) int
+		Offset            func(childComplexity int) int
+		ParkedAt          func(childComplexity int) int
+		Partition         func(childComplexity int) int
+		Product           func(childComplexity int) int
+		Published         func(childComplexity int) int
+		Reason            func(childComplexity int) int
+		ResolvedAt        func(childComplexity int) int
+		ResolvedBy        func(childComplexity int) int
+		ResolvedRequestID func(childComplexity int) int
+		Sequence          func(childComplexity int) int
+		Source            func(childComplexity int) int
+		Status            func(childComplexity int) int
+		Topic             func(childComplexity int) int
+	}
+
 	Entity struct {
 		FindManyCustomerByIDs      func(childComplexity int, reps []*model.CustomerByIDsInput) int
 		FindManyCustomerValueByIDs func(childComplexity int, reps []*model.CustomerValueByIDsInput) int
@@ -505,6 +529,7 @@ type ComplexityRoot struct {
 		DeleteItem        func(childComplexity int, id int64) int
 		MarkDelivered     func(childComplexity int, shipmentID int64) int
 		PlaceOrder        func(childComplexity int, customerID int64, lines []*orders.LineInput, currency *string) int
+		RetryDeadLetters  func(childComplexity int, product string, ids []int64, all *bool) int
 		ShipOrder         func(childComplexity int, orderID int64, carrier string) int
 		UpdateCustomer    func(childComplexity int, id int64, input map[string]any) int
 		UpdateInteraction func(childComplexity int, id int64, input map[string]any) int
@@ -665,6 +690,7 @@ type ComplexityRoot struct {
 		CustomersAggregate      func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
 		DailyRevenue            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		DailyRevenueAggregate   func(childComplexity int, where map[string]any, having map[string]any) int
+		DeadLetters             func(childComplexity int, product string, status *string, first *int, after *int64) int
 		Interaction             func(childComplexity int, id int64) int
 		Interactions            func(childComplexity int, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) int
 		InteractionsAggregate   func(childComplexity int, where map[string]any, groupBy []string, having map[string]any) int
@@ -859,6 +885,9 @@ type CustomerValueResolver interface {
 type DailyRevenueResolver interface {
 	History(ctx context.Context, obj *sales.DailyRevenue, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error)
 }
+type DeadLetterResolver interface {
+	Event(ctx context.Context, obj *products.DeadLetter) (map[string]any, error)
+}
 type EntityResolver interface {
 	FindManyCustomerByIDs(ctx context.Context, reps []*model.CustomerByIDsInput) ([]*customers.Customer, error)
 	FindManyCustomerValueByIDs(ctx context.Context, reps []*model.CustomerValueByIDsInput) ([]*sales.CustomerValue, error)
@@ -886,6 +915,7 @@ type MutationResolver interface {
 	CreateCustomer(ctx context.Context, input customers.Input) (*customers.Customer, error)
 	UpdateCustomer(ctx context.Context, id int64, input map[string]any) (*customers.Customer, error)
 	DeleteCustomer(ctx context.Context, id int64) (*customers.Customer, error)
+	RetryDeadLetters(ctx context.Context, product string, ids []int64, all *bool) ([]*products.DeadLetter, error)
 	CreateInteraction(ctx context.Context, input engagement.Input) (*engagement.Interaction, error)
 	UpdateInteraction(ctx context.Context, id int64, input map[string]any) (*engagement.Interaction, error)
 	DeleteInteraction(ctx context.Context, id int64) (*engagement.Interaction, error)
@@ -924,6 +954,7 @@ type QueryResolver interface {
 	Customer(ctx context.Context, id int64) (*customers.Customer, error)
 	Customers(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[customers.Customer], error)
 	CustomersAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
+	DeadLetters(ctx context.Context, product string, status *string, first *int, after *int64) ([]*products.DeadLetter, error)
 	Interaction(ctx context.Context, id int64) (*engagement.Interaction, error)
 	Interactions(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) (*products.Connection[engagement.Interaction], error)
 	InteractionsAggregate(ctx context.Context, where map[string]any, groupBy []string, having map[string]any) ([]*products.AggregateRow, error)
@@ -1963,6 +1994,127 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 
 		return e.ComplexityRoot.DailyRevenueNumbers.Revenue(childComplexity), true
 
+	case "DeadLetter.attempts":
+		if e.ComplexityRoot.DeadLetter.Attempts == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Attempts(childComplexity), true
+	case "DeadLetter.entity":
+		if e.ComplexityRoot.DeadLetter.Entity == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Entity(childComplexity), true
+	case "DeadLetter.event":
+		if e.ComplexityRoot.DeadLetter.Event == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Event(childComplexity), true
+	case "DeadLetter.firstFailureAt":
+		if e.ComplexityRoot.DeadLetter.FirstFailureAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.FirstFailureAt(childComplexity), true
+	case "DeadLetter.id":
+		if e.ComplexityRoot.DeadLetter.ID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.ID(childComplexity), true
+	case "DeadLetter.key":
+		if e.ComplexityRoot.DeadLetter.Key == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Key(childComplexity), true
+	case "DeadLetter.lastFailureAt":
+		if e.ComplexityRoot.DeadLetter.LastFailureAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.LastFailureAt(childComplexity), true
+	case "DeadLetter.offset":
+		if e.ComplexityRoot.DeadLetter.Offset == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Offset(childComplexity), true
+	case "DeadLetter.parkedAt":
+		if e.ComplexityRoot.DeadLetter.ParkedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.ParkedAt(childComplexity), true
+	case "DeadLetter.partition":
+		if e.ComplexityRoot.DeadLetter.Partition == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Partition(childComplexity), true
+	case "DeadLetter.product":
+		if e.ComplexityRoot.DeadLetter.Product == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Product(childComplexity), true
+	case "DeadLetter.published":
+		if e.ComplexityRoot.DeadLetter.Published == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Published(childComplexity), true
+	case "DeadLetter.reason":
+		if e.ComplexityRoot.DeadLetter.Reason == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Reason(childComplexity), true
+	case "DeadLetter.resolvedAt":
+		if e.ComplexityRoot.DeadLetter.ResolvedAt == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.ResolvedAt(childComplexity), true
+	case "DeadLetter.resolvedBy":
+		if e.ComplexityRoot.DeadLetter.ResolvedBy == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.ResolvedBy(childComplexity), true
+	case "DeadLetter.resolvedRequestId":
+		if e.ComplexityRoot.DeadLetter.ResolvedRequestID == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.ResolvedRequestID(childComplexity), true
+	case "DeadLetter.sequence":
+		if e.ComplexityRoot.DeadLetter.Sequence == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Sequence(childComplexity), true
+	case "DeadLetter.source":
+		if e.ComplexityRoot.DeadLetter.Source == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Source(childComplexity), true
+	case "DeadLetter.status":
+		if e.ComplexityRoot.DeadLetter.Status == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Status(childComplexity), true
+	case "DeadLetter.topic":
+		if e.ComplexityRoot.DeadLetter.Topic == nil {
+			break
+		}
+
+		return e.ComplexityRoot.DeadLetter.Topic(childComplexity), true
+
 	case "Entity.findManyCustomerByIDs":
 		if e.ComplexityRoot.Entity.FindManyCustomerByIDs == nil {
 			break
@@ -2855,6 +3007,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Mutation.PlaceOrder(childComplexity, args["customerId"].(int64), args["lines"].([]*orders.LineInput), args["currency"].(*string)), true
+	case "Mutation.retryDeadLetters":
+		if e.ComplexityRoot.Mutation.RetryDeadLetters == nil {
+			break
+		}
+
+		args, err := ec.field_Mutation_retryDeadLetters_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Mutation.RetryDeadLetters(childComplexity, args["product"].(string), args["ids"].([]int64), args["all"].(*bool)), true
 	case "Mutation.shipOrder":
 		if e.ComplexityRoot.Mutation.ShipOrder == nil {
 			break
@@ -3572,6 +3735,17 @@ func (e *executableSchema) Complexity(ctx context.Context, typeName, field strin
 		}
 
 		return e.ComplexityRoot.Query.DailyRevenueAggregate(childComplexity, args["where"].(map[string]any), args["having"].(map[string]any)), true
+	case "Query.deadLetters":
+		if e.ComplexityRoot.Query.DeadLetters == nil {
+			break
+		}
+
+		args, err := ec.field_Query_deadLetters_args(ctx, rawArgs)
+		if err != nil {
+			return 0, false
+		}
+
+		return e.ComplexityRoot.Query.DeadLetters(childComplexity, args["product"].(string), args["status"].(*string), args["first"].(*int), args["after"].(*int64)), true
 	case "Query.interaction":
 		if e.ComplexityRoot.Query.Interaction == nil {
 			break
@@ -5046,6 +5220,102 @@ type Mutation {
     "Id of the customer to delete."
     id: ID!
   ): Customer!
+}
+`, BuiltIn: false},
+	{Name: "../schema/deadletters.graphqls", Input: `# Dead letters: the events a product's reaction failed on and parked (see
+# README, "Poison events"). Both fields need the admin role: a dead letter
+# holds the whole change event, personal data included.
+
+"Whether a dead letter still waits (PARKED) or was applied by a retry (RESOLVED)."
+enum DeadLetterStatus {
+  "Set aside: not applied; waits for a retry."
+  PARKED
+  "Applied by a retry; kept for history."
+  RESOLVED
+}
+
+"""
+An event of another product that a product's reaction failed on, again and
+again, and set aside so that the rest of its partition could flow on. It is
+not applied until it is retried (retryDeadLetters), which applies it exactly
+once; a resolved dead letter stays for history.
+"""
+type DeadLetter {
+  "Its id in the reacting product's store."
+  id: ID!
+  "The reacting product."
+  product: String!
+  "The product whose change it is."
+  source: String!
+  "The change's sequence in its product's audit log: (source, sequence) is its position."
+  sequence: Long!
+  "The changed entity (GraphQL type name)."
+  entity: String!
+  "The changed entity's key."
+  key: ID!
+  "The topic the event was read from."
+  topic: String!
+  "Its partition there."
+  partition: Int!
+  "Its offset there."
+  offset: Long!
+  "The text of the last failure."
+  reason: String!
+  "Failed attempts at applying it, retries included."
+  attempts: Int!
+  "When the reaction first failed on it."
+  firstFailureAt: Time!
+  "When the reaction last failed on it."
+  lastFailureAt: Time!
+  "When it was parked."
+  parkedAt: Time!
+  "Whether it waits (PARKED) or was applied by a retry (RESOLVED)."
+  status: DeadLetterStatus!
+  "Whether it is on the dead-letter topic <prefix>.dlq.<product> yet."
+  published: Boolean!
+  "The change event as read (Debezium's envelope)."
+  event: JSON!
+  "When a retry applied it."
+  resolvedAt: Time
+  "Who retried it (the caller's subject)."
+  resolvedBy: String
+  "The request of the retry: the request id of the changes it made."
+  resolvedRequestId: String
+}
+
+extend type Query {
+  """
+  The dead letters of a reacting product, oldest first. Needs the admin
+  role: null (with a FORBIDDEN error) without it.
+  """
+  deadLetters(
+    "The reacting product (one with a reaction: inventory, orders, sales, shipments)."
+    product: String!
+    "Only dead letters in this state."
+    status: DeadLetterStatus
+    "Page size (at most 1000)."
+    first: Int = 100
+    "Id to continue after."
+    after: ID
+  ): [DeadLetter!]
+}
+
+extend type Mutation {
+  """
+  Applies parked events of a reacting product again through its reaction,
+  each exactly once, and marks those that apply RESOLVED; those that fail
+  again stay PARKED with the new reason. Name them with ids, or retry every
+  parked one with all: true. Returns them as they are after the retry.
+  Needs the admin role.
+  """
+  retryDeadLetters(
+    "The reacting product."
+    product: String!
+    "The dead letters to retry."
+    ids: [ID!]
+    "Retry every parked dead letter of the product."
+    all: Boolean = false
+  ): [DeadLetter!]
 }
 `, BuiltIn: false},
 	{Name: "../schema/engagement.gen.graphqls", Input: `# Code generated by products/gen from the data product's Go models (go generate ./...); DO NOT EDIT.
@@ -8550,6 +8820,52 @@ func (ec *executionContext) childFields_DailyRevenueNumbers(ctx context.Context,
 	return nil, fmt.Errorf("no field named %q was found under type DailyRevenueNumbers", field.Name)
 }
 
+func (ec *executionContext) childFields_DeadLetter(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+	switch field.Name {
+	case "id":
+		return ec.fieldContext_DeadLetter_id(ctx, field)
+	case "product":
+		return ec.fieldContext_DeadLetter_product(ctx, field)
+	case "source":
+		return ec.fieldContext_DeadLetter_source(ctx, field)
+	case "sequence":
+		return ec.fieldContext_DeadLetter_sequence(ctx, field)
+	case "entity":
+		return ec.fieldContext_DeadLetter_entity(ctx, field)
+	case "key":
+		return ec.fieldContext_DeadLetter_key(ctx, field)
+	case "topic":
+		return ec.fieldContext_DeadLetter_topic(ctx, field)
+	case "partition":
+		return ec.fieldContext_DeadLetter_partition(ctx, field)
+	case "offset":
+		return ec.fieldContext_DeadLetter_offset(ctx, field)
+	case "reason":
+		return ec.fieldContext_DeadLetter_reason(ctx, field)
+	case "attempts":
+		return ec.fieldContext_DeadLetter_attempts(ctx, field)
+	case "firstFailureAt":
+		return ec.fieldContext_DeadLetter_firstFailureAt(ctx, field)
+	case "lastFailureAt":
+		return ec.fieldContext_DeadLetter_lastFailureAt(ctx, field)
+	case "parkedAt":
+		return ec.fieldContext_DeadLetter_parkedAt(ctx, field)
+	case "status":
+		return ec.fieldContext_DeadLetter_status(ctx, field)
+	case "published":
+		return ec.fieldContext_DeadLetter_published(ctx, field)
+	case "event":
+		return ec.fieldContext_DeadLetter_event(ctx, field)
+	case "resolvedAt":
+		return ec.fieldContext_DeadLetter_resolvedAt(ctx, field)
+	case "resolvedBy":
+		return ec.fieldContext_DeadLetter_resolvedBy(ctx, field)
+	case "resolvedRequestId":
+		return ec.fieldContext_DeadLetter_resolvedRequestId(ctx, field)
+	}
+	return nil, fmt.Errorf("no field named %q was found under type DeadLetter", field.Name)
+}
+
 func (ec *executionContext) childFields_EntityRead(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
 	switch field.Name {
 	case "entity":
@@ -10160,6 +10476,36 @@ func (ec *executionContext) field_Mutation_placeOrder_args(ctx context.Context, 
 	return args, nil
 }
 
+func (ec *executionContext) field_Mutation_retryDeadLetters_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "ids",
+		func(ctx context.Context, v any) ([]int64, error) {
+			return ec.unmarshalOID2ᚕint64ᚄ(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["ids"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "all",
+		func(ctx context.Context, v any) (*bool, error) {
+			return ec.unmarshalOBoolean2ᚖbool(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["all"] = arg2
+	return args, nil
+}
+
 func (ec *executionContext) field_Mutation_shipOrder_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
 	var err error
 	args := map[string]any{}
@@ -10753,6 +11099,44 @@ func (ec *executionContext) field_Query_dailyRevenue_args(ctx context.Context, r
 		return nil, err
 	}
 	args["orderBy"] = arg5
+	return args, nil
+}
+
+func (ec *executionContext) field_Query_deadLetters_args(ctx context.Context, rawArgs map[string]any) (map[string]any, error) {
+	var err error
+	args := map[string]any{}
+	arg0, err := graphql.ProcessArgField(ctx, rawArgs, "product",
+		func(ctx context.Context, v any) (string, error) {
+			return ec.unmarshalNString2string(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["product"] = arg0
+	arg1, err := graphql.ProcessArgField(ctx, rawArgs, "status",
+		func(ctx context.Context, v any) (*string, error) {
+			return ec.unmarshalODeadLetterStatus2ᚖstring(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["status"] = arg1
+	arg2, err := graphql.ProcessArgField(ctx, rawArgs, "first",
+		func(ctx context.Context, v any) (*int, error) {
+			return ec.unmarshalOInt2ᚖint(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["first"] = arg2
+	arg3, err := graphql.ProcessArgField(ctx, rawArgs, "after",
+		func(ctx context.Context, v any) (*int64, error) {
+			return ec.unmarshalOID2ᚖint64(ctx, v)
+		})
+	if err != nil {
+		return nil, err
+	}
+	args["after"] = arg3
 	return args, nil
 }
 
@@ -16093,6 +16477,466 @@ func (ec *executionContext) fieldContext_DailyRevenueNumbers_revenue(_ context.C
 	return graphql.NewScalarFieldContext("DailyRevenueNumbers", field, false, false, "Decimal")
 }
 
+func (ec *executionContext) _DeadLetter_id(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_id(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_id(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeadLetter_product(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_product(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Product, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_product(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_source(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_source(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Source, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_source(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_sequence(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_sequence(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Sequence, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_sequence(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Long")
+}
+
+func (ec *executionContext) _DeadLetter_entity(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_entity(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Entity, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_entity(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_key(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_key(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Key, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNID2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_key(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "ID")
+}
+
+func (ec *executionContext) _DeadLetter_topic(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_topic(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Topic, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_topic(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_partition(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_partition(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Partition, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_partition(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeadLetter_offset(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_offset(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Offset, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int64) graphql.Marshaler {
+			return ec.marshalNLong2int64(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_offset(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Long")
+}
+
+func (ec *executionContext) _DeadLetter_reason(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_reason(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Reason, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNString2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_reason(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_attempts(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_attempts(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Attempts, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v int) graphql.Marshaler {
+			return ec.marshalNInt2int(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_attempts(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Int")
+}
+
+func (ec *executionContext) _DeadLetter_firstFailureAt(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_firstFailureAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.FirstFailureAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_firstFailureAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeadLetter_lastFailureAt(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_lastFailureAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.LastFailureAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_lastFailureAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeadLetter_parkedAt(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_parkedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ParkedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v time.Time) graphql.Marshaler {
+			return ec.marshalNTime2timeᚐTime(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_parkedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeadLetter_status(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_status(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Status, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v string) graphql.Marshaler {
+			return ec.marshalNDeadLetterStatus2string(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_status(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "DeadLetterStatus")
+}
+
+func (ec *executionContext) _DeadLetter_published(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_published(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.Published, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v bool) graphql.Marshaler {
+			return ec.marshalNBoolean2bool(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_published(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Boolean")
+}
+
+func (ec *executionContext) _DeadLetter_event(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_event(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return ec.Resolvers.DeadLetter().Event(ctx, obj)
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v map[string]any) graphql.Marshaler {
+			return ec.marshalNJSON2map(ctx, selections, v)
+		},
+		true,
+		true,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_event(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, true, true, "JSON")
+}
+
+func (ec *executionContext) _DeadLetter_resolvedAt(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_resolvedAt(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedAt, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *time.Time) graphql.Marshaler {
+			return ec.marshalOTime2ᚖtimeᚐTime(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_resolvedAt(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "Time")
+}
+
+func (ec *executionContext) _DeadLetter_resolvedBy(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_resolvedBy(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedBy, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_resolvedBy(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
+func (ec *executionContext) _DeadLetter_resolvedRequestId(ctx context.Context, field graphql.CollectedField, obj *products.DeadLetter) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_DeadLetter_resolvedRequestId(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			return obj.ResolvedRequestID, nil
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v *string) graphql.Marshaler {
+			return ec.marshalOString2ᚖstring(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_DeadLetter_resolvedRequestId(_ context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	return graphql.NewScalarFieldContext("DeadLetter", field, false, false, "String")
+}
+
 func (ec *executionContext) _Entity_findManyCustomerByIDs(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -19594,6 +20438,50 @@ func (ec *executionContext) fieldContext_Mutation_deleteCustomer(ctx context.Con
 	return fc, nil
 }
 
+func (ec *executionContext) _Mutation_retryDeadLetters(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Mutation_retryDeadLetters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Mutation().RetryDeadLetters(ctx, fc.Args["product"].(string), fc.Args["ids"].([]int64), fc.Args["all"].(*bool))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.DeadLetter) graphql.Marshaler {
+			return ec.marshalODeadLetter2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDeadLetterᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Mutation_retryDeadLetters(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Mutation",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeadLetter(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Mutation_retryDeadLetters_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
 func (ec *executionContext) _Mutation_createInteraction(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
 	return graphql.ResolveField(
 		ctx,
@@ -22777,6 +23665,50 @@ func (ec *executionContext) fieldContext_Query_customersAggregate(ctx context.Co
 	}()
 	ctx = graphql.WithFieldContext(ctx, fc)
 	if fc.Args, err = ec.field_Query_customersAggregate_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
+		ec.Error(ctx, err)
+		return fc, err
+	}
+	return fc, nil
+}
+
+func (ec *executionContext) _Query_deadLetters(ctx context.Context, field graphql.CollectedField) (ret graphql.Marshaler) {
+	return graphql.ResolveField(
+		ctx,
+		ec.OperationContext,
+		field,
+		func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.fieldContext_Query_deadLetters(ctx, field)
+		},
+		func(ctx context.Context) (any, error) {
+			fc := graphql.GetFieldContext(ctx)
+			return ec.Resolvers.Query().DeadLetters(ctx, fc.Args["product"].(string), fc.Args["status"].(*string), fc.Args["first"].(*int), fc.Args["after"].(*int64))
+		},
+		nil,
+		func(ctx context.Context, selections ast.SelectionSet, v []*products.DeadLetter) graphql.Marshaler {
+			return ec.marshalODeadLetter2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDeadLetterᚄ(ctx, selections, v)
+		},
+		true,
+		false,
+	)
+}
+func (ec *executionContext) fieldContext_Query_deadLetters(ctx context.Context, field graphql.CollectedField) (fc *graphql.FieldContext, err error) {
+	fc = &graphql.FieldContext{
+		Object:     "Query",
+		Field:      field,
+		IsMethod:   true,
+		IsResolver: true,
+		Child: func(ctx context.Context, field graphql.CollectedField) (*graphql.FieldContext, error) {
+			return ec.childFields_DeadLetter(ctx, field)
+		},
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			err = ec.Recover(ctx, r)
+			ec.Error(ctx, err)
+		}
+	}()
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if fc.Args, err = ec.field_Query_deadLetters_args(ctx, field.ArgumentMap(ec.Variables)); err != nil {
 		ec.Error(ctx, err)
 		return fc, err
 	}
@@ -33802,6 +34734,135 @@ func (ec *executionContext) _DailyRevenueNumbers(ctx context.Context, sel ast.Se
 	return out
 }
 
+var deadLetterImplementors = []string{"DeadLetter"}
+
+func (ec *executionContext) _DeadLetter(ctx context.Context, sel ast.SelectionSet, obj *products.DeadLetter) graphql.Marshaler {
+	fields := graphql.CollectFields(ec.OperationContext, sel, deadLetterImplementors)
+
+	out := graphql.NewFieldSet(fields)
+	deferred := graphql.NewDeferredGroup(ctx)
+	for i, field := range fields {
+		switch field.Name {
+		case "__typename":
+			out.Values[i] = graphql.MarshalString("DeadLetter")
+		case "id":
+			out.Values[i] = ec._DeadLetter_id(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "product":
+			out.Values[i] = ec._DeadLetter_product(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "source":
+			out.Values[i] = ec._DeadLetter_source(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "sequence":
+			out.Values[i] = ec._DeadLetter_sequence(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "entity":
+			out.Values[i] = ec._DeadLetter_entity(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "key":
+			out.Values[i] = ec._DeadLetter_key(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "topic":
+			out.Values[i] = ec._DeadLetter_topic(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "partition":
+			out.Values[i] = ec._DeadLetter_partition(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "offset":
+			out.Values[i] = ec._DeadLetter_offset(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "reason":
+			out.Values[i] = ec._DeadLetter_reason(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "attempts":
+			out.Values[i] = ec._DeadLetter_attempts(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "firstFailureAt":
+			out.Values[i] = ec._DeadLetter_firstFailureAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "lastFailureAt":
+			out.Values[i] = ec._DeadLetter_lastFailureAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "parkedAt":
+			out.Values[i] = ec._DeadLetter_parkedAt(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "status":
+			out.Values[i] = ec._DeadLetter_status(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "published":
+			out.Values[i] = ec._DeadLetter_published(ctx, field, obj)
+			if out.Values[i] == graphql.Null {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "event":
+			out.ResolveConcurrently(ec.OperationContext, &deferred, i,
+				true, true,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._DeadLetter_event(ctx, field, obj)
+				})
+		case "resolvedAt":
+			out.Values[i] = ec._DeadLetter_resolvedAt(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolvedBy":
+			out.Values[i] = ec._DeadLetter_resolvedBy(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		case "resolvedRequestId":
+			out.Values[i] = ec._DeadLetter_resolvedRequestId(ctx, field, obj)
+			if out.Values[i] == graphql.RequiredNull {
+				atomic.AddUint32(&out.Invalids, 1)
+			}
+		default:
+			panic("unknown field " + strconv.Quote(field.Name))
+		}
+	}
+	out.Dispatch(ctx)
+	if out.Invalids > 0 {
+		return graphql.Null
+	}
+
+	if n := len(deferred.Defers); n > 0 {
+		atomic.AddInt32(&ec.Deferred, int32(min(n, math.MaxInt32)))
+		ec.ProcessDeferredGroup(deferred)
+	}
+
+	return out
+}
+
 var entityImplementors = []string{"Entity"}
 
 func (ec *executionContext) _Entity(ctx context.Context, sel ast.SelectionSet) graphql.Marshaler {
@@ -35178,6 +36239,13 @@ func (ec *executionContext) _Mutation(ctx context.Context, sel ast.SelectionSet)
 			if out.Values[i] == graphql.Null {
 				out.Invalids++
 			}
+		case "retryDeadLetters":
+			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
+				return ec._Mutation_retryDeadLetters(ctx, field)
+			})
+			if out.Values[i] == graphql.RequiredNull {
+				out.Invalids++
+			}
 		case "createInteraction":
 			out.Values[i] = ec.OperationContext.RootResolverMiddleware(innerCtx, func(ctx context.Context) (res graphql.Marshaler) {
 				return ec._Mutation_createInteraction(ctx, field)
@@ -36281,6 +37349,12 @@ func (ec *executionContext) _Query(ctx context.Context, sel ast.SelectionSet) gr
 				true, false,
 				func(ctx context.Context) graphql.Marshaler {
 					return ec._Query_customersAggregate(ctx, field)
+				})
+		case "deadLetters":
+			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
+				true, false,
+				func(ctx context.Context) graphql.Marshaler {
+					return ec._Query_deadLetters(ctx, field)
 				})
 		case "interaction":
 			out.ResolveRootConcurrently(innerCtx, ec.OperationContext, i,
@@ -38244,6 +39318,28 @@ func (ec *executionContext) marshalNDataProductKind2githubᚗcomᚋmeshgateᚋme
 	return v
 }
 
+func (ec *executionContext) marshalNDeadLetter2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDeadLetter(ctx context.Context, sel ast.SelectionSet, v *products.DeadLetter) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "DeadLetter!")
+		return graphql.Null
+	}
+	return ec._DeadLetter(ctx, sel, v)
+}
+
+func (ec *executionContext) unmarshalNDeadLetterStatus2string(ctx context.Context, v any) (string, error) {
+	res, err := graphql.UnmarshalString(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNDeadLetterStatus2string(ctx context.Context, sel ast.SelectionSet, v string) graphql.Marshaler {
+	_ = sel
+	res := graphql.MarshalString(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "DeadLetterStatus!")
+	}
+	return res
+}
+
 func (ec *executionContext) unmarshalNDecimal2githubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimal(ctx context.Context, v any) (products.Decimal, error) {
 	var res products.Decimal
 	err := res.UnmarshalGQL(v)
@@ -38755,6 +39851,24 @@ func (ec *executionContext) marshalNItemSortField2string(ctx context.Context, se
 func (ec *executionContext) unmarshalNItemWhere2map(ctx context.Context, v any) (map[string]any, error) {
 	res, err := ec.unmarshalInputItemWhere(ctx, v)
 	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) unmarshalNJSON2map(ctx context.Context, v any) (map[string]any, error) {
+	res, err := graphql.UnmarshalMap(v)
+	return res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalNJSON2map(ctx context.Context, sel ast.SelectionSet, v map[string]any) graphql.Marshaler {
+	if v == nil {
+		graphql.AddInvalidNullError(ctx, "JSON!")
+		return graphql.Null
+	}
+	_ = sel
+	res := graphql.MarshalMap(v)
+	if res == graphql.Null {
+		graphql.AddInvalidNullFromMarshaler(ctx, "JSON!")
+	}
+	return res
 }
 
 func (ec *executionContext) marshalNLineageLink2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋgraphᚋmodelᚐLineageLinkᚄ(ctx context.Context, sel ast.SelectionSet, v []*model.LineageLink) graphql.Marshaler {
@@ -40552,6 +41666,43 @@ func (ec *executionContext) unmarshalODailyRevenueWhere2ᚕmapᚄ(ctx context.Co
 		}
 	}
 	return res, nil
+}
+
+func (ec *executionContext) marshalODeadLetter2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDeadLetterᚄ(ctx context.Context, sel ast.SelectionSet, v []*products.DeadLetter) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	ret := graphql.MarshalSliceConcurrently(ctx, len(v), 0, false, func(ctx context.Context, i int) graphql.Marshaler {
+		fc := graphql.GetFieldContext(ctx)
+		fc.Result = &v[i]
+		return ec.marshalNDeadLetter2ᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDeadLetter(ctx, sel, v[i])
+	})
+
+	for _, e := range ret {
+		if e == graphql.Null {
+			return graphql.Null
+		}
+	}
+
+	return ret
+}
+
+func (ec *executionContext) unmarshalODeadLetterStatus2ᚖstring(ctx context.Context, v any) (*string, error) {
+	if v == nil {
+		return nil, nil
+	}
+	res, err := graphql.UnmarshalString(v)
+	return &res, graphql.ErrorOnPath(ctx, err)
+}
+
+func (ec *executionContext) marshalODeadLetterStatus2ᚖstring(ctx context.Context, sel ast.SelectionSet, v *string) graphql.Marshaler {
+	if v == nil {
+		return graphql.Null
+	}
+	_ = sel
+	_ = ctx
+	res := graphql.MarshalString(*v)
+	return res
 }
 
 func (ec *executionContext) unmarshalODecimal2ᚕᚖgithubᚗcomᚋmeshgateᚋmeshgateᚋproductsᚐDecimalᚄ(ctx context.Context, v any) ([]*products.Decimal, error) {

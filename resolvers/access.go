@@ -15,6 +15,7 @@ package resolvers
 //   - Fields returning audit entries (auditLog, history, auditEntries) and
 //     the read audit (piiReads) need audit:read, plus the read role of the
 //     product (auditLog's and piiReads' product argument; history's parent).
+//   - Dead letters (deadLetters, retryDeadLetters) need admin.
 //   - The catalog, introspection (__schema, __type) and _service need
 //     catalog:read; _entities needs the read role of each representation's
 //     type (checked per type in findMany); changes and auditEntries are
@@ -234,6 +235,10 @@ func deriveRules(s *ast.Schema, mesh *products.Mesh) *rules {
 					ru.productArg = "product"
 				case "piiReads":
 					ru.role, ru.productArg = products.RoleAudit, "product"
+				case "deadLetters", "retryDeadLetters":
+					// Dead letters hold whole change events, of any
+					// product, personal data included.
+					ru.role = products.RoleAdmin
 				}
 			}
 			if e := entities[def.Name]; e != nil {

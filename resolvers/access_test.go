@@ -42,6 +42,8 @@ func TestDerivedRules(t *testing.T) {
 		{"Subscription", "piiReads", "read= write= role=audit:read arg=product"},
 		{"Subscription", "changes", "-"},
 		{"Mutation", "placeOrder", "read= write=orders role= arg="},
+		{"Query", "deadLetters", "read= write= role=admin arg="},
+		{"Mutation", "retryDeadLetters", "read= write= role=admin arg="},
 		{"Mutation", "shipOrder", "read= write=shipments role= arg="},
 		{"Customer", "orders", "read=orders write= role= arg="},
 		{"Customer", "value", "read=sales write= role= arg="},

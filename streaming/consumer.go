@@ -33,8 +33,17 @@ type Consumer struct {
 	Log    *slog.Logger
 	// Batch is the most messages applied in one transaction (default 200).
 	Batch int
-	// MaxBackoff bounds waits after failures (default 5s).
+	// MaxBackoff bounds waits after failures: between attempts at a
+	// failing batch or event, and before rejoining the group (default
+	// DefaultReactionBackoffMax).
 	MaxBackoff time.Duration
+	// Retries is how many times an event the reaction fails on is tried
+	// alone before it is parked (default DefaultReactionRetries). Failures
+	// of the store do not count: they are retried for as long as they last.
+	Retries int
+	// DeadLetters publishes parked events to the dead-letter topic
+	// "<prefix>.dlq.<product>" (default: a publisher of its own for Kafka).
+	DeadLetters Sender
 	// LockWait bounds the wait for the product's reaction lock (held by
 	// another instance's or consumer's batch) before a batch fails and is
 	// retried (default 30s).
@@ -42,10 +51,13 @@ type Consumer struct {
 	// OnApplied, if set, is called after each committed batch.
 	OnApplied func()
 
-	mu         sync.Mutex
-	applied    int64
-	duplicates int64
-	positions  map[topicPartition]int64
+	mu           sync.Mutex
+	applied      int64
+	duplicates   int64
+	failures     int64
+	deadLettered map[string]int64 // by source product
+	positions    map[topicPartition]int64
+	own          *Publisher // the default DeadLetters, made on first use
 }
 
 // Applied returns how many changes the consumer has applied (skipping
@@ -88,10 +100,8 @@ func (c *Consumer) logger() *slog.Logger {
 // backoff after failures.
 func (c *Consumer) Run(ctx context.Context) error {
 	log := c.logger()
-	maxBackoff := c.MaxBackoff
-	if maxBackoff <= 0 {
-		maxBackoff = 5 * time.Second
-	}
+	maxBackoff := c.maxBackoff()
+	defer c.closeOwn()
 	var topics []string
 	for _, s := range c.Reaction.Inputs {
 		t, err := c.Topics(s)
@@ -183,7 +193,11 @@ func (groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 
 // ConsumeClaim applies the partition's messages in batches: it takes what
 // is available (up to Batch), applies it in one transaction, then marks the
-// offsets. A failing batch is retried with backoff; it is never skipped.
+// offsets. A batch that fails on the store (see products.Transient) is
+// retried with backoff, never skipped. A batch whose reaction fails on one
+// event is split: the events before it are applied without it, the event
+// is retried alone (see isolate) and parked if it keeps failing, and the
+// rest of the partition flows on.
 func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	batch := h.c.Batch
 	if batch <= 0 {
@@ -214,59 +228,131 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 				break fill
 			}
 		}
-		backoff := 50 * time.Millisecond
-		for {
-			n, dups, err := h.c.apply(ctx, pending)
-			if err == nil {
-				last := pending[len(pending)-1]
-				h.c.mu.Lock()
-				h.c.applied += int64(n)
-				h.c.duplicates += int64(dups)
-				if h.c.positions == nil {
-					h.c.positions = map[topicPartition]int64{}
-				}
-				h.c.positions[topicPartition{last.Topic, last.Partition}] = last.Offset + 1
-				h.c.mu.Unlock()
-				sess.MarkMessage(last, "")
-				if h.c.OnApplied != nil {
-					h.c.OnApplied()
-				}
-				break
-			}
-			if ctx.Err() != nil {
-				return nil
-			}
-			h.log.Error("consumer: applying changes failed; retrying", "product", h.c.Store.Product.Name,
-				"topic", claim.Topic(), "partition", claim.Partition(), "offset", pending[0].Offset, "error", err)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, 5*time.Second)
+		if !h.handle(ctx, sess, pending) {
+			return nil
 		}
 	}
 }
 
-// apply applies messages in one transaction and returns how many changes
-// were new and how many had been applied before.
-func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (applied, dups int, err error) {
+// handle applies msgs, consecutive messages of one partition, and marks
+// them consumed. It returns false if ctx ended first.
+func (h groupHandler) handle(ctx context.Context, sess sarama.ConsumerGroupSession, msgs []*sarama.ConsumerMessage) bool {
+	wait := h.c.backoff()
+	for len(msgs) > 0 {
+		res, err := h.c.apply(ctx, msgs)
+		if err == nil {
+			return h.done(ctx, sess, msgs, res)
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		h.c.failed()
+		re, ok := poison(err)
+		if !ok {
+			h.log.Error("consumer: applying changes failed; retrying", "product", h.c.Store.Product.Name,
+				"topic", msgs[0].Topic, "partition", msgs[0].Partition, "offset", msgs[0].Offset, "error", err)
+			if !wait.sleep(ctx) {
+				return false
+			}
+			continue
+		}
+		if len(msgs) == 1 {
+			return h.isolate(ctx, sess, msgs[0], err)
+		}
+		// Apply the events before the failing one without it, then
+		// retry it alone. A failure of Flush names no event: the first is
+		// taken alone, then the rest, until the culprit is alone.
+		i := max(re.index, 0)
+		if i > 0 && !h.handle(ctx, sess, msgs[:i]) {
+			return false
+		}
+		if !h.handle(ctx, sess, msgs[i:i+1]) {
+			return false
+		}
+		msgs = msgs[i+1:]
+		wait = h.c.backoff()
+	}
+	return true
+}
+
+// done records a committed batch and marks its messages consumed; parked
+// events it met that are not on the dead-letter topic yet (their parking
+// committed, the publishing cut short) are published first.
+func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession, msgs []*sarama.ConsumerMessage, res applied) bool {
+	for _, p := range res.unpublished {
+		if !h.c.publishDeadLetter(ctx, p.letter, p.msg) {
+			return false
+		}
+	}
+	last := msgs[len(msgs)-1]
+	h.c.mu.Lock()
+	h.c.applied += int64(res.applied)
+	h.c.duplicates += int64(res.dups)
+	if h.c.positions == nil {
+		h.c.positions = map[topicPartition]int64{}
+	}
+	h.c.positions[topicPartition{last.Topic, last.Partition}] = last.Offset + 1
+	h.c.mu.Unlock()
+	sess.MarkMessage(last, "")
+	if h.c.OnApplied != nil {
+		h.c.OnApplied()
+	}
+	return true
+}
+
+// applied is what applying a batch did.
+type applied struct {
+	applied, dups int
+	// unpublished are the parked events met (and skipped) whose dead
+	// letters are not on the dead-letter topic yet.
+	unpublished []parkedMessage
+}
+
+type parkedMessage struct {
+	letter *products.DeadLetter
+	msg    *sarama.ConsumerMessage
+}
+
+// apply applies messages in one transaction. Events parked before are
+// skipped: they are applied only by a retry (see Retry). A failure of the
+// reaction on an event is a *reactionError naming it.
+func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (res applied, err error) {
+	culprit := noCulprit
 	wait := c.LockWait
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
 	ctx, span := consumeSpan(ctx, c.Store.Product.Name, msgs)
 	defer func() { telemetry.End(span, err) }()
+	entries := make([]*products.AuditEntry, len(msgs))
+	sequences := map[string][]int64{}
+	for i, m := range msgs {
+		e, err := c.Codec.Entry(m.Key, m.Value)
+		if err != nil {
+			c.logger().Warn("consumer: skipping a message that is not a change event", "topic", m.Topic, "offset", m.Offset, "error", err)
+			continue
+		}
+		entries[i] = e
+		sequences[e.Product] = append(sequences[e.Product], e.Sequence)
+	}
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
-		applied, dups = 0, 0
+		res, culprit = applied{}, noCulprit
+		parked, err := tx.ParkedAmong(ctx, sequences)
+		if err != nil {
+			return err
+		}
 		b := c.Reaction.NewBatch()
 		var causes requestIDs
-		for _, m := range msgs {
-			e, err := c.Codec.Entry(m.Key, m.Value)
-			if err != nil {
-				c.logger().Warn("consumer: skipping a message that is not a change event", "topic", m.Topic, "offset", m.Offset, "error", err)
+		for i, e := range entries {
+			if e == nil {
+				continue
+			}
+			if d := parked[fmt.Sprintf("%s/%d", e.Product, e.Sequence)]; d != nil {
+				if !d.Published {
+					res.unpublished = append(res.unpublished, parkedMessage{d, msgs[i]})
+				}
 				continue
 			}
 			fresh, err := tx.Consume(ctx, e.Product, e.Sequence, e.At)
@@ -274,20 +360,25 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (a
 				return err
 			}
 			if !fresh {
-				dups++
+				res.dups++
 				continue
 			}
 			causes.add(e.RequestID)
 			tx.Cause(e.RequestID)
 			if err := b.Apply(ctx, tx, e); err != nil {
+				culprit = i
 				return fmt.Errorf("apply %s/%d: %w", e.Product, e.Sequence, err)
 			}
-			applied++
+			res.applied++
 		}
 		tx.Cause(causes.shared())
-		return b.Flush(ctx, tx)
+		if err := b.Flush(ctx, tx); err != nil {
+			culprit = -1
+			return err
+		}
+		return nil
 	})
-	return applied, dups, err
+	return res, blame(err, culprit)
 }
 
 // ReactionActor is the actor of a reacting product's own changes

@@ -112,7 +112,7 @@ func Replay(ctx context.Context, c *Consumer, reset func(ctx context.Context, tx
 	}
 	rc := &Consumer{
 		Store: c.Store, Reaction: c.Reaction, Topics: c.Topics, Codec: c.Codec, Kafka: c.Kafka, Log: c.Log,
-		Batch: c.Batch, MaxBackoff: c.MaxBackoff, LockWait: c.LockWait,
+		Batch: c.Batch, MaxBackoff: c.MaxBackoff, LockWait: c.LockWait, Retries: c.Retries, DeadLetters: c.DeadLetters,
 		Group: fmt.Sprintf("%s.replay-%d", c.Group, time.Now().UnixNano()),
 	}
 	rctx, cancel := context.WithCancel(ctx)
@@ -155,8 +155,9 @@ func Replay(ctx context.Context, c *Consumer, reset func(ctx context.Context, tx
 	}
 }
 
-// checkApplied compares, per source, the changes the replay applied up to
-// the source's position at the start with what the source's log held.
+// checkApplied compares, per source, the changes the replay applied (or
+// that are parked) up to the source's position at the start with what the
+// source's log held.
 func checkApplied(ctx context.Context, name string, store *products.Store, sources map[string]*products.Store,
 	order []string, upTo, want map[string]int64) error {
 	var missing []string
@@ -165,6 +166,12 @@ func checkApplied(ctx context.Context, name string, store *products.Store, sourc
 		if err != nil {
 			return fmt.Errorf("replay %s: %w", name, err)
 		}
+		// Parked events were read too: they wait for a retry.
+		parked, err := store.ParkedThrough(ctx, p, upTo[p])
+		if err != nil {
+			return fmt.Errorf("replay %s: %w", name, err)
+		}
+		got += parked
 		if got < want[p] {
 			missing = append(missing, fmt.Sprintf("%s: %d of %d changes (the first found is sequence %d)", p, got, want[p], first))
 		}
