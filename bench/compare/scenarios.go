@@ -305,8 +305,10 @@ func firstList(v any) (int, bool) {
 var (
 	// bookkeeping matches what the relays and consumers beside a request
 	// send: statements on meshgate's own tables, transaction control (a
-	// read request runs none) and the relays' advisory locks.
-	bookkeeping = regexp.MustCompile(`(?i)\bmg_(audit|consumed|source|migrations|framework|outbox)|^\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|END)\b|pg_(try_)?advisory`)
+	// read request runs none) and the relays' advisory locks; and pgx's
+	// "-- ping", its check of a pooled session idle for over a second
+	// before reuse (a sequential capture sees it, a loaded gateway not).
+	bookkeeping = regexp.MustCompile(`(?i)\bmg_(audit|consumed|source|migrations|framework|outbox)|^\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|END)\b|pg_(try_)?advisory|^\s*-- ping\s*$`)
 	sessionSet  = regexp.MustCompile(`(?i)^\s*SET\s`)
 )
 
