@@ -175,3 +175,39 @@ func countFor(ctx context.Context, db bun.IDB, c compiler, p *plan, fkCol string
 	}
 	return out, nil
 }
+
+// KeysOf returns the values of an ID field (a key or reference) of rows of
+// the entity, in the order of the rows, without nulls and repeats; nil if
+// the entity has no such field.
+func KeysOf[T any](db bun.IDB, e *Entity, field string, rows []*T) []any {
+	f := e.Field(field)
+	if f == nil || f.Derived || f.Type != TypeID {
+		return nil
+	}
+	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	sf, ok := table.FieldMap[f.Column]
+	if !ok {
+		return nil
+	}
+	out := make([]any, 0, len(rows))
+	seen := make(map[int64]struct{}, len(rows))
+	for _, r := range rows {
+		var k int64
+		switch v := sf.Value(reflect.ValueOf(r).Elem()).Interface().(type) {
+		case int64:
+			k = v
+		case *int64:
+			if v == nil {
+				continue
+			}
+			k = *v
+		default:
+			return nil
+		}
+		if _, dup := seen[k]; !dup {
+			seen[k] = struct{}{}
+			out = append(out, k)
+		}
+	}
+	return out
+}

@@ -17,11 +17,15 @@ type Edge[T any] struct {
 	Node   *T     `json:"node"`
 }
 
-// NewConnection turns a page into a connection.
+// NewConnection turns a page into a connection; it has edges if the page
+// has cursors (see ListArgs.Cursors).
 func NewConnection[T any](p *Page[T]) *Connection[T] {
-	edges := make([]*Edge[T], len(p.Nodes))
-	for i, n := range p.Nodes {
-		edges[i] = &Edge[T]{Cursor: p.Cursors[i], Node: n}
+	var edges []*Edge[T]
+	if len(p.Cursors) == len(p.Nodes) {
+		edges = make([]*Edge[T], len(p.Nodes))
+		for i, n := range p.Nodes {
+			edges[i] = &Edge[T]{Cursor: p.Cursors[i], Node: n}
+		}
 	}
 	return &Connection[T]{Edges: edges, Nodes: p.Nodes, PageInfo: &p.PageInfo, TotalCount: p.Total}
 }

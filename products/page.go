@@ -29,10 +29,27 @@ type ListArgs struct {
 	OrderBy       []map[string]any
 	// WantTotal asks for the number of matching rows over all pages.
 	WantTotal bool
+	// Cursors says which cursors the page needs (all by default).
+	Cursors CursorNeed
 	// Restrict, if set, is a row policy of the entity ANDed with Where:
 	// rows outside it are neither listed nor counted.
 	Restrict *Condition `json:"-"`
 }
+
+// CursorNeed says which cursors of a page are computed: encoding one costs
+// about as much as writing its row, so a query that selects no edges gets
+// none.
+type CursorNeed int
+
+// Cursor needs.
+const (
+	// AllCursors: every row's (edges are selected).
+	AllCursors CursorNeed = iota
+	// EndCursors: the first and last row's (only pageInfo is selected).
+	EndCursors
+	// NoCursors: none (neither edges nor pageInfo are selected).
+	NoCursors
+)
 
 // PageInfo is Relay's page information.
 type PageInfo struct {
@@ -44,7 +61,9 @@ type PageInfo struct {
 
 // Page is one page of a connection.
 type Page[T any] struct {
-	Nodes    []*T
+	Nodes []*T
+	// Cursors are the rows' cursors (nil unless ListArgs.Cursors is
+	// AllCursors).
 	Cursors  []string
 	PageInfo PageInfo
 	Total    int
@@ -439,14 +458,38 @@ func makePage[T any](db bun.IDB, p *plan, rows []*T) (*Page[T], error) {
 			rows[i], rows[j] = rows[j], rows[i]
 		}
 	}
-	pg := &Page[T]{Nodes: rows, Cursors: make([]string, len(rows))}
-	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
-	for i, r := range rows {
-		c, err := p.encodeCursor(table, r)
-		if err != nil {
-			return nil, fmt.Errorf("cursor for %s: %w", p.e.Name, err)
+	pg := &Page[T]{Nodes: rows}
+	if p.args.Cursors != NoCursors && len(rows) > 0 {
+		table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+		cursor := func(r *T) (string, error) {
+			c, err := p.encodeCursor(table, r)
+			if err != nil {
+				return "", fmt.Errorf("cursor for %s: %w", p.e.Name, err)
+			}
+			return c, nil
 		}
-		pg.Cursors[i] = c
+		if p.args.Cursors == AllCursors {
+			pg.Cursors = make([]string, len(rows))
+			for i, r := range rows {
+				c, err := cursor(r)
+				if err != nil {
+					return nil, err
+				}
+				pg.Cursors[i] = c
+			}
+			pg.PageInfo.StartCursor = &pg.Cursors[0]
+			pg.PageInfo.EndCursor = &pg.Cursors[len(rows)-1]
+		} else {
+			start, err := cursor(rows[0])
+			if err != nil {
+				return nil, err
+			}
+			end, err := cursor(rows[len(rows)-1])
+			if err != nil {
+				return nil, err
+			}
+			pg.PageInfo.StartCursor, pg.PageInfo.EndCursor = &start, &end
+		}
 	}
 	if p.reverse {
 		pg.PageInfo.HasPreviousPage = more
@@ -454,10 +497,6 @@ func makePage[T any](db bun.IDB, p *plan, rows []*T) (*Page[T], error) {
 	} else {
 		pg.PageInfo.HasNextPage = more
 		pg.PageInfo.HasPreviousPage = p.args.After != nil
-	}
-	if n := len(pg.Cursors); n > 0 {
-		pg.PageInfo.StartCursor = &pg.Cursors[0]
-		pg.PageInfo.EndCursor = &pg.Cursors[n-1]
 	}
 	return pg, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -81,9 +82,16 @@ var PIIReadEntity = &Entity{
 	},
 }
 
-// RecordReads appends a read record to the product's read log in one
-// transaction and sets its Sequence, Product and At. Nothing is written
-// for a record without reads.
+// RecordReads appends a read record to the product's read log and sets
+// its Sequence, Product and At; it returns once the record is committed.
+// Nothing is written for a record without reads.
+//
+// Records of concurrent requests are committed together (group commit):
+// while one transaction writes, the records that arrive wait, and the
+// first of them then writes them all in the next, taking a block of
+// positions from the counter row at once. Positions stay in commit order,
+// without gaps or repeats; a request no longer waits for every other
+// request's commit in turn on the counter row.
 func (s *Store) RecordReads(ctx context.Context, r *PIIRead, reads []EntityRead) error {
 	if len(reads) == 0 {
 		return nil
@@ -93,16 +101,74 @@ func (s *Store) RecordReads(ctx context.Context, r *PIIRead, reads []EntityRead)
 		return fmt.Errorf("%s: encode read record: %w", s.Product.Name, err)
 	}
 	r.Product, r.Reads, r.At = s.Product.Name, string(b), time.Now().UTC().Truncate(time.Microsecond)
+	v, _ := readGroups.LoadOrStore(s, &readGroup{})
+	g := v.(*readGroup)
+	p := &pendingRead{r: r, done: make(chan error, 1), lead: make(chan struct{})}
+	g.mu.Lock()
+	g.queue = append(g.queue, p)
+	if g.writing {
+		g.mu.Unlock()
+		select {
+		case err := <-p.done: // written by another request's transaction
+			return err
+		case <-p.lead: // the next transaction is this request's to write
+		}
+		g.mu.Lock()
+	}
+	g.writing = true
+	batch := g.queue
+	g.queue = nil
+	g.mu.Unlock()
+	err = s.writeReads(ctx, batch)
+	for _, q := range batch {
+		q.done <- err
+	}
+	g.mu.Lock()
+	if len(g.queue) > 0 {
+		close(g.queue[0].lead)
+	} else {
+		g.writing = false
+	}
+	g.mu.Unlock()
+	return <-p.done
+}
+
+// readGroups holds each store's group commit of read records.
+var readGroups sync.Map // *Store → *readGroup
+
+type readGroup struct {
+	mu      sync.Mutex
+	writing bool // a transaction is writing records
+	queue   []*pendingRead
+}
+
+type pendingRead struct {
+	r    *PIIRead
+	done chan error
+	lead chan struct{} // closed when this request writes the next batch
+}
+
+// writeReads commits a batch of read records in one transaction, at the
+// next positions, in order.
+func (s *Store) writeReads(ctx context.Context, batch []*pendingRead) error {
 	if s.sqlite {
 		s.writeMu.Lock()
 		defer s.writeMu.Unlock()
 	}
-	err = s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-		if err := tx.NewRaw("UPDATE mg_pii_read_seq SET value = value + 1 WHERE product = ? RETURNING value", s.Product.Name).
-			Scan(ctx, &r.Sequence); err != nil {
+	recs := make([]*PIIRead, len(batch))
+	for i, q := range batch {
+		recs[i] = q.r
+	}
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		var last int64
+		if err := tx.NewRaw("UPDATE mg_pii_read_seq SET value = value + ? WHERE product = ? RETURNING value", len(recs), s.Product.Name).
+			Scan(ctx, &last); err != nil {
 			return fmt.Errorf("advance read counter: %w", err)
 		}
-		_, err := tx.NewInsert().Model(r).Exec(ctx)
+		for i, r := range recs {
+			r.Sequence = last - int64(len(recs)-1-i)
+		}
+		_, err := tx.NewInsert().Model(&recs).Exec(ctx)
 		return err
 	})
 	if err != nil {

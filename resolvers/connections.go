@@ -11,23 +11,44 @@ import (
 )
 
 // listArgs collects a connection field's arguments; the total is counted
-// only when the query selects totalCount.
+// only when the query selects totalCount, cursors computed only when it
+// selects edges or pageInfo.
 func listArgs(ctx context.Context, first *int, after *string, last *int, before *string, where map[string]any, orderBy []map[string]any) products.ListArgs {
-	return products.ListArgs{
+	a := products.ListArgs{
 		First: first, After: after, Last: last, Before: before,
 		Where: where, OrderBy: orderBy,
-		WantTotal: selects(ctx, "totalCount"),
 	}
+	if fc := graphql.GetFieldContext(ctx); fc != nil && graphql.HasOperationContext(ctx) {
+		oc := graphql.GetOperationContext(ctx)
+		a.WantTotal = selectsIn(oc, fc.Field, "totalCount")
+		a.Cursors = cursorsIn(oc, fc.Field)
+	}
+	return a
 }
 
-// selects tells whether the field being resolved selects a subfield.
-func selects(ctx context.Context, name string) bool {
-	for _, f := range graphql.CollectFieldsCtx(ctx, nil) {
-		if f.Name == name {
+// selectsIn tells whether the field selects a subfield.
+func selectsIn(oc *graphql.OperationContext, f graphql.CollectedField, name string) bool {
+	for _, c := range graphql.CollectFields(oc, f.Selections, nil) {
+		if c.Name == name {
 			return true
 		}
 	}
 	return false
+}
+
+// cursorsIn returns which cursors a connection field needs: all for
+// edges, the page's first and last for pageInfo alone, else none.
+func cursorsIn(oc *graphql.OperationContext, f graphql.CollectedField) products.CursorNeed {
+	need := products.NoCursors
+	for _, c := range graphql.CollectFields(oc, f.Selections, nil) {
+		switch c.Name {
+		case "edges":
+			return products.AllCursors
+		case "pageInfo":
+			need = products.EndCursors
+		}
+	}
+	return need
 }
 
 // getOrNil turns NOT_FOUND into a null result, as lookups by id answer.

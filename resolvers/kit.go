@@ -10,9 +10,6 @@ import (
 	"context"
 	"fmt"
 	"reflect"
-	"time"
-
-	"github.com/vikstrous/dataloadgen"
 
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/streaming"
@@ -44,11 +41,20 @@ func get[T any](ctx context.Context, r *Resolver, id int64) (*T, error) {
 	if err != nil {
 		return nil, err
 	}
+	var row *T
 	if pol := accessFrom(ctx, r).policy(e); pol != nil {
 		rows, err := products.Lookup[T](ctx, s.DB, e, "id", []int64{id}, pol)
-		return rows[id], err
+		if err != nil {
+			return nil, err
+		}
+		row = rows[id]
+	} else if row, err = getOrNil(products.Get[T](ctx, s.DB, e, id)); err != nil {
+		return nil, err
 	}
-	return getOrNil(products.Get[T](ctx, s.DB, e, id))
+	if row != nil {
+		expectBelow(ctx, r, fieldRows(ctx), []*T{row})
+	}
+	return row, nil
 }
 
 // list resolves an entity's list field: filtered, ordered, one page.
@@ -67,6 +73,7 @@ func list[T any](ctx context.Context, r *Resolver, first *int, after *string, la
 	if err != nil {
 		return nil, err
 	}
+	expectBelow(ctx, r, fieldRows(ctx), p.Nodes)
 	return products.NewConnection(p), nil
 }
 
@@ -142,8 +149,8 @@ func history[T any](ctx context.Context, r *Resolver, key int64, first *int, aft
 		}
 		return products.NewConnection(p), nil
 	}
-	l := loader(ctx, "history "+e.Name, func(wait time.Duration) *childLoader[products.AuditEntry] {
-		return newChildLoader[products.AuditEntry](s.DB, products.AuditEntity, "key", wait)
+	l := loader(ctx, "history "+e.Name, func(reg *loaders, name string) *childLoader[products.AuditEntry] {
+		return newChildLoader[products.AuditEntry](r, reg, name, s.DB, products.AuditEntity, "key", nil)
 	})
 	p, err := l.load(ctx, key, a)
 	if err != nil {
@@ -171,10 +178,10 @@ func lookup[T any, K interface{ int64 | *int64 }](ctx context.Context, r *Resolv
 		return nil, err
 	}
 	pol := accessFrom(ctx, r).policy(e)
-	l := loader(ctx, "lookup "+e.Name+"."+by+policyKey(pol), func(wait time.Duration) *dataloadgen.Loader[int64, *T] {
-		return byField[T](s.DB, e, by, pol, wait)
+	l := loader(ctx, lookupName(e, by, pol), func(reg *loaders, name string) *batcher[int64, *T] {
+		return byField[T](r, reg, name, s.DB, e, by, pol)
 	})
-	return l.Load(ctx, k)
+	return l.load(ctx, k)
 }
 
 // lookupRequired is lookup for a non-null field: a missing row is
@@ -228,8 +235,8 @@ func childPage[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk strin
 		return nil, fmt.Errorf("%s has no field %s", e.Name, fk)
 	}
 	a.Restrict = accessFrom(ctx, r).policy(e)
-	l := loader(ctx, "children "+e.Name+"."+fk+policyKey(a.Restrict), func(wait time.Duration) *childLoader[T] {
-		return newChildLoader[T, PT](s.DB, e, f.Column, wait)
+	l := loader(ctx, childrenName(e, fk, a.Restrict), func(reg *loaders, name string) *childLoader[T] {
+		return newChildLoader[T, PT](r, reg, name, s.DB, e, f.Column, a.Restrict)
 	})
 	return l.load(ctx, key, a)
 }
@@ -258,9 +265,14 @@ func findMany[T any, R any](ctx context.Context, r *Resolver, reps []R, id func(
 		return nil, err
 	}
 	out := make([]*T, len(reps))
+	found := make([]*T, 0, len(rows))
 	for i, id := range ids {
 		out[i] = rows[id]
+		if out[i] != nil {
+			found = append(found, out[i])
+		}
 	}
+	expectBelow(ctx, r, fieldRows(ctx), found)
 	return out, nil
 }
 

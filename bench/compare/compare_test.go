@@ -87,6 +87,30 @@ COMMIT;
 	}
 }
 
+// TestReadScriptReplaysTheReadAudit: a read that records its reads of
+// personal data replays at a fresh position each time (the position the
+// counter returned is a variable), in the schema it ran in (every store
+// has its own mg_* tables).
+func TestReadScriptReplaysTheReadAudit(t *testing.T) {
+	seq := "8"
+	stmts := []statement{
+		{SQL: `SELECT "customer"."name" FROM "customers" AS "customer" WHERE ("id" IN (8, 9))`, Path: "customers"},
+		{SQL: `UPDATE mg_pii_read_seq SET value = value + 1 WHERE product = 'customers' RETURNING value`, Path: `"customers"`, Cols: []string{"value"}, Rows: [][]*string{{&seq}}},
+		{SQL: `INSERT INTO "mg_pii_reads" ("sequence", "product", "reads") VALUES (8, 'customers', '[{"keys":[8,9]}]')`, Path: "customers, public"},
+	}
+	got, err := readScript(stmts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := `SELECT "customer"."name" FROM "customers" AS "customer" WHERE ("id" IN (8, 9));
+UPDATE "customers".mg_pii_read_seq SET value = value + 1 WHERE product = 'customers' RETURNING value \gset s1_
+INSERT INTO "customers"."mg_pii_reads" ("sequence", "product", "reads") VALUES (:s1_value, 'customers', '[{"keys":[8,9]}]');
+`
+	if got != want {
+		t.Fatalf("got\n%s\nwant\n%s", got, want)
+	}
+}
+
 func testPostgres(t *testing.T) string {
 	dsn := os.Getenv("MESHGATE_TEST_POSTGRES")
 	if dsn == "" {

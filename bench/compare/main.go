@@ -483,9 +483,13 @@ func wrkSystem(name, dir, script, url string, b body, p *proc) system {
 
 func pgbenchSystem(name string, db *benchDB, script, path, mode, dir string, connLimit int) system {
 	return system{Name: name, run: func(ctx context.Context, c int) (result, error) {
-		// The role's connection limit also covers the idle pools of the
-		// gateways and PostGraphile: pgbench gets what is left.
-		clients := min(c, max(1, connLimit-24))
+		// The role's connection limit also covers the pools of the
+		// gateways and PostGraphile: pgbench gets what is left of it.
+		held, err := db.openSessions(ctx)
+		if err != nil {
+			return result{}, err
+		}
+		clients := min(c, max(1, connLimit-held-2))
 		return runPgbench(ctx, db.DSN, script, path, mode, dir, clients, roundDuration)
 	}}
 }

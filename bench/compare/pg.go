@@ -95,6 +95,13 @@ func (b *benchDB) stats(ctx context.Context) (dbStats, error) {
 	return s, err
 }
 
+// openSessions returns how many sessions the run's role holds now.
+func (b *benchDB) openSessions(ctx context.Context) (int, error) {
+	var n int
+	err := b.admin.QueryRowContext(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = $1`, b.Name).Scan(&n)
+	return n, err
+}
+
 // serverVersion returns PostgreSQL's version string.
 func (b *benchDB) serverVersion(ctx context.Context) string {
 	var v string

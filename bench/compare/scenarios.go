@@ -305,8 +305,10 @@ func firstList(v any) (int, bool) {
 var (
 	// bookkeeping matches what the relays and consumers beside a request
 	// send: statements on meshgate's own tables, transaction control (a
-	// read request runs none) and the relays' advisory locks.
-	bookkeeping = regexp.MustCompile(`(?i)\bmg_(audit|consumed|source|migrations|framework|outbox)|^\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|END)\b|pg_(try_)?advisory`)
+	// read request runs none) and the relays' advisory locks; and pgx's
+	// "-- ping", its check of a pooled session idle for over a second
+	// before reuse (a sequential capture sees it, a loaded gateway not).
+	bookkeeping = regexp.MustCompile(`(?i)\bmg_(audit|consumed|source|migrations|framework|outbox)|^\s*(BEGIN|COMMIT|ROLLBACK|START TRANSACTION|END)\b|pg_(try_)?advisory|^\s*-- ping\s*$`)
 	sessionSet  = regexp.MustCompile(`(?i)^\s*SET\s`)
 )
 
@@ -346,15 +348,45 @@ func searchPath(stmts []statement) string {
 }
 
 // readScript writes the statements of one read request as a pgbench
-// script, parameters written as literals.
+// script, parameters written as literals. A read can write too (the PII
+// read audit takes the next position of a counter row, RETURNING it, and
+// inserts the record at it): a one-row RETURNING is stored with \gset, and
+// later integer literals equal to it (outside string literals) become the
+// variable, so that every replay inserts at a fresh position.
 func readScript(stmts []statement) (string, error) {
 	var b strings.Builder
-	for _, s := range stmts {
+	vars := map[int64]string{}
+	for i, s := range stmts {
 		sql, err := s.Literal()
 		if err != nil {
 			return "", err
 		}
-		b.WriteString(oneLine(sql) + ";\n")
+		sql = oneLine(sql)
+		// meshgate's own tables (mg_*) exist in every store's schema:
+		// name the one the statement ran in, pgbench's search_path holds
+		// them all.
+		if schema, _, _ := strings.Cut(s.Path, ","); strings.TrimSpace(schema) != "" {
+			sql = ownTable.ReplaceAllString(sql, `${1} "`+strings.Trim(strings.TrimSpace(schema), `"`)+`".${2}`)
+		}
+		if len(vars) > 0 {
+			sql = mapLiterals(sql, func(lit int64) (string, bool) {
+				v, ok := vars[lit]
+				return ":" + v, ok
+			})
+		}
+		if len(s.Rows) == 1 && len(s.Cols) > 0 && strings.Contains(strings.ToUpper(sql), "RETURNING") {
+			prefix := fmt.Sprintf("s%d_", i)
+			for j, c := range s.Cols {
+				if j < len(s.Rows[0]) && s.Rows[0][j] != nil {
+					if v, err := strconv.ParseInt(*s.Rows[0][j], 10, 64); err == nil {
+						vars[v] = prefix + ident.ReplaceAllString(strings.ToLower(c), "_")
+					}
+				}
+			}
+			b.WriteString(sql + " \\gset " + prefix + "\n")
+			continue
+		}
+		b.WriteString(sql + ";\n")
 	}
 	return b.String(), nil
 }
@@ -424,6 +456,10 @@ func isTxEnd(sql string) bool {
 	s := strings.ToUpper(strings.TrimSpace(sql))
 	return strings.HasPrefix(s, "COMMIT") || strings.HasPrefix(s, "END")
 }
+
+// ownTable matches an unqualified name of one of meshgate's own tables
+// after FROM, INTO, UPDATE or JOIN.
+var ownTable = regexp.MustCompile(`(?i)\b(FROM|INTO|UPDATE|JOIN)\s+("?mg_[a-z0-9_]+"?)`)
 
 var ident = regexp.MustCompile(`[^a-z0-9_]`)
 
