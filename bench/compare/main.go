@@ -424,7 +424,8 @@ func runSideBySide(ctx context.Context, o *options, root, runDir string, rep *re
 		}
 		// pgbench writes into a copy of the schema: meshgate's relay would
 		// otherwise publish its rows and the reactions would process them.
-		if first, _, _ := strings.Cut(path, ","); first != "" {
+		if first, _, _ := strings.Cut(path, ","); strings.Trim(first, `" `) != "" {
+			first = strings.Trim(first, `" `) // captured as SET search_path TO "orders"
 			copyName := "pgbench_" + first
 			if err := db.cloneSchema(ctx, first, copyName); err != nil {
 				return fmt.Errorf("copy schema %s for pgbench: %w", first, err)
