@@ -13,8 +13,20 @@ import (
 	"time"
 )
 
-// PostgresBin is where the PostgreSQL server binaries are looked for.
-var PostgresBin = "/usr/lib/postgresql/15/bin"
+// PostgresBin returns the directory of the PostgreSQL server binaries: the
+// newest /usr/lib/postgresql/<version>/bin holding initdb (Debian's
+// layout), or "" when there is none.
+func PostgresBin() string {
+	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb")
+	best, bestVersion := "", -1
+	for _, d := range dirs {
+		v, err := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(d))))
+		if err == nil && v > bestVersion {
+			best, bestVersion = filepath.Dir(d), v
+		}
+	}
+	return best
+}
 
 // Postgres is a private PostgreSQL server for a test that stops, restarts or
 // breaks it (never the shared server of the other tests). As root it runs
@@ -25,6 +37,7 @@ type Postgres struct {
 	// DSN reaches the database "postgres" as the superuser postgres.
 	DSN string
 
+	bin  string // directory of the server binaries
 	root string
 	as   string // user to run the binaries as ("" = this one)
 }
@@ -34,13 +47,14 @@ type Postgres struct {
 // binaries it skips t, or fails it when CI is set.
 func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
-	if _, err := os.Stat(filepath.Join(PostgresBin, "initdb")); err != nil {
+	bin := PostgresBin()
+	if bin == "" {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL server binaries are missing (%v) while CI is set: install postgresql-15", err)
+			t.Fatalf("the PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin/initdb) are missing while CI is set: apt-get install postgresql")
 		}
-		t.Skipf("PostgreSQL server binaries are missing (%v): install postgresql-15 to run", err)
+		t.Skipf("the PostgreSQL server binaries (/usr/lib/postgresql/<version>/bin/initdb) are missing: apt-get install postgresql to run")
 	}
-	p, err := NewPostgres(t.TempDir())
+	p, err := NewPostgres(bin, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,16 +65,16 @@ func StartPostgres(t testing.TB) *Postgres {
 	return p
 }
 
-// NewPostgres initialises a cluster under root (which must exist) without
-// starting it.
-func NewPostgres(root string) (*Postgres, error) {
+// NewPostgres initialises a cluster under root (which must exist) with the
+// binaries in bin, without starting it.
+func NewPostgres(bin, root string) (*Postgres, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
 	port := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	p := &Postgres{root: root, Dir: filepath.Join(root, "data"), Port: port,
+	p := &Postgres{bin: bin, root: root, Dir: filepath.Join(root, "data"), Port: port,
 		DSN: fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)}
 	if os.Geteuid() == 0 {
 		u, err := user.Lookup("postgres")
@@ -87,10 +101,10 @@ func NewPostgres(root string) (*Postgres, error) {
 	return p, nil
 }
 
-func (p *Postgres) run(bin string, args ...string) ([]byte, error) {
+func (p *Postgres) run(name string, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	path := filepath.Join(PostgresBin, bin)
+	path := filepath.Join(p.bin, name)
 	var cmd *exec.Cmd
 	if p.as != "" {
 		cmd = exec.CommandContext(ctx, "runuser", append([]string{"-u", p.as, "--", path}, args...)...)
