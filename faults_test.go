@@ -196,6 +196,9 @@ func TestFaultPostgresRestart(t *testing.T) {
 	meshtest.Until(t, time.Minute, 50*time.Millisecond, "requests to fail while PostgreSQL is down", func() (bool, string) {
 		return failed() >= before+10, c.load.Summary()
 	})
+	// Down for 5 s at least, long enough for the relays, consumers and
+	// subscription hub to fail and retry too.
+	time.Sleep(time.Until(down.Add(5 * time.Second)))
 	if err := pg.Start(); err != nil {
 		t.Fatal(err)
 	}
