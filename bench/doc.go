@@ -72,6 +72,14 @@
 //     fragment bombs and cycles, directives, deep nesting, huge strings)
 //     through the handler with the default limits; fails above 50 ms.
 //
+// The soak of issue 13 (item 8) is the program bench/soak: one meshgate
+// process on PostgreSQL under mixed load with subscription churn for
+// -duration (10 minutes by default); it reports error counts, p99 drift,
+// goroutine and heap slope, and the reconciliation of the books
+// (internal/meshtest):
+//
+//	MESHGATE_TEST_POSTGRES=… go run ./bench/soak -duration 10m
+//
 // Each benchmark measures for a fixed time or amount of work and runs once:
 //
 //	MESHGATE_TEST_POSTGRES='postgres://postgres@127.0.0.1:5432/test?sslmode=disable' \

@@ -4,19 +4,17 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sort"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 
+	"github.com/meshgate/meshgate/internal/meshtest"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/customers"
 	"github.com/meshgate/meshgate/products/inventory"
 	"github.com/meshgate/meshgate/products/orders"
-	"github.com/meshgate/meshgate/products/shipments"
 )
 
 // instance is one gateway instance's streaming side: a relay per store and
@@ -81,139 +79,26 @@ func (in *instance) stop() {
 	in.relays.Stop()
 }
 
-// cents is a SQL expression of a money column's sum in cents (money is
-// stored as whole cents: the sum is exact).
-func cents(column string) string {
-	return "COALESCE(SUM(" + column + "), 0)"
-}
-
-// books compares what the reactions derived with what the sources hold and
-// returns the differences ("" when the books are exact): every order has
-// reacted (none PLACED), no cancelled order holds stock, exactly the orders
-// whose stock is reserved have a shipment being prepared, every item's
-// stock is its initial stock minus its live reservations, and sales equals
-// SQL over the orders store.
+// books compares what the reactions derived with what the sources hold
+// and returns the differences ("" when the books are exact); see
+// meshtest.Books, which the tests driving gateway processes share.
 func books(t testing.TB, m *products.Mesh, initial map[int64]int) string {
 	t.Helper()
-	ctx := context.Background()
-	var out []string
-	placed, err := m.Store("orders").DB.NewSelect().Model((*orders.Order)(nil)).Where("status = ?", orders.StatusPlaced).Count(ctx)
+	d, err := meshtest.Books(context.Background(), m, initial)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if placed > 0 {
-		out = append(out, fmt.Sprintf("%d orders still PLACED", placed))
-	}
-	var all []orders.Order
-	if err := m.Store("orders").DB.NewSelect().Model(&all).Scan(ctx); err != nil {
-		t.Fatal(err)
-	}
-	status := map[int64]string{}
-	for _, o := range all {
-		status[o.ID] = o.Status
-	}
-	var res []inventory.Reservation
-	if err := m.Store("inventory").DB.NewSelect().Model(&res).Scan(ctx); err != nil {
-		t.Fatal(err)
-	}
-	held := map[int64]int{}
-	for _, r := range res {
-		if r.Status != inventory.Reserved {
-			continue
-		}
-		if status[r.ID] == orders.StatusCancelled {
-			out = append(out, fmt.Sprintf("order %d is CANCELLED but its stock is RESERVED", r.ID))
-		}
-		for _, l := range r.Lines {
-			held[l.ItemID] += l.Quantity
-		}
-	}
-	var ships []shipments.Shipment
-	if err := m.Store("shipments").DB.NewSelect().Model(&ships).Scan(ctx); err != nil {
-		t.Fatal(err)
-	}
-	preparing := map[int64]bool{}
-	for _, sh := range ships {
-		if sh.Status == shipments.Preparing {
-			preparing[sh.OrderID] = true
-		}
-	}
-	for _, r := range res {
-		switch {
-		case r.Status == inventory.Reserved && !preparing[r.ID]:
-			out = append(out, fmt.Sprintf("order %d is RESERVED but has no shipment PREPARING", r.ID))
-		case r.Status != inventory.Reserved && preparing[r.ID]:
-			out = append(out, fmt.Sprintf("order %d is %s at inventory but has a shipment PREPARING", r.ID, r.Status))
-		}
-	}
-	var items []inventory.Item
-	if err := m.Store("inventory").DB.NewSelect().Model(&items).Scan(ctx); err != nil {
-		t.Fatal(err)
-	}
-	for _, it := range items {
-		if want := initial[it.ID] - held[it.ID]; it.Stock != want {
-			out = append(out, fmt.Sprintf("item %d: stock %d, want %d - %d held = %d", it.ID, it.Stock, initial[it.ID], held[it.ID], want))
-		}
-	}
-	if d := salesBooks(t, m); d != "" {
-		out = append(out, d)
-	}
-	sort.Strings(out)
-	if len(out) > 12 {
-		out = append(out[:12], fmt.Sprintf("… and %d more", len(out)-12))
-	}
-	return strings.Join(out, "\n")
+	return d
 }
 
 // salesBooks compares sales with SQL over the orders store ("" when equal).
 func salesBooks(t testing.TB, m *products.Mesh) string {
 	t.Helper()
-	ctx := context.Background()
-	var out []string
-	type figure struct {
-		K     int64 `bun:"k"`
-		N     int64 `bun:"n"`
-		Cents int64 `bun:"c"`
+	d, err := meshtest.SalesBooks(context.Background(), m)
+	if err != nil {
+		t.Fatal(err)
 	}
-	load := func(s *products.Store, q string, args ...any) map[int64]figure {
-		var rows []figure
-		if err := s.DB.NewRaw(q, args...).Scan(ctx, &rows); err != nil {
-			t.Fatalf("%s: %v", q, err)
-		}
-		m := map[int64]figure{}
-		for _, r := range rows {
-			if r.N != 0 || r.Cents != 0 {
-				m[r.K] = r
-			}
-		}
-		return m
-	}
-	compare := func(what string, want, got map[int64]figure) {
-		for k, w := range want {
-			if got[k] != w {
-				out = append(out, fmt.Sprintf("%s %d: sales has %+v, orders say %+v", what, k, got[k], w))
-			}
-		}
-		for k, g := range got {
-			if _, ok := want[k]; !ok {
-				out = append(out, fmt.Sprintf("%s %d: sales has %+v, orders say nothing", what, k, g))
-			}
-		}
-	}
-	compare("customer",
-		load(m.Store("orders"), "SELECT customer_id AS k, COUNT(*) AS n, "+cents("total")+" AS c FROM orders WHERE status <> 'CANCELLED' GROUP BY customer_id"),
-		load(m.Store("sales"), "SELECT id AS k, orders AS n, revenue AS c FROM customer_value"))
-	compare("item",
-		load(m.Store("orders"), "SELECT l.item_id AS k, SUM(l.quantity) AS n, "+cents("l.amount")+" AS c FROM order_lines AS l JOIN orders AS o ON o.id = l.order_id WHERE o.status <> 'CANCELLED' GROUP BY l.item_id"),
-		load(m.Store("sales"), "SELECT id AS k, units AS n, revenue AS c FROM item_sales"))
-	compare("all days",
-		load(m.Store("orders"), "SELECT 0 AS k, COUNT(*) AS n, "+cents("total")+" AS c FROM orders WHERE status <> 'CANCELLED'"),
-		load(m.Store("sales"), "SELECT 0 AS k, COALESCE(SUM(orders), 0) AS n, "+cents("revenue")+" AS c FROM daily_revenue"))
-	sort.Strings(out)
-	if len(out) > 12 {
-		out = append(out[:12], fmt.Sprintf("… and %d more", len(out)-12))
-	}
-	return strings.Join(out, "\n")
+	return d
 }
 
 // shop creates customers and items for a test's orders and returns their
