@@ -35,8 +35,10 @@ type Ledger struct {
 	// (Duplicates of them repeat an earlier record's ID: delivery is at
 	// least once; consumers skip them).
 	Entries, Records, Duplicates int
-	// Applied counts, per reacting product, the changes it applied.
-	Applied map[string]int
+	// Applied counts, per reacting product, the changes it applied;
+	// Parked, the changes its reaction failed on and parked (dead letters
+	// still parked: applied by nobody, visible as parked).
+	Applied, Parked map[string]int
 	// Problems lists every difference; none when the books are exact.
 	Problems []string
 }
@@ -51,6 +53,14 @@ func (l *Ledger) String() string {
 	}
 	sort.Strings(applied)
 	s := fmt.Sprintf("%d audit entries, %d records on Kafka (%d duplicates), applied: %s", l.Entries, l.Records, l.Duplicates, strings.Join(applied, ", "))
+	var parked []string
+	for p, n := range l.Parked {
+		parked = append(parked, fmt.Sprintf("%s %d", p, n))
+	}
+	if len(parked) > 0 {
+		sort.Strings(parked)
+		s += ", parked: " + strings.Join(parked, ", ")
+	}
 	if len(l.Problems) == 0 {
 		return s + "; exact"
 	}
@@ -78,9 +88,10 @@ func Topics(m *products.Mesh, prefix string) []string {
 // (product, sequence), and nothing else is; every reacting product applied
 // every change of the entities it consumes exactly once (its record of
 // applied changes, products' mg_consumed, holds each once, and its
-// applied counter agrees) and nothing else.
+// applied counter agrees) or parked it as a dead letter (never both), and
+// nothing else.
 func Reconcile(ctx context.Context, m *products.Mesh, brokers []string, prefix string) (*Ledger, error) {
-	l := &Ledger{Applied: map[string]int{}}
+	l := &Ledger{Applied: map[string]int{}, Parked: map[string]int{}}
 	audit := map[string][]products.AuditEntry{}
 	known := map[ID]products.AuditEntry{}
 	for _, s := range m.Stores {
@@ -158,9 +169,22 @@ func Reconcile(ctx context.Context, m *products.Mesh, brokers []string, prefix s
 			}
 		}
 		l.Applied[p.Name] = len(rows)
+		parked := map[ID]bool{}
+		letters, err := store.DeadLetters(ctx, products.DeadLetterQuery{Status: products.Parked, Limit: products.MaxDeadLetters})
+		if err != nil {
+			return nil, fmt.Errorf("%s: read dead letters: %w", p.Name, err)
+		}
+		for _, d := range letters {
+			id := ID{d.Source, d.Sequence}
+			parked[id] = true
+			l.Parked[p.Name]++
+			if applied[id] {
+				l.Problems = append(l.Problems, fmt.Sprintf("%s both applied and parked %s", p.Name, id))
+			}
+		}
 		for source, entities := range consumes {
 			for _, e := range audit[source] {
-				if entities[e.Entity] && !applied[ID{source, e.Sequence}] {
+				if id := (ID{source, e.Sequence}); entities[e.Entity] && !applied[id] && !parked[id] {
 					l.Problems = append(l.Problems, fmt.Sprintf("%s never applied %s/%d (%s %d %s)", p.Name, source, e.Sequence, e.Entity, e.Key, e.Op))
 				}
 			}
