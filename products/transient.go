@@ -2,13 +2,10 @@ package products
 
 import (
 	"context"
-	"database/sql"
-	"database/sql/driver"
 	"errors"
 	"io"
 	"net"
 	"strings"
-	"syscall"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"modernc.org/sqlite"
@@ -20,20 +17,18 @@ import (
 // later: the server unreachable, restarting or out of connections, a
 // connection broken, a lock, statement or context timeout, a serialization
 // failure or deadlock (PostgreSQL), a busy or locked database (SQLite), or
-// an UNAVAILABLE error. Reactions retry such failures for as long as they
+// an UNAVAILABLE error: what Unreachable tells, and the waits and conflicts
+// on top. Reactions retry such failures for as long as they
 // last (a store outage is not a poison event). Like violationOf it reads
 // the drivers' error codes, never message texts.
 func Transient(err error) bool {
 	if err == nil {
 		return false
 	}
-	if ErrorCode(err) == Unavailable {
+	if ErrorCode(err) == Unavailable || Unreachable(err) {
 		return true
 	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) ||
-		errors.Is(err, driver.ErrBadConn) || errors.Is(err, sql.ErrConnDone) ||
-		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) ||
-		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE) {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) || errors.Is(err, io.EOF) {
 		return true
 	}
 	var ne net.Error
@@ -43,18 +38,16 @@ func Transient(err error) bool {
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		switch {
-		case strings.HasPrefix(pg.Code, "08"), // connection exception
-			strings.HasPrefix(pg.Code, "40"),  // transaction rollback: serialization failure, deadlock
-			strings.HasPrefix(pg.Code, "53"),  // insufficient resources: too many connections, out of memory, disk full
-			strings.HasPrefix(pg.Code, "57P"), // admin or crash shutdown, cannot connect now
-			pg.Code == "55P03",                // lock not available (lock_timeout)
-			pg.Code == "57014":                // query cancelled (statement_timeout)
+		case strings.HasPrefix(pg.Code, "40"), // transaction rollback: serialization failure, deadlock
+			strings.HasPrefix(pg.Code, "53"), // insufficient resources: too many connections, out of memory, disk full
+			pg.Code == "57P04",               // database dropped (the other 57P codes are Unreachable)
+			pg.Code == "55P03",               // lock not available (lock_timeout)
+			pg.Code == "57014":               // query cancelled (statement_timeout)
 			return true
 		}
 		return false
 	}
-	var ce *pgconn.ConnectError
-	if errors.As(err, &ce) || pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
+	if pgconn.Timeout(err) || pgconn.SafeToRetry(err) {
 		return true
 	}
 	var lite *sqlite.Error
