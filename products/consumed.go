@@ -2,7 +2,10 @@ package products
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/uptrace/bun"
@@ -58,6 +61,88 @@ func (t *Tx) Consume(ctx context.Context, source string, sequence int64, at time
 	return true, nil
 }
 
+// Consumed is one source change a batch is about to apply (see
+// Tx.ConsumeAll).
+type Consumed struct {
+	Source   string
+	Sequence int64
+	At       time.Time
+}
+
+// consumeChunk bounds the rows of one multi-row statement (SQLite allows
+// 32,766 parameters).
+const consumeChunk = 500
+
+// ConsumeAll is Consume for a batch of changes in a few statements: one
+// multi-row insert into the record of applied changes per 500 changes and
+// one for the sources' positions. fresh[i] tells whether events[i] is to be
+// applied; false means it was applied before, or it repeats an earlier
+// event of the batch: the caller must then skip it.
+func (t *Tx) ConsumeAll(ctx context.Context, events []Consumed) (fresh []bool, err error) {
+	fresh = make([]bool, len(events))
+	type pos struct {
+		source   string
+		sequence int64
+	}
+	first := make(map[pos]int, len(events)) // the index of each change's first event
+	rows := make([]consumedEvent, 0, len(events))
+	for i, e := range events {
+		k := pos{e.Source, e.Sequence}
+		if _, ok := first[k]; ok {
+			continue
+		}
+		first[k] = i
+		rows = append(rows, consumedEvent{Source: e.Source, Sequence: e.Sequence})
+	}
+	for i := 0; i < len(rows); i += consumeChunk {
+		part := rows[i:min(i+consumeChunk, len(rows))]
+		var inserted []consumedEvent
+		if err := t.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("source, sequence").
+			Scan(ctx, &inserted); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, fmt.Errorf("record %d consumed changes: %w", len(part), err)
+		}
+		for _, r := range inserted {
+			fresh[first[pos{r.Source, r.Sequence}]] = true
+		}
+	}
+	// One position per source: the highest sequence applied, how many.
+	bySource := map[string]*SourcePosition{}
+	var sources []string
+	for i, e := range events {
+		if !fresh[i] {
+			continue
+		}
+		p := bySource[e.Source]
+		if p == nil {
+			p = &SourcePosition{Source: e.Source, AppliedAt: t.now}
+			bySource[e.Source] = p
+			sources = append(sources, e.Source)
+		}
+		p.Applied++
+		if e.Sequence > p.Sequence {
+			p.Sequence, p.At = e.Sequence, e.At.UTC()
+		}
+	}
+	if len(sources) == 0 {
+		return fresh, nil
+	}
+	sort.Strings(sources)
+	positions := make([]SourcePosition, len(sources))
+	for i, s := range sources {
+		positions[i] = *bySource[s]
+	}
+	if _, err := t.NewInsert().Model(&positions).
+		On("CONFLICT (source) DO UPDATE").
+		Set("sequence = CASE WHEN EXCLUDED.sequence > ?TableAlias.sequence THEN EXCLUDED.sequence ELSE ?TableAlias.sequence END").
+		Set("at = CASE WHEN EXCLUDED.sequence > ?TableAlias.sequence THEN EXCLUDED.at ELSE ?TableAlias.at END").
+		Set("applied_at = EXCLUDED.applied_at").
+		Set("applied = ?TableAlias.applied + EXCLUDED.applied").
+		Exec(ctx); err != nil {
+		return nil, fmt.Errorf("record positions of %v: %w", sources, err)
+	}
+	return fresh, nil
+}
+
 // keyPosition is the newest position of a source's entity key whose change
 // a product has applied: the source's events for one key may arrive out of
 // order (a broker that lost its log, a republish racing live publishing),
@@ -72,12 +157,108 @@ type keyPosition struct {
 	Sequence int64  `bun:"sequence,notnull"`
 }
 
+// keyRef names a source's entity key.
+type keyRef struct {
+	source, entity string
+	key            int64
+}
+
+// keyState is a key's newest applied sequence as a batch sees it: read
+// once (LoadNewest), advanced in memory, written back once (SaveNewest).
+type keyState struct {
+	sequence int64
+	dirty    bool
+}
+
+// LoadNewest reads, inside tx, the newest applied positions of the keys of
+// the given changes (one statement per source entity and 500 keys), so that
+// Newest answers for them from memory; SaveNewest must then be called
+// before the transaction commits. The caller holds the product's reaction
+// lock (Store.WriteExclusive), so nothing else changes these rows meanwhile.
+func (t *Tx) LoadNewest(ctx context.Context, changes []*AuditEntry) error {
+	if t.keys == nil {
+		t.keys = map[keyRef]*keyState{}
+	}
+	type entity struct{ source, entity string }
+	wanted := map[entity][]int64{}
+	var order []entity
+	for _, e := range changes {
+		k := keyRef{e.Product, e.Entity, e.Key}
+		if _, ok := t.keys[k]; ok {
+			continue
+		}
+		t.keys[k] = &keyState{}
+		en := entity{e.Product, e.Entity}
+		if _, ok := wanted[en]; !ok {
+			order = append(order, en)
+		}
+		wanted[en] = append(wanted[en], e.Key)
+	}
+	for _, en := range order {
+		ids := wanted[en]
+		for i := 0; i < len(ids); i += consumeChunk {
+			var rows []keyPosition
+			if err := t.NewSelect().Model(&rows).Where("source = ? AND entity = ? AND key IN (?)", en.source, en.entity,
+				bun.List(ids[i:min(i+consumeChunk, len(ids))])).Scan(ctx); err != nil {
+				return fmt.Errorf("read positions of %s %s: %w", en.source, en.entity, err)
+			}
+			for _, r := range rows {
+				t.keys[keyRef{r.Source, r.Entity, r.Key}].sequence = r.Sequence
+			}
+		}
+	}
+	return nil
+}
+
+// SaveNewest writes the positions Newest advanced in memory since
+// LoadNewest: one multi-row upsert per 500 keys.
+func (t *Tx) SaveNewest(ctx context.Context) error {
+	var rows []keyPosition
+	for k, st := range t.keys {
+		if st.dirty {
+			rows = append(rows, keyPosition{Source: k.source, Entity: k.entity, Key: k.key, Sequence: st.sequence})
+			st.dirty = false
+		}
+	}
+	sort.Slice(rows, func(i, j int) bool {
+		a, b := rows[i], rows[j]
+		if a.Source != b.Source {
+			return a.Source < b.Source
+		}
+		if a.Entity != b.Entity {
+			return a.Entity < b.Entity
+		}
+		return a.Key < b.Key
+	})
+	for i := 0; i < len(rows); i += consumeChunk {
+		part := rows[i:min(i+consumeChunk, len(rows))]
+		if _, err := t.NewInsert().Model(&part).
+			On("CONFLICT (source, entity, key) DO UPDATE").
+			Set("sequence = CASE WHEN EXCLUDED.sequence > ?TableAlias.sequence THEN EXCLUDED.sequence ELSE ?TableAlias.sequence END").
+			Exec(ctx); err != nil {
+			return fmt.Errorf("record positions of %d keys: %w", len(part), err)
+		}
+	}
+	return nil
+}
+
 // Newest records, inside tx, that the change at sequence of the source's
 // entity key is being applied, and tells whether it is the newest change
 // of that key applied so far. false means a newer change of the key was
 // applied before: this one is stale and must not override its effect.
 // One statement; the key's row stays locked until the transaction ends.
+// For a key LoadNewest read, it is answered from memory (and written by
+// SaveNewest).
 func (t *Tx) Newest(ctx context.Context, source, entity string, key, sequence int64) (bool, error) {
+	if st := t.keys[keyRef{source, entity, key}]; st != nil {
+		if sequence < st.sequence {
+			return false, nil
+		}
+		if sequence > st.sequence {
+			st.sequence, st.dirty = sequence, true
+		}
+		return true, nil
+	}
 	var newest int64
 	err := t.NewInsert().Model(&keyPosition{Source: source, Entity: entity, Key: key, Sequence: sequence}).
 		On("CONFLICT (source, entity, key) DO UPDATE").

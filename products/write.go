@@ -19,12 +19,18 @@ type Tx struct {
 	changes []AuditEntry
 	now     time.Time
 	cause   string
+	keys    map[keyRef]*keyState // see LoadNewest
 }
 
 // Cause attributes the changes recorded from now on to the request id of
 // the event that caused them (reactions: the source change's request id),
 // instead of the request id in the context of Write.
 func (t *Tx) Cause(requestID string) { t.cause = requestID }
+
+// CauseID is the request id set by Cause ("": the request id in the
+// context of Write). A batch that records its changes in Flush takes it
+// for each change in Apply, to record the change with its own cause.
+func (t *Tx) CauseID() string { return t.cause }
 
 // Now is the transaction's timestamp (UTC, microseconds), used for the
 // rows' timestamps and the audit entries alike.

@@ -31,7 +31,10 @@ type Consumer struct {
 	Kafka  KafkaConfig
 	Group  string
 	Log    *slog.Logger
-	// Batch is the most messages applied in one transaction (default 200).
+	// Batch is the most messages applied in one transaction (default
+	// DefaultConsumerBatch). A batch costs a few statements whatever its
+	// size, plus what the reaction does per event: larger batches catch up
+	// faster, and only what is already fetched is waited for.
 	Batch int
 	// MaxBackoff bounds waits after failures: between attempts at a
 	// failing batch or event, and before rejoining the group (default
@@ -89,6 +92,16 @@ func (c *Consumer) reached(ends map[topicPartition]int64) bool {
 	return true
 }
 
+// DefaultConsumerBatch is the default of Consumer.Batch.
+const DefaultConsumerBatch = 1000
+
+func (c *Consumer) batch() int {
+	if c.Batch <= 0 {
+		return DefaultConsumerBatch
+	}
+	return c.Batch
+}
+
 func (c *Consumer) logger() *slog.Logger {
 	if c.Log == nil {
 		return slog.New(slog.DiscardHandler)
@@ -133,6 +146,9 @@ func (c *Consumer) session(ctx context.Context, topics []string, log *slog.Logge
 	}
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Return.Errors = true
+	// A partition's channel holds a whole batch, fetched while the previous
+	// batch is applied.
+	cfg.ChannelBufferSize = max(cfg.ChannelBufferSize, c.batch())
 	cfg.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{sarama.NewBalanceStrategySticky()}
 	client, err := sarama.NewClient(c.Kafka.Brokers, cfg)
 	if err != nil {
@@ -199,10 +215,7 @@ func (groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 // is retried alone (see isolate) and parked if it keeps failing, and the
 // rest of the partition flows on.
 func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
-	batch := h.c.Batch
-	if batch <= 0 {
-		batch = 200
-	}
+	batch := h.c.batch()
 	ctx := sess.Context()
 	msgs := claim.Messages()
 	for {
@@ -260,9 +273,19 @@ func (h groupHandler) handle(ctx context.Context, sess sarama.ConsumerGroupSessi
 			return h.isolate(ctx, sess, msgs[0], err)
 		}
 		// Apply the events before the failing one without it, then
-		// retry it alone. A failure of Flush names no event: the first is
-		// taken alone, then the rest, until the culprit is alone.
-		i := max(re.index, 0)
+		// retry it alone. A failure of Flush names no event: the batch is
+		// halved, each half applied (and halved again if it fails) in
+		// order, until the culprit is alone.
+		if re.index < 0 {
+			half := len(msgs) / 2
+			if !h.handle(ctx, sess, msgs[:half]) {
+				return false
+			}
+			msgs = msgs[half:]
+			wait = h.c.backoff()
+			continue
+		}
+		i := re.index
 		if i > 0 && !h.handle(ctx, sess, msgs[:i]) {
 			return false
 		}
@@ -343,8 +366,10 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 		if err != nil {
 			return err
 		}
-		b := c.Reaction.NewBatch()
-		var causes requestIDs
+		// The batch is recorded as consumed, and its keys' positions read,
+		// in a few statements for all its events (not a few per event).
+		var consumed []products.Consumed
+		var at []int // consumed[j] is entries[at[j]]
 		for i, e := range entries {
 			if e == nil {
 				continue
@@ -355,12 +380,30 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 				}
 				continue
 			}
-			fresh, err := tx.Consume(ctx, e.Product, e.Sequence, e.At)
-			if err != nil {
-				return err
-			}
-			if !fresh {
+			consumed = append(consumed, products.Consumed{Source: e.Product, Sequence: e.Sequence, At: e.At})
+			at = append(at, i)
+		}
+		fresh, err := tx.ConsumeAll(ctx, consumed)
+		if err != nil {
+			return err
+		}
+		apply := make([]bool, len(entries))
+		var changes []*products.AuditEntry
+		for j, i := range at {
+			if !fresh[j] {
 				res.dups++
+				continue
+			}
+			apply[i] = true
+			changes = append(changes, entries[i])
+		}
+		if err := tx.LoadNewest(ctx, changes); err != nil {
+			return err
+		}
+		b := c.Reaction.NewBatch()
+		var causes requestIDs
+		for i, e := range entries {
+			if !apply[i] {
 				continue
 			}
 			causes.add(e.RequestID)
@@ -376,7 +419,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 			culprit = -1
 			return err
 		}
-		return nil
+		return tx.SaveNewest(ctx)
 	})
 	return res, blame(err, culprit)
 }

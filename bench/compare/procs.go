@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -287,6 +288,22 @@ type catchUp struct {
 	Remaining float64 // total lag left at the end
 	SalesRate float64 // events/s applied by sales while it had lag
 	SalesN    float64
+	// Rates is every consuming product's rate while it had lag (source
+	// positions applied per second), by product.
+	Rates map[string]float64
+}
+
+// products returns the consuming products of s, sorted.
+func (s consumerState) products() []string {
+	var out []string
+	for k := range s.Lag {
+		p, _, _ := strings.Cut(k, "<-")
+		if !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 // settle waits until every consumer of g has no lag, at most bound, and
@@ -296,11 +313,17 @@ func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, err
 	var first, last consumerState
 	var firstAt, lastBusy time.Time
 	var res catchUp
+	busyUntil := map[string]time.Time{} // by product: the last poll that saw it behind
 	for {
 		s, err := g.consumers(ctx)
 		if err == nil {
 			if first.Applied == nil {
 				first, firstAt = s, time.Now()
+			}
+			for _, p := range s.products() {
+				if _, ok := busyUntil[p]; !ok || s.total(s.Lag, p) > 0 {
+					busyUntil[p] = time.Now()
+				}
 			}
 			if s.total(s.Lag, "sales") > 0 || lastBusy.IsZero() {
 				lastBusy, last = time.Now(), s
@@ -330,6 +353,14 @@ func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, err
 	if first.Applied != nil && last.Applied != nil && lastBusy.After(firstAt) {
 		res.SalesN = last.total(last.Applied, "sales") - first.total(first.Applied, "sales")
 		res.SalesRate = res.SalesN / lastBusy.Sub(firstAt).Seconds()
+	}
+	// Like sales' rate: what each applied by the end, over the time it
+	// was behind.
+	res.Rates = map[string]float64{}
+	for p, b := range busyUntil {
+		if b.After(firstAt) && last.Applied != nil {
+			res.Rates[p] = (last.total(last.Applied, p) - first.total(first.Applied, p)) / b.Sub(firstAt).Seconds()
+		}
 	}
 	return res, nil
 }

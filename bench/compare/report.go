@@ -145,12 +145,12 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 			"The nested read filters on status only: PostGraphile's amber preset has no range filters without postgraphile-plugin-connection-filter.\n\n")
 	}
 	if cu := rep.catchUp; cu != nil {
-		fmt.Fprintf(&b, "Cold start on PostgreSQL: seeding took %v; the consumers %s after %v; sales applied %.0f events at %.0f events/s.\n",
-			rep.seedTook.Round(time.Second), map[bool]string{true: "caught up", false: "had NOT caught up"}[cu.Settled], cu.Took.Round(time.Second), cu.SalesN, cu.SalesRate)
+		fmt.Fprintf(&b, "Cold start on PostgreSQL: seeding took %v; the consumers %s after %v; sales applied %.0f events at %.0f events/s%s.\n",
+			rep.seedTook.Round(time.Second), map[bool]string{true: "caught up", false: "had NOT caught up"}[cu.Settled], cu.Took.Round(time.Second), cu.SalesN, cu.SalesRate, cu.rates())
 	}
 	if cu := rep.sqliteUp; cu != nil {
-		fmt.Fprintf(&b, "Cold start on SQLite: the consumers %s after %v; sales applied %.0f events at %.0f events/s.\n",
-			map[bool]string{true: "caught up", false: "had NOT caught up"}[cu.Settled], cu.Took.Round(time.Second), cu.SalesN, cu.SalesRate)
+		fmt.Fprintf(&b, "Cold start on SQLite: the consumers %s after %v; sales applied %.0f events at %.0f events/s%s.\n",
+			map[bool]string{true: "caught up", false: "had NOT caught up"}[cu.Settled], cu.Took.Round(time.Second), cu.SalesN, cu.SalesRate, cu.rates())
 	}
 	if len(rep.equalities) > 0 {
 		fmt.Fprintf(&b, "\nChecked before timing, meshgate and PostGraphile answer alike: %s.\n", strings.Join(rep.equalities, "; "))
@@ -193,4 +193,21 @@ func joinInts(xs []int) string {
 		s = append(s, fmt.Sprint(x))
 	}
 	return strings.Join(s, ",")
+}
+
+// rates lists every consumer's rate while it had lag, if measured.
+func (cu *catchUp) rates() string {
+	var ps []string
+	for p := range cu.Rates {
+		ps = append(ps, p)
+	}
+	if len(ps) == 0 {
+		return ""
+	}
+	slices.Sort(ps)
+	var parts []string
+	for _, p := range ps {
+		parts = append(parts, fmt.Sprintf("%s %.0f/s", p, cu.Rates[p]))
+	}
+	return " (source positions applied while behind: " + strings.Join(parts, ", ") + ")"
 }

@@ -2,7 +2,9 @@ package sales
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -24,17 +26,36 @@ func init() {
 }
 
 // Batch applies a batch of orders and customers change events to the sales
-// store: Apply records what changed, Flush recomputes each touched day,
-// customer and item once, from sales' own copy of the orders. Recomputing
-// (rather than adding deltas) makes the figures exact whatever the order of
-// events and however often a batch is retried.
+// store: Apply reads each change (and whether it is the newest of its key)
+// into memory, Flush writes the batch's orders, lines and customers with a
+// few multi-row statements, then recomputes each touched day, customer and
+// item once, from sales' own copy of the orders. Recomputing (rather than
+// adding deltas) makes the figures exact whatever the order of events and
+// however often a batch is retried.
 type Batch struct {
 	days, customers, items map[int64]bool
+	orders                 map[int64]*pendingOrder
+	orderIDs               []int64 // in the order first seen
+	people                 map[int64]*customerEvent
+	peopleIDs              []int64
+	// causes are the request ids of the people's newest changes.
+	causes map[int64]string
+}
+
+// pendingOrder is what a batch's events say about one order.
+type pendingOrder struct {
+	row order // as its first event had it
+	// counted is the status of the newest of its events, if one was
+	// newest (set).
+	counted, set bool
+	lines        []orderLine // each item's first
+	items        map[int64]bool
 }
 
 // NewBatch starts a batch.
 func NewBatch() *Batch {
-	return &Batch{days: map[int64]bool{}, customers: map[int64]bool{}, items: map[int64]bool{}}
+	return &Batch{days: map[int64]bool{}, customers: map[int64]bool{}, items: map[int64]bool{},
+		orders: map[int64]*pendingOrder{}, people: map[int64]*customerEvent{}, causes: map[int64]string{}}
 }
 
 type customerEvent struct {
@@ -75,7 +96,11 @@ func (b *Batch) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEnt
 		if err != nil || !newest {
 			return err
 		}
-		return b.customer(ctx, tx, &c)
+		if b.people[c.ID] == nil {
+			b.peopleIDs = append(b.peopleIDs, c.ID)
+		}
+		b.people[c.ID], b.causes[c.ID] = &c, tx.CauseID()
+		return nil
 	case e.Product == "orders" && e.Entity == "Order":
 		var o orderEvent
 		if err := json.Unmarshal([]byte(*e.After), &o); err != nil {
@@ -85,92 +110,152 @@ func (b *Batch) Apply(ctx context.Context, tx *products.Tx, e *products.AuditEnt
 		if err != nil {
 			return err
 		}
-		return b.order(ctx, tx, &o, newest)
+		b.order(&o, newest)
 	}
 	return nil
 }
 
-func (b *Batch) customer(ctx context.Context, tx *products.Tx, c *customerEvent) error {
-	before, err := products.Get[CustomerValue](ctx, tx, CustomerValueEntity, c.ID)
-	switch {
-	case products.ErrorCode(err) == products.NotFound:
-		v := &CustomerValue{ID: c.ID, Country: c.Country, Segment: c.Segment}
-		if _, err := tx.NewInsert().Model(v).Exec(ctx); err != nil {
-			return fmt.Errorf("insert customer value: %w", err)
+// order records one change event of an order: the first event seen
+// (whichever) records the order, the creation event brings its lines, and
+// the status counts only from the newest event seen (newest false: a newer
+// change of the order was applied before).
+func (b *Batch) order(o *orderEvent, newest bool) {
+	counted := o.Status != "CANCELLED"
+	p := b.orders[o.ID]
+	if p == nil {
+		at := o.PlacedAt.UTC()
+		day := int64(at.Year()*10000 + int(at.Month())*100 + at.Day())
+		p = &pendingOrder{row: order{ID: o.ID, CustomerID: o.CustomerID, Day: day, PlacedAt: at, Total: o.Total, Counted: counted},
+			items: map[int64]bool{}}
+		b.orders[o.ID] = p
+		b.orderIDs = append(b.orderIDs, o.ID)
+	}
+	if newest {
+		p.counted, p.set = counted, true
+	}
+	for _, l := range o.Lines {
+		if !p.items[l.ItemID] {
+			p.items[l.ItemID] = true
+			p.lines = append(p.lines, orderLine{OrderID: o.ID, ItemID: l.ItemID, Quantity: l.Quantity, Amount: l.Amount})
 		}
-		return tx.Created(CustomerValueEntity, v.ID, v)
-	case err != nil:
-		return err
-	case before.Country == c.Country && before.Segment == c.Segment:
-		return nil
 	}
-	v := *before
-	v.Country, v.Segment = c.Country, c.Segment
-	if _, err := tx.NewUpdate().Model(&v).Column("country", "segment").WherePK().Exec(ctx); err != nil {
-		return fmt.Errorf("update customer value: %w", err)
-	}
-	return tx.Updated(CustomerValueEntity, v.ID, before, &v)
 }
 
-// order keeps sales' copy of an order in step with one of its change
-// events: the first event seen (whichever) records the order, the creation
-// event brings its lines, and the status counts only from the newest event
-// seen (newest false: a newer change of the order was applied before).
-func (b *Batch) order(ctx context.Context, tx *products.Tx, o *orderEvent, newest bool) error {
-	at := o.PlacedAt.UTC()
-	day := int64(at.Year()*10000 + int(at.Month())*100 + at.Day())
-	counted := o.Status != "CANCELLED"
-	row := &order{ID: o.ID, CustomerID: o.CustomerID, Day: day, PlacedAt: at, Total: o.Total, Counted: counted}
-	res, err := tx.NewInsert().Model(row).On("CONFLICT DO NOTHING").Exec(ctx)
-	if err != nil {
-		return fmt.Errorf("record order %d: %w", o.ID, err)
+// chunk bounds the rows of one multi-row statement (SQLite allows 32,766
+// parameters).
+const chunk = 500
+
+// writeOrders stores the batch's orders and lines (new ones inserted, the
+// status of known ones set from their newest event) and marks the days,
+// customers and items whose figures they change.
+func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
+	if len(b.orderIDs) == 0 {
+		return nil
 	}
-	inserted := false
-	if n, _ := res.RowsAffected(); n == 1 {
-		inserted = true
-	} else {
-		if err := tx.NewSelect().Model(row).WherePK().Scan(ctx); err != nil {
-			return fmt.Errorf("load order %d: %w", o.ID, err)
+	rows := make([]order, len(b.orderIDs))
+	for i, id := range b.orderIDs {
+		p := b.orders[id]
+		rows[i] = p.row
+		if p.set {
+			rows[i].Counted = p.counted
 		}
-		if newest && row.Counted != counted {
-			if _, err := tx.NewUpdate().Model(row).Set("counted = ?", counted).WherePK().Exec(ctx); err != nil {
-				return fmt.Errorf("count order %d: %w", o.ID, err)
+	}
+	inserted := map[int64]bool{}
+	for i := 0; i < len(rows); i += chunk {
+		part := rows[i:min(i+chunk, len(rows))]
+		var ids []int64
+		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("record %d orders: %w", len(part), err)
+		}
+		for _, id := range ids {
+			inserted[id] = true
+		}
+	}
+	// counts tells whether an order counts once the batch is applied (or
+	// counted in it at some point: its figures are recomputed then).
+	counts := map[int64]bool{}
+	var known []int64
+	for i, id := range b.orderIDs {
+		p := b.orders[id]
+		if inserted[id] {
+			counts[id] = rows[i].Counted || p.row.Counted
+			if counts[id] {
+				b.days[p.row.Day], b.customers[p.row.CustomerID] = true, true
 			}
-			row.Counted = counted
-			// Its day, customer and items change either way.
-			b.days[row.Day], b.customers[row.CustomerID] = true, true
-			var lines []orderLine
-			if err := tx.NewSelect().Model(&lines).Where("order_id = ?", o.ID).Scan(ctx); err != nil {
-				return fmt.Errorf("load order %d lines: %w", o.ID, err)
+			continue
+		}
+		known = append(known, id)
+	}
+	// Known orders: their status follows their newest event.
+	var changed []int64
+	set := map[bool][]int64{}
+	for i := 0; i < len(known); i += chunk {
+		var stored []order
+		if err := tx.NewSelect().Model(&stored).Where("id IN (?)", bun.List(known[i:min(i+chunk, len(known))])).Scan(ctx); err != nil {
+			return fmt.Errorf("load %d orders: %w", min(chunk, len(known)-i), err)
+		}
+		for _, r := range stored {
+			p := b.orders[r.ID]
+			counts[r.ID] = r.Counted
+			if p.set && p.counted != r.Counted {
+				counts[r.ID] = true
+				set[p.counted] = append(set[p.counted], r.ID)
+				changed = append(changed, r.ID)
+				// Its day, customer and items change either way.
+				b.days[r.Day], b.customers[r.CustomerID] = true, true
 			}
-			for _, l := range lines {
+		}
+	}
+	for _, counted := range []bool{false, true} {
+		ids := set[counted]
+		for i := 0; i < len(ids); i += chunk {
+			if _, err := tx.NewUpdate().Model((*order)(nil)).Set("counted = ?", counted).
+				Where("id IN (?)", bun.List(ids[i:min(i+chunk, len(ids))])).Exec(ctx); err != nil {
+				return fmt.Errorf("count %d orders: %w", len(ids), err)
+			}
+		}
+	}
+	var lines []orderLine
+	for _, id := range b.orderIDs {
+		lines = append(lines, b.orders[id].lines...)
+	}
+	for i := 0; i < len(lines); i += chunk {
+		part := lines[i:min(i+chunk, len(lines))]
+		var added []orderLine
+		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("order_id, item_id").
+			Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("record %d order lines: %w", len(part), err)
+		}
+		for _, l := range added {
+			if counts[l.OrderID] {
 				b.items[l.ItemID] = true
 			}
 		}
 	}
-	if inserted && row.Counted {
-		b.days[row.Day], b.customers[row.CustomerID] = true, true
-	}
-	for _, l := range o.Lines {
-		res, err := tx.NewInsert().Model(&orderLine{OrderID: o.ID, ItemID: l.ItemID, Quantity: l.Quantity, Amount: l.Amount}).
-			On("CONFLICT DO NOTHING").Exec(ctx)
-		if err != nil {
-			return fmt.Errorf("record order line: %w", err)
+	for i := 0; i < len(changed); i += chunk {
+		var items []int64
+		if err := tx.NewSelect().Model((*orderLine)(nil)).Column("item_id").
+			Where("order_id IN (?)", bun.List(changed[i:min(i+chunk, len(changed))])).Scan(ctx, &items); err != nil {
+			return fmt.Errorf("load lines of %d orders: %w", len(changed), err)
 		}
-		if n, _ := res.RowsAffected(); n == 1 && row.Counted {
-			b.items[l.ItemID] = true
+		for _, id := range items {
+			b.items[id] = true
 		}
 	}
 	return nil
 }
 
-// Flush recomputes what the batch touched: one grouped query per kind of
-// row for the whole batch, then one write per row that changed.
+// Flush writes the batch's orders and customers, then recomputes what the
+// batch touched: one grouped query per kind of row for the whole batch,
+// then one multi-row write of the rows that changed.
 func (b *Batch) Flush(ctx context.Context, tx *products.Tx) error {
+	if err := b.writeOrders(ctx, tx); err != nil {
+		return err
+	}
 	if err := recomputeDays(ctx, tx, keys(b.days)); err != nil {
 		return err
 	}
-	if err := recomputeCustomers(ctx, tx, keys(b.customers)); err != nil {
+	if err := b.recomputeCustomers(ctx, tx); err != nil {
 		return err
 	}
 	return recomputeItems(ctx, tx, keys(b.items))
@@ -221,45 +306,74 @@ func recomputeDays(ctx context.Context, tx *products.Tx, days []int64) error {
 	if err != nil {
 		return err
 	}
+	w := writer[DailyRevenue]{entity: DailyEntity, same: func(a, b *DailyRevenue) bool { return *a == *b }}
 	for _, day := range days {
 		t := sums[day]
 		d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Orders: t.N, Revenue: t.Sum}
-		if err := write(ctx, tx, DailyEntity, day, existing[day], d, func(a, b *DailyRevenue) bool { return *a == *b }); err != nil {
+		if err := w.add(tx, day, existing[day], d); err != nil {
 			return err
 		}
 	}
-	return nil
+	return w.flush(ctx, tx)
 }
 
-func recomputeCustomers(ctx context.Context, tx *products.Tx, ids []int64) error {
+// recomputeCustomers writes the value of each customer the batch touched:
+// country and segment from the newest change of the customer, the figures
+// recomputed from the orders if orders of the customer changed.
+func (b *Batch) recomputeCustomers(ctx context.Context, tx *products.Tx) error {
+	ids := keys(b.customers)
+	for _, id := range b.peopleIDs {
+		if !b.customers[id] {
+			ids = append(ids, id)
+		}
+	}
 	if len(ids) == 0 {
 		return nil
 	}
-	sums, err := grouped(ctx, tx.NewSelect().Model((*order)(nil)).
-		ColumnExpr("customer_id AS k, COUNT(*) AS n, COALESCE(SUM(total), 0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
-		Where("counted = ? AND customer_id IN (?)", true, bun.List(ids)).GroupExpr("customer_id"), "customers")
-	if err != nil {
-		return err
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	var sums map[int64]totals
+	if touched := keys(b.customers); len(touched) > 0 {
+		var err error
+		sums, err = grouped(ctx, tx.NewSelect().Model((*order)(nil)).
+			ColumnExpr("customer_id AS k, COUNT(*) AS n, COALESCE(SUM(total), 0) AS total, MIN(placed_at) AS first, MAX(placed_at) AS last").
+			Where("counted = ? AND customer_id IN (?)", true, bun.List(touched)).GroupExpr("customer_id"), "customers")
+		if err != nil {
+			return err
+		}
 	}
 	existing, err := products.GetMany[CustomerValue](ctx, tx, CustomerValueEntity, ids)
 	if err != nil {
 		return err
 	}
+	shared := tx.CauseID()
+	w := writer[CustomerValue]{entity: CustomerValueEntity, same: func(a, b *CustomerValue) bool {
+		return a.Orders == b.Orders && a.Revenue == b.Revenue && a.Country == b.Country && a.Segment == b.Segment &&
+			sameTime(a.FirstOrderAt, b.FirstOrderAt) && sameTime(a.LastOrderAt, b.LastOrderAt)
+	}}
 	for _, id := range ids {
-		t := sums[id]
-		v := &CustomerValue{ID: id, Orders: t.N, Revenue: t.Sum, FirstOrderAt: utc(t.First), LastOrderAt: utc(t.Last)}
 		before := existing[id]
+		v := &CustomerValue{ID: id}
 		if before != nil {
-			v.Country, v.Segment = before.Country, before.Segment
+			*v = *before
 		}
-		if err := write(ctx, tx, CustomerValueEntity, id, before, v, func(a, b *CustomerValue) bool {
-			return a.Orders == b.Orders && a.Revenue == b.Revenue && a.Country == b.Country && a.Segment == b.Segment &&
-				sameTime(a.FirstOrderAt, b.FirstOrderAt) && sameTime(a.LastOrderAt, b.LastOrderAt)
-		}); err != nil {
+		if b.customers[id] {
+			t := sums[id]
+			v.Orders, v.Revenue, v.FirstOrderAt, v.LastOrderAt = t.N, t.Sum, utc(t.First), utc(t.Last)
+		}
+		if c := b.people[id]; c != nil {
+			v.Country, v.Segment = c.Country, c.Segment
+		}
+		// A change of the customer alone is recorded with its cause.
+		tx.Cause(shared)
+		if !b.customers[id] {
+			tx.Cause(b.causes[id])
+		}
+		if err := w.add(tx, id, before, v); err != nil {
 			return err
 		}
 	}
-	return nil
+	tx.Cause(shared)
+	return w.flush(ctx, tx)
 }
 
 func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
@@ -277,32 +391,48 @@ func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
 	if err != nil {
 		return err
 	}
+	w := writer[ItemSales]{entity: ItemSalesEntity, same: func(a, b *ItemSales) bool { return *a == *b }}
 	for _, id := range ids {
 		t := sums[id]
 		row := &ItemSales{ID: id, Orders: t.N, Units: t.Units, Revenue: t.Sum}
-		if err := write(ctx, tx, ItemSalesEntity, id, existing[id], row, func(a, b *ItemSales) bool { return *a == *b }); err != nil {
+		if err := w.add(tx, id, existing[id], row); err != nil {
 			return err
 		}
 	}
-	return nil
+	return w.flush(ctx, tx)
 }
 
-// write stores row as the entity's row with the id, given the row as it
-// was (nil: none), auditing the change; an unchanged row is left alone.
-func write[T any](ctx context.Context, tx *products.Tx, e *products.Entity, id int64, before, row *T, same func(a, b *T) bool) error {
+// writer gathers the rows of an entity a batch changed, auditing each
+// change, and stores them all with one multi-row upsert per 500 rows; an
+// unchanged row is left alone.
+type writer[T any] struct {
+	entity *products.Entity
+	same   func(a, b *T) bool
+	rows   []T
+}
+
+// add records row as the entity's row with the id, given the row as it
+// was (nil: none).
+func (w *writer[T]) add(tx *products.Tx, id int64, before, row *T) error {
 	if before == nil {
-		if _, err := tx.NewInsert().Model(row).Exec(ctx); err != nil {
-			return fmt.Errorf("insert %s %d: %w", e.Name, id, err)
-		}
-		return tx.Created(e, id, row)
+		w.rows = append(w.rows, *row)
+		return tx.Created(w.entity, id, row)
 	}
-	if same(before, row) {
+	if w.same(before, row) {
 		return nil
 	}
-	if _, err := tx.NewUpdate().Model(row).WherePK().Exec(ctx); err != nil {
-		return fmt.Errorf("update %s %d: %w", e.Name, id, err)
+	w.rows = append(w.rows, *row)
+	return tx.Updated(w.entity, id, before, row)
+}
+
+func (w *writer[T]) flush(ctx context.Context, tx *products.Tx) error {
+	for i := 0; i < len(w.rows); i += chunk {
+		part := w.rows[i:min(i+chunk, len(w.rows))]
+		if _, err := tx.NewInsert().Model(&part).On("CONFLICT (id) DO UPDATE").Exec(ctx); err != nil {
+			return fmt.Errorf("write %d %s rows: %w", len(part), w.entity.Name, err)
+		}
 	}
-	return tx.Updated(e, id, before, row)
+	return nil
 }
 
 func utc(t *time.Time) *time.Time {
