@@ -293,6 +293,7 @@ type gorillaConn struct {
 	active      map[string]bool // ids of running subscriptions
 	rateKey     string
 	expiryTimer *time.Timer
+	pingTimer   *time.Timer // sends the next ping (keepAlive)
 	// drained, once a shutdown waits for it, is closed when no operation
 	// of the socket is running any more.
 	drained chan struct{}
@@ -328,21 +329,23 @@ func (g *gorillaConn) keepAlive(interval time.Duration) {
 	g.c.SetPongHandler(func(string) error {
 		return g.c.SetReadDeadline(time.Now().Add(2 * interval))
 	})
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-g.done:
-				return
-			case <-t.C:
-				if err := g.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
-					g.c.Close()
-					return
-				}
-			}
+	// A timer, not a goroutine: an idle socket costs no stack for it.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pingTimer = time.AfterFunc(interval, func() {
+		select {
+		case <-g.done:
+			return
+		default:
 		}
-	}()
+		if err := g.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
+			g.c.Close()
+			return
+		}
+		g.mu.Lock()
+		g.pingTimer.Reset(interval)
+		g.mu.Unlock()
+	})
 }
 
 // expireAt closes the connection with 4403 when the credential expires.
@@ -371,6 +374,9 @@ func (g *gorillaConn) Close() error {
 		g.mu.Lock()
 		if g.expiryTimer != nil {
 			g.expiryTimer.Stop()
+		}
+		if g.pingTimer != nil {
+			g.pingTimer.Stop()
 		}
 		g.mu.Unlock()
 		if g.sockets != nil {
