@@ -46,6 +46,10 @@ const (
 	// fanoutHeapProfileEnv, if set, names a file that gets the server's
 	// heap profile with N idle subscriptions (N appended to the name).
 	fanoutHeapProfileEnv = "MESHGATE_FANOUT_HEAP_PROFILE"
+	// fanoutGoroutinesEnv, if set, names a file that gets the server's
+	// goroutines with N idle subscriptions, grouped by stack with counts
+	// (N appended to the name).
+	fanoutGoroutinesEnv = "MESHGATE_FANOUT_GOROUTINES"
 	// fanoutRateEnv is the mutations per second (default fanoutRate; the
 	// issue 12 target is measured at 200).
 	fanoutRateEnv = "MESHGATE_FANOUT_RATE"
@@ -104,6 +108,7 @@ const (
 //	go test -run XXX -bench Fanout -benchtime 1x ./bench/
 //	MESHGATE_FANOUT_SUBSCRIBERS=1000,5000,10000 MESHGATE_FANOUT_SOURCES=8 go test … (the defaults)
 //	MESHGATE_FANOUT_HEAP_PROFILE=/tmp/fanout.heap go test …   (the server's heap with N idle subscriptions)
+//	MESHGATE_FANOUT_GOROUTINES=/tmp/fanout.goroutines go test …   (its goroutines, grouped by stack)
 //	MESHGATE_FANOUT_SUBSCRIBERS=1000 MESHGATE_FANOUT_RATE=200 go test …   (issue 12's latency target)
 func BenchmarkFanout(b *testing.B) {
 	list := os.Getenv(fanoutSubscribersEnv)
@@ -265,6 +270,16 @@ func fanout(b *testing.B, n, sources, mutRate int) {
 			b.Fatal(err)
 		}
 		if err := pprof.WriteHeapProfile(f); err != nil {
+			b.Fatal(err)
+		}
+		f.Close()
+	}
+	if name := os.Getenv(fanoutGoroutinesEnv); name != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", name, n))
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := pprof.Lookup("goroutine").WriteTo(f, 1); err != nil {
 			b.Fatal(err)
 		}
 		f.Close()

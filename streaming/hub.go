@@ -113,7 +113,9 @@ type Hub struct {
 	Codec  Codec
 	Kafka  KafkaConfig
 	Log    *slog.Logger
-	// Buffer is each subscription's queue length (default 1024).
+	// Buffer is how many entries may wait in a subscription's queue
+	// before the subscription is dropped as slow (default 1024). The
+	// queue holds only the entries waiting, not Buffer slots.
 	Buffer int
 	// MaxBackoff bounds the wait before reconnecting to Kafka (default 5s).
 	MaxBackoff time.Duration
@@ -146,8 +148,18 @@ type Hub struct {
 }
 
 type sub struct {
-	filter  *Filter
-	ch      chan *products.AuditEntry
+	filter *Filter
+	// The queue of entries offered and not yet taken by the stream, in
+	// order: at most limit of them (more drops the subscription as slow).
+	// Its slots are allocated as entries wait and released when it
+	// empties, so an idle subscription holds none (a fixed channel of
+	// limit slots cost 8 KiB each at the default 1024).
+	qmu   sync.Mutex
+	queue []*products.AuditEntry
+	head  int // queue[head:] are waiting
+	limit int
+	// ready holds a token while entries wait (capacity 1).
+	ready   chan struct{}
 	dropped chan struct{}
 	// err, set before dropped is closed, is why the hub dropped the
 	// subscription if not for being slow (its filter failed).
@@ -157,6 +169,60 @@ type sub struct {
 	// subscription, and the ones it receives are those its filter passed.
 	from map[string]int64
 	gone bool // dropped or unsubscribed (h.mu)
+}
+
+// offer queues an entry for the stream; false when limit entries already
+// wait (the subscriber is slow).
+func (sb *sub) offer(e *products.AuditEntry) bool {
+	sb.qmu.Lock()
+	defer sb.qmu.Unlock()
+	waiting := len(sb.queue) - sb.head
+	if waiting >= sb.limit {
+		return false
+	}
+	if sb.head > 0 && len(sb.queue) == cap(sb.queue) {
+		// Reuse the slots already taken before growing.
+		n := copy(sb.queue, sb.queue[sb.head:])
+		clear(sb.queue[n:])
+		sb.queue, sb.head = sb.queue[:n], 0
+	}
+	sb.queue = append(sb.queue, e)
+	if waiting == 0 {
+		select {
+		case sb.ready <- struct{}{}:
+		default:
+		}
+	}
+	return true
+}
+
+// keptSlots is how many queue slots an emptied queue keeps (a subscription
+// that gets one event at a time reuses them); a longer queue is released.
+const keptSlots = 4
+
+// take removes the oldest waiting entry; false when none waits. While more
+// wait, ready keeps a token, so the stream's select sees them one at a time
+// beside its other cases, as it saw a channel's.
+func (sb *sub) take() (*products.AuditEntry, bool) {
+	sb.qmu.Lock()
+	defer sb.qmu.Unlock()
+	if sb.head == len(sb.queue) {
+		return nil, false
+	}
+	e := sb.queue[sb.head]
+	sb.queue[sb.head] = nil
+	sb.head++
+	if sb.head < len(sb.queue) {
+		select {
+		case sb.ready <- struct{}{}:
+		default:
+		}
+	} else if cap(sb.queue) > keptSlots {
+		sb.queue, sb.head = nil, 0
+	} else {
+		sb.queue, sb.head = sb.queue[:0], 0
+	}
+	return e, true
 }
 
 // entities returns the index keys of a subscription's entities.
@@ -662,10 +728,9 @@ func (h *Hub) fanOut(entries []products.AuditEntry) {
 				if !ok {
 					continue
 				}
-				select {
-				case sb.ch <- e:
+				if sb.offer(e) {
 					h.delivered.Add(1)
-				default:
+				} else {
 					h.drop(sb)
 				}
 			}
@@ -698,7 +763,7 @@ func (h *Hub) subscribe(f *Filter, scope []string) *sub {
 	if n <= 0 {
 		n = 1024
 	}
-	sb := &sub{filter: f, ch: make(chan *products.AuditEntry, n), dropped: make(chan struct{}), from: make(map[string]int64, len(scope))}
+	sb := &sub{filter: f, limit: n, ready: make(chan struct{}, 1), dropped: make(chan struct{}), from: make(map[string]int64, len(scope))}
 	h.mu.Lock()
 	for _, p := range scope {
 		sb.from[p] = h.last[p]
@@ -860,7 +925,11 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 				return sb.err
 			}
 			return &SlowConsumerError{Cursor: pos.Clone()}
-		case e := <-sb.ch:
+		case <-sb.ready:
+			e, ok := sb.take()
+			if !ok {
+				continue
+			}
 			last, ok := pos[e.Product]
 			if !ok || e.Sequence <= last {
 				continue

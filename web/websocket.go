@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -132,14 +133,20 @@ func (w *Websockets) remove(c *gorillaConn) {
 var _ transport.WebsocketImplementation = gorillaWebsocket{}
 
 func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+	// What an idle websocket holds: net/http keeps the hijacked
+	// connection's bufio.Reader and bufio.Writer (4 KiB each) referenced
+	// for as long as the handler runs, which is the socket's life. The
+	// reader is reused as the websocket's (ReadBufferSize 0); the writer's
+	// buffer is released (releaseWriter) and messages are written through
+	// pooled buffers, taken per message: an idle socket holds 4 KiB of
+	// buffers instead of 16.
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		Subprotocols:     opts.Subprotocols,
 		CheckOrigin:      g.checkOrigin,
-		ReadBufferSize:   4096,
-		WriteBufferSize:  4096,
+		WriteBufferPool:  wsWriteBuffers,
 	}
-	c, err := up.Upgrade(w, r, opts.ResponseHeader)
+	c, err := up.Upgrade(releaseWriter{w}, r, opts.ResponseHeader)
 	if err != nil {
 		return nil, err
 	}
@@ -179,6 +186,36 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 		})
 	}
 	return gc, nil
+}
+
+// wsWriteBuffers are the websockets' write buffers, held while a message
+// is written.
+var wsWriteBuffers = &sync.Pool{}
+
+// releaseWriter hijacks the connection for the websocket and drops the
+// buffer of the bufio.Writer that net/http hands over: the websocket
+// writes through pooled buffers instead, and net/http, which does nothing
+// more with a hijacked connection's writer but keeps it referenced until
+// the handler returns, would otherwise pin its 4 KiB for the socket's life.
+// The upgrade's response goes out through a writer of the hijacked
+// connection's own.
+type releaseWriter struct{ http.ResponseWriter }
+
+func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, errors.New("the response writer cannot be hijacked (http.Hijacker)")
+	}
+	conn, brw, err := h.Hijack()
+	if err != nil {
+		return conn, brw, err
+	}
+	if brw.Writer.Buffered() > 0 {
+		return conn, brw, nil // not net/http's: leave it as it is
+	}
+	// The caller owns a hijacked connection's bufio.ReadWriter.
+	*brw.Writer = bufio.Writer{}
+	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(conn, 16)), nil
 }
 
 // checkOrigin accepts requests without an Origin (non-browser clients), from
@@ -256,6 +293,7 @@ type gorillaConn struct {
 	active      map[string]bool // ids of running subscriptions
 	rateKey     string
 	expiryTimer *time.Timer
+	pingTimer   *time.Timer // sends the next ping (keepAlive)
 	// drained, once a shutdown waits for it, is closed when no operation
 	// of the socket is running any more.
 	drained chan struct{}
@@ -291,21 +329,23 @@ func (g *gorillaConn) keepAlive(interval time.Duration) {
 	g.c.SetPongHandler(func(string) error {
 		return g.c.SetReadDeadline(time.Now().Add(2 * interval))
 	})
-	go func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-g.done:
-				return
-			case <-t.C:
-				if err := g.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
-					g.c.Close()
-					return
-				}
-			}
+	// A timer, not a goroutine: an idle socket costs no stack for it.
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.pingTimer = time.AfterFunc(interval, func() {
+		select {
+		case <-g.done:
+			return
+		default:
 		}
-	}()
+		if err := g.c.WriteControl(websocket.PingMessage, nil, time.Now().Add(interval)); err != nil {
+			g.c.Close()
+			return
+		}
+		g.mu.Lock()
+		g.pingTimer.Reset(interval)
+		g.mu.Unlock()
+	})
 }
 
 // expireAt closes the connection with 4403 when the credential expires.
@@ -334,6 +374,9 @@ func (g *gorillaConn) Close() error {
 		g.mu.Lock()
 		if g.expiryTimer != nil {
 			g.expiryTimer.Stop()
+		}
+		if g.pingTimer != nil {
+			g.pingTimer.Stop()
 		}
 		g.mu.Unlock()
 		if g.sockets != nil {
