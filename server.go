@@ -1131,9 +1131,15 @@ func product(name string) *products.Product {
 // replayable lists the derived products: those that can rebuild what they
 // derived (products.Product.Reset).
 func replayable() []string {
+	return productsWhere(func(p *products.Product) bool { return p.Reset != nil })
+}
+
+// productsWhere lists, sorted, the names of the registered products for
+// which keep is true.
+func productsWhere(keep func(*products.Product) bool) []string {
 	var out []string
 	for _, p := range demo.Products {
-		if p.Reset != nil {
+		if keep(p) {
 			out = append(out, p.Name)
 		}
 	}
@@ -1515,12 +1521,5 @@ func runDLQ(ctx context.Context, args []string, getenv func(string) string, stdo
 
 // reacting lists the products that react to others (and may park events).
 func reacting() []string {
-	var out []string
-	for _, p := range demo.Products {
-		if p.Reaction != nil {
-			out = append(out, p.Name)
-		}
-	}
-	sort.Strings(out)
-	return out
+	return productsWhere(func(p *products.Product) bool { return p.Reaction != nil })
 }
