@@ -28,6 +28,8 @@ const (
 	Forbidden       Code = "FORBIDDEN"
 	LimitExceeded   Code = "LIMIT_EXCEEDED"
 	Unavailable     Code = "UNAVAILABLE"
+	// Cancelled: the client went away before the answer was ready.
+	Cancelled Code = "CANCELLED"
 )
 
 // Error is an expected failure with a code, a message meant for the client

@@ -201,6 +201,14 @@ func presentError(log *slog.Logger, queryTimeout time.Duration) graphql.ErrorPre
 			gerr.Extensions = map[string]any{"code": string(products.LimitExceeded), "limit": "queryTimeout", "value": queryTimeout.String()}
 			return gerr
 		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			// The client went away (closed the connection, cancelled the
+			// request): nothing failed on our side and nobody reads the answer.
+			log.DebugContext(ctx, "request cancelled by the client", slog.String("path", gerr.Path.String()))
+			gerr.Message = "the request was cancelled by the client"
+			gerr.Extensions = map[string]any{"code": string(products.Cancelled)}
+			return gerr
+		}
 		id := products.RequestIDFrom(ctx)
 		log.ErrorContext(ctx, "internal error", slog.String("path", gerr.Path.String()), slog.String("error", err.Error()))
 		gerr.Message = fmt.Sprintf("internal error (request %s)", id)
