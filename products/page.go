@@ -394,53 +394,41 @@ func ListKeep[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs, kee
 		}
 		return rows, nil
 	}
-	var kept []*T
-	var last *T
-	for len(kept) <= p.limit {
-		rows, err := scan(last, true)
-		if err != nil {
-			return nil, err
-		}
-		for _, r := range rows {
-			ok, err := keep(r)
+	// eachKept passes every row keep accepts to use, chunk by chunk, until
+	// use says it has enough or no row is left.
+	eachKept := func(paged bool, use func(*T) (enough bool)) error {
+		var last *T
+		for {
+			rows, err := scan(last, paged)
 			if err != nil {
-				return nil, err
+				return err
 			}
-			if ok {
-				if kept = append(kept, r); len(kept) > p.limit {
-					break
+			for _, r := range rows {
+				ok, err := keep(r)
+				if err != nil {
+					return err
+				}
+				if ok && use(r) {
+					return nil
 				}
 			}
+			if len(rows) < keepChunk {
+				return nil
+			}
+			last = rows[len(rows)-1]
 		}
-		if len(rows) < keepChunk {
-			break
-		}
-		last = rows[len(rows)-1]
+	}
+	var kept []*T
+	if err := eachKept(true, func(r *T) bool { kept = append(kept, r); return len(kept) > p.limit }); err != nil {
+		return nil, err
 	}
 	page, err := makePage(db, p, kept)
 	if err != nil {
 		return nil, err
 	}
 	if a.WantTotal {
-		last = nil
-		for {
-			rows, err := scan(last, false)
-			if err != nil {
-				return nil, err
-			}
-			for _, r := range rows {
-				ok, err := keep(r)
-				if err != nil {
-					return nil, err
-				}
-				if ok {
-					page.Total++
-				}
-			}
-			if len(rows) < keepChunk {
-				break
-			}
-			last = rows[len(rows)-1]
+		if err := eachKept(false, func(*T) bool { page.Total++; return false }); err != nil {
+			return nil, err
 		}
 	}
 	return page, nil

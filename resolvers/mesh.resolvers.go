@@ -63,12 +63,7 @@ func (r *queryResolver) Mesh(ctx context.Context) (*model.MeshInfo, error) {
 }
 
 func (r *queryResolver) AuditLog(ctx context.Context, product string, entity *string, key *int64, actor *string, op *products.Op, since *time.Time, until *time.Time, first *int, after *string, last *int, before *string) (*products.Connection[products.AuditEntry], error) {
-	var store *products.Store
-	for _, s := range r.Data.Stores {
-		if s.Product.Name == product {
-			store = s
-		}
-	}
+	store := r.Data.Store(product)
 	if store == nil {
 		return nil, products.Invalid("product", "unknown data product %q", product)
 	}
