@@ -269,7 +269,7 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.IntVar(&c.PGMaxConns, "pg-max-conns", products.DefaultMaxConns, "most PostgreSQL sessions each product's store keeps open, busy or idle (a DSN's pool_max_conns wins)")
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
-	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "how long batch loaders gather keys before they query")
+	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "ignored, kept for old configurations: batch loaders query as soon as a level's first field asks")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body (413 beyond)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL query or mutation, parsing and validation included (0 = none)")
 

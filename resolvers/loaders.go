@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/uptrace/bun"
@@ -27,11 +26,13 @@ import (
 // field it resolves and announces, for every relation selected below the
 // rows (@lookup and @children fields), the keys its resolvers will ask
 // (expect). The first of them to ask loads all the announced keys at once,
-// without waiting; its siblings find them loaded or loading. Keys nobody
-// announced (a relation below a fragment on an interface, two fields of
-// one loader with different selections) fall back to gathering for wait.
+// without waiting; its siblings find them loaded or loading. A key nobody
+// announced (a relation below a mutation's or a change's row, one below
+// rows that a sibling with another selection loaded) is loaded at once,
+// alone: the fields of a level resolve one after the other in one
+// goroutine (products/gen's Plugin.GenerateCode), so there are no
+// siblings to wait for.
 type loaders struct {
-	wait     time.Duration
 	mu       sync.Mutex
 	m        map[string]any
 	expected map[string]map[any]struct{}  // loader name → announced keys
@@ -47,22 +48,17 @@ func (r *Resolver) WithLoaders(ctx context.Context, next graphql.OperationHandle
 }
 
 func (r *Resolver) newLoaders() *loaders {
-	wait := r.BatchWait
-	if wait <= 0 {
-		wait = 2 * time.Millisecond
-	}
-	return &loaders{wait: wait, m: map[string]any{}}
+	return &loaders{m: map[string]any{}}
 }
 
 // freshLoaders gives a subscription event loaders of its own (see
 // PerResponse): loaders cache what they loaded, and an event must see the
 // rows as they are now, not as they were at an earlier event.
 func (r *Resolver) freshLoaders(ctx context.Context) context.Context {
-	l, ok := ctx.Value(loadersKey{}).(*loaders)
-	if !ok {
+	if _, ok := ctx.Value(loadersKey{}).(*loaders); !ok {
 		return ctx
 	}
-	return context.WithValue(ctx, loadersKey{}, &loaders{wait: l.wait, m: map[string]any{}})
+	return context.WithValue(ctx, loadersKey{}, r.newLoaders())
 }
 
 // loader returns the operation's loader named key, made by mk on first use.
@@ -108,7 +104,8 @@ func (l *loaders) takeExpected(name string) map[any]struct{} {
 }
 
 // batcher loads values by key in batches and caches them for the
-// operation: announced keys at once, others gathered for wait.
+// operation: a key asked for is loaded at once, with the keys announced
+// for the loader.
 type batcher[K comparable, V any] struct {
 	name  string
 	reg   *loaders
@@ -116,9 +113,6 @@ type batcher[K comparable, V any] struct {
 
 	mu      sync.Mutex
 	entries map[K]*entry[V]
-	pending []K
-	pctx    context.Context
-	timer   *time.Timer
 }
 
 type entry[V any] struct {
@@ -131,74 +125,38 @@ func newBatcher[K comparable, V any](reg *loaders, name string, fetch func(ctx c
 	return &batcher[K, V]{name: name, reg: reg, fetch: fetch, entries: map[K]*entry[V]{}}
 }
 
-// load returns the value of k (the zero value if there is none).
+// load returns the value of k (the zero value if there is none): loaded
+// already or being loaded by a sibling, or loaded now together with
+// every key announced for the loader.
 func (b *batcher[K, V]) load(ctx context.Context, k K) (V, error) {
 	b.mu.Lock()
 	if e, ok := b.entries[k]; ok {
 		b.mu.Unlock()
 		return e.wait(ctx)
 	}
-	if announced := b.reg.takeExpected(b.name); len(announced) > 0 {
-		// The level is known: load it now, with what was gathered so far.
-		keys := append(b.pending, k)
-		b.pending = nil
-		if b.timer != nil {
-			b.timer.Stop()
-			b.timer = nil
-		}
-		ents := make([]*entry[V], 0, len(announced)+len(keys))
-		for _, k := range keys {
-			e := &entry[V]{done: make(chan struct{})}
-			delete(announced, any(k))
-			if old, ok := b.entries[k]; ok {
-				e = old // a pending key: its entry waits already
-			} else {
-				b.entries[k] = e
-			}
-			ents = append(ents, e)
-		}
-		for a := range announced {
-			k, ok := a.(K)
-			if !ok {
-				continue
-			}
-			if _, loaded := b.entries[k]; loaded {
-				continue
-			}
-			e := &entry[V]{done: make(chan struct{})}
-			b.entries[k] = e
-			keys = append(keys, k)
-			ents = append(ents, e)
-		}
-		e := b.entries[k]
-		b.mu.Unlock()
-		b.run(ctx, keys, ents)
-		return e.wait(ctx)
-	}
+	announced := b.reg.takeExpected(b.name)
 	e := &entry[V]{done: make(chan struct{})}
 	b.entries[k] = e
-	b.pending = append(b.pending, k)
-	if len(b.pending) == 1 {
-		b.pctx = ctx
-		b.timer = time.AfterFunc(b.reg.wait, b.flush)
+	keys := make([]K, 1, len(announced)+1)
+	keys[0] = k
+	ents := make([]*entry[V], 1, len(announced)+1)
+	ents[0] = e
+	for a := range announced {
+		ak, ok := a.(K)
+		if !ok {
+			continue
+		}
+		if _, loaded := b.entries[ak]; loaded {
+			continue
+		}
+		ae := &entry[V]{done: make(chan struct{})}
+		b.entries[ak] = ae
+		keys = append(keys, ak)
+		ents = append(ents, ae)
 	}
 	b.mu.Unlock()
+	b.run(ctx, keys, ents)
 	return e.wait(ctx)
-}
-
-// flush loads the keys gathered for wait.
-func (b *batcher[K, V]) flush() {
-	b.mu.Lock()
-	keys, ctx := b.pending, b.pctx
-	b.pending, b.pctx, b.timer = nil, nil, nil
-	ents := make([]*entry[V], len(keys))
-	for i, k := range keys {
-		ents[i] = b.entries[k]
-	}
-	b.mu.Unlock()
-	if len(keys) > 0 {
-		b.run(ctx, keys, ents)
-	}
 }
 
 // run fetches keys and completes their entries; a panic of the fetch

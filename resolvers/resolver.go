@@ -29,8 +29,8 @@ type Resolver struct {
 	LiveRate float64
 	// Consumers are the products' reactions to each other, for lag reports.
 	Consumers []*streaming.Consumer
-	// BatchWait is how long a batch loader waits for more keys before it
-	// queries; sibling fields resolved concurrently join the same batch.
+	// BatchWait is ignored: batch loaders no longer wait for more keys
+	// (see loaders). Kept so that callers setting it still build.
 	BatchWait time.Duration
 	// Policies are the row policies (nil: none).
 	Policies *products.Policies

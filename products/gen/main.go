@@ -22,6 +22,7 @@ import (
 	"go/format"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
@@ -68,7 +69,41 @@ func run(ps []*products.Product) error {
 	if err := api.Generate(cfg, api.PrependPlugin(p)); err != nil {
 		return fmt.Errorf("gqlgen: %w", errors.Join(append([]error{err}, p.errs...)...))
 	}
-	return errors.Join(p.errs...)
+	if err := errors.Join(p.errs...); err != nil {
+		return err
+	}
+	return sequentialSlices(cfg.Exec.Filename)
+}
+
+// sliceCall matches gqlgen's marshalling of a list of objects and names
+// the elements' marshaller (marshalNOrder2ᚖ…: type Order).
+var sliceCall = regexp.MustCompile(`graphql\.MarshalSliceConcurrently(\(ctx, len\(v\), [^\n]*\n[^\n]*\n[^\n]*\n\s*return ec\.marshal[NO](\w+?)2)`)
+
+// sequentialSlices rewrites, in gqlgen's executor, the lists of objects
+// whose fields resolve sequentially (all but those in concurrent, see
+// Plugin.GenerateCode) to marshal their elements one after the other
+// (graph/slices.go) instead of in a goroutine each.
+func sequentialSlices(file string) error {
+	src, err := os.ReadFile(file)
+	if err != nil {
+		return err
+	}
+	rewritten, kept := 0, 0
+	out := sliceCall.ReplaceAllFunc(src, func(m []byte) []byte {
+		sub := sliceCall.FindSubmatch(m)
+		if concurrent[string(sub[2])] {
+			kept++
+			return m
+		}
+		rewritten++
+		return append([]byte("marshalSliceSequentially"), sub[1]...)
+	})
+	if all := bytes.Count(src, []byte("graphql.MarshalSliceConcurrently(")); rewritten == 0 || rewritten+kept != all {
+		// gqlgen's template changed: fail rather than silently run a
+		// goroutine per list element again.
+		return fmt.Errorf("%s: %d of %d list marshallings recognised", file, rewritten+kept, all)
+	}
+	return os.WriteFile(file, out, 0o644)
 }
 
 // Files returns the generated files (path relative to the module root →

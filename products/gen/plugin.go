@@ -280,3 +280,34 @@ func elem(t types.Type) types.Type {
 	}
 	return t
 }
+
+// concurrent are the object types whose resolver fields gqlgen keeps
+// running in goroutines of their own (see GenerateCode): the root
+// Query, whose fields are independent reads (of different products),
+// and the catalog's objects, whose fields (freshness, rowCount) do slow
+// I/O of their own per product or entity that no loader batches.
+var concurrent = map[string]bool{
+	"Query":          true,
+	"Subscription":   true,
+	"Catalog":        true,
+	"CatalogProduct": true,
+	"CatalogEntity":  true,
+}
+
+// GenerateCode runs before gqlgen writes its code: it makes the fields
+// of every object but those in concurrent resolve one after the other
+// in the goroutine of their parent (gqlgen's DisableConcurrency), not
+// each in a goroutine of its own. Their relations are served by the
+// look-ahead loaders, which load a whole level when its first field
+// asks (resolvers/loaders.go): running the siblings concurrently gains
+// nothing and costs a goroutine (and its stack growth) per field.
+// Lists of such objects are marshalled sequentially too (see
+// sequentialSlices).
+func (p *Plugin) GenerateCode(data *codegen.Data) error {
+	for _, o := range data.Objects {
+		if !concurrent[o.Name] {
+			o.DisableConcurrency = true
+		}
+	}
+	return nil
+}
