@@ -341,14 +341,28 @@ func queryParams(u *url.URL) (*graphql.RawParams, error) {
 }
 
 func writeResponse(w io.Writer, resp *graphql.Response) {
-	if len(resp.Errors) == 0 && resp.Extensions == nil && resp.Label == "" && resp.Path == nil && resp.HasNext == nil && len(resp.Data) > 0 {
-		// The common answer: data alone, JSON the executor wrote. Marshal
-		// would validate and copy it byte by byte once more (a large
-		// result's biggest cost after executing it).
-		w.Write([]byte(`{"data":`))
-		w.Write(resp.Data)
-		w.Write([]byte(`}`))
-		return
+	if len(resp.Errors) == 0 && resp.Label == "" && resp.Path == nil && resp.HasNext == nil && len(resp.Data) > 0 {
+		// The common answer: data (and extensions, such as the cost),
+		// data being JSON the executor wrote. Marshal would validate and
+		// copy it byte by byte once more (a large result's biggest cost
+		// after executing it).
+		var ext []byte
+		if len(resp.Extensions) > 0 {
+			var err error
+			if ext, err = json.Marshal(resp.Extensions); err != nil {
+				ext = nil
+			}
+		}
+		if len(resp.Extensions) == 0 || ext != nil {
+			w.Write([]byte(`{"data":`))
+			w.Write(resp.Data)
+			if ext != nil {
+				w.Write([]byte(`,"extensions":`))
+				w.Write(ext)
+			}
+			w.Write([]byte(`}`))
+			return
+		}
 	}
 	b, err := json.Marshal(resp)
 	if err != nil {
