@@ -76,6 +76,7 @@ type config struct {
 	LogLevel        string
 	LogFormat       string
 	BatchWait       time.Duration
+	FastPath        bool
 	MaxBodyBytes    int64
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
@@ -270,6 +271,7 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.StringVar(&c.LogLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&c.LogFormat, "log-format", "text", "text or json")
 	fs.DurationVar(&c.BatchWait, "batch-wait", 2*time.Millisecond, "ignored, kept for old configurations: batch loaders query as soon as a level's first field asks")
+	fs.BoolVar(&c.FastPath, "fast-path", true, "answer plain reads (entity lists and lookups, their fields and relations) without gqlgen's per-field execution; false: gqlgen answers every operation")
 	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", 1<<20, "maximum size of a request body (413 beyond)")
 	fs.DurationVar(&c.QueryTimeout, "query-timeout", 30*time.Second, "maximum time of one GraphQL query or mutation, parsing and validation included (0 = none)")
 
@@ -884,7 +886,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	streamStats := newStreamMetrics(mesh, consumers, relays, hub)
 	res := &resolvers.Resolver{Data: mesh, Version: version, BatchWait: cfg.BatchWait, Hub: hub, LiveRate: cfg.LiveRate, Consumers: consumers, Codec: codec,
-		Policies: policies, ReadAudit: cfg.PIIReadAudit, MaxGroups: cfg.MaxGroups, Log: log}
+		Policies: policies, ReadAudit: cfg.PIIReadAudit, NoFastPath: !cfg.FastPath, MaxGroups: cfg.MaxGroups, Log: log}
 	sockets := web.NewWebsockets()
 	srv := &http.Server{
 		Handler: web.NewServer(web.Config{

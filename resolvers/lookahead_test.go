@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/99designs/gqlgen/client"
 	"github.com/99designs/gqlgen/graphql"
@@ -56,7 +55,7 @@ func (l *requestLog) on(table string) int {
 // countingClient is newClient whose operations each log their statements
 // into the log that fresh returns for the request.
 func countingClient(r *Resolver, logs chan *requestLog) *client.Client {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: r}))
+	srv := handler.New(r.FastSchema(graph.NewExecutableSchema(graph.Config{Resolvers: r}), r))
 	srv.AddTransport(transport.POST{})
 	srv.AroundOperations(r.WithLoaders)
 	srv.AroundOperations(func(ctx context.Context, next graphql.OperationHandler) graphql.ResponseHandler {
@@ -72,18 +71,17 @@ func countingClient(r *Resolver, logs chan *requestLog) *client.Client {
 
 // TestStatementsPerLevel: a nested read issues one statement per product
 // and level — orders, then customers and order lines, then items — however
-// many rows a level has and however the resolvers of a level are
-// scheduled: the batch wait is a nanosecond, so gathering a level by
-// waiting would split it; the look-ahead announces it whole. A lookup by
-// id with its customer is one statement per product too, and with the
-// batch wait at an hour it does not wait for it.
+// many rows a level has, on the fast path and through gqlgen's executor:
+// the look-ahead announces a level whole, nothing waits to gather it. A
+// lookup by id with its customer is one statement per product too.
 func TestStatementsPerLevel(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, backend string) {
 		mesh := openMesh(t, backend, perRequest{})
-		for _, wait := range []time.Duration{time.Nanosecond, time.Hour} {
-			t.Run(fmt.Sprint("wait ", wait), func(t *testing.T) {
+		for _, fast := range []bool{true, false} {
+			t.Run(fmt.Sprint("fast path ", fast), func(t *testing.T) {
 				r := testResolver(mesh)
-				r.BatchWait = wait
+				r.NoFastPath = !fast
+				answered := FastPathAnswers()
 				logs := make(chan *requestLog, 64)
 				c := countingClient(r, logs)
 				var wg sync.WaitGroup
@@ -123,6 +121,9 @@ func TestStatementsPerLevel(t *testing.T) {
 				}
 				wg.Wait()
 				close(logs)
+				if fast && FastPathAnswers() == answered {
+					t.Error("the fast path answered none of the reads")
+				}
 				requests := 0
 				for l := range logs {
 					requests++

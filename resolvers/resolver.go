@@ -32,6 +32,9 @@ type Resolver struct {
 	// BatchWait is ignored: batch loaders no longer wait for more keys
 	// (see loaders). Kept so that callers setting it still build.
 	BatchWait time.Duration
+	// NoFastPath makes FastSchema leave every query to gqlgen's executor
+	// (--fast-path=false).
+	NoFastPath bool
 	// Policies are the row policies (nil: none).
 	Policies *products.Policies
 	// ReadAudit records every response that returns personal data

@@ -34,7 +34,9 @@ import (
 // limits, one error presenter and panic recovery. In front of gqlgen, the
 // body of a POST is read within its size and time limits.
 func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *metrics) http.Handler {
-	srv := handler.New(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}))
+	// Plain reads take the resolvers' fast path (resolvers.FastSchema);
+	// everything else, and whatever it does not answer, gqlgen's executor.
+	srv := handler.New(cfg.Resolver.FastSchema(graph.NewExecutableSchema(graph.Config{Resolvers: cfg.Resolver}), cfg.Resolver))
 	srv.AddTransport(transport.Options{})
 	srv.AddTransport(transport.SSE{}) // before POST: it takes POSTs that accept text/event-stream
 	srv.AddTransport(httpTransport{method: http.MethodGet, queryTimeout: cfg.QueryTimeout})

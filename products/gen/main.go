@@ -72,7 +72,14 @@ func run(ps []*products.Product) error {
 	if err := errors.Join(p.errs...); err != nil {
 		return err
 	}
-	return sequentialSlices(cfg.Exec.Filename)
+	if err := sequentialSlices(cfg.Exec.Filename); err != nil {
+		return err
+	}
+	args, err := p.FieldArgs()
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(filepath.Dir(cfg.Exec.Filename), "fieldargs.go"), args, 0o644)
 }
 
 // sliceCall matches gqlgen's marshalling of a list of objects and names

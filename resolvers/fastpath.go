@@ -1,0 +1,717 @@
+package resolvers
+
+// The fast path of plain reads. gqlgen's executor resolves every field of
+// a response through graphql.ResolveField: a field context, a context, the
+// field middleware (Authorize) and a Marshaler per value, which is most of
+// the gateway's CPU under a read of many rows. For a query it fully
+// understands — root lists and lookups of the mesh's entities, their
+// scalar fields, @lookup and @children relations, nodes and totalCount of
+// connections, __typename, aliases, fragments and @skip/@include as
+// graphql.CollectFields resolves them — FastSchema calls the same
+// resolvers (the generated ones, so the same loaders and row policies)
+// and writes the JSON of `data` itself, applying the same rules as
+// Authorize. Anything else, and any error or refused field of the query,
+// makes it discard what it wrote and let gqlgen answer the operation: reads
+// are idempotent, and the loaders keep what they loaded for it.
+//
+// It wraps the ExecutableSchema, not the operation: gqlgen's operation and
+// response middlewares (metrics, loaders, access, read audit, extensions)
+// run around it as around gqlgen's own execution.
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"reflect"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/99designs/gqlgen/graphql"
+	"github.com/vektah/gqlparser/v2/ast"
+
+	"github.com/meshgate/meshgate/graph"
+	"github.com/meshgate/meshgate/products"
+)
+
+// FastSchema returns es answering the queries it understands on the fast
+// path (see above), with the resolvers of root (the ResolverRoot es was made
+// with) and r's rules; es itself if r.NoFastPath.
+func (r *Resolver) FastSchema(es graphql.ExecutableSchema, root graph.ResolverRoot) graphql.ExecutableSchema {
+	if r.NoFastPath {
+		return es
+	}
+	s := &fastSchema{ExecutableSchema: es, r: r, root: reflect.ValueOf(root), entities: map[string]*products.Entity{}}
+	for _, p := range r.Data.Products {
+		for _, e := range p.Entities {
+			s.entities[e.Name] = e
+		}
+	}
+	return s
+}
+
+// FastPathAnswers returns how many operations the fast path answered
+// (gqlgen answered the others).
+func FastPathAnswers() int64 { return fastAnswers.Load() }
+
+type fastSchema struct {
+	graphql.ExecutableSchema
+	r        *Resolver
+	root     reflect.Value
+	entities map[string]*products.Entity // by GraphQL type name
+	lastSize atomic.Int64                // bytes of the last answer
+	methods  sync.Map                    // "Object.field" → reflect.Value (the bound resolver method), or nil
+	fields   sync.Map                    // reflect.Type + GraphQL field → []int (the Go field's index)
+}
+
+// fastAnswers counts the operations the fast path answered.
+var fastAnswers atomic.Int64
+
+// errSlow: the fast path does not answer this query; gqlgen does.
+var errSlow = errors.New("not on the fast path")
+
+// Exec implements graphql.ExecutableSchema.
+func (s *fastSchema) Exec(ctx context.Context) graphql.ResponseHandler {
+	oc := graphql.GetOperationContext(ctx)
+	if oc.Operation == nil || oc.Operation.Operation != ast.Query {
+		return s.ExecutableSchema.Exec(ctx)
+	}
+	first := true
+	var slow graphql.ResponseHandler
+	return func(rctx context.Context) *graphql.Response {
+		if slow != nil {
+			return slow(rctx)
+		}
+		if !first {
+			return nil
+		}
+		first = false
+		if data, err := s.run(rctx, oc); err == nil {
+			fastAnswers.Add(1)
+			return &graphql.Response{Data: data}
+		}
+		slow = s.ExecutableSchema.Exec(ctx)
+		return slow(rctx)
+	}
+}
+
+// run writes the data of the operation, or fails with errSlow (or the
+// error that stopped it).
+func (s *fastSchema) run(ctx context.Context, oc *graphql.OperationContext) (data json.RawMessage, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			data, err = nil, errSlow
+		}
+	}()
+	// The buffer starts as large as the previous answer (up to 8 MiB), so
+	// that a large one is not copied a dozen times while it grows.
+	size := min(max(s.lastSize.Load()+s.lastSize.Load()/8, 1024), 8<<20)
+	w := &fastWriter{s: s, oc: oc, a: accessFrom(ctx, s.r), rules: s.r.rulesOf(), buf: make([]byte, 0, size)}
+	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Query"})
+	if err := w.root(ctx); err != nil {
+		return nil, err
+	}
+	s.lastSize.Store(int64(len(w.buf)))
+	if log := readLogFrom(ctx); log != nil {
+		for _, rd := range w.reads {
+			log.add(rd.product, rd.entity, rd.field, rd.key)
+		}
+	}
+	return w.buf, nil
+}
+
+type fastWriter struct {
+	s     *fastSchema
+	oc    *graphql.OperationContext
+	a     *access
+	rules *rules
+	buf   []byte
+	reads []fastRead
+}
+
+// fastRead is a personal field returned unmasked, recorded in the read
+// audit once the answer is complete.
+type fastRead struct {
+	product, entity, field string
+	key                    int64
+}
+
+func (w *fastWriter) collect(sel ast.SelectionSet, typ string) ([]graphql.CollectedField, error) {
+	def := Schema().Types[typ]
+	if def == nil {
+		return nil, errSlow
+	}
+	satisfies := []string{typ}
+	for _, i := range Schema().GetImplements(def) {
+		satisfies = append(satisfies, i.Name)
+	}
+	fields := graphql.CollectFields(w.oc, sel, satisfies)
+	for _, f := range fields {
+		if len(f.Deferrables) > 0 || f.Name != "__typename" && f.Definition == nil {
+			return nil, errSlow
+		}
+	}
+	return fields, nil
+}
+
+func (w *fastWriter) key(alias string) {
+	w.buf = appendQuoted(w.buf, alias)
+	w.buf = append(w.buf, ':')
+}
+
+// root writes the fields of Query: lists and lookups of entities.
+func (w *fastWriter) root(ctx context.Context) error {
+	fields, err := w.collect(w.oc.Operation.SelectionSet, "Query")
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '{')
+	for i, f := range fields {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.key(f.Alias)
+		if f.Name == "__typename" {
+			w.buf = append(w.buf, `"Query"`...)
+			continue
+		}
+		t := f.Definition.Type
+		var e *products.Entity
+		switch {
+		case t.Elem == nil && strings.HasSuffix(t.Name(), "Connection"):
+			e = w.s.entities[strings.TrimSuffix(t.Name(), "Connection")]
+			if e == nil || f.Name != e.Plural {
+				return errSlow
+			}
+		case t.Elem == nil:
+			e = w.s.entities[t.Name()]
+			if e == nil || f.Name != e.Lookup {
+				return errSlow
+			}
+		default:
+			return errSlow
+		}
+		v, err := w.call(ctx, "Query", f, reflect.Value{})
+		if err != nil {
+			return err
+		}
+		if err := w.value(ctx, f, v); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, '}')
+	return nil
+}
+
+// call resolves field f of object (parent is the object's Go value, or
+// invalid for Query) with its generated resolver, after checking the
+// caller may resolve it.
+func (w *fastWriter) call(ctx context.Context, object string, f graphql.CollectedField, parent reflect.Value) (reflect.Value, error) {
+	m, err := w.s.method(object, f.Name)
+	if err != nil {
+		return reflect.Value{}, err
+	}
+	fc := &graphql.FieldContext{Object: object, Field: f, IsMethod: true, IsResolver: true}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if len(f.Definition.Arguments) > 0 {
+		if fc.Args, err = graph.FieldArgs(ctx, object, f.Name, f.ArgumentMap(w.oc.Variables)); err != nil {
+			return reflect.Value{}, err
+		}
+	}
+	if ru := w.rules.byField[f.Definition]; ru != nil {
+		if ru.pii != nil {
+			return reflect.Value{}, errSlow
+		}
+		if err := ru.check(w.a, fc); err != nil {
+			return reflect.Value{}, err
+		}
+	}
+	mt := m.Type()
+	in := make([]reflect.Value, 0, mt.NumIn())
+	in = append(in, reflect.ValueOf(ctx))
+	if parent.IsValid() {
+		in = append(in, parent)
+	}
+	for _, a := range f.Definition.Arguments {
+		pt := mt.In(len(in))
+		v := fc.Args[a.Name]
+		if v == nil {
+			in = append(in, reflect.Zero(pt))
+			continue
+		}
+		rv := reflect.ValueOf(v)
+		if !rv.Type().AssignableTo(pt) {
+			return reflect.Value{}, errSlow
+		}
+		in = append(in, rv)
+	}
+	if len(in) != mt.NumIn() {
+		return reflect.Value{}, errSlow
+	}
+	out := m.Call(in)
+	if e := out[1].Interface(); e != nil {
+		return reflect.Value{}, e.(error)
+	}
+	return out[0], nil
+}
+
+// method returns the generated resolver method of object's field, bound
+// to its resolver.
+func (s *fastSchema) method(object, field string) (reflect.Value, error) {
+	k := object + "." + field
+	if m, ok := s.methods.Load(k); ok {
+		if m == nil {
+			return reflect.Value{}, errSlow
+		}
+		return m.(reflect.Value), nil
+	}
+	var found reflect.Value
+	if o := s.root.MethodByName(object); o.IsValid() && o.Type().NumIn() == 0 && o.Type().NumOut() == 1 {
+		res := o.Call(nil)[0]
+		if res.Kind() == reflect.Interface {
+			res = res.Elem()
+		}
+		if res.IsValid() {
+			t := res.Type()
+			for i := range t.NumMethod() {
+				if strings.EqualFold(t.Method(i).Name, field) {
+					found = res.Method(i)
+					break
+				}
+			}
+		}
+	}
+	if !found.IsValid() || found.Type().NumOut() != 2 {
+		s.methods.Store(k, nil)
+		return reflect.Value{}, errSlow
+	}
+	s.methods.Store(k, found)
+	return found, nil
+}
+
+// value writes the result v of the field f: a connection, a list of rows
+// or a row of an entity.
+func (w *fastWriter) value(ctx context.Context, f graphql.CollectedField, v reflect.Value) error {
+	t := f.Definition.Type
+	if v.Kind() == reflect.Pointer && v.IsNil() {
+		if t.NonNull {
+			return errSlow
+		}
+		w.buf = append(w.buf, "null"...)
+		return nil
+	}
+	if t.Elem != nil {
+		e := w.s.entities[t.Elem.Name()]
+		if e == nil || v.Kind() != reflect.Slice {
+			return errSlow
+		}
+		return w.rows(ctx, e, t, f.Selections, v)
+	}
+	if e := w.s.entities[t.Name()]; e != nil {
+		return w.row(ctx, e, f.Selections, v)
+	}
+	name := t.Name()
+	e := w.s.entities[strings.TrimSuffix(name, "Connection")]
+	if e == nil || !strings.HasSuffix(name, "Connection") {
+		return errSlow
+	}
+	conn := v.Elem()
+	fields, err := w.collect(f.Selections, name)
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '{')
+	for i, cf := range fields {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.key(cf.Alias)
+		if ru := w.rules.byField[cf.Definition]; ru != nil && cf.Definition != nil {
+			return errSlow
+		}
+		switch cf.Name {
+		case "__typename":
+			w.buf = appendQuoted(w.buf, name)
+		case "totalCount":
+			w.buf = strconv.AppendInt(w.buf, conn.FieldByName("TotalCount").Int(), 10)
+		case "nodes":
+			if err := w.rows(ctx, e, cf.Definition.Type, cf.Selections, conn.FieldByName("Nodes")); err != nil {
+				return err
+			}
+		case "edges":
+			if err := w.edges(ctx, e, cf, conn.FieldByName("Edges")); err != nil {
+				return err
+			}
+		case "pageInfo":
+			if err := w.pageInfo(cf, conn.FieldByName("PageInfo")); err != nil {
+				return err
+			}
+		default:
+			return errSlow
+		}
+	}
+	w.buf = append(w.buf, '}')
+	return nil
+}
+
+// edges writes the edges of a connection of e (a slice of
+// *products.Edge[T]).
+func (w *fastWriter) edges(ctx context.Context, e *products.Entity, f graphql.CollectedField, v reflect.Value) error {
+	t := f.Definition.Type
+	if t.Elem == nil || !t.Elem.NonNull {
+		return errSlow
+	}
+	if v.IsNil() {
+		if !t.NonNull {
+			return errSlow
+		}
+		w.buf = append(w.buf, "[]"...)
+		return nil
+	}
+	typ := t.Elem.Name()
+	fields, err := w.collect(f.Selections, typ)
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '[')
+	for i := range v.Len() {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		edge := v.Index(i)
+		if edge.IsNil() {
+			return errSlow
+		}
+		edge = edge.Elem()
+		w.buf = append(w.buf, '{')
+		for j, ef := range fields {
+			if j > 0 {
+				w.buf = append(w.buf, ',')
+			}
+			w.key(ef.Alias)
+			if ru := w.rules.byField[ef.Definition]; ru != nil && ef.Definition != nil {
+				return errSlow
+			}
+			switch ef.Name {
+			case "__typename":
+				w.buf = appendQuoted(w.buf, typ)
+			case "cursor":
+				if err := w.scalar(ef.Definition.Type, edge.FieldByName("Cursor")); err != nil {
+					return err
+				}
+			case "node":
+				node := edge.FieldByName("Node")
+				if node.IsNil() {
+					if ef.Definition.Type.NonNull {
+						return errSlow
+					}
+					w.buf = append(w.buf, "null"...)
+					continue
+				}
+				if err := w.row(ctx, e, ef.Selections, node); err != nil {
+					return err
+				}
+			default:
+				return errSlow
+			}
+		}
+		w.buf = append(w.buf, '}')
+	}
+	w.buf = append(w.buf, ']')
+	return nil
+}
+
+// pageInfo writes a connection's *products.PageInfo.
+func (w *fastWriter) pageInfo(f graphql.CollectedField, v reflect.Value) error {
+	if v.IsNil() {
+		return errSlow
+	}
+	p := v.Interface().(*products.PageInfo)
+	fields, err := w.collect(f.Selections, f.Definition.Type.Name())
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '{')
+	for i, pf := range fields {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.key(pf.Alias)
+		if ru := w.rules.byField[pf.Definition]; ru != nil && pf.Definition != nil {
+			return errSlow
+		}
+		switch pf.Name {
+		case "__typename":
+			w.buf = appendQuoted(w.buf, f.Definition.Type.Name())
+		case "hasNextPage":
+			w.buf = strconv.AppendBool(w.buf, p.HasNextPage)
+		case "hasPreviousPage":
+			w.buf = strconv.AppendBool(w.buf, p.HasPreviousPage)
+		case "startCursor", "endCursor":
+			c := p.StartCursor
+			if pf.Name == "endCursor" {
+				c = p.EndCursor
+			}
+			if c == nil {
+				w.buf = append(w.buf, "null"...)
+			} else {
+				w.buf = appendQuoted(w.buf, *c)
+			}
+		default:
+			return errSlow
+		}
+	}
+	w.buf = append(w.buf, '}')
+	return nil
+}
+
+// rows writes a list (of GraphQL type list) of rows of e: a nil slice as
+// [] if the list is non-null, as gqlgen does.
+func (w *fastWriter) rows(ctx context.Context, e *products.Entity, list *ast.Type, sel ast.SelectionSet, v reflect.Value) error {
+	elem := list.Elem
+	if v.IsNil() {
+		if list.NonNull {
+			w.buf = append(w.buf, "[]"...)
+		} else {
+			w.buf = append(w.buf, "null"...)
+		}
+		return nil
+	}
+	fields, err := w.collect(sel, e.Name)
+	if err != nil {
+		return err
+	}
+	w.buf = append(w.buf, '[')
+	for i := range v.Len() {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		row := v.Index(i)
+		if row.IsNil() {
+			if elem.NonNull {
+				return errSlow
+			}
+			w.buf = append(w.buf, "null"...)
+			continue
+		}
+		if err := w.object(ctx, e, fields, row); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, ']')
+	return nil
+}
+
+// row writes one row of e (a non-nil pointer).
+func (w *fastWriter) row(ctx context.Context, e *products.Entity, sel ast.SelectionSet, v reflect.Value) error {
+	fields, err := w.collect(sel, e.Name)
+	if err != nil {
+		return err
+	}
+	return w.object(ctx, e, fields, v)
+}
+
+// object writes the selected fields of a row of e (a non-nil pointer to
+// its model).
+func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []graphql.CollectedField, v reflect.Value) error {
+	s := v.Elem()
+	w.buf = append(w.buf, '{')
+	for i, f := range fields {
+		if i > 0 {
+			w.buf = append(w.buf, ',')
+		}
+		w.key(f.Alias)
+		if f.Name == "__typename" {
+			w.buf = appendQuoted(w.buf, e.Name)
+			continue
+		}
+		d := f.Definition
+		if d.Directives.ForName("lookup") != nil || d.Directives.ForName("children") != nil {
+			res, err := w.call(ctx, e.Name, f, v)
+			if err != nil {
+				return err
+			}
+			if err := w.value(ctx, f, res); err != nil {
+				return err
+			}
+			continue
+		}
+		mf := e.Field(f.Name)
+		if mf == nil || mf.Derived || len(f.Arguments) > 0 {
+			return errSlow
+		}
+		idx, err := w.s.fieldIndex(s.Type(), mf)
+		if err != nil {
+			return err
+		}
+		fv := s.FieldByIndex(idx)
+		if ru := w.rules.byField[d]; ru != nil {
+			if ru.pii == nil || ru.role != "" || ru.read != "" || ru.write != "" || ru.productArg != "" {
+				return errSlow
+			}
+			// As Authorize: masked for callers without pii:read
+			// (strings as "***", a null one too), else recorded.
+			if !w.a.pii {
+				switch fv.Kind() {
+				case reflect.String:
+					w.buf = appendQuoted(w.buf, products.Masked)
+				case reflect.Pointer:
+					if fv.Type().Elem().Kind() == reflect.String {
+						w.buf = appendQuoted(w.buf, products.Masked)
+						continue
+					}
+					if d.Type.NonNull {
+						return errSlow
+					}
+					w.buf = append(w.buf, "null"...)
+				default:
+					return errSlow
+				}
+				continue
+			}
+			if !(fv.Kind() == reflect.Pointer && fv.IsNil()) {
+				id := s.FieldByName("ID")
+				if id.IsValid() && id.Kind() == reflect.Int64 {
+					w.reads = append(w.reads, fastRead{ru.product, ru.entity.Name, ru.pii.Name, id.Int()})
+				}
+			}
+		}
+		if err := w.scalar(d.Type, fv); err != nil {
+			return err
+		}
+	}
+	w.buf = append(w.buf, '}')
+	return nil
+}
+
+// fieldIndex returns the index of the Go field of t holding mf.
+func (s *fastSchema) fieldIndex(t reflect.Type, mf *products.Field) ([]int, error) {
+	type key struct {
+		t    reflect.Type
+		name string
+	}
+	k := key{t, mf.Name}
+	if idx, ok := s.fields.Load(k); ok {
+		if idx == nil {
+			return nil, errSlow
+		}
+		return idx.([]int), nil
+	}
+	sf, ok := t.FieldByName(mf.GoName)
+	if !ok || mf.GoName == "" {
+		s.fields.Store(k, nil)
+		return nil, errSlow
+	}
+	s.fields.Store(k, sf.Index)
+	return sf.Index, nil
+}
+
+var (
+	timeType    = reflect.TypeFor[time.Time]()
+	decimalType = reflect.TypeFor[products.Decimal]()
+)
+
+// scalar writes a scalar value of GraphQL type t as gqlgen's marshallers
+// do (graphql.MarshalString, MarshalInt…, scalars.MarshalID64,
+// scalars.MarshalTime, Decimal.MarshalGQL).
+func (w *fastWriter) scalar(t *ast.Type, v reflect.Value) error {
+	if v.Kind() == reflect.Pointer {
+		if v.IsNil() {
+			if t.NonNull {
+				return errSlow
+			}
+			w.buf = append(w.buf, "null"...)
+			return nil
+		}
+		v = v.Elem()
+	}
+	name := t.Name()
+	switch name {
+	case "ID":
+		if v.Kind() != reflect.Int64 {
+			return errSlow
+		}
+		w.buf = append(w.buf, '"')
+		w.buf = strconv.AppendInt(w.buf, v.Int(), 10)
+		w.buf = append(w.buf, '"')
+	case "Int", "Long":
+		switch v.Kind() {
+		case reflect.Int, reflect.Int64, reflect.Int32:
+			w.buf = strconv.AppendInt(w.buf, v.Int(), 10)
+		default:
+			return errSlow
+		}
+	case "Float":
+		// graphql.MarshalFloatContext: %g, which is the shortest form.
+		if v.Kind() != reflect.Float64 || math.IsInf(v.Float(), 0) || math.IsNaN(v.Float()) {
+			return errSlow
+		}
+		w.buf = strconv.AppendFloat(w.buf, v.Float(), 'g', -1, 64)
+	case "Boolean":
+		if v.Kind() != reflect.Bool {
+			return errSlow
+		}
+		w.buf = strconv.AppendBool(w.buf, v.Bool())
+	case "Time":
+		if v.Type() != timeType {
+			return errSlow
+		}
+		w.buf = append(w.buf, '"')
+		w.buf = valueOf[time.Time](v).UTC().AppendFormat(w.buf, time.RFC3339Nano)
+		w.buf = append(w.buf, '"')
+	case "Decimal":
+		if v.Type() != decimalType {
+			return errSlow
+		}
+		w.buf = append(w.buf, valueOf[products.Decimal](v).String()...)
+	default:
+		def := Schema().Types[name]
+		if v.Kind() != reflect.String || !(name == "String" || def != nil && def.Kind == ast.Enum) {
+			return errSlow
+		}
+		w.buf = appendQuoted(w.buf, v.String())
+	}
+	return nil
+}
+
+// valueOf returns the T v holds, without boxing it when v is addressable
+// (a field of a row reached through its pointer).
+func valueOf[T any](v reflect.Value) T {
+	if v.CanAddr() {
+		return *v.Addr().Interface().(*T)
+	}
+	return v.Interface().(T)
+}
+
+// appendQuoted is gqlgen's writeQuotedString (graphql.MarshalString).
+func appendQuoted(b []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	start := 0
+	b = append(b, '"')
+	for i, c := range s {
+		if c < 0x20 || c == '\\' || c == '"' {
+			b = append(b, s[start:i]...)
+			switch c {
+			case '\t':
+				b = append(b, `\t`...)
+			case '\r':
+				b = append(b, `\r`...)
+			case '\n':
+				b = append(b, `\n`...)
+			case '\\':
+				b = append(b, `\\`...)
+			case '"':
+				b = append(b, `\"`...)
+			default:
+				b = append(b, `\u00`...)
+				b = append(b, hex[c>>4], hex[c&0xf])
+			}
+			start = i + 1
+		}
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"')
+}
