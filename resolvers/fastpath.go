@@ -22,6 +22,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -29,6 +30,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/99designs/gqlgen/graphql"
 	"github.com/vektah/gqlparser/v2/ast"
@@ -130,6 +132,18 @@ type fastWriter struct {
 	rules *rules
 	buf   []byte
 	reads []fastRead
+
+	collected map[selKey][]graphql.CollectedField
+	calls     map[selKey]*fastCall // by the field's selections and "object.field"
+}
+
+// fastCall is what the resolver of one field of the operation is called
+// with, whatever row it resolves: its field context (so its arguments,
+// coerced once) and the context carrying it.
+type fastCall struct {
+	ctx context.Context
+	fc  *graphql.FieldContext
+	m   reflect.Value
 }
 
 // fastRead is a personal field returned unmasked, recorded in the read
@@ -139,7 +153,38 @@ type fastRead struct {
 	key                    int64
 }
 
+// selKey identifies a selection set (one slice of the document, or one
+// that graphql.CollectFields merged).
+type selKey struct {
+	first *ast.Selection
+	n     int
+	typ   string
+}
+
+func keyOf(sel ast.SelectionSet, typ string) selKey {
+	return selKey{unsafe.SliceData(sel), len(sel), typ}
+}
+
+// collect returns the fields of sel that apply to an object of type typ,
+// as gqlgen collects them: once per selection set and type of the
+// operation, not per row.
 func (w *fastWriter) collect(sel ast.SelectionSet, typ string) ([]graphql.CollectedField, error) {
+	k := keyOf(sel, typ)
+	if c, ok := w.collected[k]; ok {
+		return c, nil
+	}
+	c, err := w.collectNew(sel, typ)
+	if err != nil {
+		return nil, err
+	}
+	if w.collected == nil {
+		w.collected = map[selKey][]graphql.CollectedField{}
+	}
+	w.collected[k] = c
+	return c, nil
+}
+
+func (w *fastWriter) collectNew(sel ast.SelectionSet, typ string) ([]graphql.CollectedField, error) {
 	def := Schema().Types[typ]
 	if def == nil {
 		return nil, errSlow
@@ -210,25 +255,11 @@ func (w *fastWriter) root(ctx context.Context) error {
 // invalid for Query) with its generated resolver, after checking the
 // caller may resolve it.
 func (w *fastWriter) call(ctx context.Context, object string, f graphql.CollectedField, parent reflect.Value) (reflect.Value, error) {
-	m, err := w.s.method(object, f.Name)
+	c, err := w.prepare(ctx, object, f)
 	if err != nil {
 		return reflect.Value{}, err
 	}
-	fc := &graphql.FieldContext{Object: object, Field: f, IsMethod: true, IsResolver: true}
-	ctx = graphql.WithFieldContext(ctx, fc)
-	if len(f.Definition.Arguments) > 0 {
-		if fc.Args, err = graph.FieldArgs(ctx, object, f.Name, f.ArgumentMap(w.oc.Variables)); err != nil {
-			return reflect.Value{}, err
-		}
-	}
-	if ru := w.rules.byField[f.Definition]; ru != nil {
-		if ru.pii != nil {
-			return reflect.Value{}, errSlow
-		}
-		if err := ru.check(w.a, fc); err != nil {
-			return reflect.Value{}, err
-		}
-	}
+	ctx, fc, m := c.ctx, c.fc, c.m
 	mt := m.Type()
 	in := make([]reflect.Value, 0, mt.NumIn())
 	in = append(in, reflect.ValueOf(ctx))
@@ -256,6 +287,45 @@ func (w *fastWriter) call(ctx context.Context, object string, f graphql.Collecte
 		return reflect.Value{}, e.(error)
 	}
 	return out[0], nil
+}
+
+// prepare returns the call of field f of object, checking once that the
+// caller may resolve it.
+func (w *fastWriter) prepare(ctx context.Context, object string, f graphql.CollectedField) (*fastCall, error) {
+	k := keyOf(f.Selections, object+"."+f.Alias)
+	if f.Selections == nil {
+		// No selections to tell fields apart: the field itself.
+		k.first = nil
+		k.typ += fmt.Sprintf("@%p", f.Field)
+	}
+	if c, ok := w.calls[k]; ok && c.fc.Field.Field == f.Field {
+		return c, nil
+	}
+	m, err := w.s.method(object, f.Name)
+	if err != nil {
+		return nil, err
+	}
+	fc := &graphql.FieldContext{Object: object, Field: f, IsMethod: true, IsResolver: true}
+	ctx = graphql.WithFieldContext(ctx, fc)
+	if len(f.Definition.Arguments) > 0 {
+		if fc.Args, err = graph.FieldArgs(ctx, object, f.Name, f.ArgumentMap(w.oc.Variables)); err != nil {
+			return nil, err
+		}
+	}
+	if ru := w.rules.byField[f.Definition]; ru != nil {
+		if ru.pii != nil {
+			return nil, errSlow
+		}
+		if err := ru.check(w.a, fc); err != nil {
+			return nil, err
+		}
+	}
+	c := &fastCall{ctx: ctx, fc: fc, m: m}
+	if w.calls == nil {
+		w.calls = map[selKey]*fastCall{}
+	}
+	w.calls[k] = c
+	return c, nil
 }
 
 // method returns the generated resolver method of object's field, bound
