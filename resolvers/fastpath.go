@@ -22,7 +22,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"reflect"
 	"strconv"
@@ -134,7 +133,17 @@ type fastWriter struct {
 	reads []fastRead
 
 	collected map[selKey][]graphql.CollectedField
-	calls     map[selKey]*fastCall // by the field's selections and "object.field"
+	calls     map[callKey]*fastCall
+}
+
+// callKey identifies a field of the operation: a field of the document
+// with the selections graphql.CollectFields gave it (merged ones differ),
+// on an object, under an alias.
+type callKey struct {
+	field         *ast.Field
+	first         *ast.Selection
+	n             int
+	object, alias string
 }
 
 // fastCall is what the resolver of one field of the operation is called
@@ -292,13 +301,8 @@ func (w *fastWriter) call(ctx context.Context, object string, f graphql.Collecte
 // prepare returns the call of field f of object, checking once that the
 // caller may resolve it.
 func (w *fastWriter) prepare(ctx context.Context, object string, f graphql.CollectedField) (*fastCall, error) {
-	k := keyOf(f.Selections, object+"."+f.Alias)
-	if f.Selections == nil {
-		// No selections to tell fields apart: the field itself.
-		k.first = nil
-		k.typ += fmt.Sprintf("@%p", f.Field)
-	}
-	if c, ok := w.calls[k]; ok && c.fc.Field.Field == f.Field {
+	k := callKey{f.Field, unsafe.SliceData(f.Selections), len(f.Selections), object, f.Alias}
+	if c, ok := w.calls[k]; ok {
 		return c, nil
 	}
 	m, err := w.s.method(object, f.Name)
@@ -322,7 +326,7 @@ func (w *fastWriter) prepare(ctx context.Context, object string, f graphql.Colle
 	}
 	c := &fastCall{ctx: ctx, fc: fc, m: m}
 	if w.calls == nil {
-		w.calls = map[selKey]*fastCall{}
+		w.calls = map[callKey]*fastCall{}
 	}
 	w.calls[k] = c
 	return c, nil

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/products"
+	"github.com/meshgate/meshgate/products/demo"
 )
 
 // fastServer serves r like the gateway (loaders, access, Authorize, a
@@ -47,7 +49,7 @@ func fastServer(r *Resolver, fast bool, id *products.Identity, reads *map[string
 	return srv
 }
 
-func post(t *testing.T, h http.Handler, query string, vars map[string]any) []byte {
+func post(t testing.TB, h http.Handler, query string, vars map[string]any) []byte {
 	t.Helper()
 	body, _ := json.Marshal(map[string]any{"query": query, "variables": vars})
 	req := httptest.NewRequest("POST", "/graphql", bytes.NewReader(body))
@@ -364,4 +366,44 @@ func TestFastPathLeavesErrorsToGqlgen(t *testing.T) {
 			})
 		}
 	})
+}
+
+// BenchmarkReadPaths: the reads of bench/compare's scenarios on SQLite
+// (scale 0.01: 200 orders), answered on the fast path and by gqlgen's
+// executor; allocations per answer do not depend on the machine's load.
+//
+//	go test -run XXX -bench ReadPaths -benchmem ./resolvers/
+func BenchmarkReadPaths(b *testing.B) {
+	ctx := context.Background()
+	dir := b.TempDir()
+	mesh, err := demo.Open(ctx, func(p string) string { return "sqlite:" + filepath.Join(dir, p+".db") })
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer mesh.Close()
+	if _, err := mesh.Seed(ctx, 0.01, nil); err != nil {
+		b.Fatal(err)
+	}
+	r := testResolver(mesh)
+	admin := &products.Identity{Subject: "bench", Roles: []string{products.RoleAdmin}}
+	for _, q := range []struct{ name, query string }{
+		{"nested", `{ orders(first: 50, where: {status: {eq: RESERVED}}, orderBy: [{field: PLACED_AT, direction: DESC}]) { nodes { id status total placedAt customer { name country } lines { quantity item { sku price } } } } }`},
+		{"large", `{ orders(first: 200, orderBy: [{field: ID, direction: ASC}]) { nodes { id customerId status total currency placedAt updatedAt } } }`},
+		{"point", `{ order(id: "42") { id status total customer { name country } } }`},
+	} {
+		for _, fast := range []bool{true, false} {
+			b.Run(fmt.Sprintf("%s/fast=%v", q.name, fast), func(b *testing.B) {
+				var reads map[string]map[string]*entityReads
+				h := fastServer(r, fast, admin, &reads)
+				want := post(b, h, q.query, nil)
+				if bytes.Contains(want, []byte(`"errors"`)) {
+					b.Fatalf("%s", want)
+				}
+				b.ReportAllocs()
+				for b.Loop() {
+					post(b, h, q.query, nil)
+				}
+			})
+		}
+	}
 }

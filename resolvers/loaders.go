@@ -197,11 +197,37 @@ func (e *entry[V]) wait(ctx context.Context) (V, error) {
 
 // lookupName names the loader of T's rows by field (see lookup).
 func lookupName(e *products.Entity, by string, pol *products.Condition) string {
+	if pol == nil {
+		// The common name, once: it is asked for every row of a level.
+		k := nameKey{e, by}
+		if n, ok := lookupNames.Load(k); ok {
+			return n.(string)
+		}
+		n := "lookup " + e.Name + "." + by
+		lookupNames.Store(k, n)
+		return n
+	}
 	return "lookup " + e.Name + "." + by + policyKey(pol)
 }
 
+type nameKey struct {
+	e     *products.Entity
+	field string
+}
+
+var lookupNames, childrenNames sync.Map // nameKey → loader name without a policy
+
 // childrenName names the loader of T's rows by parent field fk.
 func childrenName(e *products.Entity, fk string, pol *products.Condition) string {
+	if pol == nil {
+		k := nameKey{e, fk}
+		if n, ok := childrenNames.Load(k); ok {
+			return n.(string)
+		}
+		n := "children " + e.Name + "." + fk
+		childrenNames.Store(k, n)
+		return n
+	}
 	return "children " + e.Name + "." + fk + policyKey(pol)
 }
 
