@@ -112,6 +112,12 @@ func (s *fastSchema) run(ctx context.Context, oc *graphql.OperationContext) (dat
 	size := min(max(s.lastSize.Load()+s.lastSize.Load()/8, 1024), 8<<20)
 	w := &fastWriter{s: s, oc: oc, a: accessFrom(ctx, s.r), rules: s.r.rulesOf(), buf: make([]byte, 0, size)}
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Query"})
+	// Everything the fast path does not answer, and every field the
+	// caller may not resolve, is known from the document: leave those
+	// operations to gqlgen before anything is loaded.
+	if err := w.check(); err != nil {
+		return nil, err
+	}
 	if err := w.root(ctx); err != nil {
 		return nil, err
 	}
@@ -257,6 +263,173 @@ func (w *fastWriter) root(ctx context.Context) error {
 		}
 	}
 	w.buf = append(w.buf, '}')
+	return nil
+}
+
+// check tells, before anything is resolved, whether the fast path
+// answers the operation: every field is one it writes, and one the
+// caller may resolve (see Authorize; personal fields are masked or
+// recorded while writing).
+func (w *fastWriter) check() error {
+	fields, err := w.collect(w.oc.Operation.SelectionSet, "Query")
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if f.Name == "__typename" {
+			continue
+		}
+		t := f.Definition.Type
+		if t.Elem != nil {
+			return errSlow
+		}
+		if e := w.s.entities[strings.TrimSuffix(t.Name(), "Connection")]; e != nil && f.Name == e.Plural && t.Name() == e.Name+"Connection" {
+			err = w.checkConnection("Query", f, e)
+		} else if e := w.s.entities[t.Name()]; e != nil && f.Name == e.Lookup {
+			err = w.checkRule("Query", f, false)
+			if err == nil {
+				err = w.checkEntity(f.Selections, e)
+			}
+		} else {
+			return errSlow
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkRule refuses a field the caller may not resolve, and one with a
+// rule the fast path does not apply (all but personal fields, if pii).
+func (w *fastWriter) checkRule(object string, f graphql.CollectedField, pii bool) error {
+	ru := w.rules.byField[f.Definition]
+	if ru == nil {
+		return nil
+	}
+	if ru.pii != nil && !pii || ru.productArg != "" {
+		return errSlow
+	}
+	return ru.check(w.a, &graphql.FieldContext{Object: object, Field: f})
+}
+
+// checkConnection checks a field returning a connection of e, and the
+// field's own rule if it is one of object's ("": checked already).
+func (w *fastWriter) checkConnection(object string, f graphql.CollectedField, e *products.Entity) error {
+	if object != "" {
+		if err := w.checkRule(object, f, false); err != nil {
+			return err
+		}
+	}
+	name := f.Definition.Type.Name()
+	fields, err := w.collect(f.Selections, name)
+	if err != nil {
+		return err
+	}
+	for _, cf := range fields {
+		if cf.Name == "__typename" {
+			continue
+		}
+		if w.rules.byField[cf.Definition] != nil {
+			return errSlow
+		}
+		switch cf.Name {
+		case "totalCount":
+		case "nodes":
+			if err := w.checkEntity(cf.Selections, e); err != nil {
+				return err
+			}
+		case "edges":
+			t := cf.Definition.Type
+			if t.Elem == nil || !t.Elem.NonNull {
+				return errSlow
+			}
+			efs, err := w.collect(cf.Selections, t.Elem.Name())
+			if err != nil {
+				return err
+			}
+			for _, ef := range efs {
+				if w.rules.byField[ef.Definition] != nil && ef.Definition != nil {
+					return errSlow
+				}
+				switch ef.Name {
+				case "__typename", "cursor":
+				case "node":
+					if err := w.checkEntity(ef.Selections, e); err != nil {
+						return err
+					}
+				default:
+					return errSlow
+				}
+			}
+		case "pageInfo":
+			pfs, err := w.collect(cf.Selections, cf.Definition.Type.Name())
+			if err != nil {
+				return err
+			}
+			for _, pf := range pfs {
+				if w.rules.byField[pf.Definition] != nil && pf.Definition != nil {
+					return errSlow
+				}
+				switch pf.Name {
+				case "__typename", "hasNextPage", "hasPreviousPage", "startCursor", "endCursor":
+				default:
+					return errSlow
+				}
+			}
+		default:
+			return errSlow
+		}
+	}
+	return nil
+}
+
+// checkEntity checks the selection of a row of e.
+func (w *fastWriter) checkEntity(sel ast.SelectionSet, e *products.Entity) error {
+	fields, err := w.collect(sel, e.Name)
+	if err != nil {
+		return err
+	}
+	for _, f := range fields {
+		if f.Name == "__typename" {
+			continue
+		}
+		d := f.Definition
+		if d.Directives.ForName("lookup") != nil || d.Directives.ForName("children") != nil {
+			if err := w.checkRule(e.Name, f, false); err != nil {
+				return err
+			}
+			t := d.Type
+			switch {
+			case t.Elem != nil && w.s.entities[t.Elem.Name()] != nil:
+				err = w.checkEntity(f.Selections, w.s.entities[t.Elem.Name()])
+			case t.Elem == nil && w.s.entities[t.Name()] != nil:
+				err = w.checkEntity(f.Selections, w.s.entities[t.Name()])
+			case t.Elem == nil && strings.HasSuffix(t.Name(), "Connection") && w.s.entities[strings.TrimSuffix(t.Name(), "Connection")] != nil:
+				err = w.checkConnection("", f, w.s.entities[strings.TrimSuffix(t.Name(), "Connection")])
+			default:
+				return errSlow
+			}
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		mf := e.Field(f.Name)
+		if mf == nil || mf.Derived || len(f.Arguments) > 0 || len(f.Selections) > 0 {
+			return errSlow
+		}
+		if err := w.checkRule(e.Name, f, true); err != nil {
+			return err
+		}
+		switch n := d.Type.Name(); n {
+		case "ID", "Int", "Long", "Boolean", "Time", "Decimal", "Float", "String":
+		default:
+			if def := Schema().Types[n]; def == nil || def.Kind != ast.Enum {
+				return errSlow
+			}
+		}
+	}
 	return nil
 }
 
