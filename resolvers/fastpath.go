@@ -5,14 +5,17 @@ package resolvers
 // field middleware (Authorize) and a Marshaler per value, which is most of
 // the gateway's CPU under a read of many rows. For a query it fully
 // understands — root lists and lookups of the mesh's entities, their
-// scalar fields, @lookup and @children relations, nodes and totalCount of
-// connections, __typename, aliases, fragments and @skip/@include as
-// graphql.CollectFields resolves them — FastSchema calls the same
+// scalar fields, @lookup and @children relations, connections (nodes,
+// edges, pageInfo, totalCount), __typename, aliases, fragments and
+// @skip/@include as graphql.CollectFields resolves them — FastSchema
+// decides that from the document and the caller's roles (check), then
+// calls the same
 // resolvers (the generated ones, so the same loaders and row policies)
 // and writes the JSON of `data` itself, applying the same rules as
-// Authorize. Anything else, and any error or refused field of the query,
-// makes it discard what it wrote and let gqlgen answer the operation: reads
-// are idempotent, and the loaders keep what they loaded for it.
+// Authorize. Anything else, any field the caller may not resolve, and any
+// error while it writes (a resolver's, a null where the schema forbids
+// one) let gqlgen answer the operation, discarding what was written:
+// reads are idempotent, and the loaders keep what they loaded for it.
 //
 // It wraps the ExecutableSchema, not the operation: gqlgen's operation and
 // response middlewares (metrics, loaders, access, read audit, extensions)
@@ -22,6 +25,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/maphash"
+	"log/slog"
 	"math"
 	"reflect"
 	"strconv"
@@ -63,10 +68,12 @@ type fastSchema struct {
 	r        *Resolver
 	root     reflect.Value
 	entities map[string]*products.Entity // by GraphQL type name
-	lastSize atomic.Int64                // bytes of the last answer
+	sizes    [256]atomic.Int64           // bytes of the last answer, by a hash of the query
 	methods  sync.Map                    // "Object.field" → reflect.Value (the bound resolver method), or nil
 	fields   sync.Map                    // reflect.Type + GraphQL field → []int (the Go field's index)
 }
+
+var sizeSeed = maphash.MakeSeed()
 
 // fastAnswers counts the operations the fast path answered.
 var fastAnswers atomic.Int64
@@ -104,12 +111,15 @@ func (s *fastSchema) Exec(ctx context.Context) graphql.ResponseHandler {
 func (s *fastSchema) run(ctx context.Context, oc *graphql.OperationContext) (data json.RawMessage, err error) {
 	defer func() {
 		if p := recover(); p != nil {
+			s.r.logger().WarnContext(ctx, "fast path failed; gqlgen answers", slog.Any("panic", p))
 			data, err = nil, errSlow
 		}
 	}()
-	// The buffer starts as large as the previous answer (up to 8 MiB), so
-	// that a large one is not copied a dozen times while it grows.
-	size := min(max(s.lastSize.Load()+s.lastSize.Load()/8, 1024), 8<<20)
+	// The buffer starts as large as the last answer to the same query (up
+	// to 8 MiB), so that a large one is not copied a dozen times while it
+	// grows.
+	last := &s.sizes[maphash.String(sizeSeed, oc.RawQuery)%uint64(len(s.sizes))]
+	size := min(max(last.Load()+last.Load()/8, 1024), 8<<20)
 	w := &fastWriter{s: s, oc: oc, a: accessFrom(ctx, s.r), rules: s.r.rulesOf(), buf: make([]byte, 0, size)}
 	ctx = graphql.WithFieldContext(ctx, &graphql.FieldContext{Object: "Query"})
 	// Everything the fast path does not answer, and every field the
@@ -121,7 +131,7 @@ func (s *fastSchema) run(ctx context.Context, oc *graphql.OperationContext) (dat
 	if err := w.root(ctx); err != nil {
 		return nil, err
 	}
-	s.lastSize.Store(int64(len(w.buf)))
+	last.Store(int64(len(w.buf)))
 	if log := readLogFrom(ctx); log != nil {
 		for _, rd := range w.reads {
 			log.add(rd.product, rd.entity, rd.field, rd.key)
