@@ -48,7 +48,7 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, backend string)) {
 // openMesh opens the demo mesh on fresh stores of the backend, seeded at
 // scale 0.01 (20 customers, 5 items, 200 orders, 100 interactions), and
 // closes and removes it when the test ends.
-func openMesh(t *testing.T, backend string, hooks ...bun.QueryHook) *products.Mesh {
+func openMesh(t testing.TB, backend string, hooks ...bun.QueryHook) *products.Mesh {
 	t.Helper()
 	ctx := context.Background()
 	var dsn func(string) string

@@ -37,6 +37,10 @@ type loaders struct {
 	m        map[string]any
 	expected map[string]map[any]struct{}  // loader name → announced keys
 	args     map[string]products.ListArgs // connection arguments by keyArgs
+	// fieldArgs are the keyArgs of the arguments a field context's
+	// resolver asked with: the fast path resolves a field of every row of a
+	// level with one field context, and its arguments are the same.
+	fieldArgs map[*graphql.FieldContext]string
 }
 
 type loadersKey struct{}
@@ -321,11 +325,26 @@ func newChildLoader[T any, PT interface {
 	return c
 }
 
-// load returns the page of children of parent for the arguments.
+// load returns the page of children of parent for the arguments, which
+// are those of the field being resolved (see loaders.fieldArgs).
 func (c *childLoader[T]) load(ctx context.Context, parent int64, a products.ListArgs) (*products.Page[T], error) {
-	key, err := c.reg.keyArgs(a)
-	if err != nil {
-		return nil, err
+	fc := graphql.GetFieldContext(ctx)
+	c.reg.mu.Lock()
+	key, ok := c.reg.fieldArgs[fc]
+	c.reg.mu.Unlock()
+	if !ok || fc == nil {
+		var err error
+		if key, err = c.reg.keyArgs(a); err != nil {
+			return nil, err
+		}
+		if fc != nil {
+			c.reg.mu.Lock()
+			if c.reg.fieldArgs == nil {
+				c.reg.fieldArgs = map[*graphql.FieldContext]string{}
+			}
+			c.reg.fieldArgs[fc] = key
+			c.reg.mu.Unlock()
+		}
 	}
 	return c.batcher.load(ctx, childKey{key, parent})
 }
