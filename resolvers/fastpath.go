@@ -945,7 +945,7 @@ func valueOf[T any](v reflect.Value) T {
 
 // appendQuoted is gqlgen's writeQuotedString (graphql.MarshalString).
 func appendQuoted(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
+	const hex = "0123456789ABCDEF" // gqlgen's encodeHex
 	start := 0
 	b = append(b, '"')
 	for i, c := range s {

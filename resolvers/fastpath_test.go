@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"reflect"
 	"slices"
 	"strings"
@@ -24,6 +25,7 @@ import (
 	"github.com/meshgate/meshgate/graph"
 	"github.com/meshgate/meshgate/products"
 	"github.com/meshgate/meshgate/products/pgtest"
+	"github.com/meshgate/meshgate/resolvers/scalars"
 )
 
 // fastServer serves r like the gateway (loaders, access, Authorize, a
@@ -252,13 +254,19 @@ func TestFastPathAnswersAsGqlgen(t *testing.T) {
 		}
 		r := testResolver(mesh)
 		r.Policies = pol
-		g := &queryGen{rnd: rand.New(rand.NewPCG(1, uint64(len(backend)))), r: r}
+		// MESHGATE_FASTPATH_QUERIES=n,seed runs n queries per caller from
+		// another seed (default 150 from seed 1).
+		n, seed := 150, uint64(1)
+		if v := os.Getenv("MESHGATE_FASTPATH_QUERIES"); v != "" {
+			fmt.Sscanf(v, "%d,%d", &n, &seed)
+		}
+		g := &queryGen{rnd: rand.New(rand.NewPCG(seed, uint64(len(backend)))), r: r}
 		fastAnswered := 0
 		for role, id := range ids {
 			var slowReads, fastReads map[string]map[string]*entityReads
 			slow := fastServer(r, false, id, &slowReads)
 			fast := fastServer(r, true, id, &fastReads)
-			for i := range 150 {
+			for i := range n {
 				q := g.query()
 				vars := map[string]any{}
 				if strings.Contains(q, "$yes:") {
@@ -284,9 +292,9 @@ func TestFastPathAnswersAsGqlgen(t *testing.T) {
 				}
 			}
 		}
-		t.Logf("%d of %d queries answered on the fast path", fastAnswered, 150*len(ids))
-		if fastAnswered < 150*len(ids)/4 {
-			t.Errorf("only %d of %d queries answered on the fast path", fastAnswered, 150*len(ids))
+		t.Logf("%d of %d queries answered on the fast path", fastAnswered, n*len(ids))
+		if fastAnswered < n*len(ids)/4 {
+			t.Errorf("only %d of %d queries answered on the fast path", fastAnswered, n*len(ids))
 		}
 	})
 }
@@ -418,4 +426,54 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestFastPathScalars: strings, floats and times are written as gqlgen's
+// marshallers write them, for values the demo data does not hold.
+func TestFastPathScalars(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		b := make([]byte, rnd.IntN(12))
+		for j := range b {
+			b[j] = byte(rnd.IntN(256))
+			if rnd.IntN(3) == 0 {
+				const special = "\"\\\n\t\r\x00\x1f<>&é"
+				b[j] = special[rnd.IntN(len(special))]
+			}
+		}
+		s := string(b)
+		if i == 0 {
+			s = "Müller \"quoted\" \\ \u2028 \U0001F600"
+		}
+		var want bytes.Buffer
+		graphql.MarshalString(s).MarshalGQL(&want)
+		if got := appendQuoted(nil, s); !bytes.Equal(got, want.Bytes()) {
+			t.Fatalf("%q: %s, gqlgen %s", s, got, want.Bytes())
+		}
+	}
+	w := &fastWriter{}
+	floatType := &ast.Type{NamedType: "Float", NonNull: true}
+	for _, f := range []float64{0, -0.0, 1, 0.1, 302.65, 1e21, 1e-7, 123456789.123, -3.4e38, 5e-324} {
+		w.buf = w.buf[:0]
+		if err := w.scalar(floatType, reflect.ValueOf(f)); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		graphql.MarshalFloatContext(f).MarshalGQLContext(context.Background(), &want)
+		if !bytes.Equal(w.buf, want.Bytes()) {
+			t.Errorf("%v: %s, gqlgen %s", f, w.buf, want.Bytes())
+		}
+	}
+	timeType := &ast.Type{NamedType: "Time", NonNull: true}
+	for _, tm := range []time.Time{time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC), time.Date(2026, 1, 2, 3, 4, 5, 120000000, time.FixedZone("x", 3600)), {}} {
+		w.buf = w.buf[:0]
+		if err := w.scalar(timeType, reflect.ValueOf(tm)); err != nil {
+			t.Fatal(err)
+		}
+		var want bytes.Buffer
+		scalars.MarshalTime(tm).MarshalGQL(&want)
+		if !bytes.Equal(w.buf, want.Bytes()) {
+			t.Errorf("%v: %s, gqlgen %s", tm, w.buf, want.Bytes())
+		}
+	}
 }
