@@ -432,6 +432,14 @@ func (w *fastWriter) checkEntity(sel ast.SelectionSet, e *products.Entity) error
 		if err := w.checkRule(e.Name, f, true); err != nil {
 			return err
 		}
+		// A Go type marshalling itself (products.Op quotes with
+		// strconv.Quote), but for those scalar writes as they do, is
+		// left to gqlgen.
+		if sf, ok := reflect.TypeOf(e.Model).Elem().FieldByName(mf.GoName); !ok {
+			return errSlow
+		} else if gt := sf.Type; gt != timeType && gt != decimalType && (gt.Implements(marshalerType) || reflect.PointerTo(gt).Implements(marshalerType)) {
+			return errSlow
+		}
 		switch n := d.Type.Name(); n {
 		case "ID", "Int", "Long", "Boolean", "Time", "Decimal", "Float", "String":
 		default:
@@ -869,6 +877,8 @@ func (s *fastSchema) fieldIndex(t reflect.Type, mf *products.Field) ([]int, erro
 var (
 	timeType    = reflect.TypeFor[time.Time]()
 	decimalType = reflect.TypeFor[products.Decimal]()
+	// marshalerType: graphql.Marshaler.
+	marshalerType = reflect.TypeFor[graphql.Marshaler]()
 )
 
 // scalar writes a scalar value of GraphQL type t as gqlgen's marshallers
