@@ -149,6 +149,7 @@ type fastWriter struct {
 	reads []fastRead
 
 	collected map[selKey][]graphql.CollectedField
+	plans     map[planKey]*objectPlan
 	calls     map[callKey]*fastCall
 }
 
@@ -783,18 +784,22 @@ func (w *fastWriter) row(ctx context.Context, e *products.Entity, sel ast.Select
 // its model).
 func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []graphql.CollectedField, v reflect.Value) error {
 	s := v.Elem()
+	p, err := w.planOf(e, fields, s.Type())
+	if err != nil {
+		return err
+	}
 	w.buf = append(w.buf, '{')
 	for i, f := range fields {
 		if i > 0 {
 			w.buf = append(w.buf, ',')
 		}
 		w.key(f.Alias)
-		if f.Name == "__typename" {
+		fp := &p.fields[i]
+		switch {
+		case fp.typename:
 			w.buf = appendQuoted(w.buf, e.Name)
 			continue
-		}
-		d := f.Definition
-		if d.Directives.ForName("lookup") != nil || d.Directives.ForName("children") != nil {
+		case fp.relation:
 			res, err := w.call(ctx, e.Name, f, v)
 			if err != nil {
 				return err
@@ -804,19 +809,8 @@ func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []gr
 			}
 			continue
 		}
-		mf := e.Field(f.Name)
-		if mf == nil || mf.Derived || len(f.Arguments) > 0 {
-			return errSlow
-		}
-		idx, err := w.s.fieldIndex(s.Type(), mf)
-		if err != nil {
-			return err
-		}
-		fv := s.FieldByIndex(idx)
-		if ru := w.rules.byField[d]; ru != nil {
-			if ru.pii == nil || ru.role != "" || ru.read != "" || ru.write != "" || ru.productArg != "" {
-				return errSlow
-			}
+		fv := s.FieldByIndex(fp.idx)
+		if ru := fp.pii; ru != nil {
 			// As Authorize: masked for callers without pii:read
 			// (strings as "***", a null one too), else recorded.
 			if !w.a.pii {
@@ -828,7 +822,7 @@ func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []gr
 						w.buf = appendQuoted(w.buf, products.Masked)
 						continue
 					}
-					if d.Type.NonNull {
+					if f.Definition.Type.NonNull {
 						return errSlow
 					}
 					w.buf = append(w.buf, "null"...)
@@ -837,19 +831,80 @@ func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []gr
 				}
 				continue
 			}
-			if !(fv.Kind() == reflect.Pointer && fv.IsNil()) {
-				id := s.FieldByName("ID")
-				if id.IsValid() && id.Kind() == reflect.Int64 {
-					w.reads = append(w.reads, fastRead{ru.product, ru.entity.Name, ru.pii.Name, id.Int()})
-				}
+			if !(fv.Kind() == reflect.Pointer && fv.IsNil()) && p.id != nil {
+				w.reads = append(w.reads, fastRead{ru.product, ru.entity.Name, ru.pii.Name, s.FieldByIndex(p.id).Int()})
 			}
 		}
-		if err := w.scalar(d.Type, fv); err != nil {
+		if err := w.scalar(f.Definition.Type, fv); err != nil {
 			return err
 		}
 	}
 	w.buf = append(w.buf, '}')
 	return nil
+}
+
+// objectPlan is how the fields collected for a row of an entity are
+// written, worked out once per selection and model type.
+type objectPlan struct {
+	fields []fieldPlan
+	id     []int // the model's int64 ID field (the key of read records), or nil
+}
+
+type fieldPlan struct {
+	typename, relation bool
+	idx                []int      // a scalar's Go field
+	pii                *fieldRule // a personal field's rule
+}
+
+type planKey struct {
+	first *graphql.CollectedField
+	t     reflect.Type
+}
+
+func (w *fastWriter) planOf(e *products.Entity, fields []graphql.CollectedField, t reflect.Type) (*objectPlan, error) {
+	if len(fields) == 0 {
+		return &objectPlan{}, nil
+	}
+	k := planKey{&fields[0], t}
+	if p, ok := w.plans[k]; ok {
+		return p, nil
+	}
+	p := &objectPlan{fields: make([]fieldPlan, len(fields))}
+	if sf, ok := t.FieldByName("ID"); ok && sf.Type.Kind() == reflect.Int64 {
+		p.id = sf.Index
+	}
+	for i, f := range fields {
+		fp := &p.fields[i]
+		if f.Name == "__typename" {
+			fp.typename = true
+			continue
+		}
+		d := f.Definition
+		if d.Directives.ForName("lookup") != nil || d.Directives.ForName("children") != nil {
+			fp.relation = true
+			continue
+		}
+		mf := e.Field(f.Name)
+		if mf == nil || mf.Derived || len(f.Arguments) > 0 {
+			return nil, errSlow
+		}
+		idx, err := w.s.fieldIndex(t, mf)
+		if err != nil {
+			return nil, err
+		}
+		fp.idx = idx
+		if ru := w.rules.byField[d]; ru != nil {
+			if ru.pii == nil || ru.role != "" || ru.read != "" || ru.write != "" || ru.productArg != "" {
+				return nil, errSlow
+			}
+			fp.pii = ru
+		}
+	}
+	if w.plans == nil {
+		w.plans = map[planKey]*objectPlan{}
+	}
+	w.plans[k] = p
+	return p, nil
 }
 
 // fieldIndex returns the index of the Go field of t holding mf.
