@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -453,7 +454,7 @@ func TestFastPathScalars(t *testing.T) {
 	}
 	w := &fastWriter{}
 	floatType := &ast.Type{NamedType: "Float", NonNull: true}
-	for _, f := range []float64{0, -0.0, 1, 0.1, 302.65, 1e21, 1e-7, 123456789.123, -3.4e38, 5e-324} {
+	for _, f := range []float64{0, math.Copysign(0, -1), 1, 0.1, 302.65, 1e21, 1e-7, 123456789.123, -3.4e38, 5e-324} {
 		w.buf = w.buf[:0]
 		if err := w.scalar(floatType, reflect.ValueOf(f)); err != nil {
 			t.Fatal(err)
