@@ -65,13 +65,22 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 		return s.outboxSQLite(ctx, limit, cluster, publish)
 	}
 	var round Round
+	var stale bool
 	err := s.DB.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
 		round = Round{}
-		var locked bool
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?)", s.lockKey("outbox")).Scan(ctx, &locked); err != nil {
+		// Entries pending for a while lost their writer before it could
+		// have them positioned (a crash, the store unreachable): they are
+		// positioned after this round.
+		var lock struct {
+			Locked bool `bun:"locked"`
+			Stale  bool `bun:"stale"`
+		}
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale",
+			s.lockKey("outbox"), time.Now().Add(-stalePending)).Scan(ctx, &lock); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
-		if !locked {
+		stale = lock.Stale
+		if !lock.Locked {
 			return nil
 		}
 		st, err := s.outboxState(ctx, tx)
@@ -84,8 +93,11 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 			}
 			round.Restarted, round.Previous = true, st.Cluster
 		}
+		if round.Restarted {
+			st.Through = 0
+		}
 		var entries []AuditEntry
-		if err := tx.NewSelect().Model(&entries).Where("published_at IS NULL").
+		if err := tx.NewSelect().Model(&entries).Where("sequence > ?", st.Through).
 			Order("sequence").Limit(int64(limit)).Scan(ctx); err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
@@ -104,8 +116,18 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 	if err != nil {
 		return Round{}, err
 	}
+	if stale {
+		// Published by the next round.
+		if _, err := s.seq.await(ctx, nil, 0); err != nil {
+			return round, err
+		}
+	}
 	return round, nil
 }
+
+// stalePending is how long an entry stays pending before a relay positions
+// it: its writer positions it right after its commit unless it died.
+const stalePending = 5 * time.Second
 
 func (s *Store) outboxSQLite(ctx context.Context, limit int, cluster string, publish Publish) (Round, error) {
 	s.outboxMu.Lock()
@@ -123,9 +145,10 @@ func (s *Store) outboxSQLite(ctx context.Context, limit int, cluster string, pub
 			return round, err
 		}
 		round.Restarted, round.Previous = true, st.Cluster
+		st.Through = 0
 	}
 	var entries []AuditEntry
-	if err := s.DB.NewSelect().Model(&entries).Where("published_at IS NULL").
+	if err := s.DB.NewSelect().Model(&entries).Where("sequence > ?", st.Through).
 		Order("sequence").Limit(int64(limit)).Scan(ctx); err != nil {
 		return round, fmt.Errorf("read outbox: %w", err)
 	}
@@ -168,13 +191,9 @@ func (s *Store) outboxState(ctx context.Context, db bun.IDB) (*outboxState, erro
 	return st, nil
 }
 
-// restart marks the whole log unpublished and records that it is now
-// published to cluster.
+// restart marks the whole log unpublished (the published prefix becomes
+// empty) and records that it is now published to cluster.
 func (s *Store) restart(ctx context.Context, tx bun.Tx, cluster string) error {
-	if _, err := tx.NewUpdate().Model((*AuditEntry)(nil)).Set("published_at = NULL").
-		Where("published_at IS NOT NULL").Exec(ctx); err != nil {
-		return fmt.Errorf("%s: mark the log unpublished: %w", s.Product.Name, err)
-	}
 	if _, err := tx.NewUpdate().Model((*outboxState)(nil)).Set("cluster = ?, through = 0", cluster).
 		Where("product = ?", s.Product.Name).Exec(ctx); err != nil {
 		return fmt.Errorf("%s: record cluster: %w", s.Product.Name, err)
@@ -182,14 +201,10 @@ func (s *Store) restart(ctx context.Context, tx bun.Tx, cluster string) error {
 	return nil
 }
 
+// markPublished extends the published prefix of the log through the last
+// of entries (published in order after the prefix).
 func (s *Store) markPublished(ctx context.Context, db bun.IDB, entries []AuditEntry) error {
-	now := time.Now().UTC()
 	last := entries[len(entries)-1].Sequence
-	if _, err := db.NewUpdate().Model((*AuditEntry)(nil)).Set("published_at = ?", now).
-		Where("sequence BETWEEN ? AND ?", entries[0].Sequence, last).
-		Where("published_at IS NULL").Exec(ctx); err != nil {
-		return fmt.Errorf("mark published: %w", err)
-	}
 	if _, err := db.NewUpdate().Model((*outboxState)(nil)).Set("through = ?", last).
 		Where("product = ? AND through < ?", s.Product.Name, last).Exec(ctx); err != nil {
 		return fmt.Errorf("mark published: %w", err)
