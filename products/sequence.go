@@ -3,9 +3,11 @@ package products
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/uptrace/bun"
 )
 
@@ -159,17 +161,17 @@ func (q *sequencer) await(ctx context.Context, ids []int64, floor int64) ([]int6
 // statement that also advances the log's counter and the per-entity
 // counts. An entry committed after the statement began waits for the next
 // round: it can only come after every entry this round positions.
+//
+// A transaction is one round trip: the lock and the move go to the server
+// as one simple-protocol query of two statements, which PostgreSQL runs
+// as one transaction (the lock is held until it commits; the move, a
+// statement of its own, sees what committed before it got the lock).
 func (s *Store) sequence(ctx context.Context) ([]positioned, error) {
+	query := fmt.Sprintf("SELECT pg_advisory_xact_lock(%d); ", s.lockKey("sequence")) +
+		s.DB.QueryGen().FormatQuery(sequenceSQL, sequenceChunk, s.Product.Name)
 	var all []positioned
 	for {
-		var moved []positioned
-		err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
-			moved = moved[:0]
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", s.lockKey("sequence")); err != nil {
-				return fmt.Errorf("sequencing lock: %w", err)
-			}
-			return tx.NewRaw(sequenceSQL, sequenceChunk, s.Product.Name).Scan(ctx, &moved)
-		})
+		moved, err := s.sequenceOnce(ctx, query)
 		if err != nil {
 			return all, fmt.Errorf("%s: position audit entries: %w", s.Product.Name, err)
 		}
@@ -178,6 +180,47 @@ func (s *Store) sequence(ctx context.Context) ([]positioned, error) {
 			return all, nil
 		}
 	}
+}
+
+func (s *Store) sequenceOnce(ctx context.Context, query string) ([]positioned, error) {
+	conn, err := s.DB.DB.Conn(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	var moved []positioned
+	err = conn.Raw(func(dc any) error {
+		var pc *pgx.Conn
+		switch c := dc.(type) {
+		case interface{ PgxConn() *pgx.Conn }:
+			pc = c.PgxConn()
+		case interface{ Conn() *pgx.Conn }:
+			pc = c.Conn()
+		default:
+			return fmt.Errorf("not a pgx session: %T", dc)
+		}
+		results, err := pc.PgConn().Exec(ctx, query).ReadAll()
+		if err != nil {
+			return err
+		}
+		if len(results) != 2 {
+			return fmt.Errorf("%d results of the sequencing query, want 2", len(results))
+		}
+		moved = make([]positioned, len(results[1].Rows))
+		for i, r := range results[1].Rows {
+			if len(r) != 2 {
+				return fmt.Errorf("sequencing query: %d columns, want 2", len(r))
+			}
+			if moved[i].ID, err = strconv.ParseInt(string(r[0]), 10, 64); err == nil {
+				moved[i].Sequence, err = strconv.ParseInt(string(r[1]), 10, 64)
+			}
+			if err != nil {
+				return fmt.Errorf("sequencing query: %w", err)
+			}
+		}
+		return nil
+	})
+	return moved, err
 }
 
 // sequenceSQL moves up to ? pending entries (oldest first) into the log of
