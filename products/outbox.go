@@ -44,8 +44,9 @@ type Round struct {
 }
 
 // Outbox hands up to limit unpublished audit entries, oldest first, to
-// publish and marks them published when it succeeds. cluster is the
-// identity of the Kafka cluster publish sends to (its cluster id).
+// publish and, when it succeeds, extends the published prefix of the log
+// (mg_outbox.through) past them. cluster is the identity of the Kafka
+// cluster publish sends to (its cluster id).
 //
 // The store records which cluster its log was published to. When cluster
 // differs, the round first marks the whole log unpublished (in the same
@@ -230,7 +231,8 @@ func (s *Store) markPublished(ctx context.Context, db bun.IDB, entries []AuditEn
 	return nil
 }
 
-// Republish marks every audit entry unpublished, so that the relays publish
+// Republish marks every audit entry unpublished (the published prefix
+// becomes empty), so that the relays publish
 // the whole log again, in order, before any newer entry. Consumers skip
 // what they applied before. (Relays do this by themselves when the
 // cluster they publish to is not the one the log went to.)

@@ -285,3 +285,39 @@ func TestPositionsSetByAnotherInstance(t *testing.T) {
 		t.Errorf("latest %d (%v), want 3", latest, err)
 	}
 }
+
+// TestRelayPositionsEntriesOfADeadWriter checks that entries committed by a
+// writer that died before its sequencing round are positioned by a relay
+// round once they have been pending for a while, and published by the
+// next.
+func TestRelayPositionsEntriesOfADeadWriter(t *testing.T) {
+	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
+	ctx := context.Background()
+	if err := addWidget(ctx, s, &widget{Code: "alive"}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		_, err := appendPending(ctx, tx, []AuditEntry{
+			{Product: testProduct.Name, Entity: widgetEntity.Name, Key: 9, Op: OpDelete, Actor: "t", At: time.Now().Add(-2 * stalePending)},
+		})
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var published []int64
+	publish := func(_ context.Context, es []AuditEntry) error {
+		for _, e := range es {
+			published = append(published, e.Sequence)
+		}
+		return nil
+	}
+	for range 2 {
+		if _, err := s.Outbox(ctx, 100, "c", publish); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(published) != 2 || published[0] != 1 || published[1] != 2 {
+		t.Errorf("published %v, want [1 2]", published)
+	}
+}
