@@ -19,6 +19,11 @@ const lockWaitChunk = 2 * time.Second
 // lock, the others wait here without holding a connection.
 var turns sync.Map // int64 → chan struct{} (capacity 1)
 
+// lockSQL takes an advisory lock (the second argument), waiting at most the
+// lock_timeout given first, and then restores the lock_timeout it found.
+const lockSQL = `WITH found AS MATERIALIZED (SELECT current_setting('lock_timeout') AS lock_timeout)
+SELECT set_config('lock_timeout', ?, true), pg_advisory_xact_lock(?), set_config('lock_timeout', found.lock_timeout, true) FROM found`
+
 // errLockWait marks a failure of the lock statement itself.
 var errLockWait = errors.New("lock wait")
 
@@ -73,14 +78,12 @@ func (s *Store) WriteExclusive(ctx context.Context, purpose string, wait time.Du
 		}
 		began := time.Now()
 		entries, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
-			if _, err := tx.ExecContext(ctx, "SELECT set_config('lock_timeout', ?, true)", fmt.Sprintf("%dms", chunk.Milliseconds())); err != nil {
+			// One statement (one round trip): the columns are evaluated
+			// in order, so the wait for the lock is bounded by the
+			// lock_timeout set before it, and the setting found before is
+			// restored once the lock is held.
+			if _, err := tx.ExecContext(ctx, lockSQL, fmt.Sprintf("%dms", chunk.Milliseconds()), key); err != nil {
 				return fmt.Errorf("%w: %w", errLockWait, err)
-			}
-			if _, err := tx.ExecContext(ctx, "SELECT pg_advisory_xact_lock(?)", key); err != nil {
-				return fmt.Errorf("%w: %w", errLockWait, err)
-			}
-			if _, err := tx.ExecContext(ctx, "SET LOCAL lock_timeout TO DEFAULT"); err != nil {
-				return fmt.Errorf("reset lock_timeout: %w", err)
 			}
 			return fn(ctx, tx)
 		})

@@ -44,8 +44,9 @@ type Round struct {
 }
 
 // Outbox hands up to limit unpublished audit entries, oldest first, to
-// publish and marks them published when it succeeds. cluster is the
-// identity of the Kafka cluster publish sends to (its cluster id).
+// publish and, when it succeeds, extends the published prefix of the log
+// (mg_outbox.through) past them. cluster is the identity of the Kafka
+// cluster publish sends to (its cluster id).
 //
 // The store records which cluster its log was published to. When cluster
 // differs, the round first marks the whole log unpublished (in the same
@@ -64,14 +65,41 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 	if s.sqlite {
 		return s.outboxSQLite(ctx, limit, cluster, publish)
 	}
+	// Most rounds that find nothing to do learn it from one statement,
+	// without a transaction or the lock: the log ends where it was
+	// published to this cluster, and nothing is pending for long. (An
+	// entry positioned right after this read wakes the relay again.)
+	var idle struct {
+		Cluster sql.NullString `bun:"cluster"`
+		Through sql.NullInt64  `bun:"through"`
+		Latest  int64          `bun:"latest"`
+		Stale   bool           `bun:"stale"`
+	}
+	if err := s.DB.NewRaw(`SELECT o.cluster, o.through, q.value AS latest, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale
+FROM mg_audit_seq AS q LEFT JOIN mg_outbox AS o ON o.product = q.product WHERE q.product = ?`,
+		time.Now().Add(-stalePending), s.Product.Name).Scan(ctx, &idle); err != nil {
+		return Round{}, fmt.Errorf("outbox: %w", err)
+	}
+	if idle.Cluster.Valid && idle.Cluster.String == cluster && idle.Through.Int64 >= idle.Latest && !idle.Stale {
+		return Round{}, nil
+	}
 	var round Round
+	var stale bool
 	err := s.DB.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
 		round = Round{}
-		var locked bool
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?)", s.lockKey("outbox")).Scan(ctx, &locked); err != nil {
+		// Entries pending for a while lost their writer before it could
+		// have them positioned (a crash, the store unreachable): they are
+		// positioned after this round.
+		var lock struct {
+			Locked bool `bun:"locked"`
+			Stale  bool `bun:"stale"`
+		}
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale",
+			s.lockKey("outbox"), time.Now().Add(-stalePending)).Scan(ctx, &lock); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
-		if !locked {
+		stale = lock.Stale
+		if !lock.Locked {
 			return nil
 		}
 		st, err := s.outboxState(ctx, tx)
@@ -84,8 +112,11 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 			}
 			round.Restarted, round.Previous = true, st.Cluster
 		}
+		if round.Restarted {
+			st.Through = 0
+		}
 		var entries []AuditEntry
-		if err := tx.NewSelect().Model(&entries).Where("published_at IS NULL").
+		if err := tx.NewSelect().Model(&entries).Where("sequence > ?", st.Through).
 			Order("sequence").Limit(int64(limit)).Scan(ctx); err != nil {
 			return fmt.Errorf("read outbox: %w", err)
 		}
@@ -104,8 +135,18 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 	if err != nil {
 		return Round{}, err
 	}
+	if stale {
+		// Published by the next round.
+		if _, err := s.seq.await(ctx, nil, 0); err != nil {
+			return round, err
+		}
+	}
 	return round, nil
 }
+
+// stalePending is how long an entry stays pending before a relay positions
+// it: its writer positions it right after its commit unless it died.
+const stalePending = 5 * time.Second
 
 func (s *Store) outboxSQLite(ctx context.Context, limit int, cluster string, publish Publish) (Round, error) {
 	s.outboxMu.Lock()
@@ -123,9 +164,10 @@ func (s *Store) outboxSQLite(ctx context.Context, limit int, cluster string, pub
 			return round, err
 		}
 		round.Restarted, round.Previous = true, st.Cluster
+		st.Through = 0
 	}
 	var entries []AuditEntry
-	if err := s.DB.NewSelect().Model(&entries).Where("published_at IS NULL").
+	if err := s.DB.NewSelect().Model(&entries).Where("sequence > ?", st.Through).
 		Order("sequence").Limit(int64(limit)).Scan(ctx); err != nil {
 		return round, fmt.Errorf("read outbox: %w", err)
 	}
@@ -168,13 +210,9 @@ func (s *Store) outboxState(ctx context.Context, db bun.IDB) (*outboxState, erro
 	return st, nil
 }
 
-// restart marks the whole log unpublished and records that it is now
-// published to cluster.
+// restart marks the whole log unpublished (the published prefix becomes
+// empty) and records that it is now published to cluster.
 func (s *Store) restart(ctx context.Context, tx bun.Tx, cluster string) error {
-	if _, err := tx.NewUpdate().Model((*AuditEntry)(nil)).Set("published_at = NULL").
-		Where("published_at IS NOT NULL").Exec(ctx); err != nil {
-		return fmt.Errorf("%s: mark the log unpublished: %w", s.Product.Name, err)
-	}
 	if _, err := tx.NewUpdate().Model((*outboxState)(nil)).Set("cluster = ?, through = 0", cluster).
 		Where("product = ?", s.Product.Name).Exec(ctx); err != nil {
 		return fmt.Errorf("%s: record cluster: %w", s.Product.Name, err)
@@ -182,14 +220,10 @@ func (s *Store) restart(ctx context.Context, tx bun.Tx, cluster string) error {
 	return nil
 }
 
+// markPublished extends the published prefix of the log through the last
+// of entries (published in order after the prefix).
 func (s *Store) markPublished(ctx context.Context, db bun.IDB, entries []AuditEntry) error {
-	now := time.Now().UTC()
 	last := entries[len(entries)-1].Sequence
-	if _, err := db.NewUpdate().Model((*AuditEntry)(nil)).Set("published_at = ?", now).
-		Where("sequence BETWEEN ? AND ?", entries[0].Sequence, last).
-		Where("published_at IS NULL").Exec(ctx); err != nil {
-		return fmt.Errorf("mark published: %w", err)
-	}
 	if _, err := db.NewUpdate().Model((*outboxState)(nil)).Set("through = ?", last).
 		Where("product = ? AND through < ?", s.Product.Name, last).Exec(ctx); err != nil {
 		return fmt.Errorf("mark published: %w", err)
@@ -197,7 +231,8 @@ func (s *Store) markPublished(ctx context.Context, db bun.IDB, entries []AuditEn
 	return nil
 }
 
-// Republish marks every audit entry unpublished, so that the relays publish
+// Republish marks every audit entry unpublished (the published prefix
+// becomes empty), so that the relays publish
 // the whole log again, in order, before any newer entry. Consumers skip
 // what they applied before. (Relays do this by themselves when the
 // cluster they publish to is not the one the log went to.)

@@ -5,6 +5,7 @@ import (
 	"database/sql/driver"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -60,3 +61,7 @@ func isRead(query string) bool {
 	q := strings.TrimLeft(query, " \t\r\n(")
 	return len(q) >= 6 && strings.EqualFold(q[:6], "SELECT") && !strings.Contains(strings.ToUpper(q), "FOR UPDATE")
 }
+
+// PgxConn returns the session's pgx connection (for statements sent with
+// pgx's own protocol calls, see Store.sequence).
+func (c *readRetryConn) PgxConn() *pgx.Conn { return c.Conn.Conn() }

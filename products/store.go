@@ -33,6 +33,7 @@ type Store struct {
 	hooksMu  sync.Mutex
 	onCommit []func()
 	onReads  []func()
+	seq      *sequencer // PostgreSQL: positions the audit log's entries
 }
 
 // Dialect returns the store's SQL dialect.
@@ -108,6 +109,7 @@ func Open(ctx context.Context, d *Descriptor, dsn string, migrations *migrate.Mi
 		db = db.WithQueryHook(h)
 	}
 	s := &Store{DB: db, Product: d, sqlite: isSQLite, schema: schemaName}
+	s.seq = newSequencer(s)
 	if err := s.migrate(ctx, migrations); err != nil {
 		db.Close()
 		return nil, err

@@ -79,14 +79,61 @@ func (t *Tx) record(e *Entity, key int64, op Op, before, after any) error {
 }
 
 // Write runs fn in one transaction of the store and, in the same
-// transaction, appends one audit entry per change fn recorded, positioned in
-// commit order (see AuditEntry). If fn or anything after it fails, nothing
-// is written. Hooks registered with OnCommit run after the commit.
+// transaction, appends one audit entry per change fn recorded. It returns
+// the entries with their positions in the log (see AuditEntry for how they
+// are assigned in commit order without making writers wait for each other
+// on PostgreSQL). If fn or anything after it fails, nothing is written.
+// Hooks registered with OnCommit run once the entries are in the log.
+//
+// On PostgreSQL the entries are positioned by a sequencing round right
+// after the commit, which Write waits for (whatever ctx says: the change
+// is committed). Should that round fail (the store became unreachable in
+// between), Write still reports success, with Sequence 0: the entries are
+// committed and the next round positions them (the relay runs one when it
+// finds entries pending for a while).
 func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) ([]AuditEntry, error) {
 	if s.sqlite {
-		s.writeMu.Lock()
-		defer s.writeMu.Unlock()
+		return s.writeSQLite(ctx, fn)
 	}
+	floor := s.seq.floor()
+	var entries []AuditEntry
+	var ids []int64
+	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
+		tx := &Tx{Tx: btx, store: s, now: time.Now().UTC().Truncate(time.Microsecond)}
+		if err := fn(ctx, tx); err != nil {
+			return err
+		}
+		if len(tx.changes) == 0 {
+			return nil
+		}
+		tx.stamp(ctx)
+		var err error
+		if ids, err = appendPending(ctx, btx, tx.changes); err != nil {
+			return err
+		}
+		entries = tx.changes
+		return nil
+	})
+	if err != nil {
+		return nil, mapStoreError(err)
+	}
+	if len(entries) == 0 {
+		return nil, nil
+	}
+	if seqs, err := s.seq.await(context.WithoutCancel(ctx), ids, floor); err == nil {
+		for i := range entries {
+			entries[i].Sequence = seqs[i]
+		}
+	}
+	s.committed()
+	return entries, nil
+}
+
+// writeSQLite is Write on SQLite, where writers take turns: the entries
+// take the next positions of the counter row and go to the log directly.
+func (s *Store) writeSQLite(ctx context.Context, fn func(ctx context.Context, tx *Tx) error) ([]AuditEntry, error) {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
 	var entries []AuditEntry
 	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, btx bun.Tx) error {
 		tx := &Tx{Tx: btx, store: s, now: time.Now().UTC().Truncate(time.Microsecond)}
@@ -100,15 +147,10 @@ func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 		if err != nil {
 			return err
 		}
+		tx.stamp(ctx)
 		first := last - int64(len(tx.changes)) + 1
-		actor, reqID, traceParent := ActorFrom(ctx), RequestIDFrom(ctx), traceParentFrom(ctx)
 		for i := range tx.changes {
-			c := &tx.changes[i]
-			c.Sequence = first + int64(i)
-			c.Actor, c.At, c.TraceParent = actor, tx.now, traceParent
-			if c.RequestID == "" {
-				c.RequestID = reqID
-			}
+			tx.changes[i].Sequence = first + int64(i)
 		}
 		for i := 0; i < len(tx.changes); i += 500 {
 			part := tx.changes[i:min(i+500, len(tx.changes))]
@@ -126,18 +168,59 @@ func (s *Store) Write(ctx context.Context, fn func(ctx context.Context, tx *Tx) 
 		return nil, mapStoreError(err)
 	}
 	if len(entries) > 0 {
-		s.hooksMu.Lock()
-		hooks := s.onCommit
-		s.hooksMu.Unlock()
-		for _, h := range hooks {
-			h()
-		}
+		s.committed()
 	}
 	return entries, nil
 }
 
+// stamp sets what the transaction's entries share: actor, time, trace and
+// (unless Cause set one) the request id of ctx.
+func (t *Tx) stamp(ctx context.Context) {
+	actor, reqID, traceParent := ActorFrom(ctx), RequestIDFrom(ctx), traceParentFrom(ctx)
+	for i := range t.changes {
+		c := &t.changes[i]
+		c.Actor, c.At, c.TraceParent = actor, t.now, traceParent
+		if c.RequestID == "" {
+			c.RequestID = reqID
+		}
+	}
+}
+
+// committed runs the OnCommit hooks.
+func (s *Store) committed() {
+	s.hooksMu.Lock()
+	hooks := s.onCommit
+	s.hooksMu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+}
+
+// appendPending appends entries to mg_audit_pending (one multi-row
+// statement per 500) and returns their ids, in the entries' order.
+func appendPending(ctx context.Context, tx bun.Tx, entries []AuditEntry) ([]int64, error) {
+	ids := make([]int64, 0, len(entries))
+	for i := 0; i < len(entries); i += 500 {
+		part := entries[i:min(i+500, len(entries))]
+		rows := make([]pendingEntry, len(part))
+		for j := range part {
+			e := &part[j]
+			rows[j] = pendingEntry{Product: e.Product, Entity: e.Entity, Key: e.Key, Op: e.Op, Before: e.Before, After: e.After,
+				Actor: e.Actor, RequestID: e.RequestID, TraceParent: e.TraceParent, At: e.At}
+		}
+		if _, err := tx.NewInsert().Model(&rows).Returning("id").Exec(ctx); err != nil {
+			return nil, fmt.Errorf("append audit entries: %w", err)
+		}
+		for j := range rows {
+			ids = append(ids, rows[j].ID)
+		}
+	}
+	return ids, nil
+}
+
 // advance reserves n positions of the product's audit log and returns the
-// last. The counter row stays locked until the transaction ends.
+// last (SQLite: writers take turns). The counter row stays locked until the
+// transaction ends.
 func (s *Store) advance(ctx context.Context, tx bun.Tx, n int64) (int64, error) {
 	var last int64
 	err := tx.NewRaw("UPDATE mg_audit_seq SET value = value + ? WHERE product = ? RETURNING value", n, s.Product.Name).Scan(ctx, &last)

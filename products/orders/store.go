@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/uptrace/bun/dialect"
+
 	"github.com/meshgate/meshgate/products"
 )
 
@@ -117,14 +119,20 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 	}
 	_, err = s.Write(ctx, func(ctx context.Context, tx *products.Tx) error {
 		o.PlacedAt, o.UpdatedAt = tx.Now(), tx.Now()
-		if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
-			return fmt.Errorf("insert order: %w", err)
-		}
-		for _, l := range rows {
-			l.OrderID = o.ID
-		}
-		if _, err := tx.NewInsert().Model(&rows).Returning("id").Exec(ctx); err != nil {
-			return fmt.Errorf("insert order lines: %w", err)
+		if s.Dialect() == dialect.PG {
+			if err := insertOrder(ctx, tx, o, rows); err != nil {
+				return err
+			}
+		} else {
+			if _, err := tx.NewInsert().Model(o).Returning("id").Exec(ctx); err != nil {
+				return fmt.Errorf("insert order: %w", err)
+			}
+			for _, l := range rows {
+				l.OrderID = o.ID
+			}
+			if _, err := tx.NewInsert().Model(&rows).Returning("id").Exec(ctx); err != nil {
+				return fmt.Errorf("insert order lines: %w", err)
+			}
 		}
 		o.Lines = rows
 		if err := tx.Created(Entity, o.ID, o); err != nil {
@@ -141,6 +149,46 @@ func (s Store) Place(ctx context.Context, customerID int64, lines []LineInput, c
 		return nil, fmt.Errorf("orders: place: %w", err)
 	}
 	return o, nil
+}
+
+// insertOrder inserts the order and its lines with one statement (one
+// round trip; PostgreSQL) and sets their ids. Lines are told apart by item:
+// an order has at most one line per item.
+func insertOrder(ctx context.Context, tx *products.Tx, o *Order, lines []*Line) error {
+	var q strings.Builder
+	args := []any{o.CustomerID, o.Status, o.Total, o.Currency, o.PlacedAt, o.UpdatedAt}
+	q.WriteString(`WITH o AS (INSERT INTO orders (customer_id, status, total, currency, placed_at, updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id),
+l AS (INSERT INTO order_lines (order_id, item_id, quantity, unit_price, amount)
+	SELECT o.id, v.item_id, v.quantity, v.unit_price, v.amount FROM o, (VALUES `)
+	for i, l := range lines {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?::bigint, ?::integer, ?::bigint, ?::bigint, ?::integer)")
+		args = append(args, l.ItemID, l.Quantity, l.UnitPrice, l.Amount, i)
+	}
+	q.WriteString(`) AS v (item_id, quantity, unit_price, amount, n) ORDER BY v.n RETURNING id, item_id)
+SELECT o.id AS order_id, l.id, l.item_id FROM o, l`)
+	var ids []struct {
+		OrderID int64 `bun:"order_id"`
+		ID      int64 `bun:"id"`
+		ItemID  int64 `bun:"item_id"`
+	}
+	if err := tx.NewRaw(q.String(), args...).Scan(ctx, &ids); err != nil {
+		return fmt.Errorf("insert order and lines: %w", err)
+	}
+	if len(ids) != len(lines) {
+		return fmt.Errorf("insert order and lines: %d lines inserted of %d", len(ids), len(lines))
+	}
+	byItem := make(map[int64]int64, len(ids))
+	for _, r := range ids {
+		o.ID = r.OrderID
+		byItem[r.ItemID] = r.ID
+	}
+	for _, l := range lines {
+		l.OrderID, l.ID = o.ID, byItem[l.ItemID]
+	}
+	return nil
 }
 
 // Cancel cancels an order that is neither shipped, delivered nor cancelled.
