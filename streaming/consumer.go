@@ -149,8 +149,14 @@ func (c *Consumer) reached(ends map[topicPartition]int64) bool {
 	return true
 }
 
-// DefaultConsumerBatch is the default of Consumer.Batch.
-const DefaultConsumerBatch = 1000
+// DefaultConsumerBatch is the default of Consumer.Batch. A batch rewrites
+// each derived row it touches once (sales: a day, a customer, an item), so
+// during a catch-up larger batches write fewer rows per event: with 5,000
+// instead of 1,000, sales caught up on the demo's 23,000 events writing
+// 0.90 instead of 1.66 rows (and audit entries) per event, in 40 % fewer
+// statements (BenchmarkCatchUp). The partition's channel holds a batch
+// (up to 5,000 messages while catching up).
+const DefaultConsumerBatch = 5000
 
 func (c *Consumer) batch() int {
 	if c.Batch <= 0 {
