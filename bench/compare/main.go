@@ -19,6 +19,7 @@
 //
 //	go run ./bench/compare                    # every scenario
 //	go run ./bench/compare nested-read        # one: nested-read, large-result, point-lookup, place-order, catch-up
+//	go run ./bench/compare targets            # issue 12's latency and throughput targets (in-process, about 3 min)
 //	go run ./bench/compare -scale 5 -duration 20s -rounds 3   # the issue's setting
 //
 // See bench/doc.go for the scenarios and the README's Performance section.
@@ -61,7 +62,7 @@ type options struct {
 
 var (
 	sideBySide   = []string{"nested-read", "large-result", "point-lookup", "place-order", "catch-up"}
-	inProcess    = []string{"encode", "kafka", "fanout"}
+	inProcess    = []string{"encode", "kafka", "fanout", "targets"}
 	allScenarios = append(append([]string{}, sideBySide...), inProcess...)
 )
 
