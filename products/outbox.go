@@ -67,8 +67,14 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 	var round Round
 	err := s.DB.RunInTx(ctx, &sql.TxOptions{}, func(ctx context.Context, tx bun.Tx) error {
 		round = Round{}
+		// The round's marks need not be durable before the next round:
+		// marks lost with a crash of PostgreSQL only republish entries
+		// (at least once, as after a crash between publish and mark), and
+		// a lost cluster switch is made again. So its commit does not wait
+		// for the WAL flush (synchronous_commit off for this transaction).
 		var locked bool
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?)", s.lockKey("outbox")).Scan(ctx, &locked); err != nil {
+		var syncCommit string
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?), set_config('synchronous_commit', 'off', true)", s.lockKey("outbox")).Scan(ctx, &locked, &syncCommit); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
 		if !locked {
