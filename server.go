@@ -1226,6 +1226,7 @@ type streamMetrics struct {
 	hub       *streaming.Hub
 
 	lag, appliedSeq, published, restarts, applied, duplicates, hubReads, deadLettered *prometheus.Desc
+	appliedEvents, applySeconds, batches                                              *prometheus.Desc
 	backlog, relayFailing, relayFailures, subscriptions, drops, storeRetries          *prometheus.Desc
 	poolOpen, poolInUse, poolIdle, poolMax, poolWaits, poolWaitSeconds                *prometheus.Desc
 	publishLatency                                                                    *prometheus.HistogramVec
@@ -1253,11 +1254,17 @@ func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, rela
 			Help:    "Time from a change's commit to Kafka's acknowledgement of its event, by product (published by this instance).",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, p),
-		lag:          prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
-		appliedSeq:   prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
-		published:    prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
-		restarts:     prometheus.NewDesc("meshgate_relay_restarts_total", "Times this instance's relay published the whole log again (a new Kafka cluster).", p, nil),
-		applied:      prometheus.NewDesc("meshgate_consumer_applied_total", "Changes of other products this instance applied.", p, nil),
+		lag:        prometheus.NewDesc("meshgate_consumer_lag", "Changes of the source not yet applied by the reacting product.", ps, nil),
+		appliedSeq: prometheus.NewDesc("meshgate_consumer_applied_sequence", "Highest source sequence applied by the reacting product.", ps, nil),
+		published:  prometheus.NewDesc("meshgate_relay_published_total", "Audit entries this instance's relay published.", p, nil),
+		restarts:   prometheus.NewDesc("meshgate_relay_restarts_total", "Times this instance's relay published the whole log again (a new Kafka cluster).", p, nil),
+		applied:    prometheus.NewDesc("meshgate_consumer_applied_total", "Changes of other products this instance applied.", p, nil),
+		appliedEvents: prometheus.NewDesc("meshgate_consumer_events_applied_total",
+			"Changes of the source this instance applied to the reacting product (redeliveries skipped): its rate is the reaction's throughput.", ps, nil),
+		applySeconds: prometheus.NewDesc("meshgate_consumer_apply_seconds_total",
+			"Time this instance spent applying batches of the reacting product (at least one in progress, waiting for its turn included).", p, nil),
+		batches: prometheus.NewDesc("meshgate_consumer_batches_total",
+			"Batches of changes this instance applied to the reacting product in one transaction each.", p, nil),
 		duplicates:   prometheus.NewDesc("meshgate_consumer_duplicates_total", "Redelivered changes this instance skipped (applied before).", p, nil),
 		hubReads:     prometheus.NewDesc("meshgate_hub_log_reads_total", "Audit log reads of the subscription hub (out-of-order arrivals, reconnects).", nil, nil),
 		deadLettered: prometheus.NewDesc("meshgate_dead_lettered_total", "Events of the source this instance parked after the reacting product's reaction failed on them (see meshgate dlq).", ps, nil),
@@ -1277,6 +1284,7 @@ func newStreamMetrics(mesh *products.Mesh, consumers []*streaming.Consumer, rela
 // Describe sends the metrics' descriptions.
 func (m *streamMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{m.lag, m.appliedSeq, m.published, m.restarts, m.applied, m.duplicates, m.hubReads, m.deadLettered,
+		m.appliedEvents, m.applySeconds, m.batches,
 		m.backlog, m.relayFailing, m.relayFailures, m.subscriptions, m.drops, m.storeRetries,
 		m.poolOpen, m.poolInUse, m.poolIdle, m.poolMax, m.poolWaits, m.poolWaitSeconds} {
 		ch <- d
@@ -1306,6 +1314,16 @@ func (m *streamMetrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(m.applied, prometheus.CounterValue, float64(c.Applied()), product)
 		ch <- prometheus.MustNewConstMetric(m.duplicates, prometheus.CounterValue, float64(c.Duplicates()), product)
+		ch <- prometheus.MustNewConstMetric(m.applySeconds, prometheus.CounterValue, c.Busy().Seconds(), product)
+		ch <- prometheus.MustNewConstMetric(m.batches, prometheus.CounterValue, float64(c.Batches()), product)
+		bySource := c.AppliedBySource()
+		seenApplied := map[string]bool{}
+		for _, in := range c.Reaction.Inputs {
+			if !seenApplied[in.Product] {
+				seenApplied[in.Product] = true
+				ch <- prometheus.MustNewConstMetric(m.appliedEvents, prometheus.CounterValue, float64(bySource[in.Product]), product, in.Product)
+			}
+		}
 		parked := c.DeadLettered()
 		seen := map[string]bool{}
 		for _, in := range c.Reaction.Inputs {

@@ -90,11 +90,18 @@ FROM mg_audit_seq AS q LEFT JOIN mg_outbox AS o ON o.product = q.product WHERE q
 		// Entries pending for a while lost their writer before it could
 		// have them positioned (a crash, the store unreachable): they are
 		// positioned after this round.
+		//
+		// The round's marks need not be durable before the next round:
+		// marks lost with a crash of PostgreSQL only republish entries
+		// (at least once, as after a crash between publish and mark), and
+		// a lost cluster switch is made again. So its commit does not wait
+		// for the WAL flush (synchronous_commit off for this transaction).
 		var lock struct {
-			Locked bool `bun:"locked"`
-			Stale  bool `bun:"stale"`
+			Locked     bool   `bun:"locked"`
+			Stale      bool   `bun:"stale"`
+			SyncCommit string `bun:"sync_commit"`
 		}
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale",
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale, set_config('synchronous_commit', 'off', true) AS sync_commit",
 			s.lockKey("outbox"), time.Now().Add(-stalePending)).Scan(ctx, &lock); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}

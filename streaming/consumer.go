@@ -56,7 +56,12 @@ type Consumer struct {
 
 	mu           sync.Mutex
 	applied      int64
+	bySource     map[string]int64 // applied, by source product
+	batches      int64            // committed batches that applied a change
 	duplicates   int64
+	active       int           // batches being applied now
+	busySince    time.Time     // when active became non-zero
+	busy         time.Duration // time with active > 0, before busySince
 	failures     int64
 	deadLettered map[string]int64 // by source product
 	positions    map[topicPartition]int64
@@ -69,6 +74,58 @@ func (c *Consumer) Applied() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.applied
+}
+
+// AppliedBySource returns how many changes the consumer has applied
+// (skipping redeliveries) since it started, by source product.
+func (c *Consumer) AppliedBySource() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]int64, len(c.bySource))
+	for p, n := range c.bySource {
+		out[p] = n
+	}
+	return out
+}
+
+// Batches returns how many batches that applied at least one change the
+// consumer has committed since it started.
+func (c *Consumer) Batches() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.batches
+}
+
+// Busy returns how long the consumer has been applying batches since it
+// started: the time during which at least one of its batches was being
+// applied (waiting for the product's turn included), so that applied
+// changes over busy time is the rate the reaction applies at, apart from
+// the time it waits for events to arrive.
+func (c *Consumer) Busy() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.active > 0 {
+		return c.busy + time.Since(c.busySince)
+	}
+	return c.busy
+}
+
+// working marks a batch as being applied until the returned func is called.
+func (c *Consumer) working() func() {
+	c.mu.Lock()
+	if c.active == 0 {
+		c.busySince = time.Now()
+	}
+	c.active++
+	c.mu.Unlock()
+	return func() {
+		c.mu.Lock()
+		c.active--
+		if c.active == 0 {
+			c.busy += time.Since(c.busySince)
+		}
+		c.mu.Unlock()
+	}
 }
 
 // Duplicates returns how many redelivered changes the consumer skipped
@@ -92,8 +149,14 @@ func (c *Consumer) reached(ends map[topicPartition]int64) bool {
 	return true
 }
 
-// DefaultConsumerBatch is the default of Consumer.Batch.
-const DefaultConsumerBatch = 1000
+// DefaultConsumerBatch is the default of Consumer.Batch. A batch rewrites
+// each derived row it touches once (sales: a day, a customer, an item), so
+// during a catch-up larger batches write fewer rows per event: with 5,000
+// instead of 1,000, sales caught up on the demo's 23,000 events writing
+// 0.90 instead of 1.66 rows (and audit entries) per event, in 40 % fewer
+// statements (BenchmarkCatchUp). The partition's channel holds a batch
+// (up to 5,000 messages while catching up).
+const DefaultConsumerBatch = 5000
 
 func (c *Consumer) batch() int {
 	if c.Batch <= 0 {
@@ -310,6 +373,15 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 	last := msgs[len(msgs)-1]
 	h.c.mu.Lock()
 	h.c.applied += int64(res.applied)
+	if h.c.bySource == nil {
+		h.c.bySource = map[string]int64{}
+	}
+	for p, n := range res.bySource {
+		h.c.bySource[p] += int64(n)
+	}
+	if res.applied > 0 {
+		h.c.batches++
+	}
 	h.c.duplicates += int64(res.dups)
 	if h.c.positions == nil {
 		h.c.positions = map[topicPartition]int64{}
@@ -326,6 +398,7 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 // applied is what applying a batch did.
 type applied struct {
 	applied, dups int
+	bySource      map[string]int // applied, by source product
 	// unpublished are the parked events met (and skipped) whose dead
 	// letters are not on the dead-letter topic yet.
 	unpublished []parkedMessage
@@ -345,6 +418,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 	if wait <= 0 {
 		wait = 30 * time.Second
 	}
+	defer c.working()()
 	ctx, span := consumeSpan(ctx, c.Store.Product.Name, msgs)
 	defer func() { telemetry.End(span, err) }()
 	entries := make([]*products.AuditEntry, len(msgs))
@@ -361,7 +435,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
-		res, culprit = applied{}, noCulprit
+		res, culprit = applied{bySource: map[string]int{}}, noCulprit
 		parked, err := tx.ParkedAmong(ctx, sequences)
 		if err != nil {
 			return err
@@ -413,6 +487,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 				return fmt.Errorf("apply %s/%d: %w", e.Product, e.Sequence, err)
 			}
 			res.applied++
+			res.bySource[e.Product]++
 		}
 		tx.Cause(causes.shared())
 		if err := b.Flush(ctx, tx); err != nil {

@@ -27,6 +27,10 @@ func goBenches(postgres string) goBenchSet {
 			"10,000 rows × 8 fields: meshgate's executor on rows in memory vs encoding/json of the same structs"},
 		"kafka": {"^BenchmarkCommitToKafka$", [][]string{{"MESHGATE_TEST_POSTGRES=" + postgres}},
 			"commit → Kafka ack and → consumer at 1,000 mutations/s, SQLite and PostgreSQL, embedded broker"},
+		"targets": {"^(BenchmarkCommitToKafka|BenchmarkSubscriberLatency|BenchmarkCatchUp)$", [][]string{{"MESHGATE_TEST_POSTGRES=" + postgres}},
+			"issue 12's targets on PostgreSQL, each line 'issue 12 target …' with its ratio: A commit → Kafka ack p99 ≤ 20 ms at 1,000 mutations/s " +
+				"(one and two instances); B commit → subscriber p99 ≤ 50 ms, 1,000 websocket subscribers, 200 orders/s (filtered to 1 % each, and all of them); " +
+				"C every reaction ≥ 5,000 events/s catching up alone on a backlog"},
 		"fanout": {"^BenchmarkFanout$", [][]string{
 			{"MESHGATE_FANOUT_SUBSCRIBERS=1000", "MESHGATE_FANOUT_RATE=200"},
 			{"MESHGATE_FANOUT_SUBSCRIBERS=10000"},

@@ -19,6 +19,7 @@
 //
 //	go run ./bench/compare                    # every scenario
 //	go run ./bench/compare nested-read        # one: nested-read, large-result, point-lookup, place-order, catch-up
+//	go run ./bench/compare targets            # issue 12's latency and throughput targets (in-process, about 3 min)
 //	go run ./bench/compare -scale 5 -duration 20s -rounds 3   # the issue's setting
 //
 // See bench/doc.go for the scenarios and the README's Performance section.
@@ -61,7 +62,7 @@ type options struct {
 
 var (
 	sideBySide   = []string{"nested-read", "large-result", "point-lookup", "place-order", "catch-up"}
-	inProcess    = []string{"encode", "kafka", "fanout"}
+	inProcess    = []string{"encode", "kafka", "fanout", "targets"}
 	allScenarios = append(append([]string{}, sideBySide...), inProcess...)
 )
 
@@ -288,9 +289,25 @@ func runSideBySide(ctx context.Context, o *options, root, runDir string, rep *re
 	}
 	rep.seedTook = time.Since(start)
 	logf("meshgate on PostgreSQL at %s (seeded in %v); waiting for its consumers (at most %v)", mesh.URL, rep.seedTook.Round(time.Second), o.settle)
+	var catchUpProfile chan error
+	if o.profile && slices.Contains(o.scenarios, "catch-up") {
+		// The CPU profile of the catch-up: its first 10 s.
+		catchUpProfile = make(chan error, 1)
+		go func() { catchUpProfile <- cpuProfile(ctx, mesh, 10, filepath.Join(runDir, "cpu-catch-up.pprof")) }()
+	}
 	cu, err := mesh.settle(ctx, o.settle)
 	if err != nil {
 		return err
+	}
+	if catchUpProfile != nil {
+		// The profile is a help, not the measurement: a failure is noted.
+		err := <-catchUpProfile
+		if err == nil {
+			err = summarise(ctx, bin, runDir, "catch-up", fmt.Sprintf("the first 10 s of the catch-up (which took %v)", cu.Took.Round(100*time.Millisecond)), rep)
+		}
+		if err != nil {
+			rep.notes = append(rep.notes, fmt.Sprintf("no CPU profile of the catch-up: %v", err))
+		}
 	}
 	rep.catchUp = &cu
 	logf("consumers settled=%v after %v; sales applied %.0f events/s", cu.Settled, cu.Took.Round(time.Second), cu.SalesRate)
@@ -687,25 +704,7 @@ func profile(ctx context.Context, o *options, bin, runDir string, g *gateway, sy
 	file := filepath.Join(runDir, "cpu-"+name+".pprof")
 	secs := int(o.duration.Seconds())
 	errc := make(chan error, 1)
-	go func() {
-		ctx, cancel := context.WithTimeout(ctx, o.duration+time.Minute)
-		defer cancel()
-		req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.Pprof, secs), nil)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			errc <- err
-			return
-		}
-		defer resp.Body.Close()
-		f, err := os.Create(file)
-		if err != nil {
-			errc <- err
-			return
-		}
-		_, err = io.Copy(f, resp.Body)
-		f.Close()
-		errc <- err
-	}()
+	go func() { errc <- cpuProfile(ctx, g, secs, file) }()
 	time.Sleep(200 * time.Millisecond)
 	res, err := sys.run(ctx, o.conc[0])
 	if err != nil {
@@ -714,16 +713,46 @@ func profile(ctx context.Context, o *options, bin, runDir string, g *gateway, sy
 	if err := <-errc; err != nil {
 		return fmt.Errorf("CPU profile: %w", err)
 	}
+	if err := summarise(ctx, bin, runDir, name, fmt.Sprintf("%s, c%d, %ds (%.0f req/s during the profile)", name, o.conc[0], secs, res.RPS), rep); err != nil {
+		return err
+	}
+	logf("profile of %s in %s", name, file)
+	return nil
+}
+
+// cpuProfile writes a CPU profile of the gateway over secs seconds to file.
+func cpuProfile(ctx context.Context, g *gateway, secs int, file string) error {
+	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+time.Minute)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", g.Pprof, secs), nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	_, err = io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// summarise adds the top of the profile cpu-<name>.pprof to the report.
+func summarise(ctx context.Context, bin, runDir, name, under string, rep *report) error {
+	file := filepath.Join(runDir, "cpu-"+name+".pprof")
 	top, err := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-nodecount=25", bin, file).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("go tool pprof: %w\n%s", err, top)
 	}
 	cum, _ := exec.CommandContext(ctx, "go", "tool", "pprof", "-top", "-cum", "-nodecount=30", bin, file).CombinedOutput()
-	summary := fmt.Sprintf("CPU profile of meshgate (PostgreSQL) under %s, c%d, %ds (%.0f req/s during the profile); %s\n\nflat:\n%s\ncumulative:\n%s",
-		name, o.conc[0], secs, res.RPS, file, trimPprof(string(top)), trimPprof(string(cum)))
+	summary := fmt.Sprintf("CPU profile of meshgate (PostgreSQL) under %s; %s\n\nflat:\n%s\ncumulative:\n%s",
+		under, file, trimPprof(string(top)), trimPprof(string(cum)))
 	os.WriteFile(filepath.Join(runDir, "cpu-"+name+".txt"), []byte(summary), 0o644)
 	rep.profiles = append(rep.profiles, summary)
-	logf("profile of %s in %s", name, file)
 	return nil
 }
 

@@ -228,13 +228,20 @@ func startGatewayOnce(ctx context.Context, name, bin, dir string, args ...string
 	return g, nil
 }
 
-var metricLine = regexp.MustCompile(`^(meshgate_consumer_lag|meshgate_consumer_applied_sequence)\{product="([^"]+)",source="([^"]+)"\} (\S+)`)
+var (
+	metricLine = regexp.MustCompile(`^(meshgate_consumer_lag|meshgate_consumer_applied_sequence|meshgate_consumer_events_applied_total)\{product="([^"]+)",source="([^"]+)"\} (\S+)`)
+	busyLine   = regexp.MustCompile(`^(meshgate_consumer_apply_seconds_total|meshgate_consumer_batches_total)\{product="([^"]+)"\} (\S+)`)
+)
 
-// consumerState is the gateway's consumer lag and applied sequences, per
-// "product<-source".
+// consumerState is the gateway's consumer lag, applied sequences and
+// events applied, per "product<-source", and the time each consuming
+// product spent applying, per product.
 type consumerState struct {
 	Lag     map[string]float64
-	Applied map[string]float64
+	Applied map[string]float64 // highest source sequence applied
+	Events  map[string]float64 // source changes applied by this instance
+	Busy    map[string]float64 // seconds spent applying, by product
+	Batches map[string]float64 // batches applied, by product
 }
 
 func (s consumerState) total(m map[string]float64, product string) float64 {
@@ -248,7 +255,7 @@ func (s consumerState) total(m map[string]float64, product string) float64 {
 }
 
 func (g *gateway) consumers(ctx context.Context) (consumerState, error) {
-	s := consumerState{Lag: map[string]float64{}, Applied: map[string]float64{}}
+	s := consumerState{Lag: map[string]float64{}, Applied: map[string]float64{}, Events: map[string]float64{}, Busy: map[string]float64{}, Batches: map[string]float64{}}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, "GET", g.Base+"/metrics", nil)
@@ -260,19 +267,31 @@ func (g *gateway) consumers(ctx context.Context) (consumerState, error) {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
+		if m := busyLine.FindStringSubmatch(sc.Text()); m != nil {
+			v, _ := strconv.ParseFloat(m[3], 64)
+			if m[1] == "meshgate_consumer_batches_total" {
+				s.Batches[m[2]] = v
+			} else {
+				s.Busy[m[2]] = v
+			}
+			continue
+		}
 		m := metricLine.FindStringSubmatch(sc.Text())
 		if m == nil {
 			continue
 		}
 		v, _ := strconv.ParseFloat(m[4], 64)
 		key := m[2] + "<-" + m[3]
-		if m[1] == "meshgate_consumer_lag" {
+		switch m[1] {
+		case "meshgate_consumer_lag":
 			if v < 0 {
 				return s, fmt.Errorf("lag of %s unknown", key)
 			}
 			s.Lag[key] = v
-		} else {
+		case "meshgate_consumer_applied_sequence":
 			s.Applied[key] = v
+		default:
+			s.Events[key] = v
 		}
 	}
 	if len(s.Lag) == 0 {
@@ -291,6 +310,36 @@ type catchUp struct {
 	// Rates is every consuming product's rate while it had lag (source
 	// positions applied per second), by product.
 	Rates map[string]float64
+	// Reactions is what each consuming product applied meanwhile, by
+	// product (from meshgate_consumer_events_applied_total and
+	// meshgate_consumer_apply_seconds_total).
+	Reactions map[string]reactionRate
+}
+
+// reactionRate is what one reacting product applied while catching up.
+type reactionRate struct {
+	Events float64       // source changes applied (redeliveries skipped)
+	Behind time.Duration // from the first poll to the last that saw it behind
+	Busy   float64       // seconds it spent applying batches
+	// Batches is how many transactions it applied them in.
+	Batches float64
+}
+
+// Rate is the events applied per second while it was behind.
+func (r reactionRate) Rate() float64 {
+	if r.Behind <= 0 {
+		return 0
+	}
+	return r.Events / r.Behind.Seconds()
+}
+
+// ApplyRate is the events applied per second of applying: the rate when
+// events wait for it, whatever the sources' pace.
+func (r reactionRate) ApplyRate() float64 {
+	if r.Busy <= 0 {
+		return 0
+	}
+	return r.Events / r.Busy
 }
 
 // products returns the consuming products of s, sorted.
@@ -306,11 +355,14 @@ func (s consumerState) products() []string {
 	return out
 }
 
+// settlePoll is how often settle reads the gateway's consumer figures.
+const settlePoll = 250 * time.Millisecond
+
 // settle waits until every consumer of g has no lag, at most bound, and
 // measures the sales consumer's rate meanwhile.
 func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, error) {
 	start := time.Now()
-	var first, last consumerState
+	var first, last, final consumerState
 	var firstAt, lastBusy time.Time
 	var res catchUp
 	busyUntil := map[string]time.Time{} // by product: the last poll that saw it behind
@@ -325,6 +377,7 @@ func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, err
 					busyUntil[p] = time.Now()
 				}
 			}
+			final = s
 			if s.total(s.Lag, "sales") > 0 || lastBusy.IsZero() {
 				lastBusy, last = time.Now(), s
 			} else if last.Applied != nil {
@@ -346,7 +399,7 @@ func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, err
 		select {
 		case <-ctx.Done():
 			return res, ctx.Err()
-		case <-time.After(time.Second):
+		case <-time.After(settlePoll):
 		}
 	}
 	res.Took = time.Since(start)
@@ -357,9 +410,16 @@ func (g *gateway) settle(ctx context.Context, bound time.Duration) (catchUp, err
 	// Like sales' rate: what each applied by the end, over the time it
 	// was behind.
 	res.Rates = map[string]float64{}
+	res.Reactions = map[string]reactionRate{}
 	for p, b := range busyUntil {
 		if b.After(firstAt) && last.Applied != nil {
 			res.Rates[p] = (last.total(last.Applied, p) - first.total(first.Applied, p)) / b.Sub(firstAt).Seconds()
+			res.Reactions[p] = reactionRate{
+				Events:  final.total(final.Events, p) - first.total(first.Events, p),
+				Behind:  b.Sub(firstAt),
+				Busy:    final.Busy[p] - first.Busy[p],
+				Batches: final.Batches[p] - first.Batches[p],
+			}
 		}
 	}
 	return res, nil

@@ -152,6 +152,14 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 		fmt.Fprintf(&b, "Cold start on SQLite: the consumers %s after %v; sales applied %.0f events at %.0f events/s%s.\n",
 			map[bool]string{true: "caught up", false: "had NOT caught up"}[cu.Settled], cu.Took.Round(time.Second), cu.SalesN, cu.SalesRate, cu.rates())
 	}
+	for _, c := range []struct {
+		store string
+		cu    *catchUp
+	}{{"PostgreSQL", rep.catchUp}, {"SQLite", rep.sqliteUp}} {
+		if c.cu != nil && len(c.cu.Reactions) > 0 {
+			b.WriteString(c.cu.reactionTable(c.store))
+		}
+	}
 	if len(rep.equalities) > 0 {
 		fmt.Fprintf(&b, "\nChecked before timing, meshgate and PostGraphile answer alike: %s.\n", strings.Join(rep.equalities, "; "))
 	}
@@ -210,4 +218,28 @@ func (cu *catchUp) rates() string {
 		parts = append(parts, fmt.Sprintf("%s %.0f/s", p, cu.Rates[p]))
 	}
 	return " (source positions applied while behind: " + strings.Join(parts, ", ") + ")"
+}
+
+// catchUpTarget is issue 12's target for every reaction catching up, in
+// events applied per second on PostgreSQL.
+const catchUpTarget = 5000
+
+// reactionTable is the markdown table of what each reacting product
+// applied while catching up, with the ratios to catchUpTarget.
+func (cu *catchUp) reactionTable(store string) string {
+	var ps []string
+	for p := range cu.Reactions {
+		ps = append(ps, p)
+	}
+	slices.Sort(ps)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nReactions catching up on %s (target ≥ %d events/s each; events: source changes applied, meshgate_consumer_events_applied_total; "+
+		"behind: until the last poll, every %v, that saw its lag > 0; applying: meshgate_consumer_apply_seconds_total):\n\n", store, catchUpTarget, settlePoll)
+	b.WriteString("| reaction | events applied | batches | behind s | events/s while behind | ÷ target | applying s | events/s applying | ÷ target |\n|---|---|---|---|---|---|---|---|---|\n")
+	for _, p := range ps {
+		r := cu.Reactions[p]
+		fmt.Fprintf(&b, "| %s | %.0f | %.0f | %.1f | %.0f | %.2f | %.1f | %.0f | %.2f |\n", p, r.Events, r.Batches, r.Behind.Seconds(),
+			r.Rate(), r.Rate()/catchUpTarget, r.Busy, r.ApplyRate(), r.ApplyRate()/catchUpTarget)
+	}
+	return b.String()
 }
