@@ -44,7 +44,7 @@ func StreamFailure(ctx context.Context) error {
 	return st.err
 }
 
-// subscribe runs a hub stream for a subscription field and converts each
+// subscribe watches a hub stream for a subscription field and converts each
 // event with conv. When the stream fails (slow consumer, store error) the
 // failure is recorded for StreamFailure and one zero value is sent: its
 // null makes gqlgen report an error, which the error presenter replaces
@@ -62,25 +62,27 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 		return nil, err
 	}
 	out := make(chan T)
-	go func() {
+	// The hub runs the stream without a goroutine of its own while no
+	// event waits (Watch); gqlgen's goroutine for the subscription waits
+	// on out.
+	r.Hub.Watch(ctx, f, cur, func(ev streaming.Event) error {
+		v, err := conv(ev)
+		if err != nil {
+			return err
+		}
+		select {
+		case out <- v:
+			return nil
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}, func(err error) {
 		defer close(out)
-		err := r.Hub.Stream(ctx, f, cur, func(ev streaming.Event) error {
-			v, err := conv(ev)
-			if err != nil {
-				return err
-			}
-			select {
-			case out <- v:
-				return nil
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-		})
 		if err == nil || ctx.Err() != nil {
 			return
 		}
 		failStream(ctx, out, err)
-	}()
+	})
 	return out, nil
 }
 

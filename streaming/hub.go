@@ -161,6 +161,10 @@ type sub struct {
 	// ready holds a token while entries wait (capacity 1).
 	ready   chan struct{}
 	dropped chan struct{}
+	// notify, if set, is called when entries start to wait and when the
+	// subscription is dropped (see Hub.Watch): the stream has no goroutine
+	// blocked on ready and dropped while it is idle.
+	notify func()
 	// err, set before dropped is closed, is why the hub dropped the
 	// subscription if not for being slow (its filter failed).
 	err error
@@ -191,6 +195,9 @@ func (sb *sub) offer(e *products.AuditEntry) bool {
 		select {
 		case sb.ready <- struct{}{}:
 		default:
+		}
+		if sb.notify != nil {
+			sb.notify()
 		}
 	}
 	return true
@@ -316,7 +323,27 @@ func (h *Hub) Ready() <-chan struct{} {
 // itself keeps running until its context ends.
 func (h *Hub) Drain() {
 	h.init()
-	h.drainOnce.Do(func() { close(h.draining) })
+	h.drainOnce.Do(func() {
+		close(h.draining)
+		// Streams without a goroutine of their own (Watch) learn it now.
+		h.mu.Lock()
+		var notify []func()
+		seen := map[*sub]bool{}
+		for _, byEntity := range h.subs {
+			for _, set := range byEntity {
+				for sb := range set {
+					if sb.notify != nil && !seen[sb] {
+						seen[sb] = true
+						notify = append(notify, sb.notify)
+					}
+				}
+			}
+		}
+		h.mu.Unlock()
+		for _, n := range notify {
+			n()
+		}
+	})
 }
 
 // ShuttingDown is the error that ends a stream when the gateway instance
@@ -743,6 +770,9 @@ func (h *Hub) drop(sb *sub) {
 	close(sb.dropped)
 	h.remove(sb)
 	h.dropped.Add(1)
+	if sb.notify != nil {
+		sb.notify()
+	}
 }
 
 // remove takes a subscription out of the index (h.mu held).
@@ -758,12 +788,12 @@ func (h *Hub) remove(sb *sub) {
 	}
 }
 
-func (h *Hub) subscribe(f *Filter, scope []string) *sub {
+func (h *Hub) subscribe(f *Filter, scope []string, notify func()) *sub {
 	n := h.Buffer
 	if n <= 0 {
 		n = 1024
 	}
-	sb := &sub{filter: f, limit: n, ready: make(chan struct{}, 1), dropped: make(chan struct{}), from: make(map[string]int64, len(scope))}
+	sb := &sub{filter: f, limit: n, ready: make(chan struct{}, 1), dropped: make(chan struct{}), from: make(map[string]int64, len(scope)), notify: notify}
 	h.mu.Lock()
 	for _, p := range scope {
 		sb.from[p] = h.last[p]
@@ -844,107 +874,209 @@ func (h *Hub) Check(ctx context.Context, f *Filter, since Cursor) ([]string, err
 // Live entries come filtered by the hub; the stream reads the audit logs
 // only to replay from since, never per live event.
 func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Event) error) error {
+	errc := make(chan error, 1)
+	h.Watch(ctx, f, since, emit, func(err error) { errc <- err })
+	return <-errc
+}
+
+// Watch is Stream without a goroutine of its own while the stream is
+// idle: it returns at once, and emit runs on a goroutine started when
+// entries wait for the stream (or it ends) and gone when none waits. done
+// is called once, last, with what Stream would return. emit is never
+// called concurrently with itself or done.
+//
+// An idle subscription of a websocket costed a goroutine blocked in
+// Stream's select (its stack: 8 KiB and more); a watched one holds only
+// its state here.
+func (h *Hub) Watch(ctx context.Context, f *Filter, since Cursor, emit func(Event) error, done func(error)) {
 	h.init()
+	w := &watch{h: h, ctx: ctx, f: f, since: since, emit: emit, done: done, running: true}
+	go w.start()
+}
+
+// watch is the state of one stream (Watch).
+type watch struct {
+	h     *Hub
+	ctx   context.Context
+	f     *Filter
+	since Cursor
+	emit  func(Event) error
+	done  func(error)
+
+	sb       *sub
+	pos      Cursor
+	stopCtx  func() bool // stops the context's AfterFunc
+	mu       sync.Mutex  // guards the fields below
+	running  bool        // a goroutine runs the stream (start or run)
+	again    bool        // something happened while it ran
+	finished bool
+}
+
+// kick makes sure a goroutine looks at the stream: one is started unless
+// one runs (then it looks again before it exits).
+func (w *watch) kick() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.finished {
+		return
+	}
+	if w.running {
+		w.again = true
+		return
+	}
+	w.running = true
+	go w.run()
+}
+
+// run delivers what waits until nothing does, then exits.
+func (w *watch) run() {
+	for {
+		if end, err := w.pump(); end {
+			w.finish(err)
+			return
+		}
+		w.mu.Lock()
+		if !w.again {
+			w.running = false
+			w.mu.Unlock()
+			return
+		}
+		w.again = false
+		w.mu.Unlock()
+	}
+}
+
+func (w *watch) finish(err error) {
+	if w.stopCtx != nil {
+		w.stopCtx()
+	}
+	if w.sb != nil {
+		w.h.unsubscribe(w.sb)
+	}
+	w.mu.Lock()
+	w.finished = true
+	w.mu.Unlock()
+	w.done(err)
+}
+
+// start registers the stream and replays from since, then runs it.
+func (w *watch) start() {
+	h, ctx, f, since := w.h, w.ctx, w.f, w.since
 	select {
 	case <-h.ready:
 	case <-h.draining: // ends below, with the stream's cursor
 	case <-ctx.Done():
-		return nil
+		w.finish(nil)
+		return
 	}
 	scope, err := h.Check(ctx, f, since)
 	if err != nil {
-		return err
+		w.finish(err)
+		return
 	}
 	// Register first, then read positions: whatever is published after the
 	// registration reaches the queue, whatever was committed before is in
 	// the logs.
-	sb := h.subscribe(f, scope)
-	defer h.unsubscribe(sb)
-	pos := Cursor{}
+	w.sb = h.subscribe(f, scope, w.kick)
+	w.stopCtx = context.AfterFunc(ctx, w.kick)
+	w.pos = Cursor{}
 	for _, p := range scope {
 		var latest int64
 		if err := h.retry(ctx, p, func() Cursor { return since }, func() (err error) { latest, err = h.stores[p].Latest(ctx); return err }); err != nil {
-			return err
+			w.finish(err)
+			return
 		}
 		if since == nil {
-			pos[p] = latest
+			w.pos[p] = latest
 		} else {
-			pos[p] = since[p]
-		}
-	}
-	// deliver advances the position to e and emits it if it passes the
-	// filter (already known for live entries).
-	deliver := func(e *products.AuditEntry, passed bool) error {
-		pos[e.Product] = e.Sequence
-		if !passed {
-			ok, err := f.match(e, func(d *Decoder) (any, error) { return d.Decode(e) })
-			if err != nil || !ok {
-				return err
-			}
-		}
-		return emit(Event{Entry: e, Cursor: pos.Clone()})
-	}
-	// fill delivers a product's entries after its position up to through
-	// (everything when 0), riding out a short outage of the store.
-	resume := func() Cursor { return pos.Clone() }
-	fill := func(p string, through int64) error {
-		for {
-			h.subReads.Add(1)
-			var entries []products.AuditEntry
-			if err := h.retry(ctx, p, resume, func() (err error) {
-				entries, err = h.stores[p].Entries(ctx, pos[p], through, 500)
-				return err
-			}); err != nil {
-				return err
-			}
-			for i := range entries {
-				if err := deliver(&entries[i], false); err != nil {
-					return err
-				}
-			}
-			if len(entries) < 500 {
-				return nil
-			}
+			w.pos[p] = since[p]
 		}
 	}
 	if since != nil {
 		for _, p := range scope {
-			if err := fill(p, 0); err != nil {
-				return err
+			if err := w.fill(p, 0); err != nil {
+				w.finish(err)
+				return
 			}
 		}
 	}
+	w.run()
+}
+
+// deliver advances the position to e and emits it if it passes the
+// filter (already known for live entries).
+func (w *watch) deliver(e *products.AuditEntry, passed bool) error {
+	w.pos[e.Product] = e.Sequence
+	if !passed {
+		ok, err := w.f.match(e, func(d *Decoder) (any, error) { return d.Decode(e) })
+		if err != nil || !ok {
+			return err
+		}
+	}
+	return w.emit(Event{Entry: e, Cursor: w.pos.Clone()})
+}
+
+// fill delivers a product's entries after its position up to through
+// (everything when 0), riding out a short outage of the store.
+func (w *watch) fill(p string, through int64) error {
+	h := w.h
+	resume := func() Cursor { return w.pos.Clone() }
 	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-h.draining:
-			return ShuttingDown(pos.Clone())
-		case <-sb.dropped:
-			if sb.err != nil {
-				return sb.err
-			}
-			return &SlowConsumerError{Cursor: pos.Clone()}
-		case <-sb.ready:
-			e, ok := sb.take()
-			if !ok {
-				continue
-			}
-			last, ok := pos[e.Product]
-			if !ok || e.Sequence <= last {
-				continue
-			}
-			// Entries after the registration point that did not come
-			// were rejected by the filter; only entries before it (when
-			// the stream's position is older) must come from the log.
-			if from := sb.from[e.Product]; last < from {
-				if err := fill(e.Product, min(from, e.Sequence-1)); err != nil {
-					return err
-				}
-			}
-			if err := deliver(e, true); err != nil {
+		h.subReads.Add(1)
+		var entries []products.AuditEntry
+		if err := h.retry(w.ctx, p, resume, func() (err error) {
+			entries, err = h.stores[p].Entries(w.ctx, w.pos[p], through, 500)
+			return err
+		}); err != nil {
+			return err
+		}
+		for i := range entries {
+			if err := w.deliver(&entries[i], false); err != nil {
 				return err
 			}
+		}
+		if len(entries) < 500 {
+			return nil
+		}
+	}
+}
+
+// pump delivers the entries waiting; end is true when the stream ends
+// (with err).
+func (w *watch) pump() (end bool, err error) {
+	h, sb := w.h, w.sb
+	for {
+		if w.ctx.Err() != nil {
+			return true, nil
+		}
+		select {
+		case <-h.draining:
+			return true, ShuttingDown(w.pos.Clone())
+		case <-sb.dropped:
+			if sb.err != nil {
+				return true, sb.err
+			}
+			return true, &SlowConsumerError{Cursor: w.pos.Clone()}
+		default:
+		}
+		e, ok := sb.take()
+		if !ok {
+			return false, nil
+		}
+		last, ok := w.pos[e.Product]
+		if !ok || e.Sequence <= last {
+			continue
+		}
+		// Entries after the registration point that did not come
+		// were rejected by the filter; only entries before it (when
+		// the stream's position is older) must come from the log.
+		if from := sb.from[e.Product]; last < from {
+			if err := w.fill(e.Product, min(from, e.Sequence-1)); err != nil {
+				return true, err
+			}
+		}
+		if err := w.deliver(e, true); err != nil {
+			return true, err
 		}
 	}
 }

@@ -135,15 +135,16 @@ var _ transport.WebsocketImplementation = gorillaWebsocket{}
 func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
 	// What an idle websocket holds: net/http keeps the hijacked
 	// connection's bufio.Reader and bufio.Writer (4 KiB each) referenced
-	// for as long as the handler runs, which is the socket's life. The
-	// reader is reused as the websocket's (ReadBufferSize 0); the writer's
-	// buffer is released (releaseWriter) and messages are written through
-	// pooled buffers, taken per message: an idle socket holds 4 KiB of
-	// buffers instead of 16.
+	// for as long as the handler runs, which is the socket's life. Both
+	// buffers are released (releaseWriter); the websocket reads through a
+	// small buffer of its own (wsReadBuffer) and writes messages through
+	// pooled buffers, taken per message: an idle socket holds 512 bytes
+	// of buffers instead of 16 KiB.
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		Subprotocols:     opts.Subprotocols,
 		CheckOrigin:      g.checkOrigin,
+		ReadBufferSize:   wsReadBuffer,
 		WriteBufferPool:  wsWriteBuffers,
 	}
 	c, err := up.Upgrade(releaseWriter{w}, r, opts.ResponseHeader)
@@ -192,13 +193,20 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 // is written.
 var wsWriteBuffers = &sync.Pool{}
 
+// wsReadBuffer is the size of a websocket's read buffer, held for its
+// life. Client messages are small (subscribe, complete, pong); a large one
+// is read past the buffer straight from the connection. It holds a frame
+// header and a control frame's payload (125 bytes) whole, as gorilla needs.
+const wsReadBuffer = 512
+
 // releaseWriter hijacks the connection for the websocket and drops the
-// buffer of the bufio.Writer that net/http hands over: the websocket
-// writes through pooled buffers instead, and net/http, which does nothing
-// more with a hijacked connection's writer but keeps it referenced until
-// the handler returns, would otherwise pin its 4 KiB for the socket's life.
-// The upgrade's response goes out through a writer of the hijacked
-// connection's own.
+// buffers of the bufio.Writer and bufio.Reader that net/http hands over:
+// the websocket writes through pooled buffers and reads through a small
+// buffer of its own (Upgrader.ReadBufferSize) instead, and net/http, which
+// does nothing more with a hijacked connection's reader and writer but
+// keeps them referenced until the handler returns, would otherwise pin
+// their 4 KiB each for the socket's life. The upgrade's response goes out
+// through a writer of the hijacked connection's own.
 type releaseWriter struct{ http.ResponseWriter }
 
 func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -213,7 +221,12 @@ func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if brw.Writer.Buffered() > 0 {
 		return conn, brw, nil // not net/http's: leave it as it is
 	}
-	// The caller owns a hijacked connection's bufio.ReadWriter.
+	// The caller owns a hijacked connection's bufio.ReadWriter. A reader
+	// holding bytes is kept (the upgrade refuses a client that sent data
+	// before its handshake completed); an empty one is of no more use.
+	if brw.Reader.Buffered() == 0 {
+		*brw.Reader = bufio.Reader{}
+	}
 	*brw.Writer = bufio.Writer{}
 	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(conn, 16)), nil
 }
