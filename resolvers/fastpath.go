@@ -228,7 +228,12 @@ func (w *fastWriter) collectNew(sel ast.SelectionSet, typ string) ([]graphql.Col
 	return fields, nil
 }
 
-func (w *fastWriter) key(alias string) {
+// key writes the key of the i-th field of an object (and the comma before
+// it).
+func (w *fastWriter) key(i int, alias string) {
+	if i > 0 {
+		w.buf = append(w.buf, ',')
+	}
 	w.buf = appendQuoted(w.buf, alias)
 	w.buf = append(w.buf, ':')
 }
@@ -241,10 +246,7 @@ func (w *fastWriter) root(ctx context.Context) error {
 	}
 	w.buf = append(w.buf, '{')
 	for i, f := range fields {
-		if i > 0 {
-			w.buf = append(w.buf, ',')
-		}
-		w.key(f.Alias)
+		w.key(i, f.Alias)
 		if f.Name == "__typename" {
 			w.buf = append(w.buf, `"Query"`...)
 			continue
@@ -591,13 +593,7 @@ func (w *fastWriter) value(ctx context.Context, f graphql.CollectedField, v refl
 	}
 	w.buf = append(w.buf, '{')
 	for i, cf := range fields {
-		if i > 0 {
-			w.buf = append(w.buf, ',')
-		}
-		w.key(cf.Alias)
-		if ru := w.rules.byField[cf.Definition]; ru != nil && cf.Definition != nil {
-			return errSlow
-		}
+		w.key(i, cf.Alias)
 		switch cf.Name {
 		case "__typename":
 			w.buf = appendQuoted(w.buf, name)
@@ -654,13 +650,7 @@ func (w *fastWriter) edges(ctx context.Context, e *products.Entity, f graphql.Co
 		edge = edge.Elem()
 		w.buf = append(w.buf, '{')
 		for j, ef := range fields {
-			if j > 0 {
-				w.buf = append(w.buf, ',')
-			}
-			w.key(ef.Alias)
-			if ru := w.rules.byField[ef.Definition]; ru != nil && ef.Definition != nil {
-				return errSlow
-			}
+			w.key(j, ef.Alias)
 			switch ef.Name {
 			case "__typename":
 				w.buf = appendQuoted(w.buf, typ)
@@ -702,13 +692,7 @@ func (w *fastWriter) pageInfo(f graphql.CollectedField, v reflect.Value) error {
 	}
 	w.buf = append(w.buf, '{')
 	for i, pf := range fields {
-		if i > 0 {
-			w.buf = append(w.buf, ',')
-		}
-		w.key(pf.Alias)
-		if ru := w.rules.byField[pf.Definition]; ru != nil && pf.Definition != nil {
-			return errSlow
-		}
+		w.key(i, pf.Alias)
 		switch pf.Name {
 		case "__typename":
 			w.buf = appendQuoted(w.buf, f.Definition.Type.Name())
@@ -790,10 +774,7 @@ func (w *fastWriter) object(ctx context.Context, e *products.Entity, fields []gr
 	}
 	w.buf = append(w.buf, '{')
 	for i, f := range fields {
-		if i > 0 {
-			w.buf = append(w.buf, ',')
-		}
-		w.key(f.Alias)
+		w.key(i, f.Alias)
 		fp := &p.fields[i]
 		switch {
 		case fp.typename:
