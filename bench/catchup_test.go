@@ -90,17 +90,7 @@ func BenchmarkCatchUp(b *testing.B) {
 	if _, err := mesh.Seed(ctx, scale, func(string, string, int, int) {}); err != nil {
 		b.Fatal(err)
 	}
-	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(broker.Close)
-	k := streaming.KafkaConfig{Brokers: broker.Addrs(), Partitions: partitions, ReplicationFactor: 1}
-	pub, err := streaming.NewPublisher(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pub.Close() })
+	k, pub := kafkaPublisher(b)
 	rctx, stopRelays := context.WithCancel(ctx)
 	var relays errgroup.Group
 	for _, s := range mesh.Stores {

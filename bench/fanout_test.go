@@ -157,17 +157,7 @@ func startFanoutGateway(b *testing.B) *fanoutGateway {
 	if _, err := mesh.Seed(ctx, 0.01, func(string, string, int, int) {}); err != nil {
 		b.Fatal(err)
 	}
-	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(broker.Close)
-	k := streaming.KafkaConfig{Brokers: broker.Addrs(), Partitions: partitions, ReplicationFactor: 1}
-	pub, err := streaming.NewPublisher(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pub.Close() })
+	k, pub := kafkaPublisher(b)
 	consumers := streaming.Consumers(mesh, codec, k, nil)
 	hub := &streaming.Hub{Stores: mesh.Stores, Codec: codec, Kafka: k, Buffer: 1024}
 	res := &resolvers.Resolver{Data: mesh, Version: "bench", BatchWait: 2 * time.Millisecond, Hub: hub, LiveRate: 4, Consumers: consumers, Codec: codec}

@@ -148,17 +148,7 @@ func startFilteredGateway(b *testing.B, backend string) *filteredGateway {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { hubMesh.Close() })
-	broker, err := streaming.StartEmbedded("127.0.0.1:0", partitions, "")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(broker.Close)
-	k := streaming.KafkaConfig{Brokers: broker.Addrs(), Partitions: partitions, ReplicationFactor: 1}
-	pub, err := streaming.NewPublisher(k)
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { pub.Close() })
+	k, pub := kafkaPublisher(b)
 	hub := &streaming.Hub{Stores: hubMesh.Stores, Codec: codec, Kafka: k, Buffer: 1024}
 	res := &resolvers.Resolver{Data: mesh, Version: "bench", BatchWait: 2 * time.Millisecond, Hub: hub, LiveRate: 4, Codec: codec}
 	srv := httptest.NewServer(web.NewServer(web.Config{

@@ -29,7 +29,18 @@ func kafka(b *testing.B) streaming.KafkaConfig {
 		b.Fatal(err)
 	}
 	b.Cleanup(br.Close)
-	return streaming.KafkaConfig{Brokers: br.Addrs(), Partitions: partitions, ClientID: "meshgate-bench"}
+	return streaming.KafkaConfig{Brokers: br.Addrs(), Partitions: partitions, ReplicationFactor: 1, ClientID: "meshgate-bench"}
+}
+
+// kafkaPublisher starts the embedded broker and a publisher to it.
+func kafkaPublisher(b *testing.B) (streaming.KafkaConfig, *streaming.Publisher) {
+	k := kafka(b)
+	pub, err := streaming.NewPublisher(k)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { pub.Close() })
+	return k, pub
 }
 
 // createTopic creates a topic up front, so that no measurement includes it.
