@@ -237,33 +237,19 @@ func filteredFanout(b *testing.B, backend string, n int, query string, keys int)
 	// requests); its commit time is kept by order id.
 	var commitMu sync.Mutex
 	commitByID := map[int64]int64{}
-	sem := make(chan struct{}, latencyInFlight)
-	var wg sync.WaitGroup
-	late := 0
 	start := time.Now()
-	for i := range m {
-		at := start.Add(time.Duration(i) * time.Second / filteredRate)
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		} else if d < -time.Millisecond {
-			late++
+	late := openLoop(m, filteredRate, latencyInFlight, func(i int) {
+		customer := int64(1 + i%filteredCustomers)
+		o, err := store.Place(ctx, customer, []orders.LineInput{{ItemID: int64(1 + i%25), Quantity: 1}}, "EUR")
+		now := time.Now().UnixNano()
+		if err != nil {
+			b.Error(err)
+			return
 		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			customer := int64(1 + i%filteredCustomers)
-			o, err := store.Place(ctx, customer, []orders.LineInput{{ItemID: int64(1 + i%25), Quantity: 1}}, "EUR")
-			now := time.Now().UnixNano()
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			commitMu.Lock()
-			commitByID[o.ID] = now
-			commitMu.Unlock()
-		})
-	}
-	wg.Wait()
+		commitMu.Lock()
+		commitByID[o.ID] = now
+		commitMu.Unlock()
+	})
 	placed = float64(m) / time.Since(start).Seconds()
 	if b.Failed() {
 		b.FailNow()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"path/filepath"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -52,3 +53,28 @@ func percentile(ds []time.Duration, p float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+
+// openLoop runs do(i) for i in 0..n-1, the i-th at start + i/rate whatever
+// the others do (open loop, like clients that do not wait for each other),
+// at most inFlight at once (like a server's concurrent requests), and
+// returns how many started more than 1 ms late.
+func openLoop(n, rate, inFlight int, do func(i int)) (late int) {
+	sem := make(chan struct{}, inFlight)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range n {
+		at := start.Add(time.Duration(i) * time.Second / time.Duration(rate))
+		if d := time.Until(at); d > 0 {
+			time.Sleep(d)
+		} else if d < -time.Millisecond {
+			late++
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			do(i)
+		})
+	}
+	wg.Wait()
+	return late
+}

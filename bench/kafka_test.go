@@ -210,41 +210,27 @@ func commitToKafka(b *testing.B, backend string, instances int) {
 	var commitMu sync.Mutex
 	commitAt := map[int64]time.Time{}
 	var writeLat []time.Duration
-	sem := make(chan struct{}, latencyInFlight)
-	var wg sync.WaitGroup
-	late := 0
 	b.ResetTimer()
 	start := time.Now()
-	for i := range n {
-		at := start.Add(time.Duration(i) * time.Second / time.Duration(latencyRate))
-		if d := time.Until(at); d > 0 {
-			time.Sleep(d)
-		} else if d < -time.Millisecond {
-			late++
-		}
-		sem <- struct{}{}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			began := time.Now()
-			entries, err := stores[i%len(stores)].Write(ctx, func(ctx context.Context, tx *products.Tx) error {
-				c := newCustomer(tx, i)
-				if _, err := tx.NewInsert().Model(c).Returning("id").Exec(ctx); err != nil {
-					return err
-				}
-				return tx.Created(customers.Entity, c.ID, c)
-			})
-			committed := time.Now()
-			if err != nil {
-				b.Error(err)
-				return
+	late := openLoop(n, latencyRate, latencyInFlight, func(i int) {
+		began := time.Now()
+		entries, err := stores[i%len(stores)].Write(ctx, func(ctx context.Context, tx *products.Tx) error {
+			c := newCustomer(tx, i)
+			if _, err := tx.NewInsert().Model(c).Returning("id").Exec(ctx); err != nil {
+				return err
 			}
-			commitMu.Lock()
-			commitAt[entries[0].Sequence] = committed
-			writeLat = append(writeLat, committed.Sub(began))
-			commitMu.Unlock()
+			return tx.Created(customers.Entity, c.ID, c)
 		})
-	}
-	wg.Wait()
+		committed := time.Now()
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		commitMu.Lock()
+		commitAt[entries[0].Sequence] = committed
+		writeLat = append(writeLat, committed.Sub(began))
+		commitMu.Unlock()
+	})
 	rate := float64(n) / time.Since(start).Seconds()
 	select {
 	case <-allIn:
