@@ -30,6 +30,14 @@ func TestWatchIdleHoldsNoGoroutine(t *testing.T) {
 		done   chan error
 	}
 	f := &Filter{Products: map[string]bool{"customers": true}}
+	// The streams start at the log's current end, given as their cursor:
+	// without one a stream starts where the log ends when it reads its
+	// position, which may already be after the change below.
+	latest, err := m.Store("customers").Latest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := Cursor{"customers": latest}
 	g0 := runtime.NumGoroutine()
 	ws := make([]*watcher, n)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -43,7 +51,7 @@ func TestWatchIdleHoldsNoGoroutine(t *testing.T) {
 			wctx, stop = context.WithCancel(ctx)
 			defer stop()
 		}
-		h.Watch(wctx, f, nil, func(e Event) error {
+		h.Watch(wctx, f, since, func(e Event) error {
 			w.mu.Lock()
 			w.events = append(w.events, e)
 			w.mu.Unlock()
@@ -53,7 +61,7 @@ func TestWatchIdleHoldsNoGoroutine(t *testing.T) {
 	}
 	awaitSubscribers(t, h, n)
 	// The goroutines that registered the streams exit once they have
-	// read their positions (the change below comes after them all).
+	// replayed from their cursor.
 	eventually(t, 10*time.Second, "no goroutine per idle stream", func() bool { return runtime.NumGoroutine()-g0 <= 5 })
 	if _, err := customers.New(m).Create(context.Background(), customers.Input{Name: "Kim", Email: "kim@example.org", Country: "DE", Segment: customers.SegmentConsumer}); err != nil {
 		t.Fatal(err)
