@@ -396,6 +396,20 @@ await uiCheck("a row's history shows the change just made, with actor and reques
   const key = '7';
   await page.goto(`${base}/history?product=customers&entity=Customer&key=${key}`);
   await page.getByTestId('timeline').waitFor();
+  // The page follows the change events from the moment its subscription
+  // is registered on the server (no cursor: "from now"), which may be a
+  // little after the timeline shows. Before the change under test, make
+  // sure it is live: a probe change must appear (repeated until one does).
+  for (let i = 0; ; i++) {
+    await gql('mutation($n: String!) { updateCustomer(id: 7, input: {name: $n}) { id } }', { n: `History probe ${run} ${i}` });
+    const probe = (await gql('{ auditLog(product: "customers", entity: "Customer", key: "7", last: 1) { nodes { sequence } } }')).auditLog.nodes[0];
+    try {
+      await page.locator(`[data-testid=history-entry][data-sequence="${probe.sequence}"]`).waitFor({ timeout: 2_000 });
+      break;
+    } catch (e) {
+      if (i >= 10) throw e;
+    }
+  }
   const name = `History ${run}`;
   const reqId = `e2e-${run}`.replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 64);
   const res = await fetch(`${base}/graphql`, {
