@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -159,7 +161,62 @@ func (s *Store) writeReads(ctx context.Context, batch []*pendingRead) error {
 	for i, q := range batch {
 		recs[i] = q.r
 	}
-	err := s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+	var err error
+	if s.sqlite {
+		err = s.writeReadsTx(ctx, recs)
+	} else {
+		err = s.writeReadsOnce(ctx, recs)
+	}
+	if err != nil {
+		return fmt.Errorf("%s: record reads: %w", s.Product.Name, err)
+	}
+	s.hooksMu.Lock()
+	hooks := s.onReads
+	s.hooksMu.Unlock()
+	for _, h := range hooks {
+		h()
+	}
+	return nil
+}
+
+// writeReadsOnce writes records in one statement, so one round trip
+// (PostgreSQL): the counter row's update and the insert, as a
+// data-modifying WITH; a statement outside a transaction commits alone,
+// holding the counter row until its commit as the transaction did.
+func (s *Store) writeReadsOnce(ctx context.Context, recs []*PIIRead) error {
+	var q strings.Builder
+	args := make([]any, 0, 3+8*len(recs))
+	q.WriteString("WITH seq AS (UPDATE mg_pii_read_seq SET value = value + ? WHERE product = ? RETURNING value) " +
+		"INSERT INTO mg_pii_reads (sequence, product, subject, key_name, operation, request_id, at, reads) " +
+		"SELECT seq.value - ? + v.n, v.product, v.subject, v.key_name, v.operation, v.request_id, v.at, v.reads FROM seq, (VALUES ")
+	n := len(recs)
+	args = append(args, n, s.Product.Name, n)
+	for i, r := range recs {
+		if i > 0 {
+			q.WriteString(", ")
+		}
+		q.WriteString("(?::bigint, ?, ?, ?, ?, ?, ?::timestamptz, ?)")
+		args = append(args, i+1, r.Product, r.Subject, r.KeyName, r.Operation, r.RequestID, r.At, r.Reads)
+	}
+	q.WriteString(") AS v(n, product, subject, key_name, operation, request_id, at, reads) RETURNING sequence")
+	var seqs []int64
+	if err := s.DB.NewRaw(q.String(), args...).Scan(ctx, &seqs); err != nil {
+		return err
+	}
+	if len(seqs) != n {
+		return fmt.Errorf("advance read counter: %d of %d records written (is the read counter of %s missing?)", len(seqs), n, s.Product.Name)
+	}
+	last := slices.Max(seqs)
+	for i, r := range recs {
+		r.Sequence = last - int64(n-1-i)
+	}
+	return nil
+}
+
+// writeReadsTx writes records in a transaction (SQLite: a WITH cannot
+// update there).
+func (s *Store) writeReadsTx(ctx context.Context, recs []*PIIRead) error {
+	return s.DB.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
 		var last int64
 		if err := tx.NewRaw("UPDATE mg_pii_read_seq SET value = value + ? WHERE product = ? RETURNING value", len(recs), s.Product.Name).
 			Scan(ctx, &last); err != nil {
@@ -171,16 +228,6 @@ func (s *Store) writeReads(ctx context.Context, batch []*pendingRead) error {
 		_, err := tx.NewInsert().Model(&recs).Exec(ctx)
 		return err
 	})
-	if err != nil {
-		return fmt.Errorf("%s: record reads: %w", s.Product.Name, err)
-	}
-	s.hooksMu.Lock()
-	hooks := s.onReads
-	s.hooksMu.Unlock()
-	for _, h := range hooks {
-		h()
-	}
-	return nil
 }
 
 // OnReads registers fn to run after every read record this process commits
