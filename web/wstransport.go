@@ -299,7 +299,6 @@ func (c *wsConn) subscribe(start time.Time, m envelope) {
 	dec.UseNumber()
 	if err := dec.Decode(params); err != nil {
 		c.sendError(id, &gqlerror.Error{Message: "invalid json"})
-		c.send("complete", id, nil)
 		return
 	}
 	params.ReadTime = graphql.TraceTiming{Start: start, End: graphql.Now()}
@@ -308,10 +307,12 @@ func (c *wsConn) subscribe(start time.Time, m envelope) {
 	if errs != nil {
 		resp := c.exec.DispatchError(graphql.WithOperationContext(ctx, rc), errs)
 		if errcode.GetErrorKind(errs) == errcode.KindProtocol {
+			// error ends the operation: nothing follows it (gqlgen sent a
+			// complete too, which the protocols do not expect).
 			c.sendError(id, resp.Errors...)
-		} else {
-			c.sendResponse(id, &graphql.Response{Errors: errs})
+			return
 		}
+		c.sendResponse(id, &graphql.Response{Errors: errs})
 		c.send("complete", id, nil)
 		return
 	}
@@ -392,8 +393,8 @@ func (o *wsOperation) next() {
 	o.c.sendResponse(o.id, resp)
 }
 
-// recover turns a panic of the operation into its error message and ends
-// it (o.mu held).
+// recover turns a panic of the operation into its error message, which
+// ends it (o.mu held).
 func (o *wsOperation) recover() {
 	r := recover()
 	if r == nil {
