@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -140,26 +141,33 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 	// buffers are released (releaseWriter); the websocket reads through a
 	// small buffer of its own (wsReadBuffer) and writes messages through
 	// pooled buffers, taken per message: an idle socket holds 512 bytes
-	// of buffers instead of 16 KiB.
+	// of buffers instead of 16 KiB. gorilla reads through the reader the
+	// hijack hands it (ReadBufferSize 0 and a reader of more than 256
+	// bytes), so that the read loop sees what it holds (gorillaConn.wait).
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
 		Subprotocols:     wsSubprotocols,
 		CheckOrigin:      g.checkOrigin,
-		ReadBufferSize:   wsReadBuffer,
 		WriteBufferPool:  wsWriteBuffers,
 	}
-	c, err := up.Upgrade(releaseWriter{w}, r, nil)
+	rw := &releaseWriter{ResponseWriter: w}
+	c, err := up.Upgrade(rw, r, nil)
 	if err != nil {
 		return nil, err
 	}
 	// The HTTP server's read deadline (if any) is still set on the
 	// hijacked connection: websockets live longer.
 	c.NetConn().SetDeadline(time.Time{})
-	if tc, ok := c.NetConn().(*net.TCPConn); ok && g.writeBuffer > 0 {
-		tc.SetWriteBuffer(g.writeBuffer)
+	var raw syscall.RawConn
+	if tc, ok := c.NetConn().(*net.TCPConn); ok {
+		if g.writeBuffer > 0 {
+			tc.SetWriteBuffer(g.writeBuffer)
+		}
+		raw, _ = tc.SyscallConn()
 	}
-	gc := &gorillaConn{c: c, done: make(chan struct{}), active: map[string]bool{},
+	gc := &gorillaConn{c: c, br: rw.br, done: make(chan struct{}), active: map[string]bool{},
 		maxSubs: g.maxSubscriptions, limiter: g.limiter, rateKey: clientKey(r, products.IdentityFrom(r.Context()))}
+	gc.raw = raw
 	if g.messageRate > 0 {
 		gc.flood = rate.NewLimiter(rate.Limit(g.messageRate), int(2*g.messageRate)+1)
 	}
@@ -195,7 +203,7 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 var wsWriteBuffers = &sync.Pool{}
 
 // wsReadBuffer is the size of a websocket's read buffer, held for its
-// life. Client messages are small (subscribe, complete, pong); a large one
+// life (more than 256 bytes, or gorilla allocates one of its own). Client messages are small (subscribe, complete, pong); a large one
 // is read past the buffer straight from the connection. It holds a frame
 // header and a control frame's payload (125 bytes) whole, as gorilla needs.
 const wsReadBuffer = 512
@@ -207,10 +215,14 @@ const wsReadBuffer = 512
 // does nothing more with a hijacked connection's reader and writer but
 // keeps them referenced until the handler returns, would otherwise pin
 // their 4 KiB each for the socket's life. The upgrade's response goes out
-// through a writer of the hijacked connection's own.
-type releaseWriter struct{ http.ResponseWriter }
+// through a writer of the hijacked connection's own, and the websocket
+// reads through br, a small reader of its own (wsReadBuffer).
+type releaseWriter struct {
+	http.ResponseWriter
+	br *bufio.Reader // set by Hijack unless net/http's reader holds bytes
+}
 
-func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("the response writer cannot be hijacked (http.Hijacker)")
@@ -225,11 +237,14 @@ func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The caller owns a hijacked connection's bufio.ReadWriter. A reader
 	// holding bytes is kept (the upgrade refuses a client that sent data
 	// before its handshake completed); an empty one is of no more use.
-	if brw.Reader.Buffered() == 0 {
-		*brw.Reader = bufio.Reader{}
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		*br = bufio.Reader{}
+		w.br = bufio.NewReaderSize(conn, wsReadBuffer)
+		br = w.br
 	}
 	*brw.Writer = bufio.Writer{}
-	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(conn, 16)), nil
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, 16)), nil
 }
 
 // checkOrigin accepts requests without an Origin (non-browser clients), from
@@ -290,7 +305,11 @@ func (s *wsSession) authenticated(ctx context.Context, id *products.Identity) {
 // so writes are serialised; control frames may be written concurrently.
 // Its reads come from the socket's one reader goroutine (wsConn.run).
 type gorillaConn struct {
-	c         *websocket.Conn
+	c *websocket.Conn
+	// br is the reader gorilla reads the connection through, and raw the
+	// connection's descriptor (both nil when unknown): see wait.
+	br        *bufio.Reader
+	raw       syscall.RawConn
 	writeMu   sync.Mutex
 	done      chan struct{}
 	closeOnce sync.Once
@@ -433,6 +452,25 @@ func (m envelope) id() string {
 var clientTypes = map[string]map[string]bool{
 	"graphql-transport-ws": {"connection_init": true, "ping": true, "pong": true, "subscribe": true, "complete": true},
 	"graphql-ws":           {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
+}
+
+// wait returns once the client has sent something (or the connection
+// fails, or its read deadline passes: next then reports it). It waits in the
+// network poller a few frames deep, where gorilla's read would wait under a
+// dozen more: the stack of an idle socket's read loop shrinks to the least
+// the runtime keeps (2 KiB) instead of 8 KiB. Without a descriptor to wait
+// on (not a TCP connection), it returns at once and next waits.
+func (g *gorillaConn) wait() {
+	if g.raw == nil || g.br == nil || g.br.Buffered() > 0 {
+		return
+	}
+	var peek [1]byte
+	g.raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read yet: wait for the poller. Anything else (data,
+		// the end of the stream, an error) is next's to read.
+		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	})
 }
 
 // next returns the next client message for the session (wsConn).

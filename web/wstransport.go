@@ -199,6 +199,7 @@ func (c *wsConn) run() {
 	}
 	defer c.close(websocket1000, "terminated")
 	for {
+		c.gc.wait()
 		start := graphql.Now()
 		m, err := c.gc.next()
 		if err != nil {
