@@ -131,9 +131,14 @@ var unexpected = map[string]string{
 }
 
 // init handles the first message: connection_init, authenticated by the
-// transport's init function.
+// transport's init function. A pong may come first (graphql-transport-ws
+// allows it at any time; a ping before the acknowledgement is answered by
+// gorillaConn).
 func (c *wsConn) init() bool {
 	m, err := c.gc.next()
+	for err == nil && m.Type == "pong" && !c.legacy {
+		m, err = c.gc.next()
+	}
 	if err != nil {
 		c.close(websocketCloseProtocolError, "decoding error")
 		return false
