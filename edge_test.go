@@ -557,3 +557,85 @@ func TestKafkaEventCarriesTheSubject(t *testing.T) {
 func writeFile(name, content string) error {
 	return os.WriteFile(name, []byte(content), 0o600)
 }
+
+// TestWebsocketMessageExchange pins the exchanges of both subprotocols
+// message by message, as clients written elsewhere expect them: the legacy
+// keep-alive right after connection_ack, a pong before connection_init
+// ignored, ping answered by pong with its
+// payload, a query answered by next/data then complete, a validation
+// failure answered by one error (which ends the operation: no complete
+// follows), a stop answered by complete, and connection_terminate closing
+// the socket normally.
+func TestWebsocketMessageExchange(t *testing.T) {
+	g := startGateway(t)
+	// raw reads the next message, keep-alives included.
+	raw := func(w *ws) wsMessage {
+		t.Helper()
+		w.c.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var m wsMessage
+		if err := w.c.ReadJSON(&m); err != nil {
+			t.Fatalf("read: %v", err)
+		}
+		return m
+	}
+	for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+		t.Run(proto, func(t *testing.T) {
+			legacy := proto == "graphql-ws"
+			sub, stop, data := "subscribe", "complete", "next"
+			if legacy {
+				sub, stop, data = "start", "stop", "data"
+			}
+			w := mustDial(t, g, proto)
+			if !legacy {
+				// A pong may come at any time, before connection_init too.
+				w.send(map[string]any{"type": "pong"})
+			}
+			w.send(map[string]any{"type": "connection_init", "payload": map[string]any{}})
+			if m := raw(w); m.Type != "connection_ack" || len(m.Payload) != 0 {
+				t.Fatalf("want connection_ack without payload, got %s %s", m.Type, m.Payload)
+			}
+			if legacy {
+				if m := raw(w); m.Type != "ka" {
+					t.Fatalf("want ka after connection_ack, got %s", m.Type)
+				}
+			} else {
+				w.send(map[string]any{"type": "ping", "payload": map[string]any{"n": 1}})
+				if m := raw(w); m.Type != "pong" || string(m.Payload) != `{"n":1}` {
+					t.Fatalf("want pong with the ping's payload, got %s %s", m.Type, m.Payload)
+				}
+			}
+			// A query over the socket: its answer, then complete.
+			w.send(map[string]any{"id": "q", "type": sub, "payload": map[string]any{"query": `{ customer(id: 1) { id } }`}})
+			m, c, _ := w.read()
+			if c != 0 || m.Type != data || m.ID != "q" || !strings.Contains(string(m.Payload), `"customer":{"id":"1"}`) {
+				t.Fatalf("query: %s %s %s (close %d)", m.Type, m.ID, m.Payload, c)
+			}
+			if m, _, _ := w.read(); m.Type != "complete" || m.ID != "q" {
+				t.Fatalf("after the query's answer: %s %s", m.Type, m.ID)
+			}
+			// A document that does not validate: one error, nothing more
+			// for its id (the next message is the next query's).
+			w.send(map[string]any{"id": "bad", "type": sub, "payload": map[string]any{"query": `{ noSuchField }`}})
+			if m, _, _ := w.read(); m.Type != "error" || m.ID != "bad" || !strings.Contains(string(m.Payload), "noSuchField") {
+				t.Fatalf("invalid document: %s %s %s", m.Type, m.ID, m.Payload)
+			}
+			w.send(map[string]any{"id": "q2", "type": sub, "payload": map[string]any{"query": `{ customer(id: 2) { id } }`}})
+			if m, _, _ := w.read(); m.Type != data || m.ID != "q2" {
+				t.Fatalf("after an error, want the next query's %s, got %s %s %s", data, m.Type, m.ID, m.Payload)
+			}
+			if m, _, _ := w.read(); m.Type != "complete" || m.ID != "q2" {
+				t.Fatalf("after the query's answer: %s %s", m.Type, m.ID)
+			}
+			// A subscription stopped by the client is completed.
+			w.send(map[string]any{"id": "s", "type": sub, "payload": map[string]any{"query": changesSub}})
+			w.send(map[string]any{"id": "s", "type": stop})
+			if m, _, _ := w.read(); m.Type != "complete" || m.ID != "s" {
+				t.Fatalf("after %s: %s %s %s", stop, m.Type, m.ID, m.Payload)
+			}
+			if legacy {
+				w.send(map[string]any{"type": "connection_terminate"})
+				w.closed(websocket.CloseNormalClosure, "terminated")
+			}
+		})
+	}
+}

@@ -3,8 +3,11 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -500,4 +503,103 @@ func TestNoLeaksOverConnectCycles(t *testing.T) {
 	if h1 > h0+4<<20 {
 		t.Errorf("heap grew from %d KiB to %d KiB over 2,000 cycles", h0>>10, h1>>10)
 	}
+}
+
+// TestIdleSubscriptionsHoldNoGoroutine: an idle websocket holds one
+// goroutine, its read loop, however many subscriptions on the hub it
+// carries, on both subprotocols; events still reach every subscription, and
+// once they are delivered the goroutines that delivered them are gone
+// again. Counted from the goroutines' stacks, so the gateway's background
+// work (consumers, relays) does not blur the count.
+func TestIdleSubscriptionsHoldNoGoroutine(t *testing.T) {
+	backends(t, func(t *testing.T, args []string) {
+		g := startGateway(t, args...)
+		const perSocket = 20
+		var sockets []*wsClient
+		for _, proto := range []string{"graphql-transport-ws", "graphql-ws"} {
+			ws := dialWS(t, g, proto, true, 0)
+			for i := range perSocket {
+				ws.subscribe(fmt.Sprint("s", i), `subscription { changes(products: ["customers"]) { sequence } }`, nil)
+			}
+			sockets = append(sockets, ws)
+		}
+		// stacks counts the goroutines whose stack mentions each name.
+		stacks := func(names ...string) map[string]int {
+			buf := make([]byte, 1<<20)
+			for {
+				n := runtime.Stack(buf, true)
+				if n < len(buf) {
+					buf = buf[:n]
+					break
+				}
+				buf = make([]byte, 2*len(buf))
+			}
+			count := map[string]int{}
+			for _, st := range strings.Split(string(buf), "\n\n") {
+				for _, name := range names {
+					if strings.Contains(st, name) {
+						count[name]++
+					}
+				}
+			}
+			return count
+		}
+		const (
+			reader    = "web.(*wsConn).run"
+			operation = "web.(*wsOperation)"
+			watch     = "streaming.(*watch)"
+			stream    = "graphql.ResolveFieldStream"
+		)
+		idle := func(what string) {
+			t.Helper()
+			var last map[string]int
+			eventually(t, 30*time.Second, what, func() bool {
+				last = stacks(reader, operation, watch, stream)
+				return last[operation] == 0 && last[watch] == 0 && last[stream] == 0
+			})
+			if last[reader] != len(sockets) {
+				t.Fatalf("%s: %d read loops for %d sockets", what, last[reader], len(sockets))
+			}
+		}
+		eventually(t, 30*time.Second, "the subscriptions in the hub", func() bool {
+			return metricValue(t, g, "meshgate_subscriptions_active") >= 2*perSocket
+		})
+		idle("idle subscriptions")
+		// One change reaches all of them, and leaves nothing behind.
+		g.gql(t, `mutation { updateCustomer(id: 1, input: {name: "Idle"}) { id } }`, nil).must(t)
+		for _, ws := range sockets {
+			for range perSocket {
+				ev, errs := ws.event("changes", 20*time.Second)
+				if len(errs) > 0 || ev["sequence"] == nil {
+					t.Fatalf("event %v %v", ev, errs)
+				}
+			}
+		}
+		idle("subscriptions after an event")
+	})
+}
+
+// metricValue reads one unlabelled metric from the gateway's /metrics.
+func metricValue(t testing.TB, g *gateway, name string) float64 {
+	t.Helper()
+	resp, err := http.Get(g.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, name+" "); ok {
+			f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			if err != nil {
+				t.Fatalf("%s: %v", line, err)
+			}
+			return f
+		}
+	}
+	t.Fatalf("no %s in /metrics", name)
+	return 0
 }

@@ -3,6 +3,7 @@ package resolvers
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
@@ -44,6 +45,38 @@ func StreamFailure(ctx context.Context) error {
 	return st.err
 }
 
+// Pull lets a transport serve a subscription without a goroutine waiting
+// on its channel: a subscription resolved with a Pull in its context
+// (WithPull) claims it, and from then on the stream calls Next, on its own
+// goroutine, each time it has put something in the channel — one value, or
+// the channel's close. Next takes it by calling the operation's response
+// handler once (which then does not wait) and delivers the response. An
+// idle subscription so holds no goroutine at all: the hub's Watch runs one
+// only while events wait. Subscriptions that do not claim the Pull (live
+// aggregates, PII reads) are served as gqlgen serves them, by a goroutine
+// that calls the response handler until it returns nil.
+type Pull struct {
+	// Next is the transport's: see Pull.
+	Next    func()
+	claimed bool
+}
+
+// Claimed tells whether the operation's resolver claimed the Pull. The
+// resolver runs during the executor's DispatchOperation, on the caller's
+// goroutine: read it after DispatchOperation returns.
+func (p *Pull) Claimed() bool { return p.claimed }
+
+type pullKey struct{}
+
+// WithPull offers p to the subscription resolved in ctx.
+func WithPull(ctx context.Context, p *Pull) context.Context {
+	return context.WithValue(ctx, pullKey{}, p)
+}
+
+// errPullEnded ends a stream whose transport did not take a value: its
+// subscription has ended.
+var errPullEnded = errors.New("the subscription has ended")
+
 // subscribe watches a hub stream for a subscription field and converts each
 // event with conv. When the stream fails (slow consumer, store error) the
 // failure is recorded for StreamFailure and one zero value is sent: its
@@ -60,6 +93,9 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 	}
 	if _, err := r.Hub.Check(ctx, f, cur); err != nil {
 		return nil, err
+	}
+	if p, _ := ctx.Value(pullKey{}).(*Pull); p != nil && !p.claimed {
+		return pulled(ctx, r, f, cur, conv, p), nil
 	}
 	out := make(chan T)
 	// The hub runs the stream without a goroutine of its own while no
@@ -81,25 +117,78 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 		if err == nil || ctx.Err() != nil {
 			return
 		}
-		failStream(ctx, out, err)
+		if recordFailure(ctx, err) {
+			var zero T
+			select {
+			case out <- zero:
+			case <-ctx.Done():
+			}
+		}
 	})
 	return out, nil
+}
+
+// pulled is subscribe's stream for a transport that pulls (see Pull): the
+// channel holds at most the one value the transport is about to take, and
+// the stream's goroutine (the hub's, while events wait) hands it over.
+func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur streaming.Cursor, conv func(streaming.Event) (T, error), p *Pull) <-chan T {
+	p.claimed = true
+	out := make(chan T, 1)
+	// put hands v to the transport; false when it did not take it (its
+	// subscription ended, and so does the stream).
+	put := func(v T) bool {
+		select {
+		case out <- v:
+		default:
+			return false
+		}
+		p.Next()
+		return len(out) == 0
+	}
+	r.Hub.Watch(ctx, f, cur, func(ev streaming.Event) error {
+		v, err := conv(ev)
+		if err != nil {
+			return err
+		}
+		if !put(v) {
+			return errPullEnded
+		}
+		return nil
+	}, func(err error) {
+		if err != nil && ctx.Err() == nil && err != errPullEnded && recordFailure(ctx, err) {
+			var zero T
+			put(zero)
+		}
+		close(out)
+		p.Next()
+	})
+	return out
+}
+
+// recordFailure records the error that ends a subscription's stream for
+// StreamFailure; false when there is nowhere to record it (the caller then
+// sends no zero value).
+func recordFailure(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	st, _ := ctx.Value(streamStateKey{}).(*streamState)
+	if st == nil {
+		return false
+	}
+	st.mu.Lock()
+	st.err = err
+	st.mu.Unlock()
+	return true
 }
 
 // failStream records the error that ends a subscription's stream for
 // StreamFailure and sends the one zero value that makes gqlgen report it
 // (the caller closes out afterwards).
 func failStream[T any](ctx context.Context, out chan<- T, err error) {
-	if ctx.Err() != nil {
+	if !recordFailure(ctx, err) {
 		return
 	}
-	st, _ := ctx.Value(streamStateKey{}).(*streamState)
-	if st == nil {
-		return
-	}
-	st.mu.Lock()
-	st.err = err
-	st.mu.Unlock()
 	var zero T
 	select {
 	case out <- zero:

@@ -142,24 +142,32 @@ const (
 // dev admin. A refusal closes the socket with 4403 and says why; an
 // accepted identity that expires later closes it with 4403 then (see
 // gorillaConn.expireAt), so a client reconnects with a fresh token.
-func wsInit(a authenticator) transport.WebsocketInitFunc {
-	return func(ctx context.Context, p transport.InitPayload) (context.Context, *transport.InitPayload, error) {
+func wsInit(a authenticator) func(context.Context, transport.InitPayload) (context.Context, error) {
+	return func(ctx context.Context, p transport.InitPayload) (context.Context, error) {
 		sess := sessionFrom(ctx)
 		if a == nil {
-			return products.WithIdentity(ctx, devIdentity), nil, nil
+			return products.WithIdentity(ctx, devIdentity), nil
 		}
 		id := products.IdentityFrom(ctx) // from the upgrade request's header, if any
 		if token, present := initToken(p); present || id == nil {
 			var err error
 			if id, err = a.Authenticate(ctx, token); err != nil {
-				ctx = transport.WithWebsocketCloseCode(ctx, closeForbidden)
-				ctx = transport.AppendCloseReason(ctx, "Forbidden: "+errorMessage(err))
-				return ctx, nil, errors.New(errorMessage(err))
+				msg := errorMessage(err)
+				return ctx, &initRefusal{code: closeForbidden, reason: "Forbidden: " + msg, msg: msg}
 			}
 		}
 		if sess != nil {
 			sess.authenticated(ctx, id)
 		}
-		return products.WithIdentity(ctx, id), nil, nil
+		return products.WithIdentity(ctx, id), nil
 	}
 }
+
+// initRefusal is a refused connection_init: the legacy protocol's
+// connection_error says msg, then the socket closes with code and reason.
+type initRefusal struct {
+	code        int
+	reason, msg string
+}
+
+func (e *initRefusal) Error() string { return e.msg }

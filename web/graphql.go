@@ -29,7 +29,7 @@ import (
 )
 
 // graphqlHandler assembles the GraphQL server: explicit transports (our own
-// POST and GET, gqlgen's SSE and websocket with the gorilla adapter), a
+// POST, GET and websocket (wsTransport, on gorilla/websocket), gqlgen's SSE), a
 // parsed query cache, automatic persisted queries, introspection, the
 // limits, one error presenter and panic recovery. In front of gqlgen, the
 // body of a POST is read within its size and time limits.
@@ -45,12 +45,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
 		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
 		messageRate: cfg.WSMessageRate, limiter: limiter, sockets: cfg.Websockets}
-	srv.AddTransport(transport.Websocket{
-		Implementation:        gorilla,
-		InitFunc:              wsInit(authn),
-		KeepAlivePingInterval: 10 * time.Second,
-		PayloadReadLimit:      &readLimit,
-	})
+	srv.AddTransport(wsTransport{ws: gorilla, init: wsInit(authn), keepAlive: 10 * time.Second, readLimit: readLimit, open: m.ops.websockets})
 	cache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(cache)
 	// The parser's own token limit backs up the limits extension's count.
@@ -111,10 +106,6 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 				return
 			}
 			r = r.WithContext(withSession(r.Context()))
-			// gqlgen's websocket transport serves the connection until
-			// it closes: it is open while this runs.
-			m.ops.websockets.Inc()
-			defer m.ops.websockets.Dec()
 		}
 		if r.Method != http.MethodPost || isWebsocket(r) {
 			// No body to wait for: lift the server's read deadline, which

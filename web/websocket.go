@@ -11,14 +11,13 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"reflect"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
-	"github.com/99designs/gqlgen/graphql/handler/transport"
 	"github.com/gorilla/websocket"
 	"github.com/vektah/gqlparser/v2/gqlerror"
 	"golang.org/x/time/rate"
@@ -130,35 +129,45 @@ func (w *Websockets) remove(c *gorillaConn) {
 	w.mu.Unlock()
 }
 
-var _ transport.WebsocketImplementation = gorillaWebsocket{}
+// wsSubprotocols are the subprotocols a websocket may negotiate; a client
+// that asks for none gets graphql-ws.
+var wsSubprotocols = []string{"graphql-ws", "graphql-transport-ws"}
 
-func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts transport.WebsocketAcceptOptions) (transport.WebsocketConn, error) {
+// accept upgrades the request to a websocket.
+func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*gorillaConn, error) {
 	// What an idle websocket holds: net/http keeps the hijacked
 	// connection's bufio.Reader and bufio.Writer (4 KiB each) referenced
 	// for as long as the handler runs, which is the socket's life. Both
 	// buffers are released (releaseWriter); the websocket reads through a
 	// small buffer of its own (wsReadBuffer) and writes messages through
 	// pooled buffers, taken per message: an idle socket holds 512 bytes
-	// of buffers instead of 16 KiB.
+	// of buffers instead of 16 KiB. gorilla reads through the reader the
+	// hijack hands it (ReadBufferSize 0 and a reader of more than 256
+	// bytes), so that the read loop sees what it holds (gorillaConn.wait).
 	up := websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
-		Subprotocols:     opts.Subprotocols,
+		Subprotocols:     wsSubprotocols,
 		CheckOrigin:      g.checkOrigin,
-		ReadBufferSize:   wsReadBuffer,
 		WriteBufferPool:  wsWriteBuffers,
 	}
-	c, err := up.Upgrade(releaseWriter{w}, r, opts.ResponseHeader)
+	rw := &releaseWriter{ResponseWriter: w}
+	c, err := up.Upgrade(rw, r, nil)
 	if err != nil {
 		return nil, err
 	}
 	// The HTTP server's read deadline (if any) is still set on the
 	// hijacked connection: websockets live longer.
 	c.NetConn().SetDeadline(time.Time{})
-	if tc, ok := c.NetConn().(*net.TCPConn); ok && g.writeBuffer > 0 {
-		tc.SetWriteBuffer(g.writeBuffer)
+	var raw syscall.RawConn
+	if tc, ok := c.NetConn().(*net.TCPConn); ok {
+		if g.writeBuffer > 0 {
+			tc.SetWriteBuffer(g.writeBuffer)
+		}
+		raw, _ = tc.SyscallConn()
 	}
-	gc := &gorillaConn{c: c, done: make(chan struct{}), active: map[string]bool{},
+	gc := &gorillaConn{c: c, br: rw.br, done: make(chan struct{}), active: map[string]bool{},
 		maxSubs: g.maxSubscriptions, limiter: g.limiter, rateKey: clientKey(r, products.IdentityFrom(r.Context()))}
+	gc.raw = raw
 	if g.messageRate > 0 {
 		gc.flood = rate.NewLimiter(rate.Limit(g.messageRate), int(2*g.messageRate)+1)
 	}
@@ -194,7 +203,7 @@ func (g gorillaWebsocket) Accept(w http.ResponseWriter, r *http.Request, opts tr
 var wsWriteBuffers = &sync.Pool{}
 
 // wsReadBuffer is the size of a websocket's read buffer, held for its
-// life. Client messages are small (subscribe, complete, pong); a large one
+// life (more than 256 bytes, or gorilla allocates one of its own). Client messages are small (subscribe, complete, pong); a large one
 // is read past the buffer straight from the connection. It holds a frame
 // header and a control frame's payload (125 bytes) whole, as gorilla needs.
 const wsReadBuffer = 512
@@ -206,10 +215,14 @@ const wsReadBuffer = 512
 // does nothing more with a hijacked connection's reader and writer but
 // keeps them referenced until the handler returns, would otherwise pin
 // their 4 KiB each for the socket's life. The upgrade's response goes out
-// through a writer of the hijacked connection's own.
-type releaseWriter struct{ http.ResponseWriter }
+// through a writer of the hijacked connection's own, and the websocket
+// reads through br, a small reader of its own (wsReadBuffer).
+type releaseWriter struct {
+	http.ResponseWriter
+	br *bufio.Reader // set by Hijack unless net/http's reader holds bytes
+}
 
-func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+func (w *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	h, ok := w.ResponseWriter.(http.Hijacker)
 	if !ok {
 		return nil, nil, errors.New("the response writer cannot be hijacked (http.Hijacker)")
@@ -224,11 +237,14 @@ func (w releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	// The caller owns a hijacked connection's bufio.ReadWriter. A reader
 	// holding bytes is kept (the upgrade refuses a client that sent data
 	// before its handshake completed); an empty one is of no more use.
-	if brw.Reader.Buffered() == 0 {
-		*brw.Reader = bufio.Reader{}
+	br := brw.Reader
+	if br.Buffered() == 0 {
+		*br = bufio.Reader{}
+		w.br = bufio.NewReaderSize(conn, wsReadBuffer)
+		br = w.br
 	}
 	*brw.Writer = bufio.Writer{}
-	return conn, bufio.NewReadWriter(brw.Reader, bufio.NewWriterSize(conn, 16)), nil
+	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, 16)), nil
 }
 
 // checkOrigin accepts requests without an Origin (non-browser clients), from
@@ -287,9 +303,13 @@ func (s *wsSession) authenticated(ctx context.Context, id *products.Identity) {
 
 // gorillaConn adapts *websocket.Conn. gorilla allows one concurrent writer,
 // so writes are serialised; control frames may be written concurrently.
-// Its reads come from gqlgen's one reader goroutine.
+// Its reads come from the socket's one reader goroutine (wsConn.run).
 type gorillaConn struct {
-	c         *websocket.Conn
+	c *websocket.Conn
+	// br is the reader gorilla reads the connection through, and raw the
+	// connection's descriptor (both nil when unknown): see wait.
+	br        *bufio.Reader
+	raw       syscall.RawConn
 	writeMu   sync.Mutex
 	done      chan struct{}
 	closeOnce sync.Once
@@ -400,21 +420,32 @@ func (g *gorillaConn) Close() error {
 }
 
 // closeWith sends a close frame with code and reason, then closes the
-// connection: gqlgen's reader sees the connection end and cancels the
+// connection: the socket's reader sees the connection end and cancels the
 // socket's subscriptions.
 func (g *gorillaConn) closeWith(code int, reason string) {
 	g.WriteClose(code, reason)
 	g.Close()
 }
 
-// errPoliced ends gqlgen's read loop after closeWith.
-var errPoliced = transport.ErrWebsocketClosed
+// errPoliced ends the read loop after closeWith.
+var errPoliced = errors.New("websocket closed: protocol violation")
 
-// envelope is what the policing reads of a client message.
+// errClosed ends the read loop when the peer closed the websocket.
+var errClosed = errors.New("websocket closed by the peer")
+
+// envelope is a client message.
 type envelope struct {
 	Type    string          `json:"type"`
 	ID      *string         `json:"id"`
 	Payload json.RawMessage `json:"payload"`
+}
+
+// id is the message's id ("" without one).
+func (m envelope) id() string {
+	if m.ID == nil {
+		return ""
+	}
+	return *m.ID
 }
 
 // clientTypes are the messages a client may send, per subprotocol.
@@ -423,57 +454,75 @@ var clientTypes = map[string]map[string]bool{
 	"graphql-ws":           {"connection_init": true, "start": true, "stop": true, "connection_terminate": true},
 }
 
-// NextReader returns the next client message that gqlgen should handle.
+// wait returns once the client has sent something (or the connection
+// fails, or its read deadline passes: next then reports it). It waits in the
+// network poller a few frames deep, where gorilla's read would wait under a
+// dozen more: the stack of an idle socket's read loop shrinks to the least
+// the runtime keeps (2 KiB) instead of 8 KiB. Without a descriptor to wait
+// on (not a TCP connection), it returns at once and next waits.
+func (g *gorillaConn) wait() {
+	if g.raw == nil || g.br == nil || g.br.Buffered() > 0 {
+		return
+	}
+	var peek [1]byte
+	g.raw.Read(func(fd uintptr) bool {
+		_, _, err := syscall.Recvfrom(int(fd), peek[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read yet: wait for the poller. Anything else (data,
+		// the end of the stream, an error) is next's to read.
+		return err != syscall.EAGAIN && err != syscall.EWOULDBLOCK
+	})
+}
+
+// next returns the next client message for the session (wsConn).
 // Protocol violations close the socket with their code and end the read
 // loop; a subscribe over the limits is answered with an error for its id
-// here and never reaches gqlgen.
-func (g *gorillaConn) NextReader() (int, io.Reader, error) {
+// here and never reaches the session.
+func (g *gorillaConn) next() (envelope, error) {
 	for {
 		t, r, err := g.c.NextReader()
 		var ce *websocket.CloseError
 		if errors.As(err, &ce) && (ce.Code == websocket.CloseNormalClosure || ce.Code == websocket.CloseGoingAway || ce.Code == websocket.CloseNoStatusReceived) {
-			return t, nil, transport.ErrWebsocketClosed
+			return envelope{}, errClosed
 		}
 		if err != nil {
-			return t, nil, err
+			return envelope{}, err
 		}
 		if g.flood != nil && !g.flood.Allow() {
 			g.closeWith(closePolicyViolated, "too many messages")
-			return t, nil, errPoliced
+			return envelope{}, errPoliced
 		}
 		if t != websocket.TextMessage {
 			g.closeWith(closeBadRequest, "Invalid message: binary frames are not accepted")
-			return t, nil, errPoliced
+			return envelope{}, errPoliced
 		}
 		b, err := io.ReadAll(r)
 		if err != nil {
-			return t, nil, err
+			return envelope{}, err
 		}
-		pass, err := g.police(b)
+		m, pass, err := g.police(b)
 		if err != nil {
-			return t, nil, err
+			return envelope{}, err
 		}
 		if pass {
-			return t, bytes.NewReader(b), nil
+			return m, nil
 		}
 	}
 }
 
 // police checks one client message; pass is false when the message was
 // answered here.
-func (g *gorillaConn) police(b []byte) (pass bool, err error) {
+func (g *gorillaConn) police(b []byte) (m envelope, pass bool, err error) {
 	proto := g.c.Subprotocol()
 	if proto == "" {
 		proto = "graphql-ws"
 	}
-	var m envelope
 	if err := json.Unmarshal(b, &m); err != nil {
 		g.closeWith(closeBadRequest, "Invalid message: not a JSON object")
-		return false, errPoliced
+		return m, false, errPoliced
 	}
 	if !clientTypes[proto][m.Type] {
 		g.closeWith(closeBadRequest, truncate(fmt.Sprintf("Invalid message: unknown type %q", m.Type)))
-		return false, errPoliced
+		return m, false, errPoliced
 	}
 	g.mu.Lock()
 	acked := g.acked
@@ -486,23 +535,23 @@ func (g *gorillaConn) police(b []byte) (pass bool, err error) {
 		g.mu.Unlock()
 		if n > 1 {
 			g.closeWith(closeTooManyInits, "Too many initialisation requests")
-			return false, errPoliced
+			return m, false, errPoliced
 		}
-		return true, nil
+		return m, true, nil
 	case "ping":
 		if !acked {
 			// Allowed at any time; gqlgen answers only after init.
-			return false, g.WriteJSON(map[string]any{"type": "pong"})
+			return m, false, g.WriteJSON(map[string]any{"type": "pong"})
 		}
-		return true, nil
+		return m, true, nil
 	case "subscribe", "start":
 		if !acked {
 			g.closeWith(closeUnauthorized, "Unauthorized")
-			return false, errPoliced
+			return m, false, errPoliced
 		}
 		if m.ID == nil || *m.ID == "" {
 			g.closeWith(closeBadRequest, "Invalid message: subscribe needs an id")
-			return false, errPoliced
+			return m, false, errPoliced
 		}
 		id := *m.ID
 		g.mu.Lock()
@@ -510,22 +559,22 @@ func (g *gorillaConn) police(b []byte) (pass bool, err error) {
 		g.mu.Unlock()
 		if dup {
 			g.closeWith(closeDuplicateID, truncate(fmt.Sprintf("Subscriber for %s already exists", id)))
-			return false, errPoliced
+			return m, false, errPoliced
 		}
 		if g.maxSubs > 0 && n >= g.maxSubs {
-			return false, g.refuse(id, limitError("subscriptionsPerConnection", g.maxSubs, n+1,
+			return m, false, g.refuse(id, limitError("subscriptionsPerConnection", g.maxSubs, n+1,
 				fmt.Sprintf("at most %d subscriptions per connection", g.maxSubs)))
 		}
 		if g.limiter != nil {
 			if ok, _ := g.limiter.allow(key); !ok {
-				return false, g.refuse(id, limitError("requestsPerSecond", g.limiter.perSecond(), 0,
+				return m, false, g.refuse(id, limitError("requestsPerSecond", g.limiter.perSecond(), 0,
 					"too many requests; slow down"))
 			}
 		}
 		g.mu.Lock()
 		g.active[id] = true
 		g.mu.Unlock()
-		return true, nil
+		return m, true, nil
 	case "complete", "stop":
 		if m.ID != nil {
 			g.mu.Lock()
@@ -533,9 +582,9 @@ func (g *gorillaConn) police(b []byte) (pass bool, err error) {
 			g.checkDrained()
 			g.mu.Unlock()
 		}
-		return true, nil
+		return m, true, nil
 	}
-	return true, nil
+	return m, true, nil
 }
 
 // refuse answers a subscribe with an error message for its id.
@@ -552,64 +601,65 @@ func truncate(s string) string {
 	return s
 }
 
-// WriteJSON writes one message and follows the server's side of the
-// protocol: connection_ack opens the socket for subscriptions, complete and
-// error end one.
-func (g *gorillaConn) WriteJSON(v any) error {
-	if typ, id, ok := messageFields(v); ok {
-		g.mu.Lock()
-		switch typ {
-		case "connection_ack":
-			g.acked = true
-			if g.initTimer != nil {
-				g.initTimer.Stop()
-			}
-		case "complete", "error":
-			delete(g.active, id)
-			defer func() {
-				// After the message is written: a shutdown closes
-				// the socket once the last one is out.
-				g.mu.Lock()
-				g.checkDrained()
-				g.mu.Unlock()
-			}()
+// send writes one message of the session and follows the server's side
+// of the protocol: connection_ack opens the socket for subscriptions,
+// complete and error end one. payload is JSON (nil: none).
+func (g *gorillaConn) send(typ, id string, payload []byte) error {
+	g.mu.Lock()
+	switch typ {
+	case "connection_ack":
+		g.acked = true
+		if g.initTimer != nil {
+			g.initTimer.Stop()
 		}
-		g.mu.Unlock()
+	case "complete", "error":
+		delete(g.active, id)
+		defer func() {
+			// After the message is written: a shutdown closes the
+			// socket once the last one is out.
+			g.mu.Lock()
+			g.checkDrained()
+			g.mu.Unlock()
+		}()
 	}
+	g.mu.Unlock()
+	buf := messageBuffers.Get().(*bytes.Buffer)
+	defer messageBuffers.Put(buf)
+	buf.Reset()
+	// As gqlgen wrote them: payload, id, type.
+	buf.WriteByte('{')
+	if len(payload) > 0 {
+		buf.WriteString(`"payload":`)
+		buf.Write(payload)
+		buf.WriteByte(',')
+	}
+	if id != "" {
+		q, _ := json.Marshal(id)
+		buf.WriteString(`"id":`)
+		buf.Write(q)
+		buf.WriteByte(',')
+	}
+	buf.WriteString(`"type":"`)
+	buf.WriteString(typ)
+	buf.WriteString(`"}`)
+	g.writeMu.Lock()
+	defer g.writeMu.Unlock()
+	g.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	return g.c.WriteMessage(websocket.TextMessage, buf.Bytes())
+}
+
+// messageBuffers assemble the session's messages.
+var messageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// WriteJSON writes one message that the session does not track (a
+// refusal, a pong before the acknowledgement, connection_error).
+func (g *gorillaConn) WriteJSON(v any) error {
 	g.writeMu.Lock()
 	defer g.writeMu.Unlock()
 	g.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 	return g.c.WriteJSON(v)
 }
 
-// messageFields reads the Type and ID of gqlgen's outgoing message structs
-// (their types are unexported; their fields are not).
-func messageFields(v any) (typ, id string, ok bool) {
-	rv := reflect.ValueOf(v)
-	if rv.Kind() == reflect.Pointer {
-		rv = rv.Elem()
-	}
-	if rv.Kind() != reflect.Struct {
-		return "", "", false
-	}
-	t, i := rv.FieldByName("Type"), rv.FieldByName("ID")
-	if !t.IsValid() || t.Kind() != reflect.String {
-		return "", "", false
-	}
-	if i.IsValid() && i.Kind() == reflect.String {
-		id = i.String()
-	}
-	return t.String(), id, true
-}
-
 func (g *gorillaConn) WriteClose(code int, message string) error {
 	return g.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, truncate(message)), time.Now().Add(time.Second))
 }
-
-func (g *gorillaConn) Subprotocol() string { return g.c.Subprotocol() }
-
-func (g *gorillaConn) SetReadLimit(limit int64) { g.c.SetReadLimit(limit) }
-
-func (g *gorillaConn) SetReadDeadline(t time.Time) error { return g.c.SetReadDeadline(t) }
-
-var _ transport.WebsocketReadDeadliner = (*gorillaConn)(nil)
