@@ -4,6 +4,7 @@
 package streaming
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -112,6 +113,27 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 		m.Headers = append(m.Headers, sarama.RecordHeader{Key: []byte(traceHeader), Value: []byte(a.TraceParent)})
 	}
 	return m, nil
+}
+
+// position reads a change event's product and sequence from its ce_id
+// header ("<product>-<sequence>", see Message) without decoding the
+// envelope; false if the message has no such header.
+func (Codec) position(m *sarama.ConsumerMessage) (product string, sequence int64, ok bool) {
+	for _, h := range m.Headers {
+		if h == nil || string(h.Key) != "ce_id" {
+			continue
+		}
+		i := bytes.LastIndexByte(h.Value, '-')
+		if i <= 0 {
+			return "", 0, false
+		}
+		n, err := strconv.ParseInt(string(h.Value[i+1:]), 10, 64)
+		if err != nil || n <= 0 {
+			return "", 0, false
+		}
+		return string(h.Value[:i]), n, true
+	}
+	return "", 0, false
 }
 
 // Entry decodes a change event back into the audit entry it was made from.
