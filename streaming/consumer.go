@@ -66,6 +66,12 @@ type Consumer struct {
 	deadLettered map[string]int64 // by source product
 	positions    map[topicPartition]int64
 	own          *Publisher // the default DeadLetters, made on first use
+
+	// The batches of the consumer's partitions that wait while one of
+	// them is applied are applied together next (see applyJoined).
+	joinMu  sync.Mutex
+	joining []*joinRequest
+	turn    chan struct{} // capacity 1: held while a joined batch is applied
 }
 
 // Applied returns how many changes the consumer has applied (skipping
@@ -315,7 +321,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 func (h groupHandler) handle(ctx context.Context, sess sarama.ConsumerGroupSession, msgs []*sarama.ConsumerMessage) bool {
 	wait := h.c.backoff()
 	for len(msgs) > 0 {
-		res, err := h.c.apply(ctx, msgs)
+		res, err := h.c.applyJoined(ctx, msgs)
 		if err == nil {
 			return h.done(ctx, sess, msgs, res)
 		}
@@ -379,7 +385,7 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 	for p, n := range res.bySource {
 		h.c.bySource[p] += int64(n)
 	}
-	if res.applied > 0 {
+	if res.batch {
 		h.c.batches++
 	}
 	h.c.duplicates += int64(res.dups)
@@ -399,10 +405,26 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 type applied struct {
 	applied, dups int
 	bySource      map[string]int // applied, by source product
+	// batch: the transaction applied a change and is counted as a batch
+	// (once, when it applied the batches of several partitions).
+	batch bool
+	// outcome tells, per message, what became of it, and source the
+	// source product of each applied one.
+	outcome []outcome
+	source  []string
 	// unpublished are the parked events met (and skipped) whose dead
 	// letters are not on the dead-letter topic yet.
 	unpublished []parkedMessage
 }
+
+// outcome is what applying a batch did with one of its messages.
+type outcome int8
+
+const (
+	skipped   outcome = iota // not a change event, or parked before
+	applyOnce                // applied
+	duplicate                // applied before
+)
 
 type parkedMessage struct {
 	letter *products.DeadLetter
@@ -435,7 +457,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
-		res, culprit = applied{bySource: map[string]int{}}, noCulprit
+		res, culprit = applied{bySource: map[string]int{}, outcome: make([]outcome, len(msgs)), source: make([]string, len(msgs))}, noCulprit
 		parked, err := tx.ParkedAmong(ctx, sequences)
 		if err != nil {
 			return err
@@ -466,6 +488,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 		for j, i := range at {
 			if !fresh[j] {
 				res.dups++
+				res.outcome[i] = duplicate
 				continue
 			}
 			apply[i] = true
@@ -488,6 +511,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 			}
 			res.applied++
 			res.bySource[e.Product]++
+			res.outcome[i], res.source[i] = applyOnce, e.Product
 		}
 		tx.Cause(causes.shared())
 		if err := b.Flush(ctx, tx); err != nil {
@@ -496,7 +520,149 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 		}
 		return tx.SaveNewest(ctx)
 	})
+	res.batch = err == nil && res.applied > 0
 	return res, blame(err, culprit)
+}
+
+// joinRequest is a partition's batch waiting to be applied together with
+// the batches of the consumer's other partitions.
+type joinRequest struct {
+	msgs []*sarama.ConsumerMessage
+	done chan struct{} // closed when res and err are set
+	res  applied
+	err  error
+	// alone: applying it with others failed; it is to be applied alone.
+	alone bool
+}
+
+// applyJoined is apply for one partition's batch, joined with the batches
+// of the consumer's other partitions that are waiting meanwhile: while one
+// transaction runs, the batches that arrive queue, and the next holder of
+// the consumer's turn applies all of them (up to Batch messages) in one
+// transaction, so a reaction fed a few events at a time on several
+// partitions commits one transaction per turn rather than one per
+// partition. Each partition's messages keep their order; a joined batch
+// that fails is applied again partition by partition (apply), where a
+// failing event is found and handled as before.
+func (c *Consumer) applyJoined(ctx context.Context, msgs []*sarama.ConsumerMessage) (applied, error) {
+	req := &joinRequest{msgs: msgs, done: make(chan struct{})}
+	c.joinMu.Lock()
+	if c.turn == nil {
+		c.turn = make(chan struct{}, 1)
+	}
+	turn := c.turn
+	c.joining = append(c.joining, req)
+	c.joinMu.Unlock()
+	for {
+		select {
+		case <-req.done:
+			return c.joinedResult(ctx, req)
+		default:
+		}
+		select {
+		case <-req.done:
+			return c.joinedResult(ctx, req)
+		case <-ctx.Done():
+			if c.leave(req) {
+				return applied{}, ctx.Err()
+			}
+			<-req.done
+			return c.joinedResult(ctx, req)
+		case turn <- struct{}{}:
+		}
+		// Holding the turn: apply what waits, up to Batch messages (this
+		// batch unless a holder before took it).
+		c.joinMu.Lock()
+		n, total := 0, 0
+		for n < len(c.joining) && (n == 0 || total+len(c.joining[n].msgs) <= c.batch()) {
+			total += len(c.joining[n].msgs)
+			n++
+		}
+		group := append([]*joinRequest(nil), c.joining[:n]...)
+		c.joining = append(c.joining[:0], c.joining[n:]...)
+		c.joinMu.Unlock()
+		if len(group) > 0 {
+			c.applyGroup(ctx, group)
+		}
+		<-turn
+	}
+}
+
+// leave takes a request that is still queued out of the queue; false if a
+// holder of the turn took it already.
+func (c *Consumer) leave(req *joinRequest) bool {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	for i, r := range c.joining {
+		if r == req {
+			c.joining = append(c.joining[:i], c.joining[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// joinedResult is a request's result, applying it alone if applying it
+// with others failed.
+func (c *Consumer) joinedResult(ctx context.Context, req *joinRequest) (applied, error) {
+	if req.alone {
+		return c.apply(ctx, req.msgs)
+	}
+	return req.res, req.err
+}
+
+// applyGroup applies the batches of a group in one transaction and gives
+// each its share of the result (or, for a group of several that failed,
+// marks each to be applied alone).
+func (c *Consumer) applyGroup(ctx context.Context, group []*joinRequest) {
+	defer func() {
+		for _, r := range group {
+			close(r.done)
+		}
+	}()
+	if len(group) == 1 {
+		group[0].res, group[0].err = c.apply(ctx, group[0].msgs)
+		return
+	}
+	var all []*sarama.ConsumerMessage
+	for _, r := range group {
+		all = append(all, r.msgs...)
+	}
+	res, err := c.apply(ctx, all)
+	if err != nil {
+		for _, r := range group {
+			r.alone = true
+		}
+		return
+	}
+	owner := make(map[*sarama.ConsumerMessage]*joinRequest, len(all))
+	at := 0
+	for _, r := range group {
+		r.res = applied{bySource: map[string]int{}, outcome: res.outcome[at : at+len(r.msgs)]}
+		for i, m := range r.msgs {
+			owner[m] = r
+			switch r.res.outcome[i] {
+			case applyOnce:
+				r.res.applied++
+				r.res.bySource[res.source[at+i]]++
+			case duplicate:
+				r.res.dups++
+			}
+		}
+		at += len(r.msgs)
+	}
+	// The transaction counts as one batch, with the first request that
+	// applied a change.
+	for _, r := range group {
+		if res.batch && r.res.applied > 0 {
+			r.res.batch = true
+			break
+		}
+	}
+	for _, p := range res.unpublished {
+		r := owner[p.msg]
+		r.res.unpublished = append(r.res.unpublished, p)
+	}
 }
 
 // ReactionActor is the actor of a reacting product's own changes
