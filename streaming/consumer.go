@@ -444,7 +444,8 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 	ctx, span := consumeSpan(ctx, c.Store.Product.Name, msgs)
 	defer func() { telemetry.End(span, err) }()
 	entries := make([]*products.AuditEntry, len(msgs))
-	sequences := map[string][]int64{}
+	var decoded []*products.AuditEntry
+	var at []int // decoded[j] is entries[at[j]]
 	for i, m := range msgs {
 		e, err := c.Codec.Entry(m.Key, m.Value)
 		if err != nil {
@@ -452,50 +453,35 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 			continue
 		}
 		entries[i] = e
-		sequences[e.Product] = append(sequences[e.Product], e.Sequence)
+		decoded = append(decoded, e)
+		at = append(at, i)
 	}
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
 		res, culprit = applied{bySource: map[string]int{}, outcome: make([]outcome, len(msgs)), source: make([]string, len(msgs))}, noCulprit
-		parked, err := tx.ParkedAmong(ctx, sequences)
+		// The batch is checked against the parked events, recorded as
+		// consumed, and its keys' positions read, in a few statements for
+		// all its events (one on PostgreSQL), not a few per event.
+		parked, fresh, err := tx.ConsumeBatch(ctx, decoded)
 		if err != nil {
 			return err
 		}
-		// The batch is recorded as consumed, and its keys' positions read,
-		// in a few statements for all its events (not a few per event).
-		var consumed []products.Consumed
-		var at []int // consumed[j] is entries[at[j]]
-		for i, e := range entries {
-			if e == nil {
-				continue
-			}
+		apply := make([]bool, len(entries))
+		for j, i := range at {
+			e := entries[i]
 			if d := parked[fmt.Sprintf("%s/%d", e.Product, e.Sequence)]; d != nil {
 				if !d.Published {
 					res.unpublished = append(res.unpublished, parkedMessage{d, msgs[i]})
 				}
 				continue
 			}
-			consumed = append(consumed, products.Consumed{Source: e.Product, Sequence: e.Sequence, At: e.At})
-			at = append(at, i)
-		}
-		fresh, err := tx.ConsumeAll(ctx, consumed)
-		if err != nil {
-			return err
-		}
-		apply := make([]bool, len(entries))
-		var changes []*products.AuditEntry
-		for j, i := range at {
 			if !fresh[j] {
 				res.dups++
 				res.outcome[i] = duplicate
 				continue
 			}
 			apply[i] = true
-			changes = append(changes, entries[i])
-		}
-		if err := tx.LoadNewest(ctx, changes); err != nil {
-			return err
 		}
 		b := c.Reaction.NewBatch()
 		var causes requestIDs
