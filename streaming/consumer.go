@@ -276,9 +276,14 @@ func (groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
+// fillWait bounds how long a batch waits for messages the broker holds but
+// the partition's consumer has not fetched yet (see ConsumeClaim).
+const fillWait = 10 * time.Millisecond
+
 // ConsumeClaim applies the partition's messages in batches: it takes what
-// is available (up to Batch), applies it in one transaction, then marks the
-// offsets. A batch that fails on the store (see products.Transient) is
+// is available (up to Batch; what the broker holds beyond what was fetched
+// is waited for, up to fillWait), applies it in one transaction, then
+// marks the offsets. A batch that fails on the store (see products.Transient) is
 // retried with backoff, never skipped. A batch whose reaction fails on one
 // event is split: the events before it are applied without it, the event
 // is retried alone (see isolate) and parked if it keeps failing, and the
@@ -298,6 +303,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 			pending = append(pending, m)
 		}
+		var more <-chan time.Time // set while waiting for fetched messages
 	fill:
 		for len(pending) < batch {
 			select {
@@ -306,7 +312,28 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					break fill
 				}
 				pending = append(pending, m)
+				continue
 			default:
+			}
+			// Nothing more fetched. If the broker holds more of the
+			// partition than was fetched, the next fetch brings it in a
+			// moment: wait for it (a little) rather than apply a batch
+			// of a few events now and the rest in the next.
+			if claim.HighWaterMarkOffset() <= pending[len(pending)-1].Offset+1 {
+				break fill
+			}
+			if more == nil {
+				more = time.After(fillWait)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				pending = append(pending, m)
+			case <-more:
 				break fill
 			}
 		}
