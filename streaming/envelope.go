@@ -138,6 +138,9 @@ func (Codec) position(m *sarama.ConsumerMessage) (product string, sequence int64
 
 // Entry decodes a change event back into the audit entry it was made from.
 func (Codec) Entry(key, value []byte) (*products.AuditEntry, error) {
+	if a, ok := entryFast(key, value); ok {
+		return a, nil
+	}
 	var env Envelope
 	if err := json.Unmarshal(value, &env); err != nil {
 		return nil, fmt.Errorf("decode envelope: %w", err)
