@@ -76,6 +76,24 @@ func TestConsumeBatch(t *testing.T) {
 			!positions[0].At.Equal(at.Add(4*time.Second)) || positions[1].Source != "b" || positions[1].Sequence != 7 || positions[1].Applied != 1 {
 			t.Errorf("positions %+v, want a at 4 (3 applied), b at 7 (1 applied)", positions)
 		}
+		// SaveNewest wrote what Newest advanced: a's key 1 at 2, b's at 7.
+		var after [3]bool
+		if _, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+			var err error
+			if after[0], err = tx.Newest(ctx, "a", "Thing", 1, 1); err != nil {
+				return err
+			}
+			if after[1], err = tx.Newest(ctx, "a", "Thing", 1, 2); err != nil {
+				return err
+			}
+			after[2], err = tx.Newest(ctx, "b", "Thing", 1, 6)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if after != [3]bool{false, true, false} {
+			t.Errorf("newest after the batch %v, want [false true false]", after)
+		}
 		if n, _, err := s.ConsumedThrough(ctx, "a", 10); err != nil || n != 3 {
 			t.Errorf("a's changes recorded as consumed: %d (%v), want 3 (1, 2, 4)", n, err)
 		}

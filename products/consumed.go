@@ -211,8 +211,16 @@ func (t *Tx) LoadNewest(ctx context.Context, changes []*AuditEntry) error {
 	return nil
 }
 
+// saveNewestSQL is SaveNewest's upsert on PostgreSQL, for all the keys at
+// once (given sorted, as arrays).
+const saveNewestSQL = `INSERT INTO mg_key_positions AS kp (source, entity, "key", sequence)
+SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])
+ON CONFLICT (source, entity, "key") DO UPDATE SET
+	sequence = CASE WHEN EXCLUDED.sequence > kp.sequence THEN EXCLUDED.sequence ELSE kp.sequence END`
+
 // SaveNewest writes the positions Newest advanced in memory since
-// LoadNewest: one multi-row upsert per 500 keys.
+// LoadNewest (or ConsumeBatch): one upsert on PostgreSQL, one multi-row
+// upsert per 500 keys on SQLite.
 func (t *Tx) SaveNewest(ctx context.Context) error {
 	var rows []keyPosition
 	for k, st := range t.keys {
@@ -231,6 +239,19 @@ func (t *Tx) SaveNewest(ctx context.Context) error {
 		}
 		return a.Key < b.Key
 	})
+	if len(rows) > 0 && !t.store.sqlite {
+		// One statement for all of them.
+		sources, entities := make([]string, len(rows)), make([]string, len(rows))
+		keys, sequences := make([]int64, len(rows)), make([]int64, len(rows))
+		for i, r := range rows {
+			sources[i], entities[i], keys[i], sequences[i] = r.Source, r.Entity, r.Key, r.Sequence
+		}
+		if _, err := t.NewRaw(saveNewestSQL, pgdialect.Array(sources), pgdialect.Array(entities), pgdialect.Array(keys),
+			pgdialect.Array(sequences)).Exec(ctx); err != nil {
+			return fmt.Errorf("record positions of %d keys: %w", len(rows), err)
+		}
+		return nil
+	}
 	for i := 0; i < len(rows); i += consumeChunk {
 		part := rows[i:min(i+consumeChunk, len(rows))]
 		if _, err := t.NewInsert().Model(&part).
