@@ -57,7 +57,7 @@ type Consumer struct {
 	mu           sync.Mutex
 	applied      int64
 	bySource     map[string]int64 // applied, by source product
-	batches      int64            // committed batches that applied a change
+	batches      int64            // committed transactions that applied a change
 	duplicates   int64
 	active       int           // batches being applied now
 	busySince    time.Time     // when active became non-zero
@@ -95,7 +95,8 @@ func (c *Consumer) AppliedBySource() map[string]int64 {
 }
 
 // Batches returns how many batches that applied at least one change the
-// consumer has committed since it started.
+// consumer has committed since it started: transactions (the batches of
+// several partitions applied together count once, see applyJoined).
 func (c *Consumer) Batches() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
