@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect/pgdialect"
 )
 
 // consumedEvent records that a product applied another product's change
@@ -210,8 +211,16 @@ func (t *Tx) LoadNewest(ctx context.Context, changes []*AuditEntry) error {
 	return nil
 }
 
+// saveNewestSQL is SaveNewest's upsert on PostgreSQL, for all the keys at
+// once (given sorted, as arrays).
+const saveNewestSQL = `INSERT INTO mg_key_positions AS kp (source, entity, "key", sequence)
+SELECT * FROM unnest(?::text[], ?::text[], ?::bigint[], ?::bigint[])
+ON CONFLICT (source, entity, "key") DO UPDATE SET
+	sequence = CASE WHEN EXCLUDED.sequence > kp.sequence THEN EXCLUDED.sequence ELSE kp.sequence END`
+
 // SaveNewest writes the positions Newest advanced in memory since
-// LoadNewest: one multi-row upsert per 500 keys.
+// LoadNewest (or ConsumeBatch): one upsert on PostgreSQL, one multi-row
+// upsert per 500 keys on SQLite.
 func (t *Tx) SaveNewest(ctx context.Context) error {
 	var rows []keyPosition
 	for k, st := range t.keys {
@@ -230,6 +239,19 @@ func (t *Tx) SaveNewest(ctx context.Context) error {
 		}
 		return a.Key < b.Key
 	})
+	if len(rows) > 0 && !t.store.sqlite {
+		// One statement for all of them.
+		sources, entities := make([]string, len(rows)), make([]string, len(rows))
+		keys, sequences := make([]int64, len(rows)), make([]int64, len(rows))
+		for i, r := range rows {
+			sources[i], entities[i], keys[i], sequences[i] = r.Source, r.Entity, r.Key, r.Sequence
+		}
+		if _, err := t.NewRaw(saveNewestSQL, pgdialect.Array(sources), pgdialect.Array(entities), pgdialect.Array(keys),
+			pgdialect.Array(sequences)).Exec(ctx); err != nil {
+			return fmt.Errorf("record positions of %d keys: %w", len(rows), err)
+		}
+		return nil
+	}
 	for i := 0; i < len(rows); i += consumeChunk {
 		part := rows[i:min(i+consumeChunk, len(rows))]
 		if _, err := t.NewInsert().Model(&part).
@@ -304,4 +326,140 @@ func (s *Store) ConsumedThrough(ctx context.Context, source string, through int6
 		return 0, 0, fmt.Errorf("%s: count applied changes of %s: %w", s.Product.Name, source, err)
 	}
 	return row.N, row.First, nil
+}
+
+// consumeBatchSQL is ConsumeBatch on PostgreSQL, one statement: the
+// batch's events (source, sequence, at) that were parked before, the
+// others recorded as consumed (the ones inserted come back), the sources'
+// positions advanced by the inserted ones, and the newest applied
+// positions of the batch's keys.
+const consumeBatchSQL = `WITH v AS (
+	SELECT DISTINCT ON (source, sequence) source, sequence, at
+	FROM unnest(?::text[], ?::bigint[], ?::timestamptz[]) AS v(source, sequence, at) ORDER BY source, sequence),
+parked AS (SELECT d.source, d.sequence FROM mg_dead_letters AS d JOIN v ON d.source = v.source AND d.sequence = v.sequence WHERE d.status = ?),
+ins AS (INSERT INTO mg_consumed (source, sequence)
+	SELECT v.source, v.sequence FROM v WHERE NOT EXISTS (SELECT 1 FROM parked AS p WHERE p.source = v.source AND p.sequence = v.sequence)
+	ORDER BY v.source, v.sequence
+	ON CONFLICT DO NOTHING RETURNING source, sequence),
+pos AS (INSERT INTO mg_source_positions AS sp (source, sequence, at, applied_at, applied)
+	SELECT ins.source, max(ins.sequence), (array_agg(v.at ORDER BY ins.sequence DESC))[1], ?::timestamptz, count(*)
+	FROM ins JOIN v ON v.source = ins.source AND v.sequence = ins.sequence GROUP BY ins.source ORDER BY ins.source
+	ON CONFLICT (source) DO UPDATE SET
+		sequence = CASE WHEN EXCLUDED.sequence > sp.sequence THEN EXCLUDED.sequence ELSE sp.sequence END,
+		at = CASE WHEN EXCLUDED.sequence > sp.sequence THEN EXCLUDED.at ELSE sp.at END,
+		applied_at = EXCLUDED.applied_at,
+		applied = sp.applied + EXCLUDED.applied)
+SELECT 'c' AS kind, source, '' AS entity, 0::bigint AS "key", sequence FROM ins
+UNION ALL SELECT 'p', source, '', 0, sequence FROM parked
+UNION ALL SELECT 'k', kp.source, kp.entity, kp."key", kp.sequence FROM mg_key_positions AS kp
+	JOIN (SELECT DISTINCT source, entity, "key" FROM unnest(?::text[], ?::text[], ?::bigint[]) AS k(source, entity, "key")) AS k
+	ON kp.source = k.source AND kp.entity = k.entity AND kp."key" = k."key"`
+
+// ConsumeBatch starts applying a batch of source changes inside tx (the
+// caller holds the product's reaction lock): it returns the batch's parked
+// events (dead letters by DeadLetter.Position: they are skipped), records
+// the others as consumed (ConsumeAll: fresh[i] tells whether events[i] is
+// to be applied) and loads the newest applied positions of their keys
+// (LoadNewest; SaveNewest must be called before the transaction commits).
+// On PostgreSQL that is one statement (and one more when events were
+// parked, to read their dead letters); on SQLite, a few.
+func (t *Tx) ConsumeBatch(ctx context.Context, events []*AuditEntry) (parked map[string]*DeadLetter, fresh []bool, err error) {
+	if t.store.sqlite {
+		return t.consumeBatchSteps(ctx, events)
+	}
+	fresh = make([]bool, len(events))
+	if len(events) == 0 {
+		return map[string]*DeadLetter{}, fresh, nil
+	}
+	sources, entities := make([]string, len(events)), make([]string, len(events))
+	sequences, keys := make([]int64, len(events)), make([]int64, len(events))
+	ats := make([]time.Time, len(events))
+	if t.keys == nil {
+		t.keys = map[keyRef]*keyState{}
+	}
+	loading := map[keyRef]bool{} // the keys whose positions are read now
+	for i, e := range events {
+		sources[i], entities[i], sequences[i], keys[i], ats[i] = e.Product, e.Entity, e.Sequence, e.Key, e.At.UTC()
+		if k := (keyRef{e.Product, e.Entity, e.Key}); t.keys[k] == nil {
+			t.keys[k], loading[k] = &keyState{}, true
+		}
+	}
+	var rows []struct {
+		Kind     string `bun:"kind"`
+		Source   string `bun:"source"`
+		Entity   string `bun:"entity"`
+		Key      int64  `bun:"key"`
+		Sequence int64  `bun:"sequence"`
+	}
+	if err := t.NewRaw(consumeBatchSQL, pgdialect.Array(sources), pgdialect.Array(sequences), pgdialect.Array(ats), Parked, t.now,
+		pgdialect.Array(sources), pgdialect.Array(entities), pgdialect.Array(keys)).Scan(ctx, &rows); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, nil, fmt.Errorf("record %d consumed changes: %w", len(events), err)
+	}
+	type pos struct {
+		source   string
+		sequence int64
+	}
+	inserted := map[pos]bool{}
+	bySource := map[string][]int64{}
+	for _, r := range rows {
+		switch r.Kind {
+		case "c":
+			inserted[pos{r.Source, r.Sequence}] = true
+		case "p":
+			bySource[r.Source] = append(bySource[r.Source], r.Sequence)
+		case "k":
+			if k := (keyRef{r.Source, r.Entity, r.Key}); loading[k] {
+				t.keys[k].sequence = r.Sequence
+			}
+		}
+	}
+	for i, e := range events {
+		k := pos{e.Product, e.Sequence}
+		if inserted[k] {
+			fresh[i] = true
+			delete(inserted, k) // a repeat within the batch is not fresh
+		}
+	}
+	if len(bySource) == 0 {
+		return map[string]*DeadLetter{}, fresh, nil
+	}
+	parked, err = t.ParkedAmong(ctx, bySource)
+	return parked, fresh, err
+}
+
+// consumeBatchSteps is ConsumeBatch in several statements (SQLite).
+func (t *Tx) consumeBatchSteps(ctx context.Context, events []*AuditEntry) (map[string]*DeadLetter, []bool, error) {
+	sequences := map[string][]int64{}
+	for _, e := range events {
+		sequences[e.Product] = append(sequences[e.Product], e.Sequence)
+	}
+	parked, err := t.ParkedAmong(ctx, sequences)
+	if err != nil {
+		return nil, nil, err
+	}
+	var consumed []Consumed
+	var at []int // consumed[j] is events[at[j]]
+	for i, e := range events {
+		if parked[fmt.Sprintf("%s/%d", e.Product, e.Sequence)] != nil {
+			continue
+		}
+		consumed = append(consumed, Consumed{Source: e.Product, Sequence: e.Sequence, At: e.At})
+		at = append(at, i)
+	}
+	ok, err := t.ConsumeAll(ctx, consumed)
+	if err != nil {
+		return nil, nil, err
+	}
+	fresh := make([]bool, len(events))
+	var changes []*AuditEntry
+	for j, i := range at {
+		if ok[j] {
+			fresh[i] = true
+			changes = append(changes, events[i])
+		}
+	}
+	if err := t.LoadNewest(ctx, changes); err != nil {
+		return nil, nil, err
+	}
+	return parked, fresh, nil
 }

@@ -57,7 +57,7 @@ type Consumer struct {
 	mu           sync.Mutex
 	applied      int64
 	bySource     map[string]int64 // applied, by source product
-	batches      int64            // committed batches that applied a change
+	batches      int64            // committed transactions that applied a change
 	duplicates   int64
 	active       int           // batches being applied now
 	busySince    time.Time     // when active became non-zero
@@ -66,6 +66,12 @@ type Consumer struct {
 	deadLettered map[string]int64 // by source product
 	positions    map[topicPartition]int64
 	own          *Publisher // the default DeadLetters, made on first use
+
+	// The batches of the consumer's partitions that wait while one of
+	// them is applied are applied together next (see applyJoined).
+	joinMu  sync.Mutex
+	joining []*joinRequest
+	turn    chan struct{} // capacity 1: held while a joined batch is applied
 }
 
 // Applied returns how many changes the consumer has applied (skipping
@@ -89,7 +95,8 @@ func (c *Consumer) AppliedBySource() map[string]int64 {
 }
 
 // Batches returns how many batches that applied at least one change the
-// consumer has committed since it started.
+// consumer has committed since it started: transactions (the batches of
+// several partitions applied together count once, see applyJoined).
 func (c *Consumer) Batches() int64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -270,9 +277,14 @@ func (groupHandler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	return nil
 }
 
+// fillWait bounds how long a batch waits for messages the broker holds but
+// the partition's consumer has not fetched yet (see ConsumeClaim).
+const fillWait = 10 * time.Millisecond
+
 // ConsumeClaim applies the partition's messages in batches: it takes what
-// is available (up to Batch), applies it in one transaction, then marks the
-// offsets. A batch that fails on the store (see products.Transient) is
+// is available (up to Batch; what the broker holds beyond what was fetched
+// is waited for, up to fillWait), applies it in one transaction, then
+// marks the offsets. A batch that fails on the store (see products.Transient) is
 // retried with backoff, never skipped. A batch whose reaction fails on one
 // event is split: the events before it are applied without it, the event
 // is retried alone (see isolate) and parked if it keeps failing, and the
@@ -292,6 +304,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 			}
 			pending = append(pending, m)
 		}
+		var more <-chan time.Time // set while waiting for fetched messages
 	fill:
 		for len(pending) < batch {
 			select {
@@ -300,7 +313,28 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 					break fill
 				}
 				pending = append(pending, m)
+				continue
 			default:
+			}
+			// Nothing more fetched. If the broker holds more of the
+			// partition than was fetched, the next fetch brings it in a
+			// moment: wait for it (a little) rather than apply a batch
+			// of a few events now and the rest in the next.
+			if claim.HighWaterMarkOffset() <= pending[len(pending)-1].Offset+1 {
+				break fill
+			}
+			if more == nil {
+				more = time.After(fillWait)
+			}
+			select {
+			case <-ctx.Done():
+				return nil
+			case m, ok := <-msgs:
+				if !ok {
+					break fill
+				}
+				pending = append(pending, m)
+			case <-more:
 				break fill
 			}
 		}
@@ -315,7 +349,7 @@ func (h groupHandler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim saram
 func (h groupHandler) handle(ctx context.Context, sess sarama.ConsumerGroupSession, msgs []*sarama.ConsumerMessage) bool {
 	wait := h.c.backoff()
 	for len(msgs) > 0 {
-		res, err := h.c.apply(ctx, msgs)
+		res, err := h.c.applyJoined(ctx, msgs)
 		if err == nil {
 			return h.done(ctx, sess, msgs, res)
 		}
@@ -379,7 +413,7 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 	for p, n := range res.bySource {
 		h.c.bySource[p] += int64(n)
 	}
-	if res.applied > 0 {
+	if res.batch {
 		h.c.batches++
 	}
 	h.c.duplicates += int64(res.dups)
@@ -399,10 +433,26 @@ func (h groupHandler) done(ctx context.Context, sess sarama.ConsumerGroupSession
 type applied struct {
 	applied, dups int
 	bySource      map[string]int // applied, by source product
+	// batch: the transaction applied a change and is counted as a batch
+	// (once, when it applied the batches of several partitions).
+	batch bool
+	// outcome tells, per message, what became of it, and source the
+	// source product of each applied one.
+	outcome []outcome
+	source  []string
 	// unpublished are the parked events met (and skipped) whose dead
 	// letters are not on the dead-letter topic yet.
 	unpublished []parkedMessage
 }
+
+// outcome is what applying a batch did with one of its messages.
+type outcome int8
+
+const (
+	skipped   outcome = iota // not a change event, or parked before
+	applyOnce                // applied
+	duplicate                // applied before
+)
 
 type parkedMessage struct {
 	letter *products.DeadLetter
@@ -422,7 +472,8 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 	ctx, span := consumeSpan(ctx, c.Store.Product.Name, msgs)
 	defer func() { telemetry.End(span, err) }()
 	entries := make([]*products.AuditEntry, len(msgs))
-	sequences := map[string][]int64{}
+	var decoded []*products.AuditEntry
+	var at []int // decoded[j] is entries[at[j]]
 	for i, m := range msgs {
 		e, err := c.Codec.Entry(m.Key, m.Value)
 		if err != nil {
@@ -430,49 +481,35 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 			continue
 		}
 		entries[i] = e
-		sequences[e.Product] = append(sequences[e.Product], e.Sequence)
+		decoded = append(decoded, e)
+		at = append(at, i)
 	}
 	// Batches of one product apply one at a time, across instances too:
 	// derived rows are recomputed from what earlier batches committed.
 	_, err = c.Store.WriteExclusive(reactionContext(ctx, c.Store.Product.Name), "react", wait, func(ctx context.Context, tx *products.Tx) error {
-		res, culprit = applied{bySource: map[string]int{}}, noCulprit
-		parked, err := tx.ParkedAmong(ctx, sequences)
+		res, culprit = applied{bySource: map[string]int{}, outcome: make([]outcome, len(msgs)), source: make([]string, len(msgs))}, noCulprit
+		// The batch is checked against the parked events, recorded as
+		// consumed, and its keys' positions read, in a few statements for
+		// all its events (one on PostgreSQL), not a few per event.
+		parked, fresh, err := tx.ConsumeBatch(ctx, decoded)
 		if err != nil {
 			return err
 		}
-		// The batch is recorded as consumed, and its keys' positions read,
-		// in a few statements for all its events (not a few per event).
-		var consumed []products.Consumed
-		var at []int // consumed[j] is entries[at[j]]
-		for i, e := range entries {
-			if e == nil {
-				continue
-			}
+		apply := make([]bool, len(entries))
+		for j, i := range at {
+			e := entries[i]
 			if d := parked[fmt.Sprintf("%s/%d", e.Product, e.Sequence)]; d != nil {
 				if !d.Published {
 					res.unpublished = append(res.unpublished, parkedMessage{d, msgs[i]})
 				}
 				continue
 			}
-			consumed = append(consumed, products.Consumed{Source: e.Product, Sequence: e.Sequence, At: e.At})
-			at = append(at, i)
-		}
-		fresh, err := tx.ConsumeAll(ctx, consumed)
-		if err != nil {
-			return err
-		}
-		apply := make([]bool, len(entries))
-		var changes []*products.AuditEntry
-		for j, i := range at {
 			if !fresh[j] {
 				res.dups++
+				res.outcome[i] = duplicate
 				continue
 			}
 			apply[i] = true
-			changes = append(changes, entries[i])
-		}
-		if err := tx.LoadNewest(ctx, changes); err != nil {
-			return err
 		}
 		b := c.Reaction.NewBatch()
 		var causes requestIDs
@@ -488,6 +525,7 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 			}
 			res.applied++
 			res.bySource[e.Product]++
+			res.outcome[i], res.source[i] = applyOnce, e.Product
 		}
 		tx.Cause(causes.shared())
 		if err := b.Flush(ctx, tx); err != nil {
@@ -496,7 +534,149 @@ func (c *Consumer) apply(ctx context.Context, msgs []*sarama.ConsumerMessage) (r
 		}
 		return tx.SaveNewest(ctx)
 	})
+	res.batch = err == nil && res.applied > 0
 	return res, blame(err, culprit)
+}
+
+// joinRequest is a partition's batch waiting to be applied together with
+// the batches of the consumer's other partitions.
+type joinRequest struct {
+	msgs []*sarama.ConsumerMessage
+	done chan struct{} // closed when res and err are set
+	res  applied
+	err  error
+	// alone: applying it with others failed; it is to be applied alone.
+	alone bool
+}
+
+// applyJoined is apply for one partition's batch, joined with the batches
+// of the consumer's other partitions that are waiting meanwhile: while one
+// transaction runs, the batches that arrive queue, and the next holder of
+// the consumer's turn applies all of them (up to Batch messages) in one
+// transaction, so a reaction fed a few events at a time on several
+// partitions commits one transaction per turn rather than one per
+// partition. Each partition's messages keep their order; a joined batch
+// that fails is applied again partition by partition (apply), where a
+// failing event is found and handled as before.
+func (c *Consumer) applyJoined(ctx context.Context, msgs []*sarama.ConsumerMessage) (applied, error) {
+	req := &joinRequest{msgs: msgs, done: make(chan struct{})}
+	c.joinMu.Lock()
+	if c.turn == nil {
+		c.turn = make(chan struct{}, 1)
+	}
+	turn := c.turn
+	c.joining = append(c.joining, req)
+	c.joinMu.Unlock()
+	for {
+		select {
+		case <-req.done:
+			return c.joinedResult(ctx, req)
+		default:
+		}
+		select {
+		case <-req.done:
+			return c.joinedResult(ctx, req)
+		case <-ctx.Done():
+			if c.leave(req) {
+				return applied{}, ctx.Err()
+			}
+			<-req.done
+			return c.joinedResult(ctx, req)
+		case turn <- struct{}{}:
+		}
+		// Holding the turn: apply what waits, up to Batch messages (this
+		// batch unless a holder before took it).
+		c.joinMu.Lock()
+		n, total := 0, 0
+		for n < len(c.joining) && (n == 0 || total+len(c.joining[n].msgs) <= c.batch()) {
+			total += len(c.joining[n].msgs)
+			n++
+		}
+		group := append([]*joinRequest(nil), c.joining[:n]...)
+		c.joining = append(c.joining[:0], c.joining[n:]...)
+		c.joinMu.Unlock()
+		if len(group) > 0 {
+			c.applyGroup(ctx, group)
+		}
+		<-turn
+	}
+}
+
+// leave takes a request that is still queued out of the queue; false if a
+// holder of the turn took it already.
+func (c *Consumer) leave(req *joinRequest) bool {
+	c.joinMu.Lock()
+	defer c.joinMu.Unlock()
+	for i, r := range c.joining {
+		if r == req {
+			c.joining = append(c.joining[:i], c.joining[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// joinedResult is a request's result, applying it alone if applying it
+// with others failed.
+func (c *Consumer) joinedResult(ctx context.Context, req *joinRequest) (applied, error) {
+	if req.alone {
+		return c.apply(ctx, req.msgs)
+	}
+	return req.res, req.err
+}
+
+// applyGroup applies the batches of a group in one transaction and gives
+// each its share of the result (or, for a group of several that failed,
+// marks each to be applied alone).
+func (c *Consumer) applyGroup(ctx context.Context, group []*joinRequest) {
+	defer func() {
+		for _, r := range group {
+			close(r.done)
+		}
+	}()
+	if len(group) == 1 {
+		group[0].res, group[0].err = c.apply(ctx, group[0].msgs)
+		return
+	}
+	var all []*sarama.ConsumerMessage
+	for _, r := range group {
+		all = append(all, r.msgs...)
+	}
+	res, err := c.apply(ctx, all)
+	if err != nil {
+		for _, r := range group {
+			r.alone = true
+		}
+		return
+	}
+	owner := make(map[*sarama.ConsumerMessage]*joinRequest, len(all))
+	at := 0
+	for _, r := range group {
+		r.res = applied{bySource: map[string]int{}, outcome: res.outcome[at : at+len(r.msgs)]}
+		for i, m := range r.msgs {
+			owner[m] = r
+			switch r.res.outcome[i] {
+			case applyOnce:
+				r.res.applied++
+				r.res.bySource[res.source[at+i]]++
+			case duplicate:
+				r.res.dups++
+			}
+		}
+		at += len(r.msgs)
+	}
+	// The transaction counts as one batch, with the first request that
+	// applied a change.
+	for _, r := range group {
+		if res.batch && r.res.applied > 0 {
+			r.res.batch = true
+			break
+		}
+	}
+	for _, p := range res.unpublished {
+		r := owner[p.msg]
+		r.res.unpublished = append(r.res.unpublished, p)
+	}
 }
 
 // ReactionActor is the actor of a reacting product's own changes

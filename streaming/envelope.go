@@ -4,6 +4,7 @@
 package streaming
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -114,8 +115,32 @@ func (c Codec) Message(d *products.Descriptor, a *products.AuditEntry) (*sarama.
 	return m, nil
 }
 
+// position reads a change event's product and sequence from its ce_id
+// header ("<product>-<sequence>", see Message) without decoding the
+// envelope; false if the message has no such header.
+func (Codec) position(m *sarama.ConsumerMessage) (product string, sequence int64, ok bool) {
+	for _, h := range m.Headers {
+		if h == nil || string(h.Key) != "ce_id" {
+			continue
+		}
+		i := bytes.LastIndexByte(h.Value, '-')
+		if i <= 0 {
+			return "", 0, false
+		}
+		n, err := strconv.ParseInt(string(h.Value[i+1:]), 10, 64)
+		if err != nil || n <= 0 {
+			return "", 0, false
+		}
+		return string(h.Value[:i]), n, true
+	}
+	return "", 0, false
+}
+
 // Entry decodes a change event back into the audit entry it was made from.
 func (Codec) Entry(key, value []byte) (*products.AuditEntry, error) {
+	if a, ok := entryFast(key, value); ok {
+		return a, nil
+	}
 	var env Envelope
 	if err := json.Unmarshal(value, &env); err != nil {
 		return nil, fmt.Errorf("decode envelope: %w", err)

@@ -587,7 +587,7 @@ const reorderWindow = 20 * time.Millisecond
 // reorder holds, per product, entries that arrived ahead of their
 // predecessors (hub goroutine only).
 type reorder struct {
-	parked map[string]map[int64]*products.AuditEntry
+	parked map[string]map[int64]*arrived
 	since  map[string]time.Time // when the product's waiting began
 	wake   <-chan time.Time     // set while something is parked
 	// failures counts, per product, the gap fills that failed in a row.
@@ -595,7 +595,16 @@ type reorder struct {
 }
 
 func newReorder() *reorder {
-	return &reorder{parked: map[string]map[int64]*products.AuditEntry{}, since: map[string]time.Time{}, failures: map[string]int{}}
+	return &reorder{parked: map[string]map[int64]*arrived{}, since: map[string]time.Time{}, failures: map[string]int{}}
+}
+
+// arrived is a consumed event, decoded only if a subscription may want it:
+// its product and sequence come from its ce_id header when it has one.
+type arrived struct {
+	product  string
+	sequence int64
+	msg      *sarama.ConsumerMessage
+	entry    *products.AuditEntry // nil until decoded
 }
 
 // dispatch fans one consumed event out. Events of a product arrive in
@@ -603,30 +612,79 @@ func newReorder() *reorder {
 // partitions: an event past the next expected sequence waits (reorder)
 // for the missing ones for up to reorderWindow, then they are read from
 // the product's audit log. So subscribers always get a product's entries
-// in order, and later duplicates are dropped.
+// in order, and later duplicates are dropped. An event of a product no
+// subscription covers only advances the product's position: it is not
+// decoded.
 func (h *Hub) dispatch(ctx context.Context, m *sarama.ConsumerMessage, r *reorder) {
-	a, err := h.Codec.Entry(m.Key, m.Value)
-	if err != nil {
-		h.Log.Warn("hub: skipping message", "topic", m.Topic, "offset", m.Offset, "error", err)
+	a := &arrived{msg: m}
+	var ok bool
+	if a.product, a.sequence, ok = h.Codec.position(m); !ok {
+		if !h.decode(a) {
+			return
+		}
+	}
+	p := a.product
+	if h.stores[p] == nil || a.sequence <= h.last[p] {
 		return
 	}
-	p := a.Product
-	if h.stores[p] == nil || a.Sequence <= h.last[p] {
-		return
-	}
-	if a.Sequence > h.last[p]+1 {
+	if a.sequence > h.last[p]+1 {
 		if r.parked[p] == nil {
-			r.parked[p] = map[int64]*products.AuditEntry{}
+			r.parked[p] = map[int64]*arrived{}
 			r.since[p] = time.Now()
 			if r.wake == nil {
 				r.wake = time.After(reorderWindow)
 			}
 		}
-		r.parked[p][a.Sequence] = a
+		r.parked[p][a.sequence] = a
 		return
 	}
-	h.fanOut([]products.AuditEntry{*a})
+	h.offer(a)
 	h.unpark(p, r)
+}
+
+// decode decodes an arrived event; false (logged) if it is not a change
+// event of the product and sequence it claimed.
+func (h *Hub) decode(a *arrived) bool {
+	e, err := h.Codec.Entry(a.msg.Key, a.msg.Value)
+	if err == nil && a.product != "" && (e.Product != a.product || e.Sequence != a.sequence) {
+		err = fmt.Errorf("its ce_id header names %s-%d, its envelope %s/%d", a.product, a.sequence, e.Product, e.Sequence)
+	}
+	if err != nil {
+		h.Log.Warn("hub: skipping message", "topic", a.msg.Topic, "offset", a.msg.Offset, "error", err)
+		return false
+	}
+	a.entry, a.product, a.sequence = e, e.Product, e.Sequence
+	return true
+}
+
+// offer fans out an arrived event that follows its product's position:
+// decoded only if a subscription covers the product.
+func (h *Hub) offer(a *arrived) {
+	if a.entry == nil {
+		if h.passUnwatched(a.product, a.sequence) {
+			return
+		}
+		if !h.decode(a) {
+			return
+		}
+	}
+	h.fanOut([]products.AuditEntry{*a.entry})
+}
+
+// passUnwatched advances the product's position to sequence, the next
+// one, if no subscription covers the product, and tells whether it did.
+// A subscription registering later starts after it, so it is not owed the
+// entry.
+func (h *Hub) passUnwatched(product string, sequence int64) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, set := range h.subs[product] {
+		if len(set) > 0 {
+			return false
+		}
+	}
+	h.last[product] = sequence
+	return true
 }
 
 // unpark offers the product's parked entries that follow its position now.
@@ -636,12 +694,18 @@ func (h *Hub) unpark(p string, r *reorder) {
 		return
 	}
 	for {
-		e, ok := parked[h.last[p]+1]
+		a, ok := parked[h.last[p]+1]
 		if !ok {
 			break
 		}
-		delete(parked, e.Sequence)
-		h.fanOut([]products.AuditEntry{*e})
+		delete(parked, a.sequence)
+		before := h.last[p]
+		h.offer(a)
+		if h.last[p] == before {
+			// Not a change event after all: the gap stays, to be read
+			// from the log.
+			break
+		}
 	}
 	for seq := range parked {
 		if seq <= h.last[p] {
