@@ -218,7 +218,7 @@ func children[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string
 // products.MaxPageSize), ordered by id.
 func childList[T any, PT windowed[T]](ctx context.Context, r *Resolver, fk string, key int64) ([]*T, error) {
 	n := products.MaxPageSize
-	p, err := childPage[T, PT](ctx, r, fk, key, products.ListArgs{First: &n})
+	p, err := childPage[T, PT](ctx, r, fk, key, products.ListArgs{First: &n, Cursors: products.NoCursors})
 	if err != nil {
 		return nil, err
 	}

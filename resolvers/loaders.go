@@ -423,7 +423,7 @@ func expectBelow[T any](ctx context.Context, r *Resolver, sels []ast.SelectionSe
 			if t.Elem != nil {
 				target = r.entityNamed(t.Elem.Name())
 				n := products.MaxPageSize
-				a = products.ListArgs{First: &n}
+				a = products.ListArgs{First: &n, Cursors: products.NoCursors}
 			} else {
 				target = r.entityNamed(strings.TrimSuffix(t.Name(), "Connection"))
 				a = connectionArgs(oc, f)
