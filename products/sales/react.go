@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -145,6 +147,84 @@ func (b *Batch) order(o *orderEvent, newest bool) {
 // parameters).
 const chunk = 500
 
+// pgChunk bounds the rows of one statement on PostgreSQL, where new
+// orders and lines are inserted from arrays (unnest): one statement
+// whatever the number of rows, with a few parameters.
+const pgChunk = 10000
+
+func chunkOf(tx *products.Tx) int {
+	if tx.Dialect().Name() == dialect.PG {
+		return pgChunk
+	}
+	return chunk
+}
+
+// insertOrders inserts the orders not stored yet and marks them in
+// inserted.
+func insertOrders(ctx context.Context, tx *products.Tx, rows []order, inserted map[int64]bool) error {
+	var ids []int64
+	if tx.Dialect().Name() == dialect.PG {
+		id, customer, day, total := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+		placed, counted := make([]time.Time, len(rows)), make([]bool, len(rows))
+		for i, r := range rows {
+			c, err := cents(r.Total)
+			if err != nil {
+				return err
+			}
+			id[i], customer[i], day[i], placed[i], total[i], counted[i] = r.ID, r.CustomerID, r.Day, r.PlacedAt, c, r.Counted
+		}
+		if err := tx.NewRaw(`INSERT INTO sales_orders (id, customer_id, day, placed_at, total, counted)
+SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::bigint[], ?::boolean[])
+ON CONFLICT DO NOTHING RETURNING id`, pgdialect.Array(id), pgdialect.Array(customer), pgdialect.Array(day),
+			pgdialect.Array(placed), pgdialect.Array(total), pgdialect.Array(counted)).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	} else if err := tx.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	for _, id := range ids {
+		inserted[id] = true
+	}
+	return nil
+}
+
+// insertLines inserts the order lines not stored yet and returns them
+// (order and item).
+func insertLines(ctx context.Context, tx *products.Tx, rows []orderLine) ([]orderLine, error) {
+	var added []orderLine
+	if tx.Dialect().Name() == dialect.PG {
+		orderID, item, qty, amount := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+		for i, l := range rows {
+			c, err := cents(l.Amount)
+			if err != nil {
+				return nil, err
+			}
+			orderID[i], item[i], qty[i], amount[i] = l.OrderID, l.ItemID, int64(l.Quantity), c
+		}
+		if err := tx.NewRaw(`INSERT INTO sales_order_lines (order_id, item_id, quantity, amount)
+SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])
+ON CONFLICT DO NOTHING RETURNING order_id, item_id`, pgdialect.Array(orderID), pgdialect.Array(item), pgdialect.Array(qty),
+			pgdialect.Array(amount)).Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		return added, nil
+	}
+	if err := tx.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Returning("order_id, item_id").
+		Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return added, nil
+}
+
+// cents is an amount as stored (see products.Decimal.Value).
+func cents(d products.Decimal) (int64, error) {
+	c, ok := d.Cents()
+	if !ok {
+		return 0, fmt.Errorf("%s is not a whole number of cents", d)
+	}
+	return c, nil
+}
+
 // writeOrders stores the batch's orders and lines (new ones inserted, the
 // status of known ones set from their newest event) and marks the days,
 // customers and items whose figures they change.
@@ -161,14 +241,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 		}
 	}
 	inserted := map[int64]bool{}
-	for i := 0; i < len(rows); i += chunk {
-		part := rows[i:min(i+chunk, len(rows))]
-		var ids []int64
-		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	for i, n := 0, chunkOf(tx); i < len(rows); i += n {
+		part := rows[i:min(i+n, len(rows))]
+		if err := insertOrders(ctx, tx, part, inserted); err != nil {
 			return fmt.Errorf("record %d orders: %w", len(part), err)
-		}
-		for _, id := range ids {
-			inserted[id] = true
 		}
 	}
 	// counts tells whether an order counts once the batch is applied (or
@@ -219,11 +295,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	for _, id := range b.orderIDs {
 		lines = append(lines, b.orders[id].lines...)
 	}
-	for i := 0; i < len(lines); i += chunk {
-		part := lines[i:min(i+chunk, len(lines))]
-		var added []orderLine
-		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("order_id, item_id").
-			Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	for i, n := 0, chunkOf(tx); i < len(lines); i += n {
+		part := lines[i:min(i+n, len(lines))]
+		added, err := insertLines(ctx, tx, part)
+		if err != nil {
 			return fmt.Errorf("record %d order lines: %w", len(part), err)
 		}
 		for _, l := range added {
