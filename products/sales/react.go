@@ -147,9 +147,10 @@ func (b *Batch) order(o *orderEvent, newest bool) {
 // parameters).
 const chunk = 500
 
-// pgChunk bounds the rows of one statement on PostgreSQL, where new
-// orders and lines are inserted from arrays (unnest): one statement
-// whatever the number of rows, with a few parameters.
+// pgChunk bounds the rows of one statement on PostgreSQL, where bun
+// writes the values into the statement's text (no bind-parameter limit)
+// and new orders and lines are inserted from arrays (unnest): a batch's
+// rows of a kind go in one or two statements rather than one per 500.
 const pgChunk = 10000
 
 func chunkOf(tx *products.Tx) int {
@@ -265,10 +266,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	// Known orders: their status follows their newest event.
 	var changed []int64
 	set := map[bool][]int64{}
-	for i := 0; i < len(known); i += chunk {
+	for i, n := 0, chunkOf(tx); i < len(known); i += n {
 		var stored []order
-		if err := tx.NewSelect().Model(&stored).Where("id IN (?)", bun.List(known[i:min(i+chunk, len(known))])).Scan(ctx); err != nil {
-			return fmt.Errorf("load %d orders: %w", min(chunk, len(known)-i), err)
+		if err := tx.NewSelect().Model(&stored).Where("id IN (?)", bun.List(known[i:min(i+n, len(known))])).Scan(ctx); err != nil {
+			return fmt.Errorf("load %d orders: %w", min(n, len(known)-i), err)
 		}
 		for _, r := range stored {
 			p := b.orders[r.ID]
@@ -284,9 +285,9 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	}
 	for _, counted := range []bool{false, true} {
 		ids := set[counted]
-		for i := 0; i < len(ids); i += chunk {
+		for i, n := 0, chunkOf(tx); i < len(ids); i += n {
 			if _, err := tx.NewUpdate().Model((*order)(nil)).Set("counted = ?", counted).
-				Where("id IN (?)", bun.List(ids[i:min(i+chunk, len(ids))])).Exec(ctx); err != nil {
+				Where("id IN (?)", bun.List(ids[i:min(i+n, len(ids))])).Exec(ctx); err != nil {
 				return fmt.Errorf("count %d orders: %w", len(ids), err)
 			}
 		}
@@ -307,10 +308,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 			}
 		}
 	}
-	for i := 0; i < len(changed); i += chunk {
+	for i, n := 0, chunkOf(tx); i < len(changed); i += n {
 		var items []int64
 		if err := tx.NewSelect().Model((*orderLine)(nil)).Column("item_id").
-			Where("order_id IN (?)", bun.List(changed[i:min(i+chunk, len(changed))])).Scan(ctx, &items); err != nil {
+			Where("order_id IN (?)", bun.List(changed[i:min(i+n, len(changed))])).Scan(ctx, &items); err != nil {
 			return fmt.Errorf("load lines of %d orders: %w", len(changed), err)
 		}
 		for _, id := range items {
@@ -478,7 +479,8 @@ func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
 }
 
 // writer gathers the rows of an entity a batch changed, auditing each
-// change, and stores them all with one multi-row upsert per 500 rows; an
+// change, and stores them all with one multi-row upsert per 500 rows
+// (PostgreSQL: pgChunk); an
 // unchanged row is left alone.
 type writer[T any] struct {
 	entity *products.Entity
@@ -501,8 +503,8 @@ func (w *writer[T]) add(tx *products.Tx, id int64, before, row *T) error {
 }
 
 func (w *writer[T]) flush(ctx context.Context, tx *products.Tx) error {
-	for i := 0; i < len(w.rows); i += chunk {
-		part := w.rows[i:min(i+chunk, len(w.rows))]
+	for i, n := 0, chunkOf(tx); i < len(w.rows); i += n {
+		part := w.rows[i:min(i+n, len(w.rows))]
 		if _, err := tx.NewInsert().Model(&part).On("CONFLICT (id) DO UPDATE").Exec(ctx); err != nil {
 			return fmt.Errorf("write %d %s rows: %w", len(part), w.entity.Name, err)
 		}
