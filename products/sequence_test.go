@@ -321,3 +321,48 @@ func TestRelayPositionsEntriesOfADeadWriter(t *testing.T) {
 		t.Errorf("published %v, want [1 2]", published)
 	}
 }
+
+// TestAppendKeepsImagesAndOrder checks that entries appended from arrays
+// (PostgreSQL) reach the log as recorded, in the order recorded: images
+// with quotes, backslashes, braces, commas and non-ASCII text, a missing
+// image (NULL), an empty traceparent.
+func TestAppendKeepsImagesAndOrder(t *testing.T) {
+	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
+	ctx := context.Background()
+	images := []map[string]string{
+		{"code": `a "quoted" \ back\\slash`},
+		{"code": "{braces}, commas, NULL, null"},
+		{"code": "ünïcödé ✓ \t tab\nnewline"},
+	}
+	written, err := s.Write(ctx, func(ctx context.Context, tx *Tx) error {
+		for i, img := range images {
+			if err := tx.Created(widgetEntity, int64(10+i), img); err != nil {
+				return err
+			}
+		}
+		return tx.Deleted(widgetEntity, 99, images[0])
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.Entries(ctx, 0, 100, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 4 || len(written) != 4 {
+		t.Fatalf("%d entries in the log, %d written, want 4", len(got), len(written))
+	}
+	for i, e := range got {
+		w := written[i]
+		if e.Sequence != int64(i+1) || w.Sequence != e.Sequence || e.Key != w.Key || e.Op != w.Op || e.TraceParent != "" {
+			t.Errorf("entry %d: %+v, written %+v", i, e, w)
+		}
+		if (e.Before == nil) != (w.Before == nil) || (e.After == nil) != (w.After == nil) ||
+			(e.Before != nil && *e.Before != *w.Before) || (e.After != nil && *e.After != *w.After) {
+			t.Errorf("entry %d images: %v/%v, written %v/%v", i, e.Before, e.After, w.Before, w.After)
+		}
+	}
+	if got[3].Op != OpDelete || got[3].After != nil || got[3].Key != 99 {
+		t.Errorf("last entry %+v, want the deletion of 99", got[3])
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/uptrace/bun"
+	"github.com/uptrace/bun/dialect"
+	"github.com/uptrace/bun/dialect/pgdialect"
 
 	"github.com/meshgate/meshgate/products"
 )
@@ -145,6 +147,85 @@ func (b *Batch) order(o *orderEvent, newest bool) {
 // parameters).
 const chunk = 500
 
+// pgChunk bounds the rows of one statement on PostgreSQL, where bun
+// writes the values into the statement's text (no bind-parameter limit)
+// and new orders and lines are inserted from arrays (unnest): a batch's
+// rows of a kind go in one or two statements rather than one per 500.
+const pgChunk = 10000
+
+func chunkOf(tx *products.Tx) int {
+	if tx.Dialect().Name() == dialect.PG {
+		return pgChunk
+	}
+	return chunk
+}
+
+// insertOrders inserts the orders not stored yet and marks them in
+// inserted.
+func insertOrders(ctx context.Context, tx *products.Tx, rows []order, inserted map[int64]bool) error {
+	var ids []int64
+	if tx.Dialect().Name() == dialect.PG {
+		id, customer, day, total := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+		placed, counted := make([]time.Time, len(rows)), make([]bool, len(rows))
+		for i, r := range rows {
+			c, err := cents(r.Total)
+			if err != nil {
+				return err
+			}
+			id[i], customer[i], day[i], placed[i], total[i], counted[i] = r.ID, r.CustomerID, r.Day, r.PlacedAt, c, r.Counted
+		}
+		if err := tx.NewRaw(`INSERT INTO sales_orders (id, customer_id, day, placed_at, total, counted)
+SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::timestamptz[], ?::bigint[], ?::boolean[])
+ON CONFLICT DO NOTHING RETURNING id`, pgdialect.Array(id), pgdialect.Array(customer), pgdialect.Array(day),
+			pgdialect.Array(placed), pgdialect.Array(total), pgdialect.Array(counted)).Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return err
+		}
+	} else if err := tx.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	for _, id := range ids {
+		inserted[id] = true
+	}
+	return nil
+}
+
+// insertLines inserts the order lines not stored yet and returns them
+// (order and item).
+func insertLines(ctx context.Context, tx *products.Tx, rows []orderLine) ([]orderLine, error) {
+	var added []orderLine
+	if tx.Dialect().Name() == dialect.PG {
+		orderID, item, qty, amount := make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows)), make([]int64, len(rows))
+		for i, l := range rows {
+			c, err := cents(l.Amount)
+			if err != nil {
+				return nil, err
+			}
+			orderID[i], item[i], qty[i], amount[i] = l.OrderID, l.ItemID, int64(l.Quantity), c
+		}
+		if err := tx.NewRaw(`INSERT INTO sales_order_lines (order_id, item_id, quantity, amount)
+SELECT * FROM unnest(?::bigint[], ?::bigint[], ?::bigint[], ?::bigint[])
+ON CONFLICT DO NOTHING RETURNING order_id, item_id`, pgdialect.Array(orderID), pgdialect.Array(item), pgdialect.Array(qty),
+			pgdialect.Array(amount)).Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return nil, err
+		}
+		return added, nil
+	}
+	if err := tx.NewInsert().Model(&rows).On("CONFLICT DO NOTHING").Returning("order_id, item_id").
+		Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return nil, err
+	}
+	return added, nil
+}
+
+// cents is an amount as stored (see products.Decimal.Value).
+func cents(d products.Decimal) (int64, error) {
+	c, ok := d.Cents()
+	if !ok {
+		return 0, fmt.Errorf("%s is not a whole number of cents", d)
+	}
+	return c, nil
+}
+
 // writeOrders stores the batch's orders and lines (new ones inserted, the
 // status of known ones set from their newest event) and marks the days,
 // customers and items whose figures they change.
@@ -161,14 +242,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 		}
 	}
 	inserted := map[int64]bool{}
-	for i := 0; i < len(rows); i += chunk {
-		part := rows[i:min(i+chunk, len(rows))]
-		var ids []int64
-		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("id").Scan(ctx, &ids); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	for i, n := 0, chunkOf(tx); i < len(rows); i += n {
+		part := rows[i:min(i+n, len(rows))]
+		if err := insertOrders(ctx, tx, part, inserted); err != nil {
 			return fmt.Errorf("record %d orders: %w", len(part), err)
-		}
-		for _, id := range ids {
-			inserted[id] = true
 		}
 	}
 	// counts tells whether an order counts once the batch is applied (or
@@ -189,10 +266,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	// Known orders: their status follows their newest event.
 	var changed []int64
 	set := map[bool][]int64{}
-	for i := 0; i < len(known); i += chunk {
+	for i, n := 0, chunkOf(tx); i < len(known); i += n {
 		var stored []order
-		if err := tx.NewSelect().Model(&stored).Where("id IN (?)", bun.List(known[i:min(i+chunk, len(known))])).Scan(ctx); err != nil {
-			return fmt.Errorf("load %d orders: %w", min(chunk, len(known)-i), err)
+		if err := tx.NewSelect().Model(&stored).Where("id IN (?)", bun.List(known[i:min(i+n, len(known))])).Scan(ctx); err != nil {
+			return fmt.Errorf("load %d orders: %w", min(n, len(known)-i), err)
 		}
 		for _, r := range stored {
 			p := b.orders[r.ID]
@@ -208,9 +285,9 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	}
 	for _, counted := range []bool{false, true} {
 		ids := set[counted]
-		for i := 0; i < len(ids); i += chunk {
+		for i, n := 0, chunkOf(tx); i < len(ids); i += n {
 			if _, err := tx.NewUpdate().Model((*order)(nil)).Set("counted = ?", counted).
-				Where("id IN (?)", bun.List(ids[i:min(i+chunk, len(ids))])).Exec(ctx); err != nil {
+				Where("id IN (?)", bun.List(ids[i:min(i+n, len(ids))])).Exec(ctx); err != nil {
 				return fmt.Errorf("count %d orders: %w", len(ids), err)
 			}
 		}
@@ -219,11 +296,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 	for _, id := range b.orderIDs {
 		lines = append(lines, b.orders[id].lines...)
 	}
-	for i := 0; i < len(lines); i += chunk {
-		part := lines[i:min(i+chunk, len(lines))]
-		var added []orderLine
-		if err := tx.NewInsert().Model(&part).On("CONFLICT DO NOTHING").Returning("order_id, item_id").
-			Scan(ctx, &added); err != nil && !errors.Is(err, sql.ErrNoRows) {
+	for i, n := 0, chunkOf(tx); i < len(lines); i += n {
+		part := lines[i:min(i+n, len(lines))]
+		added, err := insertLines(ctx, tx, part)
+		if err != nil {
 			return fmt.Errorf("record %d order lines: %w", len(part), err)
 		}
 		for _, l := range added {
@@ -232,10 +308,10 @@ func (b *Batch) writeOrders(ctx context.Context, tx *products.Tx) error {
 			}
 		}
 	}
-	for i := 0; i < len(changed); i += chunk {
+	for i, n := 0, chunkOf(tx); i < len(changed); i += n {
 		var items []int64
 		if err := tx.NewSelect().Model((*orderLine)(nil)).Column("item_id").
-			Where("order_id IN (?)", bun.List(changed[i:min(i+chunk, len(changed))])).Scan(ctx, &items); err != nil {
+			Where("order_id IN (?)", bun.List(changed[i:min(i+n, len(changed))])).Scan(ctx, &items); err != nil {
 			return fmt.Errorf("load lines of %d orders: %w", len(changed), err)
 		}
 		for _, id := range items {
@@ -403,7 +479,8 @@ func recomputeItems(ctx context.Context, tx *products.Tx, ids []int64) error {
 }
 
 // writer gathers the rows of an entity a batch changed, auditing each
-// change, and stores them all with one multi-row upsert per 500 rows; an
+// change, and stores them all with one multi-row upsert per 500 rows
+// (PostgreSQL: pgChunk); an
 // unchanged row is left alone.
 type writer[T any] struct {
 	entity *products.Entity
@@ -426,8 +503,8 @@ func (w *writer[T]) add(tx *products.Tx, id int64, before, row *T) error {
 }
 
 func (w *writer[T]) flush(ctx context.Context, tx *products.Tx) error {
-	for i := 0; i < len(w.rows); i += chunk {
-		part := w.rows[i:min(i+chunk, len(w.rows))]
+	for i, n := 0, chunkOf(tx); i < len(w.rows); i += n {
+		part := w.rows[i:min(i+n, len(w.rows))]
 		if _, err := tx.NewInsert().Model(&part).On("CONFLICT (id) DO UPDATE").Exec(ctx); err != nil {
 			return fmt.Errorf("write %d %s rows: %w", len(part), w.entity.Name, err)
 		}
