@@ -11,6 +11,7 @@ package resolvers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
@@ -130,14 +131,32 @@ func (r *Resolver) PerResponse(ctx context.Context, next graphql.ResponseHandler
 		return resp
 	}
 	if err := r.recordReads(ctx, oc, log); err != nil {
-		id := products.RequestIDFrom(ctx)
-		r.logger().ErrorContext(ctx, "read audit failed; response withheld", slog.String("request_id", id), slog.String("error", err.Error()))
-		return &graphql.Response{Errors: gqlerror.List{{
-			Message:    fmt.Sprintf("internal error (request %s)", id),
-			Extensions: map[string]any{"code": "INTERNAL_SERVER_ERROR", "requestId": id},
-		}}}
+		return r.withheld(ctx, err)
 	}
 	return resp
+}
+
+// withheld is the answer of a request whose read record could not be
+// written: UNAVAILABLE (retryable, 503) when its store is unreachable, an
+// internal error otherwise.
+func (r *Resolver) withheld(ctx context.Context, err error) *graphql.Response {
+	id := products.RequestIDFrom(ctx)
+	var pe *products.Error
+	if errors.As(products.Unavailability(err), &pe) && pe.Code == products.Unavailable {
+		// The store is restarting or cut off: the client may retry, as
+		// with any read that cannot reach it.
+		r.logger().WarnContext(ctx, "read audit: store unreachable; response withheld", slog.String("request_id", id), slog.String("error", err.Error()))
+		ext := map[string]any{"code": string(pe.Code), "requestId": id}
+		for k, v := range pe.Extensions {
+			ext[k] = v
+		}
+		return &graphql.Response{Errors: gqlerror.List{{Message: pe.Message, Extensions: ext}}}
+	}
+	r.logger().ErrorContext(ctx, "read audit failed; response withheld", slog.String("request_id", id), slog.String("error", err.Error()))
+	return &graphql.Response{Errors: gqlerror.List{{
+		Message:    fmt.Sprintf("internal error (request %s)", id),
+		Extensions: map[string]any{"code": "INTERNAL_SERVER_ERROR", "requestId": id},
+	}}}
 }
 
 // pendingReads gathers the reads of a subscription's events until they are
