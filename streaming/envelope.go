@@ -141,6 +141,11 @@ func (Codec) Entry(key, value []byte) (*products.AuditEntry, error) {
 	if a, ok := entryFast(key, value); ok {
 		return a, nil
 	}
+	return entryJSON(key, value)
+}
+
+// entryJSON is Entry through encoding/json: any event, checked fully.
+func entryJSON(key, value []byte) (*products.AuditEntry, error) {
 	var env Envelope
 	if err := json.Unmarshal(value, &env); err != nil {
 		return nil, fmt.Errorf("decode envelope: %w", err)
@@ -149,25 +154,37 @@ func (Codec) Entry(key, value []byte) (*products.AuditEntry, error) {
 	if err := json.Unmarshal(key, &k); err != nil {
 		return nil, fmt.Errorf("decode key: %w", err)
 	}
-	a := &products.AuditEntry{
-		Sequence: env.Source.Sequence, Product: env.Source.DB, Entity: env.Source.Entity, Key: k.ID,
-		Actor: env.Actor, RequestID: env.RequestID, At: time.UnixMicro(env.TsUs).UTC(),
+	a, ok := newEntry(env.Source.Sequence, env.Source.DB, env.Source.Entity, k.ID, env.Op, env.Actor, env.RequestID, env.TsUs, env.Before, env.After)
+	if !ok {
+		return nil, fmt.Errorf("not a meshgate change event (op %q, db %q, sequence %d)", env.Op, env.Source.DB, env.Source.Sequence)
 	}
-	for op, code := range debeziumOps {
-		if code == env.Op {
-			a.Op = op
+	return a, nil
+}
+
+// newEntry makes the audit entry of a decoded event; false if it is not
+// a meshgate change event (no known op, no product, no position).
+func newEntry(seq int64, product, entity string, key int64, op, actor, requestID string, tsUs int64, before, after []byte) (*products.AuditEntry, bool) {
+	a := &products.AuditEntry{
+		Sequence: seq, Product: product, Entity: entity, Key: key,
+		Actor: actor, RequestID: requestID, At: time.UnixMicro(tsUs).UTC(),
+	}
+	for o, code := range debeziumOps {
+		if code == op {
+			a.Op = o
 		}
 	}
 	if a.Op == "" || a.Product == "" || a.Sequence <= 0 {
-		return nil, fmt.Errorf("not a meshgate change event (op %q, db %q, sequence %d)", env.Op, a.Product, a.Sequence)
+		return nil, false
 	}
-	if len(env.Before) > 0 && string(env.Before) != "null" {
-		s := string(env.Before)
-		a.Before = &s
+	a.Before, a.After = image(before), image(after)
+	return a, true
+}
+
+// image is an event's before or after image: nil when absent or null.
+func image(raw []byte) *string {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
 	}
-	if len(env.After) > 0 && string(env.After) != "null" {
-		s := string(env.After)
-		a.After = &s
-	}
-	return a, nil
+	s := string(raw)
+	return &s
 }

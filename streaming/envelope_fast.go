@@ -2,7 +2,6 @@ package streaming
 
 import (
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/meshgate/meshgate/products"
@@ -73,27 +72,8 @@ func entryFast(key, value []byte) (a *products.AuditEntry, ok bool) {
 	if !ok || !p.end() {
 		return nil, false
 	}
-	a = &products.AuditEntry{
-		Sequence: env.sequence, Product: env.db, Entity: env.entity, Key: id,
-		Actor: env.actor, RequestID: env.requestID, At: time.UnixMicro(env.tsUs).UTC(),
-	}
-	for op, code := range debeziumOps {
-		if code == env.op {
-			a.Op = op
-		}
-	}
-	if a.Op == "" || a.Product == "" || a.Sequence <= 0 {
-		return nil, false // Entry says why
-	}
-	if len(env.before) > 0 && string(env.before) != "null" {
-		s := string(env.before)
-		a.Before = &s
-	}
-	if len(env.after) > 0 && string(env.after) != "null" {
-		s := string(env.after)
-		a.After = &s
-	}
-	return a, true
+	// Entry says why when it is not a meshgate change event.
+	return newEntry(env.sequence, env.db, env.entity, id, env.op, env.actor, env.requestID, env.tsUs, env.before, env.after)
 }
 
 // fastKey reads a key {"id":n} written by Message.
