@@ -390,6 +390,9 @@ func TestWebsocketProtocolAndLimits(t *testing.T) {
 					w.send(map[string]any{"id": "dup", "type": sub, "payload": map[string]any{"query": changesSub}})
 				}, 4409, "Subscriber for dup already exists"},
 				{"no init in time", false, func(w *ws) {}, 4408, "Connection initialisation timeout"},
+				{"init payload not an object", false, func(w *ws) {
+					w.send(map[string]any{"type": "connection_init", "payload": []any{"Authorization", "Bearer x"}})
+				}, 4400, "payload must be an object"},
 				{"message too big", true, func(w *ws) {
 					w.send(map[string]any{"id": "big", "type": sub, "payload": map[string]any{"query": changesSub + strings.Repeat(" ", 5000)}})
 				}, 1009, ""},
