@@ -80,6 +80,7 @@ type config struct {
 	MaxBodyBytes    int64
 	QueryTimeout    time.Duration
 	ShutdownTimeout time.Duration
+	AnalyzeInterval time.Duration
 
 	// Authentication.
 	APIKeys          apiKeysFlag
@@ -316,6 +317,7 @@ func newFlagSet(c *config, stderr io.Writer) (fs *flag.FlagSet, configFile *stri
 	fs.Int64Var(&c.WSReadLimit, "ws-max-message-bytes", 256<<10, "largest websocket message a client may send")
 	fs.DurationVar(&c.WSInitTimeout, "ws-init-timeout", 10*time.Second, "time a websocket client has to send connection_init (closed with 4408 beyond)")
 	fs.Float64Var(&c.WSMessageRate, "ws-message-rate", 100, "messages per second a websocket client may send (bursts of twice as many); floods are cut off")
+	fs.DurationVar(&c.AnalyzeInterval, "analyze-interval", products.AnalyzeEvery, "how often each PostgreSQL store refreshes the planner statistics of its tables that changed enough since their last ANALYZE (autovacuum's rule; 0 = leave it to autovacuum)")
 	fs.DurationVar(&c.ShutdownTimeout, "shutdown-timeout", 15*time.Second, "how long a graceful shutdown (SIGTERM, SIGINT) may take: finishing requests in flight, ending subscriptions with their cursors, publishing what is committed, committing consumer offsets")
 	fs.StringVar(&c.AllowedOrigins, "allowed-origins", "", "origins (scheme://host:port, comma-separated, * for any) allowed to open websockets besides the gateway's own")
 	fs.DurationVar(&c.WSPingInterval, "ws-ping-interval", 15*time.Second, "websocket ping interval; peers silent for two intervals are dropped")
@@ -510,7 +512,7 @@ func (c *config) validate(serving bool) []error {
 		name string
 		v    time.Duration
 	}{
-		{"batch-wait", c.BatchWait}, {"query-timeout", c.QueryTimeout}, {"shutdown-timeout", c.ShutdownTimeout},
+		{"batch-wait", c.BatchWait}, {"query-timeout", c.QueryTimeout}, {"shutdown-timeout", c.ShutdownTimeout}, {"analyze-interval", c.AnalyzeInterval},
 		{"body-read-timeout", c.BodyReadTimeout}, {"read-timeout", c.ReadTimeout}, {"read-header-timeout", c.ReadHeaderTime},
 		{"idle-timeout", c.IdleTimeout}, {"ws-init-timeout", c.WSInitTimeout}, {"ws-ping-interval", c.WSPingInterval},
 		{"jwt-jwks-max-age", c.JWKSMaxAge}, {"jwt-jwks-min-refresh", c.JWKSMinRefresh},
@@ -837,6 +839,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if seeded {
 		log.Info("demo data seeded", "scale", cfg.SeedScale, "took", time.Since(start).Round(time.Millisecond))
+		if cfg.AnalyzeInterval > 0 {
+			// Plans from the statistics of empty tables would scan the
+			// seeded ones whole until the next turn of KeepStatistics.
+			for _, s := range mesh.Stores {
+				if _, err := s.Analyze(ctx); err != nil {
+					log.Warn("planner statistics after seeding", "product", s.Product.Name, "err", err)
+				}
+			}
+		}
 	}
 
 	kafka := cfg.kafka()
@@ -948,6 +959,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	hubCtx, stopHub := context.WithCancel(gctx)
 	defer stopHub()
 	g.Go(func() error { return hub.Run(hubCtx) })
+	for _, s := range mesh.Stores {
+		// Stops with the hub: at the end of the shutdown.
+		g.Go(func() error { s.KeepStatistics(hubCtx, cfg.AnalyzeInterval, log); return nil })
+	}
 	for _, c := range consumers {
 		consumersDone.Add(1)
 		g.Go(func() error { defer consumersDone.Done(); return c.Run(consumerCtx) })

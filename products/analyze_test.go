@@ -1,0 +1,67 @@
+package products
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/meshgate/meshgate/products/pgtest"
+)
+
+// TestAnalyzeRefreshesStaleStatistics: a table loaded in bulk gets planner
+// statistics from Store.Analyze (the server's autovacuum may be off, as on
+// the CI machines), once; a table that did not change is left alone.
+// PostgreSQL publishes a writer's row counts within about a second of its
+// commit, so the test asks until the table shows up, within a bound.
+func TestAnalyzeRefreshesStaleStatistics(t *testing.T) {
+	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
+	ctx := context.Background()
+	rows := make([]*widget, 300)
+	for i := range rows {
+		rows[i] = &widget{ID: int64(i + 1), Code: fmt.Sprint("w", i)}
+	}
+	if err := Insert(ctx, s, widgetEntity, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	var analyzed []string
+	for deadline := time.Now().Add(20 * time.Second); !slices.Contains(analyzed, "widgets"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("widgets never analyzed (last turn analyzed %v)", analyzed)
+		}
+		var err error
+		if analyzed, err = s.Analyze(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(20 * time.Millisecond) // between polls, not a wait for success
+	}
+	if slices.Contains(analyzed, "parts") {
+		t.Errorf("parts has no rows and no changes but was analyzed: %v", analyzed)
+	}
+	var cols int
+	if err := s.DB.NewRaw("SELECT count(*) FROM pg_stats WHERE schemaname = ? AND tablename = 'widgets'", s.schema).Scan(ctx, &cols); err != nil {
+		t.Fatal(err)
+	}
+	if cols == 0 {
+		t.Fatal("ANALYZE left no statistics for widgets")
+	}
+	again, err := s.Analyze(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if slices.Contains(again, "widgets") {
+		t.Errorf("widgets analyzed again without a change: %v", again)
+	}
+}
+
+// TestAnalyzeOnSQLiteDoesNothing: SQLite plans without ANALYZE's
+// statistics here; Analyze and KeepStatistics leave it alone.
+func TestAnalyzeOnSQLiteDoesNothing(t *testing.T) {
+	s := openTestStore(t, "sqlite:"+t.TempDir()+"/a.db")
+	got, err := s.Analyze(context.Background())
+	if err != nil || got != nil {
+		t.Fatalf("Analyze on SQLite: %v, %v", got, err)
+	}
+	s.KeepStatistics(context.Background(), time.Millisecond, nil) // returns at once
+}
