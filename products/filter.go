@@ -110,7 +110,13 @@ func (c compiler) collate(t FieldType) string {
 
 func (c compiler) predSQL(x *sqlExpr, o operand, n *cond) {
 	switch n.op {
-	case "eq", "ne", "gt", "gte", "lt", "lte":
+	case "eq", "ne":
+		// Equality is byte equality under every deterministic collation
+		// (the only kind a database's default can be), as with in: no
+		// COLLATE, which would keep PostgreSQL from using an index of
+		// the column (built in the column's collation).
+		x.add(o.lhs+" "+comparisons[n.op]+" "+o.rhs, n.val)
+	case "gt", "gte", "lt", "lte":
 		x.add(o.lhs+c.collate(o.t)+" "+comparisons[n.op]+" "+o.rhs, n.val)
 	case "in", "notIn":
 		switch {
