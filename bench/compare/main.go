@@ -314,6 +314,10 @@ func runSideBySide(ctx context.Context, o *options, root, runDir string, rep *re
 	if !cu.Settled {
 		rep.notes = append(rep.notes, fmt.Sprintf("meshgate (PostgreSQL) consumers still had %.0f changes to apply when timing began (bound -settle %v): reactions ran during the rounds", cu.Remaining, o.settle))
 	}
+	if err := db.analyze(ctx); err != nil {
+		return fmt.Errorf("analyze the run's database: %w", err)
+	}
+	logf("tables analyzed (planner statistics fresh for both systems)")
 	scs := scenarios(o.scale)
 	want := func(name string) bool { return slices.Contains(o.scenarios, name) }
 	var reads []*scenario

@@ -142,7 +142,7 @@ func (rep *report) print(stdout io.Writer, runDir string) error {
 			"PG sessions: pg_stat_database.sessions opened during the round. PG xacts / request: transactions the database counted during the round per request, " +
 			"including the background work of the gateways beside it (relays, consumers). SQL statements / request: captured through the protocol proxy for " +
 			"sequential requests of a second gateway instance; SET lines are session setup of connections opened during the request. " +
-			"The nested read filters on status only: PostGraphile's amber preset has no range filters without postgraphile-plugin-connection-filter.\n\n")
+			"Every table is analyzed (ANALYZE) after the consumers settle and before anything is timed: both systems plan from fresh statistics. The nested read filters on status only: PostGraphile's amber preset has no range filters without postgraphile-plugin-connection-filter.\n\n")
 	}
 	if cu := rep.catchUp; cu != nil {
 		fmt.Fprintf(&b, "Cold start on PostgreSQL: seeding took %v; the consumers %s after %v; sales applied %.0f events at %.0f events/s%s.\n",
