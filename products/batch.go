@@ -14,7 +14,7 @@ import (
 
 // Get returns the row with the id, or a NOT_FOUND error.
 func Get[T any](ctx context.Context, db bun.IDB, e *Entity, id int64) (*T, error) {
-	return get[T](ctx, db.NewSelect(), e, id)
+	return get[T](ctx, db, db.NewSelect(), e, id)
 }
 
 // GetForUpdate is Get for a row the transaction tx will change: on
@@ -26,12 +26,11 @@ func GetForUpdate[T any](ctx context.Context, tx *Tx, e *Entity, id int64) (*T, 
 	if tx.Dialect().Name() == dialect.PG {
 		q = q.For("UPDATE")
 	}
-	return get[T](ctx, q, e, id)
+	return get[T](ctx, tx, q, e, id)
 }
 
-func get[T any](ctx context.Context, q *bun.SelectQuery, e *Entity, id int64) (*T, error) {
-	row := new(T)
-	err := q.Model(row).Where("? = ?", bun.Ident("id"), id).Scan(ctx)
+func get[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Entity, id int64) (*T, error) {
+	row, err := selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), id))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(NotFound, "%s %d does not exist", e.Name, id)
 	}
@@ -63,16 +62,16 @@ func getMany[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Enti
 		return out, nil
 	}
 	var rows []*T
-	if err := q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.List(ids)).Scan(ctx); err != nil {
+	if err := selectRows(ctx, db, q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.List(ids)), &rows); err != nil {
 		return nil, fmt.Errorf("get %s by ids: %w", e.Name, err)
 	}
-	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	idOf, err := int64Of[T](db.Dialect().Tables().Get(reflect.TypeFor[T]()), "id")
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range rows {
-		id, err := columnValue(table, r, "id")
-		if err != nil {
-			return nil, err
-		}
-		out[id.(int64)] = r
+		id, _ := idOf(r)
+		out[id] = r
 	}
 	return out, nil
 }
@@ -108,15 +107,14 @@ func ListFor[T any, PT interface {
 	if err != nil {
 		return nil, fmt.Errorf("list %s by %s: %w", e.Name, fk, err)
 	}
-	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	keyOf, err := int64Of[T](db.Dialect().Tables().Get(reflect.TypeFor[T]()), fk)
+	if err != nil {
+		return nil, err
+	}
 	groups := make(map[int64][]*T, len(keys))
 	totals := make(map[int64]int, len(keys))
 	for _, r := range rows {
-		k, err := columnValue(table, r, fk)
-		if err != nil {
-			return nil, err
-		}
-		key := k.(int64)
+		key, _ := keyOf(r)
 		groups[key] = append(groups[key], r)
 		totals[key] = PT(r).WindowValues().WindowTotal
 	}
@@ -159,12 +157,12 @@ func listWindowed[T any](ctx context.Context, db bun.IDB, c compiler, p *plan, e
 		inner = inner.Where(p.cursor.sql.String(), p.cursor.args...)
 	}
 	var rows []*T
-	err := db.NewSelect().Model(&rows).
+	q := db.NewSelect().Model(&rows).
 		ModelTableExpr("(?) AS ?TableAlias", inner).
 		ColumnExpr("?TableAlias.*").
 		Where("?TableAlias.mg_rank <= ?", p.limit+1).
-		OrderExpr("?TableAlias." + fkCol + ", ?TableAlias.mg_rank").
-		Scan(ctx)
+		OrderExpr("?TableAlias." + fkCol + ", ?TableAlias.mg_rank")
+	err := selectRows(ctx, db, q, &rows)
 	return rows, err
 }
 
@@ -197,11 +195,11 @@ func listLateral[T any](ctx context.Context, db bun.IDB, c compiler, p *plan, e 
 	}
 	inner = inner.OrderExpr(order).Limit(int64(p.limit) + 1)
 	var rows []*T
-	err := db.NewSelect().Model(&rows).
+	q := db.NewSelect().Model(&rows).
 		ModelTableExpr("unnest(?::bigint[]) WITH ORDINALITY AS mg_keys(mg_key, mg_ord) CROSS JOIN LATERAL (?) AS ?TableAlias", pgdialect.Array(unique), inner).
 		ColumnExpr("?TableAlias.*").
-		OrderExpr("mg_keys.mg_ord, " + order).
-		Scan(ctx)
+		OrderExpr("mg_keys.mg_ord, " + order)
+	err := selectRows(ctx, db, q, &rows)
 	return rows, err
 }
 
@@ -239,23 +237,19 @@ func KeysOf[T any](db bun.IDB, e *Entity, field string, rows []*T) []any {
 	}
 	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
 	sf, ok := table.FieldMap[f.Column]
-	if !ok {
+	if !ok || sf.StructField.Type != reflect.TypeFor[int64]() && sf.StructField.Type != reflect.TypeFor[*int64]() {
+		return nil
+	}
+	keyOf, err := int64Of[T](table, f.Column)
+	if err != nil {
 		return nil
 	}
 	out := make([]any, 0, len(rows))
 	seen := make(map[int64]struct{}, len(rows))
 	for _, r := range rows {
-		var k int64
-		switch v := sf.Value(reflect.ValueOf(r).Elem()).Interface().(type) {
-		case int64:
-			k = v
-		case *int64:
-			if v == nil {
-				continue
-			}
-			k = *v
-		default:
-			return nil
+		k, ok := keyOf(r)
+		if !ok {
+			continue
 		}
 		if _, dup := seen[k]; !dup {
 			seen[k] = struct{}{}

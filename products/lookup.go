@@ -36,22 +36,16 @@ func Lookup[T any](ctx context.Context, db bun.IDB, e *Entity, field string, val
 		}
 		q = q.Where(x.sql.String(), x.args...)
 	}
-	if err := q.Scan(ctx); err != nil {
+	if err := selectRows(ctx, db, q, &rows); err != nil {
 		return nil, fmt.Errorf("get %s by %s: %w", e.Name, field, err)
 	}
-	table := db.Dialect().Tables().Get(reflect.TypeFor[T]())
+	keyOf, err := int64Of[T](db.Dialect().Tables().Get(reflect.TypeFor[T]()), f.Column)
+	if err != nil {
+		return nil, err
+	}
 	for _, r := range rows {
-		v, err := columnValue(table, r, f.Column)
-		if err != nil {
-			return nil, err
-		}
-		switch k := v.(type) {
-		case int64:
+		if k, ok := keyOf(r); ok {
 			out[k] = r
-		case *int64:
-			if k != nil {
-				out[*k] = r
-			}
 		}
 	}
 	return out, nil

@@ -330,7 +330,7 @@ func List[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs) (*Page[
 		q = q.Where(p.cursor.sql.String(), p.cursor.args...)
 	}
 	q = q.OrderExpr(c.orderSQL(p)).Limit(int64(p.limit) + 1)
-	if err := q.Scan(ctx); err != nil {
+	if err := selectRows(ctx, db, q, &rows); err != nil {
 		return nil, fmt.Errorf("list %s: %w", e.Name, err)
 	}
 	page, err := makePage(db, p, rows)
@@ -389,7 +389,7 @@ func ListKeep[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs, kee
 			}
 			q = q.Where(x.sql.String(), x.args...)
 		}
-		if err := q.OrderExpr(c.orderSQL(p)).Limit(keepChunk).Scan(ctx); err != nil {
+		if err := selectRows(ctx, db, q.OrderExpr(c.orderSQL(p)).Limit(keepChunk), &rows); err != nil {
 			return nil, fmt.Errorf("list %s: %w", e.Name, err)
 		}
 		return rows, nil

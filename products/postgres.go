@@ -123,7 +123,7 @@ func openPostgres(product, dsn string) (*sql.DB, string, error) {
 	}
 	// Reads that meet a session broken by a server restart run again on
 	// another session instead of failing the request (readRetryConn).
-	db := sql.OpenDB(readRetryConnector{stdlib.GetConnector(*cfg)})
+	db := sql.OpenDB(newReadRetryConnector(stdlib.GetConnector(*cfg)))
 	db.SetMaxOpenConns(pool.maxConns)
 	db.SetMaxIdleConns(pool.maxConns)
 	db.SetConnMaxLifetime(pool.maxLifetime)

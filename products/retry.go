@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/stdlib"
 )
 
@@ -13,7 +14,20 @@ import (
 // session are retried by database/sql on another session (see
 // readRetryConn): after a PostgreSQL restart every pooled session is dead,
 // and the first statement on each would otherwise fail a request.
-type readRetryConnector struct{ driver.Connector }
+type readRetryConnector struct {
+	driver.Connector
+	drv *readRetryDriver
+}
+
+func newReadRetryConnector(c driver.Connector) readRetryConnector {
+	return readRetryConnector{c, &readRetryDriver{c.Driver()}}
+}
+
+// Driver marks the pool as readRetryConnector's (see isFastPG).
+func (c readRetryConnector) Driver() driver.Driver { return c.drv }
+
+// readRetryDriver is the driver of a pool of readRetryConn sessions.
+type readRetryDriver struct{ driver.Driver }
 
 func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
@@ -36,12 +50,36 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 type readRetryConn struct{ *stdlib.Conn }
 
 func (c *readRetryConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
+	if s, ok := ctx.Value(pgScanKey{}).(*pgScan); ok && len(args) == 0 {
+		return c.scan(ctx, s, query)
+	}
 	idle := c.Conn.Conn().PgConn().TxStatus() == 'I'
 	rows, err := c.Conn.QueryContext(ctx, query, args)
 	if err != nil && idle && ctx.Err() == nil && isRead(query) && Unreachable(err) {
 		return nil, driver.ErrBadConn
 	}
 	return rows, err
+}
+
+// scan runs a read of selectRows on the session: its rows are decoded as
+// they arrive (see pgScan) and database/sql gets none. A failure is
+// reported as stdlib.Conn.QueryContext and QueryContext above report it,
+// so that database/sql retries on another session what they retry.
+func (c *readRetryConn) scan(ctx context.Context, s *pgScan, query string) (driver.Rows, error) {
+	pc := c.Conn.Conn()
+	if pc.IsClosed() {
+		return nil, driver.ErrBadConn
+	}
+	s.ran = true
+	idle := pc.PgConn().TxStatus() == 'I'
+	err := s.run(ctx, pc.PgConn(), pc.TypeMap(), query)
+	if err == nil {
+		return noRows{}, nil
+	}
+	if pgconn.SafeToRetry(err) || idle && ctx.Err() == nil && isRead(query) && Unreachable(err) {
+		return nil, driver.ErrBadConn
+	}
+	return nil, err
 }
 
 // ExecContext does the same for a SELECT sent without reading its rows.

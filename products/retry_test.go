@@ -42,7 +42,7 @@ func TestUnreachableByCode(t *testing.T) {
 
 // TestReadsSurviveBrokenSessions: after every pooled session broke (a
 // server restart, here a proxy between the store and the server cutting
-// them), reads succeed at once on new sessions instead of failing one
+// them), reads (raw ones and model reads) succeed at once on new sessions instead of failing one
 // request per dead session.
 func TestReadsSurviveBrokenSessions(t *testing.T) {
 	proxy := pgtest.NewProxy(t)
@@ -53,10 +53,16 @@ func TestReadsSurviveBrokenSessions(t *testing.T) {
 	reads := func(when string) {
 		t.Helper()
 		errc := make(chan error, 4)
-		for range 4 {
+		for i := range 4 {
 			go func() {
-				_, err := s.DB.NewRaw("SELECT pg_sleep(0.05)").Exec(ctx)
-				errc <- err
+				if i%2 == 0 {
+					_, err := s.DB.NewRaw("SELECT pg_sleep(0.05)").Exec(ctx)
+					errc <- err
+					return
+				}
+				// A model read, which pgScan reads on the session itself.
+				var rows []*widget
+				errc <- selectRows(ctx, s.DB, s.DB.NewSelect().Model(&rows).Where("pg_sleep(0.05) IS NOT NULL"), &rows)
 			}()
 		}
 		for range 4 {
@@ -67,6 +73,9 @@ func TestReadsSurviveBrokenSessions(t *testing.T) {
 		for range 4 {
 			if _, err := s.Latest(ctx); err != nil {
 				t.Fatalf("%s: %v", when, err)
+			}
+			if _, err := List[widget](ctx, s.DB, widgetEntity, ListArgs{}); err != nil {
+				t.Fatalf("%s: list: %v", when, err)
 			}
 		}
 	}
