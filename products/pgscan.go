@@ -38,7 +38,9 @@ import (
 // with scan hooks keep bun's scanning.
 
 // selectRows runs q, a SELECT of T's table made with Model(dst), and
-// stores its rows in *dst, as q.Scan(ctx) does.
+// stores its rows in *dst, as q.Scan(ctx) does. q must not load relations
+// (Relation) nor rely on bun.WithComment: the fast path runs q's own
+// statement only, as written by AppendQuery.
 func selectRows[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, dst *[]*T) error {
 	m := rowPlanOf[T](db)
 	if m == nil || !isFastPG(q.DB()) || bunScans.Load() {
