@@ -173,8 +173,11 @@ func TestFastScanMatchesBun(t *testing.T) {
 			check("ListKeep", func() (any, error) {
 				return ListKeep(ctx, db, scanEntity, notNullD, func(r *scanKind) (bool, error) { return r.ID%2 == 0, nil })
 			})
-			check("ListFor", func() (any, error) {
+			check("ListFor (window)", func() (any, error) {
 				return ListFor[scanKind](ctx, db, scanEntity, "parent", []int64{2, 3, 4}, ListArgs{WantTotal: true})
+			})
+			check("ListFor (lateral)", func() (any, error) {
+				return ListFor[scanKind](ctx, db, scanEntity, "parent", []int64{1, 2, 3, 2, 4}, ListArgs{First: ptr(1), Where: notNullD.Where})
 			})
 			check("Lookup", func() (any, error) {
 				return Lookup[scanKind](ctx, db, scanEntity, "id", []int64{2, 3, 4, 5, 6, 99}, nil)
