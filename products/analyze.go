@@ -31,10 +31,15 @@ const (
 	// than threshold + scale × its rows.
 	analyzeThreshold = 50
 	analyzeScale     = 0.1
+	// analyzeSmall: a table with fewer rows is analyzed once, when it
+	// never was, not again whenever it changes: a counter row or an
+	// empty queue changes all the time and plans no differently.
+	analyzeSmall = 1000
 )
 
 // Analyze runs ANALYZE on the store's tables whose planner statistics are
-// stale (see above) and returns their names; on SQLite it does nothing.
+// stale (see above; tables under analyzeSmall rows only when they were
+// never analyzed) and returns their names; on SQLite it does nothing.
 // Tables another session is analyzing or altering are skipped (their
 // statistics are being refreshed anyway) rather than waited for.
 func (s *Store) Analyze(ctx context.Context) ([]string, error) {
@@ -47,7 +52,8 @@ func (s *Store) Analyze(ctx context.Context) ([]string, error) {
 		LEFT JOIN pg_stat_user_tables t ON t.relid = c.oid
 		WHERE n.nspname = ? AND c.relkind IN ('r', 'p')
 		AND COALESCE(t.n_mod_since_analyze, 0) > ? + ? * GREATEST(c.reltuples, 0)
-		ORDER BY c.relname`, s.schema, analyzeThreshold, analyzeScale).Scan(ctx, &stale)
+		AND (COALESCE(t.n_live_tup, 0) >= ? OR t.last_analyze IS NULL AND t.last_autoanalyze IS NULL)
+		ORDER BY c.relname`, s.schema, analyzeThreshold, analyzeScale, analyzeSmall).Scan(ctx, &stale)
 	if err != nil {
 		return nil, fmt.Errorf("%s: find tables with stale statistics: %w", s.Product.Name, err)
 	}
@@ -88,7 +94,7 @@ func (s *Store) KeepStatistics(ctx context.Context, every time.Duration, log *sl
 			}
 			log.Warn("planner statistics: analyze failed; trying again later", "product", s.Product.Name, "err", err)
 		case len(analyzed) > 0:
-			log.Info("planner statistics refreshed", "product", s.Product.Name, "tables", analyzed)
+			log.Debug("planner statistics refreshed", "product", s.Product.Name, "tables", analyzed)
 		}
 	}
 }
