@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
@@ -100,5 +101,26 @@ func TestOperationMetricsAndLogs(t *testing.T) {
 	rec := g.logLines(t, func(r map[string]any) bool { return r["request_id"] == "obs-test-1" && r["msg"] == "request" })[0]
 	if rec["operation"] != "Named" || rec["subject"] != "dev" || rec["path"] != "/graphql" {
 		t.Errorf("request log line %v, want operation Named and subject dev", rec)
+	}
+}
+
+// TestPprofListensWhenTheBannerIsOut: once the gateway says it serves,
+// --pprof-addr answers too (bench/compare asks for a profile as soon as it
+// reads the banner; the listener used to open after it).
+func TestPprofListensWhenTheBannerIsOut(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	startGateway(t, "--pprof-addr", addr)
+	resp, err := http.Get("http://" + addr + "/debug/pprof/")
+	if err != nil {
+		t.Fatalf("pprof right after the banner: %v", err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pprof index: %s", resp.Status)
 	}
 }

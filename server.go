@@ -919,6 +919,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		mode = "DEV MODE: no authentication configured; every caller is a dev admin (loopback only)"
 		log.Warn("dev mode: no authentication configured; every caller is a dev admin with all roles", "addr", ln.Addr().String())
 	}
+	// The profiling address listens before the banner says the gateway
+	// serves, as the API's does: a client that reads the banner may use it.
+	var pl net.Listener
+	if cfg.PprofAddr != "" {
+		var err error
+		if pl, err = net.Listen("tcp", cfg.PprofAddr); err != nil {
+			return usageError{fmt.Errorf("--pprof-addr %s: %w", cfg.PprofAddr, err)}
+		}
+	}
 	fmt.Fprintf(stdout, "meshgate %s serving %s\n  mode     %s\n  GraphQL  %s/graphql\n  health   %s/healthz  %s/readyz\n  metrics  %s/metrics\n  kafka    %s (topics %s.<product>.<table>)\n",
 		version, productNames(), mode, base, base, base, base, strings.Join(kafka.Brokers, ","), cfg.TopicPrefix)
 
@@ -932,11 +941,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stopConsumers()
 	var relaysDone, consumersDone sync.WaitGroup
 	stopped := make(chan struct{}) // closed when the shutdown is over
-	if cfg.PprofAddr != "" {
-		pl, err := net.Listen("tcp", cfg.PprofAddr)
-		if err != nil {
-			return usageError{fmt.Errorf("--pprof-addr %s: %w", cfg.PprofAddr, err)}
-		}
+	if pl != nil {
 		mux := http.NewServeMux()
 		mux.HandleFunc("/debug/pprof/", pprof.Index)
 		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
