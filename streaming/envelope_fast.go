@@ -267,18 +267,9 @@ func (p *scanner) value(depth int) bool {
 			if !p.value(depth + 1) {
 				return false
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
+			if more, ok := p.more('}'); !more {
+				return ok
 			}
-			if p.b[p.i] == '}' {
-				p.i++
-				return true
-			}
-			if p.b[p.i] != ',' {
-				return false
-			}
-			p.i++
 		}
 	case c == '[':
 		p.i++
@@ -291,18 +282,9 @@ func (p *scanner) value(depth int) bool {
 			if !p.value(depth + 1) {
 				return false
 			}
-			p.ws()
-			if p.i >= len(p.b) {
-				return false
+			if more, ok := p.more(']'); !more {
+				return ok
 			}
-			if p.b[p.i] == ']' {
-				p.i++
-				return true
-			}
-			if p.b[p.i] != ',' {
-				return false
-			}
-			p.i++
 		}
 	case c == '"':
 		return p.string()
@@ -315,6 +297,25 @@ func (p *scanner) value(depth int) bool {
 	default:
 		return p.number()
 	}
+}
+
+// more reads what follows a member of an object or an element of an
+// array: a comma announces another (more), close ends the container (ok),
+// anything else is malformed.
+func (p *scanner) more(close byte) (more, ok bool) {
+	p.ws()
+	if p.i >= len(p.b) {
+		return false, false
+	}
+	switch p.b[p.i] {
+	case ',':
+		p.i++
+		return true, true
+	case close:
+		p.i++
+		return false, true
+	}
+	return false, false
 }
 
 func (p *scanner) literal(s string) bool {
