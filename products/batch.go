@@ -150,12 +150,7 @@ func listWindowed[T any](ctx context.Context, db bun.IDB, c compiler, p *plan, e
 	if withTotal {
 		inner = inner.ColumnExpr("COUNT(*) OVER (PARTITION BY " + fkCol + ") AS mg_total")
 	}
-	if !p.where.empty() {
-		inner = inner.Where(p.where.sql.String(), p.where.args...)
-	}
-	if !p.cursor.empty() {
-		inner = inner.Where(p.cursor.sql.String(), p.cursor.args...)
-	}
+	inner = p.filter(inner, true)
 	var rows []*T
 	q := db.NewSelect().Model(&rows).
 		ModelTableExpr("(?) AS ?TableAlias", inner).
@@ -187,12 +182,7 @@ func listLateral[T any](ctx context.Context, db bun.IDB, c compiler, p *plan, e 
 		TableExpr(quoteIdent(c.dialect, e.Table)).
 		ColumnExpr("*").
 		Where(fkCol + " = mg_keys.mg_key")
-	if !p.where.empty() {
-		inner = inner.Where(p.where.sql.String(), p.where.args...)
-	}
-	if !p.cursor.empty() {
-		inner = inner.Where(p.cursor.sql.String(), p.cursor.args...)
-	}
+	inner = p.filter(inner, true)
 	inner = inner.OrderExpr(order).Limit(int64(p.limit) + 1)
 	var rows []*T
 	q := db.NewSelect().Model(&rows).
@@ -214,9 +204,7 @@ func countFor(ctx context.Context, db bun.IDB, c compiler, p *plan, fkCol string
 		ColumnExpr("COUNT(*) AS n").
 		Where(fkCol+" IN (?)", bun.List(keys)).
 		GroupExpr(fkCol)
-	if !p.where.empty() {
-		q = q.Where(p.where.sql.String(), p.where.args...)
-	}
+	q = p.filter(q, false)
 	if err := q.Scan(ctx, &counts); err != nil {
 		return nil, fmt.Errorf("count %s: %w", p.e.Name, err)
 	}

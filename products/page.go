@@ -179,6 +179,18 @@ func (c compiler) plan(e *Entity, a ListArgs) (*plan, error) {
 	return p, nil
 }
 
+// filter restricts q to the plan's rows: its where filter and, with
+// paged, its cursors.
+func (p *plan) filter(q *bun.SelectQuery, paged bool) *bun.SelectQuery {
+	if !p.where.empty() {
+		q = q.Where(p.where.sql.String(), p.where.args...)
+	}
+	if paged && !p.cursor.empty() {
+		q = q.Where(p.cursor.sql.String(), p.cursor.args...)
+	}
+	return q
+}
+
 // signature identifies an ordering so that a cursor is only accepted by a
 // query sorted the same way.
 func (p *plan) signature() string {
@@ -323,12 +335,7 @@ func List[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs) (*Page[
 	}
 	var rows []*T
 	q := db.NewSelect().Model(&rows)
-	if !p.where.empty() {
-		q = q.Where(p.where.sql.String(), p.where.args...)
-	}
-	if !p.cursor.empty() {
-		q = q.Where(p.cursor.sql.String(), p.cursor.args...)
-	}
+	q = p.filter(q, true)
 	q = q.OrderExpr(c.orderSQL(p)).Limit(int64(p.limit) + 1)
 	if err := selectRows(ctx, db, q, &rows); err != nil {
 		return nil, fmt.Errorf("list %s: %w", e.Name, err)
@@ -338,11 +345,7 @@ func List[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs) (*Page[
 		return nil, err
 	}
 	if a.WantTotal {
-		q := db.NewSelect().TableExpr(quoteIdent(c.dialect, e.Table))
-		if !p.where.empty() {
-			q = q.Where(p.where.sql.String(), p.where.args...)
-		}
-		n, err := q.Count(ctx)
+		n, err := p.filter(db.NewSelect().TableExpr(quoteIdent(c.dialect, e.Table)), false).Count(ctx)
 		if err != nil {
 			return nil, fmt.Errorf("count %s: %w", e.Name, err)
 		}
@@ -371,13 +374,7 @@ func ListKeep[T any](ctx context.Context, db bun.IDB, e *Entity, a ListArgs, kee
 	// page's cursors when paged.
 	scan := func(last *T, paged bool) ([]*T, error) {
 		var rows []*T
-		q := db.NewSelect().Model(&rows)
-		if !p.where.empty() {
-			q = q.Where(p.where.sql.String(), p.where.args...)
-		}
-		if paged && !p.cursor.empty() {
-			q = q.Where(p.cursor.sql.String(), p.cursor.args...)
-		}
+		q := p.filter(db.NewSelect().Model(&rows), paged)
 		if last != nil {
 			cur, err := p.encodeCursor(table, last)
 			if err != nil {
