@@ -839,15 +839,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if seeded {
 		log.Info("demo data seeded", "scale", cfg.SeedScale, "took", time.Since(start).Round(time.Millisecond))
-		if cfg.AnalyzeInterval > 0 {
-			// Plans from the statistics of empty tables would scan the
-			// seeded ones whole until the next turn of KeepStatistics.
-			for _, s := range mesh.Stores {
-				if _, err := s.Analyze(ctx); err != nil {
-					log.Warn("planner statistics after seeding", "product", s.Product.Name, "err", err)
-				}
-			}
-		}
 	}
 
 	kafka := cfg.kafka()
@@ -965,7 +956,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	defer stopHub()
 	g.Go(func() error { return hub.Run(hubCtx) })
 	for _, s := range mesh.Stores {
-		// Stops with the hub: at the end of the shutdown.
+		// Its first turn analyzes what seeding just wrote; it stops with
+		// the hub, at the end of the shutdown.
 		g.Go(func() error { s.KeepStatistics(hubCtx, cfg.AnalyzeInterval, log); return nil })
 	}
 	for _, c := range consumers {

@@ -65,8 +65,8 @@ func (s *Store) Analyze(ctx context.Context) ([]string, error) {
 	return stale, nil
 }
 
-// KeepStatistics runs Analyze every interval until ctx ends; on SQLite it
-// returns at once. A failure is logged and tried again at the next turn,
+// KeepStatistics runs Analyze at once and then every interval until ctx
+// ends; on SQLite it returns at once. A failure is logged and tried again at the next turn,
 // except a missing privilege (the store's role does not own its tables),
 // which is logged once and ends the loop: someone else (autovacuum, a
 // DBA) keeps the statistics then.
@@ -76,11 +76,15 @@ func (s *Store) KeepStatistics(ctx context.Context, every time.Duration, log *sl
 	}
 	t := time.NewTicker(every)
 	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
+	for first := true; ; first = false {
+		// The first turn runs at once: a gateway that just seeded its
+		// stores plans from fresh statistics from its first request on.
+		if !first {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
 		}
 		analyzed, err := s.Analyze(ctx)
 		switch {
