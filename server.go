@@ -958,7 +958,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	for _, s := range mesh.Stores {
 		// Its first turn analyzes what seeding just wrote; it stops with
 		// the hub, at the end of the shutdown.
-		g.Go(func() error { s.KeepStatistics(hubCtx, cfg.AnalyzeInterval, log); return nil })
+		g.Go(func() error { s.Upkeep(hubCtx, cfg.AnalyzeInterval, log); return nil })
 	}
 	for _, c := range consumers {
 		consumersDone.Add(1)

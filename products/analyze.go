@@ -23,7 +23,7 @@ import (
 // tables when they are stale by autovacuum's own rule, soon after its
 // writes make them so, whatever the server's settings.
 const (
-	// AnalyzeEvery is how often KeepStatistics looks for stale tables.
+	// AnalyzeEvery is how often Upkeep looks for stale tables.
 	AnalyzeEvery = 10 * time.Second
 	// analyzeThreshold and analyzeScale are PostgreSQL's defaults of
 	// autovacuum_analyze_threshold and autovacuum_analyze_scale_factor:
@@ -65,40 +65,78 @@ func (s *Store) Analyze(ctx context.Context) ([]string, error) {
 	return stale, nil
 }
 
-// KeepStatistics runs Analyze at once and then every interval until ctx
-// ends; on SQLite it returns at once. A failure is logged and tried again at the next turn,
-// except a missing privilege (the store's role does not own its tables),
-// which is logged once and ends the loop: someone else (autovacuum, a
-// DBA) keeps the statistics then.
-func (s *Store) KeepStatistics(ctx context.Context, every time.Duration, log *slog.Logger) {
-	if s.sqlite || every <= 0 {
+// Upkeep keeps a PostgreSQL store's tables in shape until ctx ends; on
+// SQLite it returns at once.
+//
+//   - Planner statistics: it runs Analyze at once (a gateway that just
+//     seeded its stores plans from fresh statistics from its first
+//     request on) and then every analyzeEvery (0: never; autovacuum's
+//     job). A failure is logged and tried again at the next turn, except
+//     a missing privilege (the store's role does not own its tables),
+//     which is logged once and ends the analyzing: someone else
+//     (autovacuum, a DBA) keeps the statistics then.
+//   - The pending audit entries' queue: whenever this process's
+//     sequencing rounds have moved vacuumAfter entries out of it, it runs
+//     VACUUM on it (see vacuumAfter for why the queue cannot wait for
+//     autovacuum). A role that does not own the table gets a warning from
+//     PostgreSQL and nothing is done.
+func (s *Store) Upkeep(ctx context.Context, analyzeEvery time.Duration, log *slog.Logger) {
+	if s.sqlite {
 		return
 	}
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for first := true; ; first = false {
-		// The first turn runs at once: a gateway that just seeded its
-		// stores plans from fresh statistics from its first request on.
-		if !first {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-		}
-		analyzed, err := s.Analyze(ctx)
-		switch {
-		case ctx.Err() != nil:
-			return
-		case err != nil:
-			var pe *pgconn.PgError
-			if errors.As(err, &pe) && pe.Code == "42501" {
-				log.Warn("planner statistics: the store's role may not analyze its tables; leaving them to autovacuum", "product", s.Product.Name, "err", err)
-				return
-			}
-			log.Warn("planner statistics: analyze failed; trying again later", "product", s.Product.Name, "err", err)
-		case len(analyzed) > 0:
-			log.Debug("planner statistics refreshed", "product", s.Product.Name, "tables", analyzed)
+	var tick <-chan time.Time
+	if analyzeEvery > 0 {
+		t := time.NewTicker(analyzeEvery)
+		defer t.Stop()
+		tick = t.C
+		if !s.analyzeTurn(ctx, log) {
+			tick = nil
 		}
 	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick:
+			if !s.analyzeTurn(ctx, log) {
+				tick = nil
+			}
+		case <-s.seq.vacuum:
+			if err := s.VacuumQueue(ctx); err != nil && ctx.Err() == nil {
+				log.Warn("pending audit entries: vacuum failed; trying again after the next entries", "product", s.Product.Name, "err", err)
+			}
+		}
+	}
+}
+
+// analyzeTurn runs Analyze once and logs what it did; false when the
+// store's role may not analyze (no point in trying again).
+func (s *Store) analyzeTurn(ctx context.Context, log *slog.Logger) bool {
+	analyzed, err := s.Analyze(ctx)
+	switch {
+	case ctx.Err() != nil:
+	case err != nil:
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) && pe.Code == "42501" {
+			log.Warn("planner statistics: the store's role may not analyze its tables; leaving them to autovacuum", "product", s.Product.Name, "err", err)
+			return false
+		}
+		log.Warn("planner statistics: analyze failed; trying again later", "product", s.Product.Name, "err", err)
+	case len(analyzed) > 0:
+		log.Debug("planner statistics refreshed", "product", s.Product.Name, "tables", analyzed)
+	}
+	return true
+}
+
+// VacuumQueue runs VACUUM on the store's queue of pending audit entries
+// (PostgreSQL; nothing on SQLite), skipping it if another session holds a
+// conflicting lock (a VACUUM or ANALYZE of it already running).
+func (s *Store) VacuumQueue(ctx context.Context) error {
+	if s.sqlite {
+		return nil
+	}
+	if _, err := s.DB.ExecContext(ctx, "VACUUM (SKIP_LOCKED, TRUNCATE false) ?.mg_audit_pending", bun.Ident(s.schema)); err != nil {
+		return fmt.Errorf("%s: vacuum mg_audit_pending: %w", s.Product.Name, err)
+	}
+	return nil
 }

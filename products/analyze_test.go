@@ -3,6 +3,7 @@ package products
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"slices"
 	"testing"
 	"time"
@@ -56,12 +57,60 @@ func TestAnalyzeRefreshesStaleStatistics(t *testing.T) {
 }
 
 // TestAnalyzeOnSQLiteDoesNothing: SQLite plans without ANALYZE's
-// statistics here; Analyze and KeepStatistics leave it alone.
+// statistics here; Analyze and Upkeep leave it alone.
 func TestAnalyzeOnSQLiteDoesNothing(t *testing.T) {
 	s := openTestStore(t, "sqlite:"+t.TempDir()+"/a.db")
 	got, err := s.Analyze(context.Background())
 	if err != nil || got != nil {
 		t.Fatalf("Analyze on SQLite: %v, %v", got, err)
 	}
-	s.KeepStatistics(context.Background(), time.Millisecond, nil) // returns at once
+	s.Upkeep(context.Background(), time.Millisecond, nil) // returns at once
+}
+
+// TestUpkeepVacuumsThePendingQueue: once the sequencing rounds have moved
+// vacuumAfter entries out of the pending queue, Upkeep vacuums it (even
+// with statistics upkeep off), without truncating it.
+func TestUpkeepVacuumsThePendingQueue(t *testing.T) {
+	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); s.Upkeep(ctx, 0, slog.New(slog.DiscardHandler)) }()
+	defer func() { cancel(); <-done }()
+	vacuums := func() int64 {
+		t.Helper()
+		var n int64
+		if err := s.DB.NewRaw("SELECT vacuum_count FROM pg_stat_user_tables WHERE schemaname = ? AND relname = 'mg_audit_pending'", s.schema).Scan(ctx, &n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	rows := make([]*widget, vacuumAfter/2)
+	for i := range rows {
+		rows[i] = &widget{ID: int64(i + 1), Code: fmt.Sprint("w", i)}
+	}
+	if err := Insert(ctx, s, widgetEntity, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	if n := vacuums(); n != 0 {
+		t.Fatalf("queue vacuumed %d times after %d entries, want none before %d", n, len(rows), vacuumAfter)
+	}
+	for i := range rows {
+		rows[i] = &widget{ID: int64(len(rows) + i + 1), Code: fmt.Sprint("v", i)}
+	}
+	if err := Insert(ctx, s, widgetEntity, rows, nil); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(20 * time.Second); vacuums() == 0; {
+		if time.Now().After(deadline) {
+			t.Fatalf("the pending queue was not vacuumed after %d entries", 2*len(rows))
+		}
+		time.Sleep(20 * time.Millisecond) // between polls, not a wait for success
+	}
+	var pending int
+	if err := s.DB.NewRaw("SELECT count(*) FROM mg_audit_pending").Scan(ctx, &pending); err != nil {
+		t.Fatal(err)
+	}
+	if pending != 0 {
+		t.Errorf("%d entries still pending", pending)
+	}
 }

@@ -43,10 +43,27 @@ type sequencer struct {
 	want     map[int64]int64
 	last     map[int64]int64 // what the last round positioned: id → position
 	highest  int64           // the highest position this process assigned or found
+
+	// moved counts the entries this process's rounds deleted from the
+	// pending table since it last asked for a vacuum; vacuum wakes the
+	// store's upkeep (see Upkeep) once that is vacuumAfter or more.
+	moved  int
+	vacuum chan struct{}
 }
 
+// vacuumAfter is how many entries the rounds move out of the pending
+// table before the store vacuums it (see Upkeep). Every round finds its
+// batch by scanning the table's primary key from its start, past the
+// entries earlier rounds deleted: until a VACUUM removes them, each round
+// steps over all of them. Measured on PostgreSQL 15 under placeOrder at
+// c16: with 36,000 entries deleted since the last vacuum, a round took
+// 11.7 ms, 0.97 ms right after a vacuum, and the VACUUM itself 58 ms.
+// Autovacuum's default rule (50 + 20 % of live rows, checked once a
+// minute) lets far more pile up in a queue whose live rows stay few.
+const vacuumAfter = 2000
+
 func newSequencer(s *Store) *sequencer {
-	return &sequencer{s: s, done: make(chan struct{}), want: map[int64]int64{}}
+	return &sequencer{s: s, done: make(chan struct{}), want: map[int64]int64{}, vacuum: make(chan struct{}, 1)}
 }
 
 // floor returns a position below every position assigned from now on.
@@ -95,6 +112,13 @@ func (q *sequencer) await(ctx context.Context, ids []int64, floor int64) ([]int6
 					q.want[m.ID] = m.Sequence
 				}
 				q.highest = max(q.highest, m.Sequence)
+			}
+			if q.moved += len(moved); q.moved >= vacuumAfter {
+				q.moved = 0
+				select {
+				case q.vacuum <- struct{}{}:
+				default: // already asked
+				}
 			}
 			q.running, q.finished, q.err = false, round, err
 			close(q.done)
@@ -224,13 +248,15 @@ func (s *Store) sequenceOnce(ctx context.Context, query string) ([]positioned, e
 }
 
 // sequenceSQL moves up to ? pending entries (oldest first) into the log of
-// product ?, after its last position. Every part sees the same snapshot:
+// product ?, after its last position. The batch's ids are read once, as an
+// array: with "id IN (SELECT … LIMIT ?)" the planner, expecting a nearly
+// empty table, ran the limited scan again for every row it deleted. Every part sees the same snapshot:
 // entries committed later stay pending. The entries of one transaction stay
 // together, in the order they were appended; transactions follow each other
 // in the order of their first entries (a transaction that waited for
 // another's row lock appended its entries after that one committed).
 const sequenceSQL = `WITH moved AS (
-	DELETE FROM mg_audit_pending WHERE id IN (SELECT id FROM mg_audit_pending ORDER BY id LIMIT ?)
+	DELETE FROM mg_audit_pending WHERE id = ANY (ARRAY(SELECT id FROM mg_audit_pending ORDER BY id LIMIT ?))
 	RETURNING id, tx, product, entity, key, op, before, after, actor, request_id, traceparent, at
 ), grouped AS (
 	SELECT min(id) OVER (PARTITION BY tx) AS first, * FROM moved
