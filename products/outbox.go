@@ -75,7 +75,7 @@ func (s *Store) Outbox(ctx context.Context, limit int, cluster string, publish P
 		Latest  int64          `bun:"latest"`
 		Stale   bool           `bun:"stale"`
 	}
-	if err := s.DB.NewRaw(`SELECT o.cluster, o.through, q.value AS latest, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale
+	if err := s.DB.NewRaw(`SELECT o.cluster, o.through, q.value AS latest, (SELECT at < ? FROM mg_audit_pending ORDER BY id LIMIT 1) IS TRUE AS stale
 FROM mg_audit_seq AS q LEFT JOIN mg_outbox AS o ON o.product = q.product WHERE q.product = ?`,
 		time.Now().Add(-stalePending), s.Product.Name).Scan(ctx, &idle); err != nil {
 		return Round{}, fmt.Errorf("outbox: %w", err)
@@ -101,7 +101,7 @@ FROM mg_audit_seq AS q LEFT JOIN mg_outbox AS o ON o.product = q.product WHERE q
 			Stale      bool   `bun:"stale"`
 			SyncCommit string `bun:"sync_commit"`
 		}
-		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, EXISTS (SELECT 1 FROM mg_audit_pending WHERE at < ?) AS stale, set_config('synchronous_commit', 'off', true) AS sync_commit",
+		if err := tx.NewRaw("SELECT pg_try_advisory_xact_lock(?) AS locked, (SELECT at < ? FROM mg_audit_pending ORDER BY id LIMIT 1) IS TRUE AS stale, set_config('synchronous_commit', 'off', true) AS sync_commit",
 			s.lockKey("outbox"), time.Now().Add(-stalePending)).Scan(ctx, &lock); err != nil {
 			return fmt.Errorf("outbox lock: %w", err)
 		}
@@ -153,6 +153,14 @@ FROM mg_audit_seq AS q LEFT JOIN mg_outbox AS o ON o.product = q.product WHERE q
 
 // stalePending is how long an entry stays pending before a relay positions
 // it: its writer positions it right after its commit unless it died.
+//
+// The relay looks at the oldest pending entry by id only, through the
+// primary key, rather than at every entry (a scan of the whole queue, as
+// many pages as it ever grew to, on every relay round). An entry left
+// behind is found all the same, a little later at most: the entries with
+// lower ids were appended before it, and each is either positioned soon
+// by its live writer or itself left behind; and the sweep that follows
+// positions every committed entry, not just the oldest.
 const stalePending = 5 * time.Second
 
 func (s *Store) outboxSQLite(ctx context.Context, limit int, cluster string, publish Publish) (Round, error) {
