@@ -122,6 +122,8 @@ func (r *Resolver) PerResponse(ctx context.Context, next graphql.ResponseHandler
 	if resp == nil || log.m == nil {
 		return resp
 	}
+	// Its reads are recorded for this subscriber: nobody else gets it.
+	unshareable(ctx)
 	if p, ok := ctx.Value(pendingKey{}).(*pendingReads); ok && subscription {
 		if wait := p.add(log, r.readFlush()); wait <= 0 {
 			r.flushPending(ctx, oc, p)

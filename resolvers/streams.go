@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"github.com/99designs/gqlgen/graphql"
@@ -48,17 +49,57 @@ func StreamFailure(ctx context.Context) error {
 // Pull lets a transport serve a subscription without a goroutine waiting
 // on its channel: a subscription resolved with a Pull in its context
 // (WithPull) claims it, and from then on the stream calls Next, on its own
-// goroutine, each time it has put something in the channel — one value, or
-// the channel's close. Next takes it by calling the operation's response
-// handler once (which then does not wait) and delivers the response. An
-// idle subscription so holds no goroutine at all: the hub's Watch runs one
-// only while events wait. Subscriptions that do not claim the Pull (live
-// aggregates, PII reads) are served as gqlgen serves them, by a goroutine
-// that calls the response handler until it returns nil.
+// goroutine, each time it has something for the transport: an event, or
+// something it has put in the channel (the value that reports the
+// stream's failure, or the channel's close). Next takes it by calling
+// Fill and then the operation's response handler once (which then does
+// not wait), and delivers the response. An idle subscription so holds no
+// goroutine at all: the hub's Watch runs one only while events wait.
+// Subscriptions that do not claim the Pull (live aggregates, PII reads)
+// are served as gqlgen serves them, by a goroutine that calls the
+// response handler until it returns nil.
+//
+// An event's value is made (and put in the channel) only by Fill: a
+// transport that has the response already, computed for another
+// subscription of the same operation and caller with the same Event (see
+// web's shareGroup), calls Drop instead and sends that, and the event
+// costs this subscription no conversion and no execution.
 type Pull struct {
 	// Next is the transport's: see Pull.
 	Next    func()
 	claimed bool
+	// Set by the stream while Next runs (the stream's goroutine).
+	event      string
+	fill, drop func() bool
+}
+
+// Event identifies the event Next is called for: its product, sequence
+// and stream cursor (the cursor is part of the value delivered, and
+// differs between subscriptions that have seen different events of other
+// products). Subscriptions with the same Event get the same value. It is
+// "" when Next is called for something else: the stream's failure, or its
+// end.
+func (p *Pull) Event() string { return p.event }
+
+// Fill puts the value of the event Next is called for in the channel, for
+// the response handler. False when the value could not be made: the
+// stream then ends with that error, and the response handler must not be
+// called now (it would wait for a value that does not come). Without an
+// event (Event is "") the channel holds what Next is called for already:
+// Fill does nothing and returns true.
+func (p *Pull) Fill() bool {
+	if p.fill == nil {
+		return true
+	}
+	return p.fill()
+}
+
+// Drop skips the event Next is called for: the transport delivers it
+// without this subscription's value (only while Next runs).
+func (p *Pull) Drop() {
+	if p.drop != nil {
+		p.drop()
+	}
 }
 
 // Claimed tells whether the operation's resolver claimed the Pull. The
@@ -134,8 +175,35 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur streaming.Cursor, conv func(streaming.Event) (T, error), p *Pull) <-chan T {
 	p.claimed = true
 	out := make(chan T, 1)
-	// put hands v to the transport; false when it did not take it (its
-	// subscription ended, and so does the stream).
+	// The event Next is called for, and what the transport did with it.
+	var (
+		pending         streaming.Event
+		has             bool
+		filled, dropped bool
+		convErr         error
+	)
+	fill := func() bool {
+		if !has {
+			return convErr == nil
+		}
+		has = false
+		v, err := conv(pending)
+		if err != nil {
+			convErr = err
+			return false
+		}
+		out <- v // empty: one value at a time
+		filled = true
+		return true
+	}
+	drop := func() bool {
+		if has {
+			has, dropped = false, true
+		}
+		return true
+	}
+	// put hands v (the value of a failure) to the transport; false when
+	// it did not take it (its subscription ended).
 	put := func(v T) bool {
 		select {
 		case out <- v:
@@ -146,14 +214,19 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		return len(out) == 0
 	}
 	r.Hub.Watch(ctx, f, cur, func(ev streaming.Event) error {
-		v, err := conv(ev)
-		if err != nil {
-			return err
+		pending, has, filled, dropped, convErr = ev, true, false, false, nil
+		p.event, p.fill, p.drop = eventKey(ev), fill, drop
+		p.Next()
+		p.event, p.fill, p.drop = "", nil, nil
+		pending, has = streaming.Event{}, false
+		switch {
+		case convErr != nil:
+			return convErr
+		case dropped, filled && len(out) == 0:
+			return nil
 		}
-		if !put(v) {
-			return errPullEnded
-		}
-		return nil
+		// Not taken: the subscription ended, and so does the stream.
+		return errPullEnded
 	}, func(err error) {
 		if err != nil && ctx.Err() == nil && err != errPullEnded && recordFailure(ctx, err) {
 			var zero T
@@ -163,6 +236,23 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		p.Next()
 	})
 	return out
+}
+
+// eventKey is Pull.Event of a hub event: product and sequence name the
+// audit entry (sequences are per product and gapless), and the cursor
+// the position delivered with it.
+func eventKey(ev streaming.Event) string {
+	a := ev.Entry
+	if a == nil {
+		return ""
+	}
+	key := a.Product + "\x00" + strconv.FormatInt(a.Sequence, 10) + "\x00"
+	if at, ok := ev.Cursor[a.Product]; ok && len(ev.Cursor) == 1 {
+		// The cursor of one product (the usual one): its position
+		// names it, without encoding it (see Cursor.String).
+		return key + strconv.FormatInt(at, 10)
+	}
+	return key + ev.Cursor.String()
 }
 
 // recordFailure records the error that ends a subscription's stream for

@@ -45,7 +45,8 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
 		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
 		messageRate: cfg.WSMessageRate, limiter: limiter, sockets: cfg.Websockets}
-	srv.AddTransport(wsTransport{ws: gorilla, init: wsInit(authn), keepAlive: 10 * time.Second, readLimit: readLimit, open: m.ops.websockets})
+	srv.AddTransport(wsTransport{ws: gorilla, init: wsInit(authn), keepAlive: 10 * time.Second, readLimit: readLimit, open: m.ops.websockets,
+		shares: newShareGroups(cfg.Resolver, m.ops.subscriptionResponses)})
 	cache := lru.New[*ast.QueryDocument](1000)
 	srv.SetQueryCache(cache)
 	// The parser's own token limit backs up the limits extension's count.

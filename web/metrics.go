@@ -67,6 +67,9 @@ type operationMetrics struct {
 	duration   *prometheus.HistogramVec
 	statements *prometheus.HistogramVec
 	websockets prometheus.Gauge
+	// subscriptionResponses counts the responses of subscription events
+	// sent over websockets by how they were had (see shareGroups).
+	subscriptionResponses *prometheus.CounterVec
 }
 
 func newOperationMetrics(reg prometheus.Registerer, maxNames int) *operationMetrics {
@@ -89,8 +92,12 @@ func newOperationMetrics(reg prometheus.Registerer, maxNames int) *operationMetr
 		websockets: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "meshgate_websocket_connections", Help: "Open websocket connections.",
 		}),
+		subscriptionResponses: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "meshgate_subscription_responses_total",
+			Help: "Responses to subscription events sent over websockets, by how they were had: computed for the subscriber, or shared (the bytes computed for another subscriber of the same operation with the same rights).",
+		}, []string{"response"}),
 	}
-	reg.MustRegister(m.operations, m.duration, m.statements, m.websockets)
+	reg.MustRegister(m.operations, m.duration, m.statements, m.websockets, m.subscriptionResponses)
 	return m
 }
 

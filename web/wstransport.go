@@ -45,6 +45,9 @@ type wsTransport struct {
 	readLimit int64
 	// open counts the open websockets (meshgate_websocket_connections).
 	open prometheus.Gauge
+	// shares groups the subscriptions that share their events' responses
+	// (nil: none do).
+	shares *shareGroups
 }
 
 var _ graphql.Transport = wsTransport{}
@@ -289,9 +292,7 @@ func (c *wsConn) sendError(id string, errs ...*gqlerror.Error) {
 }
 
 func (c *wsConn) sendResponse(id string, resp *graphql.Response) {
-	var b bytes.Buffer
-	writeResponse(&b, resp)
-	c.send("next", id, b.Bytes())
+	c.send("next", id, encodeResponse(resp))
 }
 
 // subscribe starts an operation (any kind: a subscribe of
@@ -349,6 +350,10 @@ type wsOperation struct {
 	ctx       context.Context
 	responses graphql.ResponseHandler
 	ended     bool
+	// pull is the stream's, and share the group of a pulled
+	// subscription that shares its events' responses (else nil).
+	pull  *resolvers.Pull
+	share *shareGroup
 }
 
 // start dispatches the operation. A subscription that claims the Pull is
@@ -362,6 +367,12 @@ func (o *wsOperation) start(ctx context.Context) {
 		o.responses, o.ctx = o.c.exec.DispatchOperation(resolvers.WithPull(ctx, pull), o.rc)
 	}()
 	if o.ended || pull.Claimed() {
+		if !o.ended {
+			o.pull = pull
+			if key, ok := o.c.t.shares.shareKey(o.ctx, o.rc); ok {
+				o.share = o.c.t.shares.join(key)
+			}
+		}
 		// The stream calls next, which waits for o.mu until here.
 		o.mu.Unlock()
 		return
@@ -391,12 +402,74 @@ func (o *wsOperation) next() {
 		return
 	}
 	defer o.recover()
+	if event := o.pull.Event(); event != "" && o.share != nil {
+		o.nextShared(event)
+		return
+	}
+	if !o.pull.Fill() {
+		return // the stream ends with the error
+	}
 	resp := o.responses(o.ctx)
 	if resp == nil {
 		o.end()
 		return
 	}
+	o.c.t.shares.count(false)
 	o.c.sendResponse(o.id, resp)
+}
+
+// nextShared is next for an event of a subscription in a group: the
+// response the group computed for it, else one of its own, which the
+// group gets if it is shareable (o.mu held).
+func (o *wsOperation) nextShared(event string) {
+	if o.ctx.Err() != nil {
+		// Ended (as the response handler would find).
+		o.end()
+		return
+	}
+	g := o.share // o.end forgets it
+	e, first := g.claim(event)
+	if !first {
+		<-e.done
+		if o.ctx.Err() != nil {
+			o.end()
+			return
+		}
+		if e.payload != nil {
+			o.pull.Drop()
+			o.c.t.shares.count(true)
+			o.c.send("next", o.id, e.payload)
+			return
+		}
+	}
+	settled := !first
+	defer func() {
+		// Whatever happens (a panic too), those waiting are woken.
+		if !settled {
+			g.settle(e, nil)
+		}
+	}()
+	if !o.pull.Fill() {
+		return // the stream ends with the error (and the others')
+	}
+	check := &resolvers.ShareCheck{}
+	resp := o.responses(resolvers.WithShareCheck(o.ctx, check))
+	if resp == nil {
+		o.end()
+		return
+	}
+	b := encodeResponse(resp)
+	if !settled {
+		// Before the write, which a slow client may hold up.
+		settled = true
+		if shareable(resp) && check.Shareable() {
+			g.settle(e, b)
+		} else {
+			g.settle(e, nil)
+		}
+	}
+	o.c.t.shares.count(false)
+	o.c.send("next", o.id, b)
 }
 
 // recover turns a panic of the operation into its error message, which
@@ -438,6 +511,10 @@ func (o *wsOperation) end() {
 
 // finish forgets the operation and releases its context.
 func (o *wsOperation) finish() {
+	if o.share != nil {
+		o.c.t.shares.leave(o.share)
+		o.share = nil
+	}
 	o.c.mu.Lock()
 	if o.c.active[o.id] == o {
 		delete(o.c.active, o.id)
