@@ -20,6 +20,15 @@ func sharedResponses(t testing.TB, g *gateway) (computed, shared float64) {
 	return m[`meshgate_subscription_responses_total{response="computed"}`], m[`meshgate_subscription_responses_total{response="shared"}`]
 }
 
+// waitSubscriptions waits until the hub feeds n subscriptions (their
+// operations have joined their groups by then: see wsOperation.start).
+func waitSubscriptions(t testing.TB, g *gateway, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, fmt.Sprint(n, " subscriptions"), func() bool {
+		return g.scrape(t)["meshgate_subscriptions_active"] == float64(n)
+	})
+}
+
 // shareSetup starts a gateway with JWTs (and the extra flags) and returns
 // it with an admin token, a cursor to subscribe since and a function that
 // makes n customer updates and returns the sequence of the last.
@@ -112,6 +121,7 @@ func TestSharedSubscriptionEvents(t *testing.T) {
 				sets[set] = append(sets[set], ws)
 			}
 		}
+		waitSubscriptions(t, g, 1+8)
 		computed0, shared0 := sharedResponses(t, g)
 		const n = 6
 		last := update(n)
@@ -195,6 +205,7 @@ func TestSubscriptionEventsNotShared(t *testing.T) {
 			s.ws = dialAs(t, g, tok)
 			s.ws.subscribe(fmt.Sprint(i), s.query, s.vars)
 		}
+		waitSubscriptions(t, g, 1+len(subs))
 		computed0, shared0 := sharedResponses(t, g)
 		last := update(5)
 		deliveries, shareable := 0, 0
