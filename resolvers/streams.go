@@ -68,9 +68,13 @@ type Pull struct {
 	// Next is the transport's: see Pull.
 	Next    func()
 	claimed bool
-	// Set by the stream while Next runs (the stream's goroutine).
-	event      string
-	fill, drop func() bool
+	// Set by the stream while Next runs for an event (the stream's
+	// goroutine).
+	event   string
+	pending interface {
+		fill() bool
+		drop()
+	}
 }
 
 // Event identifies the event Next is called for: its product, sequence
@@ -88,17 +92,17 @@ func (p *Pull) Event() string { return p.event }
 // event (Event is "") the channel holds what Next is called for already:
 // Fill does nothing and returns true.
 func (p *Pull) Fill() bool {
-	if p.fill == nil {
+	if p.pending == nil {
 		return true
 	}
-	return p.fill()
+	return p.pending.fill()
 }
 
 // Drop skips the event Next is called for: the transport delivers it
 // without this subscription's value (only while Next runs).
 func (p *Pull) Drop() {
-	if p.drop != nil {
-		p.drop()
+	if p.pending != nil {
+		p.pending.drop()
 	}
 }
 
@@ -174,34 +178,8 @@ func subscribe[T any](ctx context.Context, r *Resolver, f *streaming.Filter, sin
 // the stream's goroutine (the hub's, while events wait) hands it over.
 func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur streaming.Cursor, conv func(streaming.Event) (T, error), p *Pull) <-chan T {
 	p.claimed = true
-	out := make(chan T, 1)
-	// The event Next is called for, and what the transport did with it.
-	var (
-		pending         streaming.Event
-		has             bool
-		filled, dropped bool
-		convErr         error
-	)
-	fill := func() bool {
-		if !has {
-			return convErr == nil
-		}
-		has = false
-		v, err := conv(pending)
-		if err != nil {
-			convErr = err
-			return false
-		}
-		out <- v // empty: one value at a time
-		filled = true
-		return true
-	}
-	drop := func() bool {
-		if has {
-			has, dropped = false, true
-		}
-		return true
-	}
+	st := &pullState[T]{conv: conv, out: make(chan T, 1)}
+	out := st.out
 	// put hands v (the value of a failure) to the transport; false when
 	// it did not take it (its subscription ended).
 	put := func(v T) bool {
@@ -214,15 +192,15 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		return len(out) == 0
 	}
 	r.Hub.Watch(ctx, f, cur, func(ev streaming.Event) error {
-		pending, has, filled, dropped, convErr = ev, true, false, false, nil
-		p.event, p.fill, p.drop = eventKey(ev), fill, drop
+		st.pending, st.has, st.filled, st.dropped, st.err = ev, true, false, false, nil
+		p.event, p.pending = eventKey(ev), st
 		p.Next()
-		p.event, p.fill, p.drop = "", nil, nil
-		pending, has = streaming.Event{}, false
+		p.event, p.pending = "", nil
+		st.pending, st.has = streaming.Event{}, false
 		switch {
-		case convErr != nil:
-			return convErr
-		case dropped, filled && len(out) == 0:
+		case st.err != nil:
+			return st.err
+		case st.dropped, st.filled && len(out) == 0:
 			return nil
 		}
 		// Not taken: the subscription ended, and so does the stream.
@@ -236,6 +214,39 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		p.Next()
 	})
 	return out
+}
+
+// pullState is a pulled stream's channel and the event Next is called
+// for (pending, while has), with what the transport did with it.
+type pullState[T any] struct {
+	conv                 func(streaming.Event) (T, error)
+	out                  chan T
+	pending              streaming.Event
+	has, filled, dropped bool
+	err                  error // conv's
+}
+
+// fill is Pull.Fill.
+func (s *pullState[T]) fill() bool {
+	if !s.has {
+		return s.err == nil
+	}
+	s.has = false
+	v, err := s.conv(s.pending)
+	if err != nil {
+		s.err = err
+		return false
+	}
+	s.out <- v // empty: one value at a time
+	s.filled = true
+	return true
+}
+
+// drop is Pull.Drop.
+func (s *pullState[T]) drop() {
+	if s.has {
+		s.has, s.dropped = false, true
+	}
 }
 
 // eventKey is Pull.Event of a hub event: product and sequence name the
