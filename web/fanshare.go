@@ -37,8 +37,10 @@ import (
 //     the read audit (recorded per subscriber: resolvers.ShareCheck). A
 //     stream's failure or end is never shared (Pull.Event is "").
 //
-// Each subscriber still takes its own channel value (Pull.Drop), in its
-// own stream's order, and sends its own complete and errors.
+// Each subscriber still gets exactly the events of its own stream, in its
+// order (for a shared one the transport calls Pull.Drop, and the
+// subscription's own value is never made), and sends its own complete
+// and errors.
 
 // A group keeps the responses of at most shareEvents events, and of at
 // most shareBytes bytes (larger responses are not shared), and forgets
