@@ -69,7 +69,7 @@ type fastSchema struct {
 	root     reflect.Value
 	entities map[string]*products.Entity // by GraphQL type name
 	sizes    [256]atomic.Int64           // bytes of the last answer, by a hash of the query
-	methods  sync.Map                    // "Object.field" → reflect.Value (the bound resolver method), or nil
+	methods  sync.Map                    // "Object.field" → fastMethod, or nil
 	fields   sync.Map                    // reflect.Type + GraphQL field → []int (the Go field's index)
 }
 
@@ -169,7 +169,20 @@ type callKey struct {
 type fastCall struct {
 	ctx context.Context
 	fc  *graphql.FieldContext
-	m   reflect.Value
+	m   fastMethod
+	// head and args are the call's arguments before and after the
+	// parent, each a Value of its parameter's exact type: reflect's Call
+	// then assigns them without checking, per call, whether the context's
+	// concrete type implements context.Context (measured: a twentieth of
+	// the nested read's gateway CPU went to that and to finding a method
+	// value's function).
+	head, args []reflect.Value
+}
+
+// fastMethod is a generated resolver method: its function (receiver
+// first) and the receiver.
+type fastMethod struct {
+	fn, recv reflect.Value
 }
 
 // fastRead is a personal field returned unmasked, recorded in the read
@@ -468,34 +481,35 @@ func (w *fastWriter) call(ctx context.Context, object string, f graphql.Collecte
 // invoke calls the resolver of a prepared call for parent. It only reads
 // the writer, so calls may run concurrently (see prefetch).
 func (w *fastWriter) invoke(c *fastCall, f graphql.CollectedField, parent reflect.Value) (reflect.Value, error) {
-	ctx, fc, m := c.ctx, c.fc, c.m
-	mt := m.Type()
-	in := make([]reflect.Value, 0, mt.NumIn())
-	in = append(in, reflect.ValueOf(ctx))
+	n := len(c.head) + len(c.args)
+	if parent.IsValid() {
+		n++
+	}
+	if n != c.m.fn.Type().NumIn() {
+		return reflect.Value{}, errSlow
+	}
+	var buf [8]reflect.Value
+	in := append(buf[:0], c.head...)
 	if parent.IsValid() {
 		in = append(in, parent)
 	}
-	for _, a := range f.Definition.Arguments {
-		pt := mt.In(len(in))
-		v := fc.Args[a.Name]
-		if v == nil {
-			in = append(in, reflect.Zero(pt))
-			continue
-		}
-		rv := reflect.ValueOf(v)
-		if !rv.Type().AssignableTo(pt) {
-			return reflect.Value{}, errSlow
-		}
-		in = append(in, rv)
-	}
-	if len(in) != mt.NumIn() {
-		return reflect.Value{}, errSlow
-	}
-	out := m.Call(in)
+	in = append(in, c.args...)
+	out := c.m.fn.Call(in)
 	if e := out[1].Interface(); e != nil {
 		return reflect.Value{}, e.(error)
 	}
 	return out[0], nil
+}
+
+// typed returns v as a Value of type t exactly (v's type must be
+// assignable to t).
+func typed(v reflect.Value, t reflect.Type) reflect.Value {
+	if v.Type() == t {
+		return v
+	}
+	p := reflect.New(t).Elem()
+	p.Set(v)
+	return p
 }
 
 // prepare returns the call of field f of object, checking once that the
@@ -525,6 +539,33 @@ func (w *fastWriter) prepare(ctx context.Context, object string, f graphql.Colle
 		}
 	}
 	c := &fastCall{ctx: ctx, fc: fc, m: m}
+	mt := m.fn.Type()
+	if mt.NumIn() < 2 || !contextType.AssignableTo(mt.In(1)) {
+		return nil, errSlow
+	}
+	c.head = []reflect.Value{m.recv, typed(reflect.ValueOf(&c.ctx).Elem(), mt.In(1))}
+	// The arguments follow the parent (an object's field) or the
+	// context (a root field).
+	at := 2
+	if object != "Query" {
+		at = 3
+	}
+	for i, a := range f.Definition.Arguments {
+		if at+i >= mt.NumIn() {
+			return nil, errSlow
+		}
+		pt := mt.In(at + i)
+		v := fc.Args[a.Name]
+		if v == nil {
+			c.args = append(c.args, reflect.Zero(pt))
+			continue
+		}
+		rv := reflect.ValueOf(v)
+		if !rv.Type().AssignableTo(pt) {
+			return nil, errSlow
+		}
+		c.args = append(c.args, typed(rv, pt))
+	}
 	if w.calls == nil {
 		w.calls = map[callKey]*fastCall{}
 	}
@@ -532,17 +573,17 @@ func (w *fastWriter) prepare(ctx context.Context, object string, f graphql.Colle
 	return c, nil
 }
 
-// method returns the generated resolver method of object's field, bound
-// to its resolver.
-func (s *fastSchema) method(object, field string) (reflect.Value, error) {
+// method returns the generated resolver method of object's field and its
+// resolver.
+func (s *fastSchema) method(object, field string) (fastMethod, error) {
 	k := object + "." + field
 	if m, ok := s.methods.Load(k); ok {
 		if m == nil {
-			return reflect.Value{}, errSlow
+			return fastMethod{}, errSlow
 		}
-		return m.(reflect.Value), nil
+		return m.(fastMethod), nil
 	}
-	var found reflect.Value
+	var found fastMethod
 	if o := s.root.MethodByName(object); o.IsValid() && o.Type().NumIn() == 0 && o.Type().NumOut() == 1 {
 		res := o.Call(nil)[0]
 		if res.Kind() == reflect.Interface {
@@ -552,15 +593,15 @@ func (s *fastSchema) method(object, field string) (reflect.Value, error) {
 			t := res.Type()
 			for i := range t.NumMethod() {
 				if strings.EqualFold(t.Method(i).Name, field) {
-					found = res.Method(i)
+					found = fastMethod{fn: t.Method(i).Func, recv: res}
 					break
 				}
 			}
 		}
 	}
-	if !found.IsValid() || found.Type().NumOut() != 2 {
+	if !found.fn.IsValid() || found.fn.Type().NumOut() != 2 {
 		s.methods.Store(k, nil)
-		return reflect.Value{}, errSlow
+		return fastMethod{}, errSlow
 	}
 	s.methods.Store(k, found)
 	return found, nil
@@ -986,6 +1027,7 @@ func (s *fastSchema) fieldIndex(t reflect.Type, mf *products.Field) ([]int, erro
 
 var (
 	timeType    = reflect.TypeFor[time.Time]()
+	contextType = reflect.TypeFor[context.Context]()
 	decimalType = reflect.TypeFor[products.Decimal]()
 	// marshalerType: graphql.Marshaler.
 	marshalerType = reflect.TypeFor[graphql.Marshaler]()
