@@ -69,7 +69,8 @@ func TestAnalyzeOnSQLiteDoesNothing(t *testing.T) {
 
 // TestUpkeepVacuumsThePendingQueue: once the sequencing rounds have moved
 // vacuumAfter entries out of the pending queue, Upkeep vacuums it (even
-// with statistics upkeep off), without truncating it.
+// with statistics upkeep off), without truncating it; autovacuum is told
+// to vacuum it early and never truncate it either.
 func TestUpkeepVacuumsThePendingQueue(t *testing.T) {
 	s := openTestStore(t, pgtest.New(t).DSN(testProduct.Name))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -105,6 +106,15 @@ func TestUpkeepVacuumsThePendingQueue(t *testing.T) {
 			t.Fatalf("the pending queue was not vacuumed after %d entries", 2*len(rows))
 		}
 		time.Sleep(20 * time.Millisecond) // between polls, not a wait for success
+	}
+	var options []string
+	if err := s.DB.NewRaw("SELECT unnest(reloptions) FROM pg_class WHERE oid = ?::regclass", s.schema+".mg_audit_pending").Scan(ctx, &options); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"vacuum_truncate=false", "autovacuum_vacuum_scale_factor=0", "autovacuum_vacuum_threshold=1000"} {
+		if !slices.Contains(options, want) {
+			t.Errorf("mg_audit_pending's storage options %v lack %s", options, want)
+		}
 	}
 	var pending int
 	if err := s.DB.NewRaw("SELECT count(*) FROM mg_audit_pending").Scan(ctx, &pending); err != nil {
