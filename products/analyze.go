@@ -48,7 +48,8 @@ const (
 
 // Analyze runs ANALYZE on the store's tables whose planner statistics are
 // stale (see above; tables under analyzeSmall rows only when they were
-// never analyzed; the framework's own tables once they doubled) and returns their names; on SQLite it does nothing.
+// never analyzed; the framework's own tables once they doubled) and
+// returns their names; on SQLite it does nothing.
 // Tables another session is analyzing or altering are skipped (their
 // statistics are being refreshed anyway) rather than waited for.
 func (s *Store) Analyze(ctx context.Context) ([]string, error) {

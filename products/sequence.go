@@ -253,8 +253,8 @@ func (s *Store) sequenceOnce(ctx context.Context, query string) ([]positioned, e
 // sequenceSQL moves up to ? pending entries (oldest first) into the log of
 // product ?, after its last position. The batch's ids are read once, as an
 // array: with "id IN (SELECT … LIMIT ?)" the planner, expecting a nearly
-// empty table, ran the limited scan again for every row it deleted. Every part sees the same snapshot:
-// entries committed later stay pending. The entries of one transaction stay
+// empty table, ran the limited scan again for every row it deleted. Every
+// part sees the same snapshot: entries committed later stay pending. The entries of one transaction stay
 // together, in the order they were appended; transactions follow each other
 // in the order of their first entries (a transaction that waited for
 // another's row lock appended its entries after that one committed).

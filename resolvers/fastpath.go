@@ -475,12 +475,12 @@ func (w *fastWriter) call(ctx context.Context, object string, f graphql.Collecte
 	if err != nil {
 		return reflect.Value{}, err
 	}
-	return w.invoke(c, f, parent)
+	return c.invoke(parent)
 }
 
 // invoke calls the resolver of a prepared call for parent. It only reads
-// the writer, so calls may run concurrently (see prefetch).
-func (w *fastWriter) invoke(c *fastCall, f graphql.CollectedField, parent reflect.Value) (reflect.Value, error) {
+// the call, so calls may run concurrently (see prefetch).
+func (c *fastCall) invoke(parent reflect.Value) (reflect.Value, error) {
 	n := len(c.head) + len(c.args)
 	if parent.IsValid() {
 		n++
@@ -833,11 +833,7 @@ func (w *fastWriter) prefetch(ctx context.Context, e *products.Entity, fields []
 	if err != nil {
 		return err
 	}
-	type job struct {
-		c *fastCall
-		f graphql.CollectedField
-	}
-	var jobs []job
+	var jobs []*fastCall
 	for i, f := range fields {
 		if !p.fields[i].relation {
 			continue
@@ -846,7 +842,7 @@ func (w *fastWriter) prefetch(ctx context.Context, e *products.Entity, fields []
 		if err != nil {
 			return err
 		}
-		jobs = append(jobs, job{c, f})
+		jobs = append(jobs, c)
 	}
 	if len(jobs) < 2 {
 		return nil
@@ -862,10 +858,10 @@ func (w *fastWriter) prefetch(ctx context.Context, e *products.Entity, fields []
 				_ = recover()
 				<-sem
 			}()
-			_, _ = w.invoke(j.c, j.f, first)
+			_, _ = j.invoke(first)
 		})
 	}
-	_, _ = w.invoke(jobs[0].c, jobs[0].f, first)
+	_, _ = jobs[0].invoke(first)
 	wg.Wait()
 	return nil
 }

@@ -400,19 +400,6 @@ func figures(m map[int64]*delta, k int64) *delta {
 	return d
 }
 
-// plus returns revenue plus cents, exactly.
-func plus(revenue products.Decimal, c int64) (products.Decimal, error) {
-	have, err := cents(revenue)
-	if err != nil {
-		return products.Decimal{}, err
-	}
-	sum := have + c
-	if (c > 0 && sum < have) || (c < 0 && sum > have) {
-		return products.Decimal{}, fmt.Errorf("revenue overflow adding %d cents to %s", c, revenue)
-	}
-	return products.Cents(sum), nil
-}
-
 // Flush writes the batch's orders and customers, then updates what the
 // batch touched (days and items by their deltas, customers recomputed by
 // one grouped query for the whole batch), with one multi-row write per
@@ -463,27 +450,42 @@ func grouped(ctx context.Context, q *bun.SelectQuery, what string) (map[int64]to
 
 // updateDays adds the batch's deltas to the days it touched.
 func (b *Batch) updateDays(ctx context.Context, tx *products.Tx) error {
-	days := keys(b.days)
-	if len(days) == 0 {
+	return updateRows(ctx, tx, DailyEntity, keys(b.days), b.dayDelta,
+		func(day int64) *DailyRevenue {
+			return &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100)}
+		},
+		func(d *DailyRevenue, f *delta) (err error) {
+			d.Orders += f.orders
+			d.Revenue, err = d.Revenue.Add(products.Cents(f.cents))
+			return err
+		},
+		func(a, b *DailyRevenue) bool { return *a == *b })
+}
+
+// updateRows adds a batch's deltas to the rows of ids: each row as stored
+// (fresh(id) when there is none yet), changed by apply with its delta if
+// it has one, and written (and audited) if it changed.
+func updateRows[T any](ctx context.Context, tx *products.Tx, entity *products.Entity, ids []int64, deltas map[int64]*delta,
+	fresh func(id int64) *T, apply func(row *T, d *delta) error, same func(a, b *T) bool) error {
+	if len(ids) == 0 {
 		return nil
 	}
-	existing, err := products.GetMany[DailyRevenue](ctx, tx, DailyEntity, days)
+	existing, err := products.GetMany[T](ctx, tx, entity, ids)
 	if err != nil {
 		return err
 	}
-	w := writer[DailyRevenue]{entity: DailyEntity, same: func(a, b *DailyRevenue) bool { return *a == *b }}
-	for _, day := range days {
-		d := &DailyRevenue{ID: day, Date: fmt.Sprintf("%04d-%02d-%02d", day/10000, day/100%100, day%100), Revenue: products.Cents(0)}
-		if e := existing[day]; e != nil {
-			*d = *e
+	w := writer[T]{entity: entity, same: same}
+	for _, id := range ids {
+		row := fresh(id)
+		if e := existing[id]; e != nil {
+			*row = *e
 		}
-		if f := b.dayDelta[day]; f != nil {
-			d.Orders += f.orders
-			if d.Revenue, err = plus(d.Revenue, f.cents); err != nil {
-				return fmt.Errorf("day %d: %w", day, err)
+		if d := deltas[id]; d != nil {
+			if err := apply(row, d); err != nil {
+				return fmt.Errorf("%s %d: %w", entity.Name, id, err)
 			}
 		}
-		if err := w.add(tx, day, existing[day], d); err != nil {
+		if err := w.add(tx, id, existing[id], row); err != nil {
 			return err
 		}
 	}
@@ -551,32 +553,15 @@ func (b *Batch) recomputeCustomers(ctx context.Context, tx *products.Tx) error {
 
 // updateItems adds the batch's deltas to the items it touched.
 func (b *Batch) updateItems(ctx context.Context, tx *products.Tx) error {
-	ids := keys(b.items)
-	if len(ids) == 0 {
-		return nil
-	}
-	existing, err := products.GetMany[ItemSales](ctx, tx, ItemSalesEntity, ids)
-	if err != nil {
-		return err
-	}
-	w := writer[ItemSales]{entity: ItemSalesEntity, same: func(a, b *ItemSales) bool { return *a == *b }}
-	for _, id := range ids {
-		row := &ItemSales{ID: id, Revenue: products.Cents(0)}
-		if e := existing[id]; e != nil {
-			*row = *e
-		}
-		if f := b.itemDelta[id]; f != nil {
+	return updateRows(ctx, tx, ItemSalesEntity, keys(b.items), b.itemDelta,
+		func(id int64) *ItemSales { return &ItemSales{ID: id} },
+		func(row *ItemSales, f *delta) (err error) {
 			row.Orders += f.orders
 			row.Units += f.units
-			if row.Revenue, err = plus(row.Revenue, f.cents); err != nil {
-				return fmt.Errorf("item %d: %w", id, err)
-			}
-		}
-		if err := w.add(tx, id, existing[id], row); err != nil {
+			row.Revenue, err = row.Revenue.Add(products.Cents(f.cents))
 			return err
-		}
-	}
-	return w.flush(ctx, tx)
+		},
+		func(a, b *ItemSales) bool { return *a == *b })
 }
 
 // writer gathers the rows of an entity a batch changed, auditing each
