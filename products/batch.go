@@ -30,7 +30,13 @@ func GetForUpdate[T any](ctx context.Context, tx *Tx, e *Entity, id int64) (*T, 
 }
 
 func get[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Entity, id int64) (*T, error) {
-	row, err := selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), id))
+	var row *T
+	var err error
+	if params := paramsFor[T](db, q); params != nil {
+		row, err = selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), params.key(id)), params)
+	} else {
+		row, err = selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), id), nil)
+	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(NotFound, "%s %d does not exist", e.Name, id)
 	}
@@ -62,7 +68,8 @@ func getMany[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Enti
 		return out, nil
 	}
 	var rows []*T
-	if err := selectRows(ctx, db, q.Model(&rows).Where("? IN (?)", bun.Ident("id"), bun.List(ids)), &rows); err != nil {
+	q, params := whereKeys[T](db, q.Model(&rows), "id", ids)
+	if err := selectRowsWith(ctx, db, q, &rows, params); err != nil {
 		return nil, fmt.Errorf("get %s by ids: %w", e.Name, err)
 	}
 	idOf, err := int64Of[T](db.Dialect().Tables().Get(reflect.TypeFor[T]()), "id")
@@ -184,12 +191,21 @@ func listLateral[T any](ctx context.Context, db bun.IDB, c compiler, p *plan, e 
 		Where(fkCol + " = mg_keys.mg_key")
 	inner = p.filter(inner, true)
 	inner = inner.OrderExpr(order).Limit(int64(p.limit) + 1)
+	// Without filters the statement's text is the same for every request
+	// of the page size: it runs prepared, the keys its parameter.
+	var keysSQL any = bun.SafeQuery("?::bigint[]", pgdialect.Array(unique))
+	var params *readParams
+	if p.where.empty() && p.cursor.empty() {
+		if params = paramsFor[T](db, inner); params != nil {
+			keysSQL = params.keys(unique)
+		}
+	}
 	var rows []*T
 	q := db.NewSelect().Model(&rows).
-		ModelTableExpr("unnest(?::bigint[]) WITH ORDINALITY AS mg_keys(mg_key, mg_ord) CROSS JOIN LATERAL (?) AS ?TableAlias", pgdialect.Array(unique), inner).
+		ModelTableExpr("unnest(?) WITH ORDINALITY AS mg_keys(mg_key, mg_ord) CROSS JOIN LATERAL (?) AS ?TableAlias", keysSQL, inner).
 		ColumnExpr("?TableAlias.*").
 		OrderExpr("mg_keys.mg_ord, " + order)
-	err := selectRows(ctx, db, q, &rows)
+	err := selectRowsWith(ctx, db, q, &rows, params)
 	return rows, err
 }
 

@@ -27,8 +27,12 @@ func Lookup[T any](ctx context.Context, db bun.IDB, e *Entity, field string, val
 		return out, nil
 	}
 	var rows []*T
-	q := db.NewSelect().Model(&rows).Where("? IN (?)", bun.Ident(f.Column), bun.List(values))
-	if restrict != nil {
+	q := db.NewSelect().Model(&rows)
+	var params *readParams
+	if restrict == nil {
+		q, params = whereKeys[T](db, q, f.Column, values)
+	} else {
+		q = q.Where("? IN (?)", bun.Ident(f.Column), bun.List(values))
 		c := compilerFor(db)
 		var x sqlExpr
 		if err := c.restrict(&x, e, restrict); err != nil {
@@ -36,7 +40,7 @@ func Lookup[T any](ctx context.Context, db bun.IDB, e *Entity, field string, val
 		}
 		q = q.Where(x.sql.String(), x.args...)
 	}
-	if err := selectRows(ctx, db, q, &rows); err != nil {
+	if err := selectRowsWith(ctx, db, q, &rows, params); err != nil {
 		return nil, fmt.Errorf("get %s by %s: %w", e.Name, field, err)
 	}
 	keyOf, err := int64Of[T](db.Dialect().Tables().Get(reflect.TypeFor[T]()), f.Column)
@@ -49,4 +53,14 @@ func Lookup[T any](ctx context.Context, db bun.IDB, e *Entity, field string, val
 		}
 	}
 	return out, nil
+}
+
+// whereKeys restricts q to the rows whose column holds one of keys: as one
+// array parameter where reads of T run prepared (the statement's text is
+// then the same whatever the keys), else with the keys written in.
+func whereKeys[T any](db bun.IDB, q *bun.SelectQuery, column string, keys []int64) (*bun.SelectQuery, *readParams) {
+	if params := paramsFor[T](db, q); params != nil {
+		return q.Where("? = ANY (?)", bun.Ident(column), params.keys(keys)), params
+	}
+	return q.Where("? IN (?)", bun.Ident(column), bun.List(keys)), nil
 }

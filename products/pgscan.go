@@ -4,7 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"database/sql/driver"
+	"errors"
 	"fmt"
+	"hash/fnv"
 	"io"
 	"reflect"
 	"strconv"
@@ -42,8 +44,19 @@ import (
 // (Relation) nor rely on bun.WithComment: the fast path runs q's own
 // statement only, as written by AppendQuery.
 func selectRows[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, dst *[]*T) error {
+	return selectRowsWith(ctx, db, q, dst, nil)
+}
+
+// selectRowsWith is selectRows for a statement with parameters: q's text
+// names them $1…$n, and params (from readParams, never nil then) holds
+// their values. The session runs such a statement prepared (see
+// readRetryConn.scan); query hooks see it with its $n.
+func selectRowsWith[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, dst *[]*T, params *readParams) error {
 	m := rowPlanOf[T](db)
 	if m == nil || !isFastPG(q.DB()) || bunScans.Load() {
+		if params != nil {
+			return fmt.Errorf("a read with parameters on a store that does not prepare reads")
+		}
 		return q.Scan(ctx)
 	}
 	query, err := q.AppendQuery(q.DB().QueryGen(), nil)
@@ -51,11 +64,17 @@ func selectRows[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, dst 
 		return err
 	}
 	var out []*T
-	sink := &pgScan{run: func(ctx context.Context, pc *pgconn.PgConn, tm *pgtype.Map, query string) error {
+	sink := &pgScan{run: func(ctx context.Context, c *readRetryConn, query string) error {
 		out = nil // a retry on another session starts over
-		return readRows(ctx, pc, tm, query, func(fds []pgconn.FieldDescription) (*rowReader[T], error) {
+		pc := c.Conn.Conn()
+		tm := pc.TypeMap()
+		newReader := func(fds []pgconn.FieldDescription) (*rowReader[T], error) {
 			return newRowReader[T](m, tm, fds)
-		}, &out)
+		}
+		if params != nil {
+			return readPrepared(ctx, c, query, params.values, newReader, &out)
+		}
+		return readRows(ctx, pc.PgConn(), query, newReader, &out)
 	}}
 	rows, err := db.QueryContext(context.WithValue(ctx, pgScanKey{}, sink), "?", bun.Safe(query))
 	if err != nil {
@@ -76,13 +95,13 @@ func selectRows[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, dst 
 
 // selectRow is selectRows for a query of one row (sql.ErrNoRows when
 // there is none), as q.Model(row).Scan(ctx) does.
-func selectRow[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery) (*T, error) {
-	if rowPlanOf[T](db) == nil || !isFastPG(q.DB()) || bunScans.Load() {
+func selectRow[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, params *readParams) (*T, error) {
+	if params == nil && (rowPlanOf[T](db) == nil || !isFastPG(q.DB()) || bunScans.Load()) {
 		row := new(T)
 		return row, q.Model(row).Scan(ctx)
 	}
 	var rows []*T
-	if err := selectRows(ctx, db, q.Model(&rows), &rows); err != nil {
+	if err := selectRowsWith(ctx, db, q.Model(&rows), &rows, params); err != nil {
 		return nil, err
 	}
 	if len(rows) == 0 {
@@ -100,12 +119,63 @@ func isFastPG(db *bun.DB) bool {
 	return ok
 }
 
+// readParams are the values of a read's $n parameters, in text format.
+type readParams struct{ values [][]byte }
+
+// paramsFor returns an empty readParams when reads of T on db run
+// prepared, else nil: the caller then writes its values into the
+// statement. A read with parameters is prepared once per session and
+// shape, so PostgreSQL parses and plans it once instead of on every
+// request; only reads whose text is the same for every request of a
+// shape take them (keys as one array, no filter values), so the sessions'
+// statements stay few.
+//
+// Reads in a transaction are not prepared: a prepared statement whose
+// table changed since (another instance migrated it) fails once and is
+// prepared again, which a transaction cannot survive.
+func paramsFor[T any](db bun.IDB, q *bun.SelectQuery) *readParams {
+	switch db.(type) {
+	case bun.Tx, *bun.Tx, *Tx:
+		return nil
+	}
+	d, ok := q.DB().DB.Driver().(*readRetryDriver)
+	if !ok || !d.prepare || rowPlanOf[T](db) == nil || bunScans.Load() {
+		return nil
+	}
+	return &readParams{}
+}
+
+// keys adds keys as the next parameter, a bigint[], and returns its
+// placeholder.
+func (p *readParams) keys(keys []int64) bun.Safe {
+	b := make([]byte, 0, 2+len(keys)*8)
+	b = append(b, '{')
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, k, 10)
+	}
+	b = append(b, '}')
+	return p.add(b, "bigint[]")
+}
+
+// key adds one key as the next parameter, a bigint.
+func (p *readParams) key(k int64) bun.Safe {
+	return p.add(strconv.AppendInt(nil, k, 10), "bigint")
+}
+
+func (p *readParams) add(v []byte, typ string) bun.Safe {
+	p.values = append(p.values, v)
+	return bun.Safe("$" + strconv.Itoa(len(p.values)) + "::" + typ)
+}
+
 // pgScanKey is the context key of the *pgScan of a read.
 type pgScanKey struct{}
 
 // pgScan is a read that readRetryConn.QueryContext runs on its session.
 type pgScan struct {
-	run func(ctx context.Context, pc *pgconn.PgConn, tm *pgtype.Map, query string) error
+	run func(ctx context.Context, c *readRetryConn, query string) error
 	ran bool
 }
 
@@ -119,7 +189,7 @@ func (noRows) Next([]driver.Value) error { return io.EOF }
 // readRows runs query (one SELECT, simple protocol: text-format values)
 // and appends its rows to *out through the reader newReader makes for its
 // columns.
-func readRows[T any](ctx context.Context, pc *pgconn.PgConn, tm *pgtype.Map, query string,
+func readRows[T any](ctx context.Context, pc *pgconn.PgConn, query string,
 	newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
 	mrr := pc.Exec(ctx, query)
 	var err error
@@ -128,15 +198,8 @@ func readRows[T any](ctx context.Context, pc *pgconn.PgConn, tm *pgtype.Map, que
 		rr := mrr.ResultReader()
 		if first {
 			first = false
-			var r *rowReader[T]
-			r, err = newReader(rr.FieldDescriptions())
-			for err == nil && rr.NextRow() {
-				var row *T
-				row, err = r.read(rr.Values())
-				*out = append(*out, row)
-			}
-		}
-		if _, cerr := rr.Close(); err == nil {
+			err = readResult(rr, newReader, out)
+		} else if _, cerr := rr.Close(); err == nil {
 			err = cerr
 		}
 	}
@@ -144,6 +207,77 @@ func readRows[T any](ctx context.Context, pc *pgconn.PgConn, tm *pgtype.Map, que
 		err = cerr
 	}
 	return err
+}
+
+// readResult appends the rows of rr to *out and closes rr.
+func readResult[T any](rr *pgconn.ResultReader, newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
+	r, err := newReader(rr.FieldDescriptions())
+	for err == nil && rr.NextRow() {
+		var row *T
+		row, err = r.read(rr.Values())
+		*out = append(*out, row)
+	}
+	if _, cerr := rr.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// maxPrepared bounds the statements a session keeps prepared; past it the
+// session forgets them all and prepares again what it runs.
+const maxPrepared = 256
+
+// readPrepared runs query, one SELECT with the parameters params (text
+// format), as a statement prepared on the session (once: the session
+// remembers its statements by name, a hash of their text) and appends its
+// rows to *out. A
+// statement whose plan no longer fits its table (the table changed since
+// it was prepared) is prepared again, once.
+func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, params [][]byte,
+	newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
+	pc := c.Conn.Conn().PgConn()
+	h := fnv.New64a()
+	h.Write([]byte(query))
+	name := "mg_" + strconv.FormatUint(h.Sum64(), 36)
+	for attempt := 0; ; attempt++ {
+		sd := c.prepared[name]
+		if sd == nil || sd.SQL != query {
+			if len(c.prepared) >= maxPrepared {
+				if _, err := pc.Exec(ctx, "DEALLOCATE ALL").ReadAll(); err != nil {
+					return err
+				}
+				clear(c.prepared)
+			}
+			if sd != nil { // another text with the same name's hash
+				if err := pc.Deallocate(ctx, name); err != nil {
+					return err
+				}
+				delete(c.prepared, name)
+			}
+			var err error
+			if sd, err = pc.Prepare(ctx, name, query, nil); err != nil {
+				return err
+			}
+			c.prepared[name] = sd
+		}
+		err := readResult(pc.ExecStatement(ctx, sd, params, nil, nil), newReader, out)
+		if err == nil || attempt > 0 || !stalePlan(err) || pc.TxStatus() != 'I' {
+			return err
+		}
+		// Prepared again below.
+		*out = (*out)[:0]
+		if err := pc.Deallocate(ctx, name); err != nil {
+			return err
+		}
+		delete(c.prepared, name)
+	}
+}
+
+// stalePlan tells whether err is PostgreSQL refusing a prepared statement
+// whose table changed (its result's columns) since it was prepared.
+func stalePlan(err error) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan must not change result type")
 }
 
 // fieldKind is how a column is decoded.

@@ -39,18 +39,32 @@ const cancelGrace = 2 * time.Second
 
 // poolParams are the DSN query parameters Open reads for the pool; they
 // are removed before the DSN reaches the driver.
-var poolParams = []string{"pool_max_conns", "pool_max_conn_lifetime", "pool_max_conn_idle_time"}
+var poolParams = []string{"pool_max_conns", "pool_max_conn_lifetime", "pool_max_conn_idle_time", "prepared_reads"}
 
 // pgPool is a parsed pool configuration.
 type pgPool struct {
 	maxConns    int
 	maxLifetime time.Duration
 	maxIdleTime time.Duration
+	// prepare (prepared_reads, default true): the reads whose text is the
+	// same for every request of a shape (rows by keys, a parent's
+	// children without filters) run as statements prepared once per
+	// session. false for a connection pooler that does not keep a
+	// session's prepared statements (PgBouncer before 1.21 in
+	// transaction mode).
+	prepare bool
 }
 
 // parsePool reads (and removes) the pool parameters of q.
 func parsePool(q url.Values) (pgPool, error) {
-	p := pgPool{maxConns: DefaultMaxConns, maxLifetime: DefaultConnMaxLifetime, maxIdleTime: DefaultConnMaxIdleTime}
+	p := pgPool{maxConns: DefaultMaxConns, maxLifetime: DefaultConnMaxLifetime, maxIdleTime: DefaultConnMaxIdleTime, prepare: true}
+	if v := q.Get("prepared_reads"); v != "" {
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return p, fmt.Errorf("prepared_reads must be true or false, got %q", v)
+		}
+		p.prepare = b
+	}
 	if v := q.Get("pool_max_conns"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 2 {
@@ -123,7 +137,7 @@ func openPostgres(product, dsn string) (*sql.DB, string, error) {
 	}
 	// Reads that meet a session broken by a server restart run again on
 	// another session instead of failing the request (readRetryConn).
-	db := sql.OpenDB(newReadRetryConnector(stdlib.GetConnector(*cfg)))
+	db := sql.OpenDB(newReadRetryConnector(stdlib.GetConnector(*cfg), pool.prepare))
 	db.SetMaxOpenConns(pool.maxConns)
 	db.SetMaxIdleConns(pool.maxConns)
 	db.SetConnMaxLifetime(pool.maxLifetime)

@@ -19,15 +19,20 @@ type readRetryConnector struct {
 	drv *readRetryDriver
 }
 
-func newReadRetryConnector(c driver.Connector) readRetryConnector {
-	return readRetryConnector{c, &readRetryDriver{c.Driver()}}
+// prepare tells whether its sessions run reads with parameters as
+// prepared statements (see paramsFor).
+func newReadRetryConnector(c driver.Connector, prepare bool) readRetryConnector {
+	return readRetryConnector{c, &readRetryDriver{c.Driver(), prepare}}
 }
 
 // Driver marks the pool as readRetryConnector's (see isFastPG).
 func (c readRetryConnector) Driver() driver.Driver { return c.drv }
 
 // readRetryDriver is the driver of a pool of readRetryConn sessions.
-type readRetryDriver struct{ driver.Driver }
+type readRetryDriver struct {
+	driver.Driver
+	prepare bool
+}
 
 func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 	conn, err := c.Connector.Connect(ctx)
@@ -35,7 +40,7 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, err
 	}
 	if sc, ok := conn.(*stdlib.Conn); ok {
-		return &readRetryConn{sc}, nil
+		return &readRetryConn{Conn: sc, prepared: map[string]*pgconn.StatementDescription{}}, nil
 	}
 	return conn, nil
 }
@@ -47,7 +52,12 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // running it again is safe. A write, or anything inside a transaction,
 // fails as it is: whether a write committed is unknown when its session
 // broke, and only the caller may decide to repeat it.
-type readRetryConn struct{ *stdlib.Conn }
+type readRetryConn struct {
+	*stdlib.Conn
+	// prepared names the statements prepared on the session by
+	// readPrepared (at most maxPrepared).
+	prepared map[string]*pgconn.StatementDescription
+}
 
 func (c *readRetryConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
 	if s, ok := ctx.Value(pgScanKey{}).(*pgScan); ok && len(args) == 0 {
@@ -72,7 +82,7 @@ func (c *readRetryConn) scan(ctx context.Context, s *pgScan, query string) (driv
 	}
 	s.ran = true
 	idle := pc.PgConn().TxStatus() == 'I'
-	err := s.run(ctx, pc.PgConn(), pc.TypeMap(), query)
+	err := s.run(ctx, c, query)
 	if err == nil {
 		return noRows{}, nil
 	}
