@@ -71,8 +71,11 @@ func selectRowsWith[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, 
 		newReader := func(fds []pgconn.FieldDescription) (*rowReader[T], error) {
 			return newRowReader[T](m, tm, fds)
 		}
-		if params != nil {
+		switch {
+		case params != nil:
 			return readPrepared(ctx, c, query, params.values, newReader, &out)
+		case c.repeated(query):
+			return readPrepared(ctx, c, query, nil, newReader, &out)
 		}
 		return readRows(ctx, pc.PgConn(), query, newReader, &out)
 	}}
@@ -236,9 +239,7 @@ const maxPrepared = 256
 func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, params [][]byte,
 	newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
 	pc := c.Conn.Conn().PgConn()
-	h := fnv.New64a()
-	h.Write([]byte(query))
-	name := "mg_" + strconv.FormatUint(h.Sum64(), 36)
+	name := statementName(query)
 	for attempt := 0; ; attempt++ {
 		sd := c.prepared[name]
 		if sd == nil || sd.SQL != query {
@@ -271,6 +272,47 @@ func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, pa
 		}
 		delete(c.prepared, name)
 	}
+}
+
+// statementName is the name a session prepares query under.
+func statementName(query string) string {
+	return "mg_" + strconv.FormatUint(textHash(query), 36)
+}
+
+func textHash(query string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(query))
+	return h.Sum64()
+}
+
+// maxSeen bounds the texts a session remembers having run once (see
+// repeated).
+const maxSeen = 1024
+
+// repeated tells whether a read without parameters is to run prepared on
+// the session: it is prepared already, or the session ran the very same
+// text before (a dashboard's query with the same filters, a page without
+// filters). A text seen once runs with the simple protocol, so texts that
+// never repeat (cursors, changing filter values) cost no preparing. Never
+// inside a transaction (see paramsFor), nor when the store does not
+// prepare reads.
+func (c *readRetryConn) repeated(query string) bool {
+	if !c.prepare || c.Conn.Conn().PgConn().TxStatus() != 'I' {
+		return false
+	}
+	h := textHash(query)
+	if sd := c.prepared["mg_"+strconv.FormatUint(h, 36)]; sd != nil && sd.SQL == query {
+		return true
+	}
+	if _, ok := c.seen[h]; ok {
+		delete(c.seen, h)
+		return true
+	}
+	if len(c.seen) >= maxSeen {
+		clear(c.seen)
+	}
+	c.seen[h] = struct{}{}
+	return false
 }
 
 // stalePlan tells whether err is PostgreSQL refusing a prepared statement

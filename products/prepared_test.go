@@ -23,8 +23,9 @@ func preparedOn(t *testing.T, conn bun.Conn) []string {
 
 // TestPreparedReads: on PostgreSQL, reads by keys and a parent's
 // unfiltered children run as statements prepared once per session (the
-// keys an array parameter), answer as before, survive a change of their
-// table, and a session keeps at most maxPrepared of them.
+// keys an array parameter), other reads once their text repeats on the
+// session, never in a transaction; they answer as before, survive a change
+// of their table, and a session keeps at most maxPrepared of them.
 func TestPreparedReads(t *testing.T) {
 	s := openScanStores(t)["default"]
 	ctx := context.Background()
@@ -74,6 +75,43 @@ func TestPreparedReads(t *testing.T) {
 	}
 	if n := len(preparedOn(t, conn)); n != 3 {
 		t.Fatalf("%d statements prepared after a filtered read, want still 3", n)
+	}
+
+	// A read without parameters runs prepared from the second time the
+	// session runs its very text; texts that do not repeat never are.
+	filtered := func(v string) {
+		t.Helper()
+		if _, err := List[scanKind](ctx, conn, scanEntity, ListArgs{First: ptr(3), Where: map[string]any{"s": map[string]any{"eq": v}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, v := range []string{"x1", "x2", "x3", "x4"} {
+		filtered(v)
+	}
+	if n := len(preparedOn(t, conn)); n != 3 {
+		t.Fatalf("%d statements prepared after four texts run once each, want still 3", n)
+	}
+	filtered("x2")
+	if got := preparedOn(t, conn); len(got) != 4 || !strings.Contains(strings.Join(got, " "), "'x2'") {
+		t.Fatalf("after a text ran twice, prepared: %q; want it too", got)
+	}
+	filtered("x2")
+	if n := len(preparedOn(t, conn)); n != 4 {
+		t.Fatalf("%d statements prepared after the same text a third time, want 4", n)
+	}
+	// Not in a transaction.
+	if err := conn.RunInTx(ctx, nil, func(ctx context.Context, tx bun.Tx) error {
+		for range 2 {
+			if _, err := List[scanKind](ctx, tx, scanEntity, ListArgs{First: ptr(7), Where: map[string]any{"id": map[string]any{"ne": int64(1)}}}); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(preparedOn(t, conn)); n != 4 {
+		t.Fatalf("%d statements prepared after reads in a transaction, want still 4", n)
 	}
 
 	// A column's type changes under the prepared statements (a migration

@@ -40,7 +40,7 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, err
 	}
 	if sc, ok := conn.(*stdlib.Conn); ok {
-		return &readRetryConn{Conn: sc, prepared: map[string]*pgconn.StatementDescription{}}, nil
+		return &readRetryConn{Conn: sc, prepare: c.drv.prepare, prepared: map[string]*pgconn.StatementDescription{}, seen: map[uint64]struct{}{}}, nil
 	}
 	return conn, nil
 }
@@ -57,6 +57,11 @@ type readRetryConn struct {
 	// prepared names the statements prepared on the session by
 	// readPrepared (at most maxPrepared).
 	prepared map[string]*pgconn.StatementDescription
+	// prepare is the driver's: reads may run prepared.
+	prepare bool
+	// seen holds the hashes of the texts of reads without parameters the
+	// session ran once (see repeated).
+	seen map[uint64]struct{}
 }
 
 func (c *readRetryConn) QueryContext(ctx context.Context, query string, args []driver.NamedValue) (driver.Rows, error) {
