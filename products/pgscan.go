@@ -233,9 +233,8 @@ const maxPrepared = 256
 // readPrepared runs query, one SELECT with the parameters params (text
 // format), as a statement prepared on the session (once: the session
 // remembers its statements by name, a hash of their text) and appends its
-// rows to *out. A
-// statement whose plan no longer fits its table (the table changed since
-// it was prepared) is prepared again, once.
+// rows to *out. A statement whose plan no longer fits its table (the table
+// changed since it was prepared) is prepared again, once.
 func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, params [][]byte,
 	newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
 	pc := c.Conn.Conn().PgConn()
@@ -256,7 +255,14 @@ func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, pa
 				delete(c.prepared, name)
 			}
 			var err error
-			if sd, err = pc.Prepare(ctx, name, query, nil); err != nil {
+			if sd, err = pc.Prepare(ctx, name, query, nil); isCode(err, "42P05") {
+				// Prepared by a Prepare this session gave up on (its
+				// context ended while the server prepared it).
+				if err = pc.Deallocate(ctx, name); err == nil {
+					sd, err = pc.Prepare(ctx, name, query, nil)
+				}
+			}
+			if err != nil {
 				return err
 			}
 			c.prepared[name] = sd
@@ -320,6 +326,12 @@ func (c *readRetryConn) repeated(query string) bool {
 func stalePlan(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan must not change result type")
+}
+
+// isCode tells whether err is PostgreSQL's error with the SQLSTATE code.
+func isCode(err error, code string) bool {
+	var pe *pgconn.PgError
+	return errors.As(err, &pe) && pe.Code == code
 }
 
 // fieldKind is how a column is decoded.

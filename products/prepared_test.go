@@ -57,6 +57,18 @@ func TestPreparedReads(t *testing.T) {
 		t.Fatalf("after three rounds of the same reads, prepared: %q; want the lookup and the get, once each", got)
 	}
 
+	// The session lost track of its statements (a Prepare whose context
+	// ended while the server prepared it): the next read prepares again.
+	if err := conn.Raw(func(dc any) error {
+		clear(dc.(*readRetryConn).prepared)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if rows, err := Lookup[scanKind](ctx, conn, scanEntity, "id", []int64{2, 3, 99}, nil); err != nil || len(rows) != 2 {
+		t.Fatalf("lookup after the session forgot its statements: %v %v", rows, err)
+	}
+
 	// A parent's children without filters: prepared; with a filter: not.
 	children := func() map[int64]*Page[scanKind] {
 		t.Helper()
