@@ -64,9 +64,16 @@ func StreamFailure(ctx context.Context) error {
 // subscription of the same operation and caller with the same Event (see
 // web's shareGroup), calls Drop instead and sends that, and the event
 // costs this subscription no conversion and no execution.
+//
+// A transport may hold back what Next delivers (a websocket writes the
+// responses of several waiting events at once): Idle, if set, is called
+// when the stream has handed over everything that waited, and after the
+// last Next of its end. It runs on the stream's goroutine, never at the
+// same time as Next.
 type Pull struct {
-	// Next is the transport's: see Pull.
+	// Next and Idle are the transport's: see Pull.
 	Next    func()
+	Idle    func()
 	claimed bool
 	// Set by the stream while Next runs for an event (the stream's
 	// goroutine).
@@ -191,7 +198,7 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		p.Next()
 		return len(out) == 0
 	}
-	r.Hub.Watch(ctx, f, cur, func(ev streaming.Event) error {
+	r.Hub.WatchIdle(ctx, f, cur, func(ev streaming.Event) error {
 		st.pending, st.has, st.filled, st.dropped, st.err = ev, true, false, false, nil
 		p.event, p.pending = eventKey(ev), st
 		p.Next()
@@ -205,13 +212,16 @@ func pulled[T any](ctx context.Context, r *Resolver, f *streaming.Filter, cur st
 		}
 		// Not taken: the subscription ended, and so does the stream.
 		return errPullEnded
-	}, func(err error) {
+	}, p.Idle, func(err error) {
 		if err != nil && ctx.Err() == nil && err != errPullEnded && recordFailure(ctx, err) {
 			var zero T
 			put(zero)
 		}
 		close(out)
 		p.Next()
+		if p.Idle != nil {
+			p.Idle()
+		}
 	})
 	return out
 }

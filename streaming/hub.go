@@ -953,8 +953,16 @@ func (h *Hub) Stream(ctx context.Context, f *Filter, since Cursor, emit func(Eve
 // Stream's select (its stack: 8 KiB and more); a watched one holds only
 // its state here.
 func (h *Hub) Watch(ctx context.Context, f *Filter, since Cursor, emit func(Event) error, done func(error)) {
+	h.WatchIdle(ctx, f, since, emit, nil, done)
+}
+
+// WatchIdle is Watch with idle, if not nil, called each time the stream
+// has emitted entries and none waits any more (on emit's goroutine, never
+// concurrently with emit or done): a caller that holds back what emit
+// gets, to pass on several entries at once, passes them on then.
+func (h *Hub) WatchIdle(ctx context.Context, f *Filter, since Cursor, emit func(Event) error, idle func(), done func(error)) {
 	h.init()
-	w := &watch{h: h, ctx: ctx, f: f, since: since, emit: emit, done: done, running: true}
+	w := &watch{h: h, ctx: ctx, f: f, since: since, emit: emit, idle: idle, done: done, running: true}
 	go w.start()
 }
 
@@ -965,9 +973,11 @@ type watch struct {
 	f     *Filter
 	since Cursor
 	emit  func(Event) error
+	idle  func()
 	done  func(error)
 
 	sb       *sub
+	emitted  bool // emit was called since idle was
 	pos      Cursor
 	stopCtx  func() bool // stops the context's AfterFunc
 	mu       sync.Mutex  // guards the fields below
@@ -998,6 +1008,10 @@ func (w *watch) run() {
 		if end, err := w.pump(); end {
 			w.finish(err)
 			return
+		}
+		if w.emitted && w.idle != nil {
+			w.emitted = false
+			w.idle()
 		}
 		w.mu.Lock()
 		if !w.again {
@@ -1077,6 +1091,7 @@ func (w *watch) deliver(e *products.AuditEntry, passed bool) error {
 			return err
 		}
 	}
+	w.emitted = true
 	return w.emit(Event{Entry: e, Cursor: w.pos.Clone()})
 }
 

@@ -44,7 +44,7 @@ func graphqlHandler(cfg Config, authn authenticator, limiter *rateLimiter, m *me
 	readLimit := cfg.WSReadLimit
 	gorilla := gorillaWebsocket{allowedOrigins: websocketOrigins(cfg), pingInterval: cfg.PingInterval,
 		writeBuffer: cfg.WSWriteBuffer, initTimeout: cfg.WSInitTimeout, maxSubscriptions: cfg.MaxSubscriptions,
-		messageRate: cfg.WSMessageRate, limiter: limiter, sockets: cfg.Websockets}
+		messageRate: cfg.WSMessageRate, limiter: limiter, sockets: cfg.Websockets, writes: m.ops.websocketWrites}
 	srv.AddTransport(wsTransport{ws: gorilla, init: wsInit(authn), keepAlive: 10 * time.Second, readLimit: readLimit, open: m.ops.websockets,
 		shares: newShareGroups(cfg.Resolver, m.ops.subscriptionResponses)})
 	cache := lru.New[*ast.QueryDocument](1000)

@@ -70,6 +70,9 @@ type operationMetrics struct {
 	// subscriptionResponses counts the responses of subscription events
 	// sent over websockets by how they were had (see shareGroups).
 	subscriptionResponses *prometheus.CounterVec
+	// websocketWrites counts the messages the websockets sent and the
+	// writes that carried them (see wsOut).
+	websocketWrites *wsWriteMetrics
 }
 
 func newOperationMetrics(reg prometheus.Registerer, maxNames int) *operationMetrics {
@@ -96,8 +99,19 @@ func newOperationMetrics(reg prometheus.Registerer, maxNames int) *operationMetr
 			Name: "meshgate_subscription_responses_total",
 			Help: "Responses to subscription events sent over websockets, by how they were had: computed for the subscriber, or shared (the bytes computed for another subscriber of the same operation with the same rights).",
 		}, []string{"response"}),
+		websocketWrites: &wsWriteMetrics{
+			messages: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "meshgate_websocket_messages_total",
+				Help: "Messages the server sent over websockets (control frames not counted).",
+			}),
+			writes: prometheus.NewCounter(prometheus.CounterOpts{
+				Name: "meshgate_websocket_writes_total",
+				Help: "Writes (system calls) to websocket connections: each carries one message or control frame, or several messages of a subscription's events that were waiting together.",
+			}),
+		},
 	}
-	reg.MustRegister(m.operations, m.duration, m.statements, m.websockets, m.subscriptionResponses)
+	reg.MustRegister(m.operations, m.duration, m.statements, m.websockets, m.subscriptionResponses,
+		m.websocketWrites.messages, m.websocketWrites.writes)
 	return m
 }
 

@@ -2,7 +2,6 @@ package web
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -57,6 +56,8 @@ type gorillaWebsocket struct {
 	limiter *rateLimiter
 	// sockets, if set, tracks the open websockets for a graceful shutdown.
 	sockets *Websockets
+	// writes, if set, counts the websockets' messages and writes.
+	writes *wsWriteMetrics
 }
 
 // Websockets tracks the open websockets of a server: net/http's Shutdown
@@ -140,8 +141,8 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 	// for as long as the handler runs, which is the socket's life. Both
 	// buffers are released (releaseWriter); the websocket reads through a
 	// small buffer of its own (wsReadBuffer) and writes messages through
-	// pooled buffers, taken per message: an idle socket holds 512 bytes
-	// of buffers instead of 16 KiB. gorilla reads through the reader the
+	// pooled buffers, taken while it has messages to write (wsOut): an
+	// idle socket holds 512 bytes of buffers instead of 16 KiB. gorilla reads through the reader the
 	// hijack hands it (ReadBufferSize 0 and a reader of more than 256
 	// bytes), so that the read loop sees what it holds (gorillaConn.wait).
 	up := websocket.Upgrader{
@@ -150,7 +151,7 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 		CheckOrigin:      g.checkOrigin,
 		WriteBufferPool:  wsWriteBuffers,
 	}
-	rw := &releaseWriter{ResponseWriter: w}
+	rw := &releaseWriter{ResponseWriter: w, writes: g.writes}
 	c, err := up.Upgrade(rw, r, nil)
 	if err != nil {
 		return nil, err
@@ -158,14 +159,17 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 	// The HTTP server's read deadline (if any) is still set on the
 	// hijacked connection: websockets live longer.
 	c.NetConn().SetDeadline(time.Time{})
+	// Pongs go through the socket's writes without failing the connection
+	// when they cannot (wsOut.pong).
+	c.SetPingHandler(rw.out.pong)
 	var raw syscall.RawConn
-	if tc, ok := c.NetConn().(*net.TCPConn); ok {
+	if tc, ok := rw.out.Conn.(*net.TCPConn); ok {
 		if g.writeBuffer > 0 {
 			tc.SetWriteBuffer(g.writeBuffer)
 		}
 		raw, _ = tc.SyscallConn()
 	}
-	gc := &gorillaConn{c: c, br: rw.br, done: make(chan struct{}), active: map[string]bool{},
+	gc := &gorillaConn{c: c, out: rw.out, br: rw.br, done: make(chan struct{}), active: map[string]bool{},
 		maxSubs: g.maxSubscriptions, limiter: g.limiter, rateKey: clientKey(r, products.IdentityFrom(r.Context()))}
 	gc.raw = raw
 	if g.messageRate > 0 {
@@ -198,8 +202,9 @@ func (g gorillaWebsocket) accept(w http.ResponseWriter, r *http.Request) (*goril
 	return gc, nil
 }
 
-// wsWriteBuffers are the websockets' write buffers, held while a message
-// is written.
+// wsWriteBuffers are gorilla's write buffers, of which it needs none: the
+// socket's messages are framed and written by wsOut, and gorilla writes
+// only control frames, which need no buffer.
 var wsWriteBuffers = &sync.Pool{}
 
 // wsReadBuffer is the size of a websocket's read buffer, held for its
@@ -216,10 +221,14 @@ const wsReadBuffer = 512
 // keeps them referenced until the handler returns, would otherwise pin
 // their 4 KiB each for the socket's life. The upgrade's response goes out
 // through a writer of the hijacked connection's own, and the websocket
-// reads through br, a small reader of its own (wsReadBuffer).
+// reads through br, a small reader of its own (wsReadBuffer). The
+// websocket writes through out (wsOut), which Hijack wraps around the
+// connection.
 type releaseWriter struct {
 	http.ResponseWriter
-	br *bufio.Reader // set by Hijack unless net/http's reader holds bytes
+	writes *wsWriteMetrics
+	br     *bufio.Reader // set by Hijack unless net/http's reader holds bytes
+	out    *wsOut        // set by Hijack
 }
 
 func (w *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
@@ -231,8 +240,9 @@ func (w *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if err != nil {
 		return conn, brw, err
 	}
+	w.out = newWSOut(conn, w.writes)
 	if brw.Writer.Buffered() > 0 {
-		return conn, brw, nil // not net/http's: leave it as it is
+		return w.out, brw, nil // not net/http's: leave it as it is
 	}
 	// The caller owns a hijacked connection's bufio.ReadWriter. A reader
 	// holding bytes is kept (the upgrade refuses a client that sent data
@@ -244,7 +254,7 @@ func (w *releaseWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		br = w.br
 	}
 	*brw.Writer = bufio.Writer{}
-	return conn, bufio.NewReadWriter(br, bufio.NewWriterSize(conn, 16)), nil
+	return w.out, bufio.NewReadWriter(br, bufio.NewWriterSize(w.out, 16)), nil
 }
 
 // checkOrigin accepts requests without an Origin (non-browser clients), from
@@ -301,16 +311,16 @@ func (s *wsSession) authenticated(ctx context.Context, id *products.Identity) {
 	}
 }
 
-// gorillaConn adapts *websocket.Conn. gorilla allows one concurrent writer,
-// so writes are serialised; control frames may be written concurrently.
-// Its reads come from the socket's one reader goroutine (wsConn.run).
+// gorillaConn adapts *websocket.Conn. Its messages are written by out
+// (wsOut), which serialises them with gorilla's control frames. Its reads
+// come from the socket's one reader goroutine (wsConn.run).
 type gorillaConn struct {
-	c *websocket.Conn
+	c   *websocket.Conn
+	out *wsOut
 	// br is the reader gorilla reads the connection through, and raw the
 	// connection's descriptor (both nil when unknown): see wait.
 	br        *bufio.Reader
 	raw       syscall.RawConn
-	writeMu   sync.Mutex
 	done      chan struct{}
 	closeOnce sync.Once
 	initTimer *time.Timer
@@ -584,8 +594,10 @@ func truncate(s string) string {
 
 // send writes one message of the session and follows the server's side
 // of the protocol: connection_ack opens the socket for subscriptions,
-// complete and error end one. payload is JSON (nil: none).
-func (g *gorillaConn) send(typ, id string, payload []byte) error {
+// complete and error end one. payload is JSON (nil: none). With hold the
+// message may wait in the socket's buffer until the stream that made it
+// has delivered what waits for it (flush; see wsOut).
+func (g *gorillaConn) send(typ, id string, payload []byte, hold bool) error {
 	g.mu.Lock()
 	switch typ {
 	case "connection_ack":
@@ -604,41 +616,40 @@ func (g *gorillaConn) send(typ, id string, payload []byte) error {
 		}()
 	}
 	g.mu.Unlock()
-	buf := messageBuffers.Get().(*bytes.Buffer)
-	defer messageBuffers.Put(buf)
-	buf.Reset()
-	// As gqlgen wrote them: payload, id, type.
-	buf.WriteByte('{')
-	if len(payload) > 0 {
-		buf.WriteString(`"payload":`)
-		buf.Write(payload)
-		buf.WriteByte(',')
-	}
-	if id != "" {
-		q, _ := json.Marshal(id)
-		buf.WriteString(`"id":`)
-		buf.Write(q)
-		buf.WriteByte(',')
-	}
-	buf.WriteString(`"type":"`)
-	buf.WriteString(typ)
-	buf.WriteString(`"}`)
-	g.writeMu.Lock()
-	defer g.writeMu.Unlock()
-	g.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return g.c.WriteMessage(websocket.TextMessage, buf.Bytes())
+	return g.out.message(hold, func(b []byte) []byte {
+		// As gqlgen wrote them: payload, id, type.
+		b = append(b, '{')
+		if len(payload) > 0 {
+			b = append(b, `"payload":`...)
+			b = append(b, payload...)
+			b = append(b, ',')
+		}
+		if id != "" {
+			q, _ := json.Marshal(id)
+			b = append(b, `"id":`...)
+			b = append(b, q...)
+			b = append(b, ',')
+		}
+		b = append(b, `"type":"`...)
+		b = append(b, typ...)
+		return append(b, `"}`...)
+	})
 }
 
-// messageBuffers assemble the session's messages.
-var messageBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+// flush writes the messages the socket holds (resolvers.Pull.Idle).
+func (g *gorillaConn) flush() { g.out.flush() }
 
 // WriteJSON writes one message that the session does not track (a
-// refusal, a pong before the acknowledgement, connection_error).
+// refusal, a pong before the acknowledgement, connection_error), as
+// gorilla's WriteJSON wrote it (with a newline).
 func (g *gorillaConn) WriteJSON(v any) error {
-	g.writeMu.Lock()
-	defer g.writeMu.Unlock()
-	g.c.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	return g.c.WriteJSON(v)
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return g.out.message(false, func(b []byte) []byte {
+		return append(append(b, j...), '\n')
+	})
 }
 
 func (g *gorillaConn) WriteClose(code int, message string) error {

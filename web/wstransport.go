@@ -115,7 +115,14 @@ var serverTypes = map[string][2]string{
 }
 
 // send writes one message of the server; typ is graphql-transport-ws's name.
-func (c *wsConn) send(typ, id string, payload []byte) {
+func (c *wsConn) send(typ, id string, payload []byte) { c.write(typ, id, payload, false) }
+
+// sendNext sends a pulled subscription's response to an event: it may wait
+// in the socket's buffer until the subscription's stream has delivered
+// what waits (its Pull's Idle flushes it).
+func (c *wsConn) sendNext(id string, payload []byte) { c.write("next", id, payload, true) }
+
+func (c *wsConn) write(typ, id string, payload []byte, hold bool) {
 	names := serverTypes[typ]
 	name := names[0]
 	if c.legacy {
@@ -124,7 +131,7 @@ func (c *wsConn) send(typ, id string, payload []byte) {
 	if name == "" {
 		return
 	}
-	c.gc.send(name, id, payload)
+	c.gc.send(name, id, payload, hold)
 }
 
 // unexpected names a message that is out of place as gqlgen did.
@@ -360,7 +367,7 @@ type wsOperation struct {
 // left to its stream (see resolvers.Pull); anything else is answered here,
 // response after response, as gqlgen does.
 func (o *wsOperation) start(ctx context.Context) {
-	pull := &resolvers.Pull{Next: o.next}
+	pull := &resolvers.Pull{Next: o.next, Idle: o.c.gc.flush}
 	o.mu.Lock()
 	func() {
 		defer o.recover()
@@ -415,7 +422,7 @@ func (o *wsOperation) next() {
 		return
 	}
 	o.c.t.shares.count(false)
-	o.c.sendResponse(o.id, resp)
+	o.c.sendNext(o.id, encodeResponse(resp))
 }
 
 // nextShared is next for an event of a subscription in a group: the
@@ -438,7 +445,7 @@ func (o *wsOperation) nextShared(event string) {
 		if e.payload != nil {
 			o.pull.Drop()
 			o.c.t.shares.count(true)
-			o.c.send("next", o.id, e.payload)
+			o.c.sendNext(o.id, e.payload)
 			return
 		}
 	}
@@ -469,7 +476,7 @@ func (o *wsOperation) nextShared(event string) {
 		}
 	}
 	o.c.t.shares.count(false)
-	o.c.send("next", o.id, b)
+	o.c.sendNext(o.id, b)
 }
 
 // recover turns a panic of the operation into its error message, which
