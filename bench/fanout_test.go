@@ -663,7 +663,10 @@ func dialSubscriber(url, query string, i, sources int) (*fanoutSubscriber, error
 }
 
 // read records events until the connection closes; it answers the
-// protocol's pings (websocket ping frames are answered by gorilla).
+// protocol's pings (websocket ping frames are answered by gorilla). Every
+// message is checked: a next for subscription "1" whose payload is data
+// with exactly one field holding a sequence, and no errors (nextSequence);
+// anything else is a failure.
 func (s *fanoutSubscriber) read(onEvent func(seq int64), onFailure func(why string)) {
 	for {
 		_, data, err := s.c.ReadMessage()
@@ -674,33 +677,126 @@ func (s *fanoutSubscriber) read(onEvent func(seq int64), onFailure func(why stri
 			return
 		}
 		at := time.Now().UnixNano()
-		var msg struct {
-			Type    string
-			Payload json.RawMessage
-		}
-		if err := json.Unmarshal(data, &msg); err != nil {
-			onFailure(err.Error())
-			continue
-		}
-		switch msg.Type {
-		case "next":
-			var p struct {
-				Data   map[string]struct{ Sequence int64 } // the one subscription field
-				Errors []json.RawMessage
-			}
-			if err := json.Unmarshal(msg.Payload, &p); err != nil || len(p.Errors) > 0 || len(p.Data) != 1 {
-				onFailure(fmt.Sprintf("next: %v %s", err, msg.Payload))
-				continue
-			}
-			for _, ev := range p.Data {
-				s.got = append(s.got, delivery{ev.Sequence, at})
-				onEvent(ev.Sequence)
-			}
-		case "ping":
+		seq, typ, why := nextSequence(data)
+		switch {
+		case why == "":
+			s.got = append(s.got, delivery{seq, at})
+			onEvent(seq)
+		case typ == "ping":
 			s.c.WriteJSON(map[string]any{"type": "pong"})
-		case "pong":
+		case typ == "pong":
 		default:
-			onFailure(fmt.Sprintf("%s: %s", msg.Type, msg.Payload))
+			onFailure(why)
+		}
+	}
+}
+
+// nextSequence checks a server message: a next of subscription "1" with
+// data of exactly one field that holds a sequence and no errors gives the
+// sequence and an empty why. Otherwise why says what is wrong, and typ is
+// the message's type (a ping or pong is not wrong).
+//
+// The server writes its messages in one shape (payload, id, type; the
+// payload data and extensions: see web.writeResponse), which is checked
+// byte by byte and its sequence read with strconv: the client process
+// shares the machine's cores with the server it measures, and decoding
+// each message with encoding/json took a good part of them. A message of
+// any other shape is decoded with encoding/json and checked the same.
+func nextSequence(data []byte) (seq int64, typ, why string) {
+	if seq, ok := nextShape(data); ok {
+		return seq, "next", ""
+	}
+	var msg struct {
+		Type    string `json:"type"`
+		ID      string `json:"id"`
+		Payload struct {
+			Data   map[string]json.RawMessage `json:"data"`
+			Errors []json.RawMessage          `json:"errors"`
+		} `json:"payload"`
+	}
+	if err := json.Unmarshal(data, &msg); err != nil {
+		return 0, "", fmt.Sprintf("%v: %s", err, data)
+	}
+	if msg.Type != "next" || msg.ID != "1" || len(msg.Payload.Errors) > 0 || len(msg.Payload.Data) != 1 {
+		return 0, msg.Type, fmt.Sprintf("%s: %s", msg.Type, data)
+	}
+	for _, field := range msg.Payload.Data {
+		var ev struct{ Sequence *int64 }
+		if err := json.Unmarshal(field, &ev); err != nil || ev.Sequence == nil {
+			return 0, msg.Type, fmt.Sprintf("next without a sequence: %v %s", err, data)
+		}
+		seq = *ev.Sequence
+	}
+	return seq, msg.Type, ""
+}
+
+// nextShape reads the sequence of a next message of the shape the server
+// writes: {"payload":{"data":{"<field>":{"sequence":<n>}}[,"extensions":
+// <object>]},"id":"1","type":"next"}; false for anything else.
+func nextShape(data []byte) (int64, bool) {
+	rest, ok := bytes.CutPrefix(data, []byte(`{"payload":{"data":{"`))
+	if !ok {
+		return 0, false
+	}
+	// The field: a GraphQL name.
+	i := 0
+	for i < len(rest) && (rest[i] == '_' || '0' <= rest[i] && rest[i] <= '9' || 'a' <= rest[i]|0x20 && rest[i]|0x20 <= 'z') {
+		i++
+	}
+	if i == 0 {
+		return 0, false
+	}
+	if rest, ok = bytes.CutPrefix(rest[i:], []byte(`":{"sequence":`)); !ok {
+		return 0, false
+	}
+	i = 0
+	for i < len(rest) && '0' <= rest[i] && rest[i] <= '9' {
+		i++
+	}
+	seq, err := strconv.ParseInt(string(rest[:i]), 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	if rest, ok = bytes.CutPrefix(rest[i:], []byte(`}}`)); !ok {
+		return 0, false
+	}
+	if ext, ok := bytes.CutPrefix(rest, []byte(`,"extensions":{`)); ok {
+		// Extensions (the cost): a JSON object, then the end.
+		const end = `},"id":"1","type":"next"}`
+		obj, ok := bytes.CutSuffix(ext, []byte(end))
+		return seq, ok && json.Valid(append([]byte{'{'}, obj...))
+	}
+	return seq, bytes.Equal(rest, []byte(`},"id":"1","type":"next"}`))
+}
+
+// TestNextSequence: the benchmark client's check of the server's messages,
+// the byte-by-byte shape and the decoded fallback alike.
+func TestNextSequence(t *testing.T) {
+	for _, c := range []struct {
+		msg string
+		seq int64
+		typ string // "" when the message is an event
+	}{
+		{`{"payload":{"data":{"changes":{"sequence":42}}},"id":"1","type":"next"}`, 42, ""},
+		{`{"payload":{"data":{"orderChanged":{"sequence":7}},"extensions":{"cost":{"requested":3}}},"id":"1","type":"next"}`, 7, ""},
+		{`{"type":"next","id":"1","payload":{"data":{"changes":{"sequence":9}}}}`, 9, ""}, // another order: decoded
+		{`{"payload":{"data":{"changes":{"sequence":42}}},"id":"2","type":"next"}`, 0, "next"},
+		{`{"payload":{"data":{"changes":{"sequence":42}},"errors":[{"message":"x"}]},"id":"1","type":"next"}`, 0, "next"},
+		{`{"payload":{"data":{"a":{"sequence":1},"b":{"sequence":2}}},"id":"1","type":"next"}`, 0, "next"},
+		{`{"payload":{"data":{"changes":{"cursor":"x"}}},"id":"1","type":"next"}`, 0, "next"},
+		{`{"payload":{"data":{"changes":{"sequence":42}}},"id":"1","type":"next"}x`, 0, "?"},
+		{`{"payload":{"data":{"changes":{"sequence":42}},"extensions":{"cost":}},"id":"1","type":"next"}`, 0, "?"},
+		{`{"id":"1","type":"complete"}`, 0, "complete"},
+		{`{"type":"ping"}`, 0, "ping"},
+	} {
+		seq, typ, why := nextSequence([]byte(c.msg))
+		switch {
+		case c.typ == "" && (why != "" || seq != c.seq):
+			t.Errorf("%s: %d %q, want sequence %d", c.msg, seq, why, c.seq)
+		case c.typ != "" && why == "":
+			t.Errorf("%s: accepted (sequence %d)", c.msg, seq)
+		case c.typ != "" && c.typ != "?" && typ != c.typ:
+			t.Errorf("%s: type %q, want %q", c.msg, typ, c.typ)
 		}
 	}
 }
