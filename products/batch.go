@@ -30,13 +30,12 @@ func GetForUpdate[T any](ctx context.Context, tx *Tx, e *Entity, id int64) (*T, 
 }
 
 func get[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, e *Entity, id int64) (*T, error) {
-	var row *T
-	var err error
-	if params := paramsFor[T](db, q); params != nil {
-		row, err = selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), params.key(id)), params)
-	} else {
-		row, err = selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), id), nil)
+	var key any = id
+	params := paramsFor[T](db, q)
+	if params != nil {
+		key = params.key(id)
 	}
+	row, err := selectRow[T](ctx, db, q.Where("? = ?", bun.Ident("id"), key), params)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, Errorf(NotFound, "%s %d does not exist", e.Name, id)
 	}

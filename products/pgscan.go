@@ -71,11 +71,11 @@ func selectRowsWith[T any](ctx context.Context, db bun.IDB, q *bun.SelectQuery, 
 		newReader := func(fds []pgconn.FieldDescription) (*rowReader[T], error) {
 			return newRowReader[T](m, tm, fds)
 		}
-		switch {
-		case params != nil:
-			return readPrepared(ctx, c, query, params.values, newReader, &out)
-		case c.repeated(query):
-			return readPrepared(ctx, c, query, nil, newReader, &out)
+		if params != nil {
+			return readPrepared(ctx, c, textHash(query), query, params.values, newReader, &out)
+		}
+		if h := textHash(query); c.repeated(h, query) {
+			return readPrepared(ctx, c, h, query, nil, newReader, &out)
 		}
 		return readRows(ctx, pc.PgConn(), query, newReader, &out)
 	}}
@@ -232,59 +232,53 @@ const maxPrepared = 256
 
 // readPrepared runs query, one SELECT with the parameters params (text
 // format), as a statement prepared on the session (once: the session
-// remembers its statements by name, a hash of their text) and appends its
-// rows to *out. A statement whose plan no longer fits its table (the table
+// remembers its statements by h, the hash of their text, and names them
+// after it) and appends its rows to *out. A statement whose plan no longer fits its table (the table
 // changed since it was prepared) is prepared again, once.
-func readPrepared[T any](ctx context.Context, c *readRetryConn, query string, params [][]byte,
+func readPrepared[T any](ctx context.Context, c *readRetryConn, h uint64, query string, params [][]byte,
 	newReader func([]pgconn.FieldDescription) (*rowReader[T], error), out *[]*T) error {
 	pc := c.Conn.Conn().PgConn()
-	name := statementName(query)
 	for attempt := 0; ; attempt++ {
-		sd := c.prepared[name]
-		if sd == nil || sd.SQL != query {
+		sd := c.prepared[h]
+		if sd == nil || sd.SQL != query { // not prepared, or another text with the same hash
 			if len(c.prepared) >= maxPrepared {
 				if _, err := pc.Exec(ctx, "DEALLOCATE ALL").ReadAll(); err != nil {
 					return err
 				}
 				clear(c.prepared)
 			}
-			if sd != nil { // another text with the same name's hash
-				if err := pc.Deallocate(ctx, name); err != nil {
-					return err
-				}
-				delete(c.prepared, name)
-			}
 			var err error
-			if sd, err = pc.Prepare(ctx, name, query, nil); isCode(err, "42P05") {
-				// Prepared by a Prepare this session gave up on (its
-				// context ended while the server prepared it).
-				if err = pc.Deallocate(ctx, name); err == nil {
-					sd, err = pc.Prepare(ctx, name, query, nil)
-				}
-			}
-			if err != nil {
+			if sd, err = prepare(ctx, pc, "mg_"+strconv.FormatUint(h, 36), query); err != nil {
 				return err
 			}
-			c.prepared[name] = sd
+			c.prepared[h] = sd
 		}
 		err := readResult(pc.ExecStatement(ctx, sd, params, nil, nil), newReader, out)
 		if err == nil || attempt > 0 || !stalePlan(err) || pc.TxStatus() != 'I' {
 			return err
 		}
-		// Prepared again below.
+		// Prepared again (over the stale one) on the next turn.
 		*out = (*out)[:0]
-		if err := pc.Deallocate(ctx, name); err != nil {
-			return err
-		}
-		delete(c.prepared, name)
+		delete(c.prepared, h)
 	}
 }
 
-// statementName is the name a session prepares query under.
-func statementName(query string) string {
-	return "mg_" + strconv.FormatUint(textHash(query), 36)
+// prepare prepares query on the session as name. A statement of that name
+// the server has already (the session forgot it: a stale plan, another
+// text with the same hash, a Prepare whose context ended while the server
+// prepared it) is replaced.
+func prepare(ctx context.Context, pc *pgconn.PgConn, name, query string) (*pgconn.StatementDescription, error) {
+	sd, err := pc.Prepare(ctx, name, query, nil)
+	if isCode(err, "42P05") { // prepared statement already exists
+		if err = pc.Deallocate(ctx, name); err == nil {
+			sd, err = pc.Prepare(ctx, name, query, nil)
+		}
+	}
+	return sd, err
 }
 
+// textHash identifies a statement's text on a session (its prepared
+// statement is named after it).
 func textHash(query string) uint64 {
 	h := fnv.New64a()
 	h.Write([]byte(query))
@@ -302,12 +296,11 @@ const maxSeen = 1024
 // never repeat (cursors, changing filter values) cost no preparing. Never
 // inside a transaction (see paramsFor), nor when the store does not
 // prepare reads.
-func (c *readRetryConn) repeated(query string) bool {
+func (c *readRetryConn) repeated(h uint64, query string) bool {
 	if !c.prepare || c.Conn.Conn().PgConn().TxStatus() != 'I' {
 		return false
 	}
-	h := textHash(query)
-	if sd := c.prepared["mg_"+strconv.FormatUint(h, 36)]; sd != nil && sd.SQL == query {
+	if sd := c.prepared[h]; sd != nil && sd.SQL == query {
 		return true
 	}
 	if _, ok := c.seen[h]; ok {
@@ -324,8 +317,7 @@ func (c *readRetryConn) repeated(query string) bool {
 // stalePlan tells whether err is PostgreSQL refusing a prepared statement
 // whose table changed (its result's columns) since it was prepared.
 func stalePlan(err error) bool {
-	var pe *pgconn.PgError
-	return errors.As(err, &pe) && pe.Code == "0A000" && strings.Contains(pe.Message, "cached plan must not change result type")
+	return isCode(err, "0A000") && strings.Contains(err.Error(), "cached plan must not change result type")
 }
 
 // isCode tells whether err is PostgreSQL's error with the SQLSTATE code.

@@ -40,7 +40,7 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 		return nil, err
 	}
 	if sc, ok := conn.(*stdlib.Conn); ok {
-		return &readRetryConn{Conn: sc, prepare: c.drv.prepare, prepared: map[string]*pgconn.StatementDescription{}, seen: map[uint64]struct{}{}}, nil
+		return &readRetryConn{Conn: sc, prepare: c.drv.prepare, prepared: map[uint64]*pgconn.StatementDescription{}, seen: map[uint64]struct{}{}}, nil
 	}
 	return conn, nil
 }
@@ -54,9 +54,9 @@ func (c readRetryConnector) Connect(ctx context.Context) (driver.Conn, error) {
 // broke, and only the caller may decide to repeat it.
 type readRetryConn struct {
 	*stdlib.Conn
-	// prepared names the statements prepared on the session by
-	// readPrepared (at most maxPrepared).
-	prepared map[string]*pgconn.StatementDescription
+	// prepared holds the statements prepared on the session by
+	// readPrepared, by the hash of their text (at most maxPrepared).
+	prepared map[uint64]*pgconn.StatementDescription
 	// prepare is the driver's: reads may run prepared.
 	prepare bool
 	// seen holds the hashes of the texts of reads without parameters the
